@@ -1,0 +1,245 @@
+"""Settings: secrets and deployment values from the environment, the newsletter from a TOML file.
+
+Two layers, each declared once with a default and a line of help:
+
+* `Settings` reads `DIGEST_*` environment variables (and `.env` when present). Every field is
+  documented in `.env.example`; a test keeps the two in step.
+* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`, falling back to
+  `digest.example.toml`): name, addresses, timezone, schedule, sections and sources.
+
+A bad value stops the command with one line naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from digest.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_CONFIG = "digest.example.toml"
+
+
+class Settings(BaseSettings):
+    """Deployment settings and secrets, from `DIGEST_*` variables or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/digest.db",
+        description="SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db.",
+    )
+    config: Path = Field(
+        Path("digest.toml"),
+        description="Path of the newsletter file; digest.example.toml is used when it is missing.",
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Signs unsubscribe, preference and confirmation links. Keep it secret."
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public address of `digest serve`; links in mail point here (https in production).",
+    )
+    provider: Literal["auto", "sendgrid", "smtp", "outbox"] = Field(
+        "auto", description="How mail leaves: auto picks sendgrid when an API key is set, else outbox."
+    )
+    outbox_dir: Path = Field(Path("var/outbox"), description="Where the outbox provider writes .eml files.")
+    sendgrid_api_key: SecretStr | None = Field(None, description="SendGrid API key (Mail Send permission).")
+    sendgrid_api_host: str = Field(
+        "https://api.sendgrid.com", description="SendGrid API host; tests point it at a loopback server."
+    )
+    smtp_url: str | None = Field(
+        None, description="smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (SSL)."
+    )
+    admin_token: SecretStr | None = Field(None, description="Bearer token for the editor's preview pages.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for the subscriber API.")
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None or not self.secret_key.get_secret_value().strip():
+            raise ConfigError(
+                "environment",
+                "DIGEST_SECRET_KEY",
+                "is not set; put a long random value in .env "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        return self.secret_key.get_secret_value()
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = "DIGEST_" + "_".join(str(p) for p in err["loc"]).upper()
+        raise ConfigError("environment", key, err["msg"]) from None
+
+
+# --- the newsletter file ------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    name: str = Field(description="A short unique name for the source.")
+    url: str = Field(description="Feed URL, file:// URL or local path (relative to the newsletter file).")
+    section: str = Field(description="The section its articles go in, one of `sections`.")
+    categories: dict[str, str] = Field(
+        default_factory=dict, description="Feed category -> section, overriding `section` on a match."
+    )
+
+
+class ScheduleConfig(_Strict):
+    weekly: str = Field("0 8 * * mon", description="Crontab expression of the weekly send.")
+    gather_every_minutes: int = Field(60, ge=5, description="How often to gather between sends.")
+
+
+class IssueConfig(_Strict):
+    articles_per_section: int = Field(5, ge=1, le=50, description="At most this many articles a section.")
+    subject: str = Field(
+        "{name}: {top_title}",
+        description="Subject line; fields: {name}, {top_title}, {date} (the issue date).",
+    )
+    first_name_fallback: str = Field("there", description="Used when a subscriber has no name.")
+
+
+class SummaryConfig(_Strict):
+    teaser_words: int = Field(35, ge=5, le=200, description="Longest teaser, in words (whole sentences).")
+    excerpt_words: int = Field(90, ge=10, le=500, description="Longest excerpt, in words (whole sentences).")
+    pull_quote_min_words: int = Field(8, ge=3, le=100, description="Shortest quotation used as a pull quote.")
+
+
+class DeliveryConfig(_Strict):
+    batch_size: int = Field(1000, ge=1, le=1000, description="Recipients per provider request (SendGrid: 1000).")
+
+
+class NewsletterConfig(_Strict):
+    name: str
+    tagline: str = ""
+    from_email: str
+    from_name: str = ""
+    reply_to: str | None = None
+    postal_address: str = Field(description="Physical postal address, required in every message (CAN-SPAM).")
+    timezone: str = "UTC"
+    language: str = "en"
+    templates_dir: Path | None = None
+    sections: list[str] = Field(min_length=1)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    schedule: ScheduleConfig = ScheduleConfig()
+    issue: IssueConfig = IssueConfig()
+    summary: SummaryConfig = SummaryConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @field_validator("from_email", "reply_to")
+    @classmethod
+    def _looks_like_address(cls, value: str | None) -> str | None:
+        if value is not None and ("@" not in value or value.startswith("@") or value.endswith("@")):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("postal_address", "name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _sources_fit_sections(self) -> NewsletterConfig:
+        names: set[str] = set()
+        for i, source in enumerate(self.sources):
+            if source.name in names:
+                raise ValueError(f"sources[{i}].name: {source.name!r} is used twice")
+            names.add(source.name)
+            for section in [source.section, *source.categories.values()]:
+                if section not in self.sections:
+                    raise ValueError(f"sources[{i}].section: {section!r} is not one of sections {self.sections}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolve_location(self, url: str) -> str:
+        """Local paths in the file are relative to the file itself, so it works from any directory."""
+        if "://" in url:
+            return url
+        path = Path(url).expanduser()
+        if not path.is_absolute():
+            path = self.path.parent.resolve() / path
+        return str(path)
+
+
+def _format_location(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1] = f"{parts[-1]}[{p}]" if parts else f"[{p}]"
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def load_newsletter(path: Path | str | None = None) -> NewsletterConfig:
+    """Read the newsletter file; `None` means digest.toml, or digest.example.toml with a notice."""
+    if path is None:
+        path = Path("digest.toml")
+    path = Path(path)
+    if not path.exists():
+        example = Path(EXAMPLE_CONFIG)
+        if path.name == "digest.toml" and example.exists() and path.parent == Path("."):
+            log.warning("%s not found; using %s (copy it to %s to make it yours)", path, example, path)
+            path = example
+        else:
+            raise ConfigError(str(path), None, "file not found; set DIGEST_CONFIG or create it")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc}") from None
+    try:
+        return NewsletterConfig(**data, path=path)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _format_location(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "is required but missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known key (check its spelling)"
+        if not key:  # model-level validators put the key in the message
+            key, _, msg = msg.partition(": ")
+        raise ConfigError(str(path), key, msg) from None
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

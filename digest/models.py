@@ -1,0 +1,197 @@
+"""The store's tables: sources, articles, issues, batches, deliveries and events.
+
+The audience's tables (subscribers and their history, suppressions) live in `subscribers.models` on the
+same metadata. Every time is stored in UTC; `UTCDateTime` hands back aware datetimes on SQLite too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no offsets, PostgreSQL would shift them."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    section: Mapped[str] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_fetched_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="source")
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (Index("ix_articles_published_at", "published_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    guid: Mapped[str | None] = mapped_column(String(1000), index=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)  # canonical URL
+    title: Mapped[str] = mapped_column(Text)
+    dek: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(500))
+    section: Mapped[str] = mapped_column(String(200))
+    categories: Mapped[list[str]] = mapped_column(default=list)
+    published_at: Mapped[datetime]
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_html: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    image_alt: Mapped[str | None] = mapped_column(Text)
+    image_credit: Mapped[str | None] = mapped_column(Text)
+    # Summaries: computed on gather; an editor's overrides win and survive regathering.
+    teaser: Mapped[str | None] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    pull_quote: Mapped[str | None] = mapped_column(Text)
+    pull_quote_speaker: Mapped[str | None] = mapped_column(String(500))
+    reading_minutes: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+    teaser_override: Mapped[str | None] = mapped_column(Text)
+    excerpt_override: Mapped[str | None] = mapped_column(Text)
+
+    source: Mapped[Source] = relationship(back_populates="articles")
+
+    @property
+    def shown_teaser(self) -> str:
+        return self.teaser_override or self.teaser or self.dek or ""
+
+    @property
+    def shown_excerpt(self) -> str:
+        return self.excerpt_override or self.excerpt or ""
+
+
+class Issue(Base):
+    """One edition, keyed by its period (an ISO week such as 2026-W48): one issue per period."""
+
+    __tablename__ = "issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(20), unique=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft, sending, sent
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    subject: Mapped[str] = mapped_column(Text)
+    preheader: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the composed sections, as rendered
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    mjml: Mapped[str | None] = mapped_column(Text)
+    rendered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    send_started_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    batches: Mapped[list[Batch]] = relationship(back_populates="issue", order_by="Batch.number")
+
+
+class Batch(Base):
+    """Up to N recipients sent in one provider request. Status moves only by compare-and-set."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("issue_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+
+    issue: Mapped[Issue] = relationship(back_populates="batches")
+
+
+class Delivery(Base):
+    """One recipient of one issue, frozen at plan time; the unique key makes 'at most once' hold."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, sent, skipped, failed
+    message_id: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """A provider event (delivered, open, click, bounce, ...), stored before the webhook answers."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_event_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(50), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The audience's tables share this metadata; importing them here makes `Base.metadata` complete.
+from subscribers import models as _subscriber_models  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""The audience: subscribers, their consent and history, signed links, suppressions and imports."""

@@ -1,0 +1,60 @@
+"""Subscriber tables: the subscriber, the append-only history of status changes, suppressions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from digest.models import Base, utcnow
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+# Statuses a person (or their mailbox) chose; an import must never turn them back into active.
+FINAL_STATUSES = frozenset({"unsubscribed", "bounced", "complained"})
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # normalized, lower-cased
+    name: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    consent_source: Mapped[str | None] = mapped_column(String(20))  # form, api, import
+    consent_at: Mapped[datetime | None]
+    consent_ip: Mapped[str | None] = mapped_column(String(64))
+    consent_user_agent: Mapped[str | None] = mapped_column(Text)
+    confirmed_at: Mapped[datetime | None]
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def first_name(self) -> str | None:
+        return self.name.split()[0] if self.name and self.name.strip() else None
+
+
+class SubscriberChange(Base):
+    """One status change and its cause; rows are only ever added."""
+
+    __tablename__ = "subscriber_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    cause: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """An address that must never be mailed again, kept as a hash so erased people stay erased."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,135 @@
+"""Leave out what is not the article's prose: captions, credits, bylines, promos, related links.
+
+Works on paragraphs (and on single sentences, for texts with no paragraph breaks). Two kinds of
+clutter: DROP is removed where it stands (a credit inside the article); END marks the end of
+the article body ("keep reading", "This story has been updated", a "Related" heading): what
+follows it on a page is usually other articles' teasers, which are prose and would otherwise
+pass every sentence test.
+"""
+
+from __future__ import annotations
+
+import re
+
+DROP, END = "drop", "end"
+
+_I = re.IGNORECASE
+_DROP_PATTERNS = [
+    # captions and credits
+    r"^(?:top |main |header |featured |lead |cover )?(?:photo|image|picture|video|graphic|illustration)s?(?: credits?)?\s*[:|]",
+    r"^(?:photo|image|picture|illustration)s?\s+(?:by|via|courtesy)\b",
+    r"^\(?(?:photo|image|picture|credit)s?(?: credits?)?\s*:",
+    r"^\((?:photo|image|picture|pictured|credit|getty|ap photo|reuters)\b[^)]*\)\.?$",
+    r"^credits?\s*:",
+    r"^(?:pictured|above|below|left|right|inset)\s*:",
+    r"\b(?:getty images|shutterstock(?:\.com)?|ap photo|afp via getty images|via reuters)\)?\.?$",
+    # notes and disclaimers
+    r"^editor[’']?s[’']? note\b",
+    r"^the (?:views|opinions) expressed\b",
+    r"^(?:the )?(?:views|opinions) expressed in this (?:commentary|article|column|piece)\b",
+    r"^(?:correction|clarification|disclosure)\s*:",
+    r"\bcontributed (?:to )?(?:this|the) (?:report|story|article)\.?$",
+    # share prompts, promos and navigation
+    r"^follow (?:us|@\w+|\w+ on)\b",
+    r"^(?:share|tweet|email|print|save)(?: this)?(?: (?:article|story|page))?(?: (?:on|via) \w+)?\.?$",
+    r"^share (?:on|via|this)\b",
+    r"^(?:subscribe|sign up)\b",
+    r"\b(?:subscribe|sign up) (?:now |today )?(?:to|for) (?:our|the)\b.{0,80}\bnewsletter\b",
+    r"^(?:click here|scroll down|tap here|watch the video|watch:|video:|listen:|advertisement|sponsored)\b",
+    r"^(?:published|updated|posted|last updated|last modified)\s*[:.]",
+    r"^(?:home|menu|search|log ?in|sign in|close)$",
+    r"^(?:©|copyright\b|all rights reserved)",
+]
+_END_PATTERNS = [
+    r"^(?:keep reading|continue reading|read more|read the full (?:story|article)|show less|show more)\b",
+    r"^this (?:story|article|post|piece|report) (?:has been|was|is being) (?:updated|corrected)\b",
+    r"^(?:related|related (?:articles|stories|coverage|content|links|reading)|more from\b.*|more on this\b.*|"
+    r"latest|latest news|recommended|recommended for you|you may also like|you might also like|"
+    r"trending|most (?:read|popular|viewed)|read next|see also|read also|newsletter)\s*:?$",
+]
+_DROP_RE = [re.compile(p, _I) for p in _DROP_PATTERNS] + [
+    # a byline is "By" and names only; "By then, it was over." is prose
+    re.compile(r"^(?:[Bb]y|[Ww]ords by|[Ww]ritten by|[Rr]eporting by)\s+[A-Z][\w.'’-]*(?:(?:\s+|,\s*|\s+and\s+)[A-Z][\w.'’-]*){0,5}$"),
+]
+_END_RE = [re.compile(p, _I) for p in _END_PATTERNS]
+
+# A section label or a breadcrumb: "Reporting | QiOSK", "News › World".
+_LABEL_RE = re.compile(r"^[^.!?]{1,60}\s[|›»/]\s[^.!?]{1,60}$")
+
+# Datelines: "(CNN) --", "Rome (CNN)", "WASHINGTON (AP) —", "LONDON, England (Reuters) --".
+_AGENCIES = r"CNN|AP|AFP|Reuters|UPI|Bloomberg|EFE|dpa|ANSA|Xinhua|TASS|PA|CNS|JTA|RNS|BBC|NPR|AAP|IANS|PTI"
+_DATELINE_RE = re.compile(
+    r"^(?:[A-Z][\w.'’-]*(?:[ ,]+[A-Z][\w.'’-]*){0,4}\s*)?\((?:" + _AGENCIES + r")(?:\s+\w+)?\)\s*(?:--|—|–|-|:)?\s*"
+    r"|^[A-Z]{2,}[A-Z .'’-]*(?:,\s*[A-Z][\w. ]{1,20})?\s*(?:\([^)]{1,30}\))?\s*(?:--|—|–)\s*"
+)
+
+# Daily Mail style bylines glued to the first sentence: "By . Daily Mail Reporter . ".
+_BYLINE_RE = re.compile(r"^By\s*\.\s+[^.]{1,60}\s\.\s+(?:(?:PUBLISHED|UPDATED):\s*\.[^|]*\|\s*\.\s*)*", re.MULTILINE)
+
+# Paragraphs longer than this are article prose even when they start like a note: in texts with
+# no paragraph breaks the whole article is one "paragraph".
+_MAX_CLUTTER_WORDS = 80
+
+
+def kind(text: str) -> str | None:
+    """DROP, END or None (prose or an ordinary heading)."""
+    t = text.strip()
+    if not t:
+        return DROP
+    if len(t.split()) > _MAX_CLUTTER_WORDS:
+        return None
+    for rx in _END_RE:
+        if rx.search(t):
+            return END
+    for rx in _DROP_RE:
+        if rx.search(t):
+            return DROP
+    if _LABEL_RE.match(t) and len(t.split()) <= 8:
+        return DROP
+    return None
+
+
+def strip_dateline(text: str) -> str:
+    text = _BYLINE_RE.sub("", text, count=1)
+    m = _DATELINE_RE.match(text)
+    if m and m.end() < len(text):
+        rest = text[m.end() :]
+        if rest[:1].isupper() or rest[:1] in "\"“‘'":
+            return rest
+    return text
+
+
+def is_prose_paragraph(text: str) -> bool:
+    """Ends like a sentence and is long enough to be one (headings, kickers and names are not)."""
+    t = text.rstrip(" \"'”’)]")
+    return len(text.split()) >= 6 and t[-1:] in ".!?…:;"
+
+
+def main_body(paragraphs: list[str]) -> list[str]:
+    """The article's own paragraphs, in order, without clutter.
+
+    Paragraphs are cut into runs at END markers; the run with the most prose words is the
+    article. Inside it, DROP paragraphs go, and so does everything before the first prose
+    paragraph (title, dek, byline, section label) and after the last one.
+    """
+    runs: list[list[str]] = [[]]
+    for p in paragraphs:
+        k = kind(p)
+        if k == END:
+            runs.append([])
+        elif k is None:
+            runs[-1].append(p)
+
+    def prose_words(run: list[str]) -> int:
+        return sum(len(p.split()) for p in run if is_prose_paragraph(p))
+
+    best = max(runs, key=prose_words)  # max keeps the first of equals: deterministic
+    flags = [is_prose_paragraph(p) for p in best]
+    if not any(flags):
+        return best
+    first = flags.index(True)
+    last = len(flags) - 1 - flags[::-1].index(True)
+    body = best[first : last + 1]
+    if body:
+        body[0] = strip_dateline(body[0])
+    return body

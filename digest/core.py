@@ -1,0 +1,86 @@
+"""The one core object: settings, newsletter, store and provider, built in one place.
+
+The CLI, the web app and the scheduler each call `build_core()` and stay thin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import db
+from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
+from digest.delivery.providers import Provider, make_provider
+from digest.models import utcnow
+from digest.summarize import SummaryLimits
+from subscribers.models import Subscriber
+from subscribers.tokens import Tokens
+
+
+@dataclass
+class Digest:
+    settings: Settings
+    config: NewsletterConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @cached_property
+    def provider(self) -> Provider:
+        return make_provider(self.settings)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings.require_secret_key())
+
+    @property
+    def summary_limits(self) -> SummaryLimits:
+        s = self.config.summary
+        return SummaryLimits(
+            teaser_words=s.teaser_words, excerpt_words=s.excerpt_words, pull_quote_min_words=s.pull_quote_min_words
+        )
+
+    def url(self, path: str) -> str:
+        return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def issue_url(self, slug: str) -> str:
+        return self.url(f"issues/{slug}")
+
+    def unsubscribe_url(self, subscriber: Subscriber) -> str:
+        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber.id)}")
+
+    def preferences_url(self, subscriber: Subscriber) -> str:
+        return self.url(f"preferences/{self.tokens.make('preferences', subscriber.id)}")
+
+    def recipient_values(self, subscriber: Subscriber) -> dict[str, str]:
+        return {
+            "unsubscribe_url": self.unsubscribe_url(subscriber),
+            "preferences_url": self.preferences_url(subscriber),
+            "first_name": subscriber.first_name or self.config.issue.first_name_fallback,
+        }
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_core(
+    settings: Settings | None = None,
+    config: NewsletterConfig | None = None,
+    *,
+    migrate: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> Digest:
+    settings = settings or load_settings()
+    config = config or load_newsletter(settings.config)
+    engine = db.make_engine(settings.database_url)
+    if migrate:
+        db.upgrade(engine)
+    return Digest(settings, config, engine, db.session_factory(engine), clock or utcnow)

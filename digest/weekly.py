@@ -1,0 +1,112 @@
+"""The weekly job and its steps: gather, build (compose + render), send. Used by CLI and scheduler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from digest.compose import compose_issue
+from digest.core import Digest
+from digest.delivery.plan import plan_batches
+from digest.delivery.providers import OutgoingIssue
+from digest.delivery.sender import SendReport, send_issue
+from digest.errors import DigestError
+from digest.gather import GatherReport, gather_sources
+from digest.models import Issue
+from digest.periods import Week
+from digest.render import render_issue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WeeklyReport:
+    week: Week
+    gather: GatherReport
+    issue: Issue
+    planned_batches: int
+    send: SendReport
+    seconds: float
+
+
+def gather(core: Digest, progress=None) -> GatherReport:
+    return gather_sources(core.sessions, core.config, core.summary_limits, progress=progress)
+
+
+def build(core: Digest, week: Week) -> Issue:
+    """Compose and render the week's draft; an issue already sending or sent is returned as it is."""
+    with core.sessions.begin() as session:
+        composed = compose_issue(session, core.config, week, now=core.now())
+        issue = composed.issue
+        if composed.created or issue.html is None:
+            rendered = render_issue(
+                core.config,
+                issue.content,
+                subject=issue.subject,
+                preheader=issue.preheader,
+                view_url=core.issue_url(issue.slug),
+                slug=issue.slug,
+            )
+            issue.html, issue.text, issue.mjml, issue.rendered_at = (
+                rendered.html,
+                rendered.text,
+                rendered.mjml,
+                core.now(),
+            )
+        return issue
+
+
+def outgoing(core: Digest, issue: Issue) -> OutgoingIssue:
+    if issue.html is None or issue.text is None:
+        raise DigestError(f"issue {issue.slug} is not rendered; run `digest build --week {issue.period}` first")
+    return OutgoingIssue(
+        issue_id=issue.id,
+        slug=issue.slug,
+        subject=issue.subject,
+        html=issue.html,
+        text=issue.text,
+        from_email=core.config.from_email,
+        from_name=core.config.from_name or core.config.name,
+        reply_to=core.config.reply_to,
+    )
+
+
+def send(core: Digest, issue: Issue, on_batch=None) -> tuple[int, SendReport]:
+    """Plan (once) and send the issue's pending batches."""
+    core.settings.require_secret_key()  # fail before planning, not halfway through a send
+    with core.sessions.begin() as session:
+        fresh = session.get(Issue, issue.id)
+        planned = plan_batches(
+            session,
+            fresh,
+            batch_size=min(core.config.delivery.batch_size, core.provider.max_batch_size),
+            now=core.now(),
+        )
+    report = send_issue(
+        core.sessions,
+        core.provider,
+        outgoing(core, issue),
+        core.recipient_values,
+        core.unsubscribe_url,
+        on_batch=on_batch,
+    )
+    return planned, report
+
+
+def find_issue(core: Digest, week: Week) -> Issue | None:
+    with core.sessions() as session:
+        return session.scalars(select(Issue).where(Issue.period == str(week))).first()
+
+
+def run_once(core: Digest, week: Week, *, gather_progress=None, on_batch=None) -> WeeklyReport:
+    """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice."""
+    started = time.monotonic()
+    gathered = gather(core, progress=gather_progress)
+    issue = build(core, week)
+    planned, sent = send(core, issue, on_batch=on_batch)
+    with core.sessions() as session:
+        issue = session.get(Issue, issue.id)
+    return WeeklyReport(week, gathered, issue, planned, sent, time.monotonic() - started)

@@ -1,0 +1,54 @@
+# The two commands: `make demo` and `make test`. Each creates .venv and installs the project first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_WEEK ?= 2026-W48
+
+.PHONY: demo test install chromium lint clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version)); set PYTHON=python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
+# (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
+demo: export DIGEST_CONFIG = digest.example.toml
+demo: install
+	@grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
+		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
+		echo "generated DIGEST_SECRET_KEY into .env"; }
+	$(BIN)/digest db upgrade
+	$(BIN)/digest subscribers import examples/subscribers.csv
+	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} \
+		$(BIN)/digest run --once --week $(DEMO_WEEK)
+
+# Debian's chromium drives the browser tests; installed here when missing and apt is usable.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing and apt is not usable: browser tests will be skipped (CI fails instead)"; fi; }
+
+# pytest exits 5 when it collected no tests: a broken selection, reported plainly (a failure in CI).
+test: install chromium
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "pytest collected no tests"; \
+		if [ "$$CI" = "true" ]; then exit 1; else exit 0; fi; \
+	fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var test-artifacts .pytest_cache

@@ -1,0 +1,90 @@
+"""Fixtures that build real things: a store on SQLite and on PostgreSQL, settings, the core.
+
+Every store test runs twice, on SQLite and on PostgreSQL (DIGEST_TEST_POSTGRES_URL, default
+127.0.0.1:5432/test with trust auth). Each PostgreSQL test gets a schema of its own, dropped after.
+Without PostgreSQL the tests skip, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from digest.config import Settings, load_newsletter
+from digest.core import build_core
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = ROOT / "digest.example.toml"
+POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SAMPLE_WEEK = "2026-W48"
+
+
+def _postgres_or_skip() -> None:
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no PostgreSQL here"
+        message = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        return
+    _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        config=EXAMPLE_CONFIG,
+        secret_key="test-secret-key",
+        base_url="https://news.example.org",
+        provider="outbox",
+        outbox_dir=tmp_path / "outbox",
+        sendgrid_api_key=None,
+    )
+
+
+@pytest.fixture
+def core(settings):
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
+    yield core
+    core.close()
+
+
+@pytest.fixture
+def cli_env(settings, tmp_path) -> dict[str, str]:
+    """The environment for running the real `digest` command in a subprocess against this store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(
+        DIGEST_DATABASE_URL=settings.database_url,
+        DIGEST_CONFIG=str(EXAMPLE_CONFIG),
+        DIGEST_SECRET_KEY="test-secret-key",
+        DIGEST_BASE_URL="https://news.example.org",
+        DIGEST_OUTBOX_DIR=str(tmp_path / "outbox"),
+        DIGEST_PROVIDER="outbox",
+    )
+    return env

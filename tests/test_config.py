@@ -1,0 +1,121 @@
+"""Configuration: bad values stop with one line naming the file, the key and the problem."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.config import Settings, load_newsletter, load_settings
+from digest.errors import ConfigError
+from tests.conftest import EXAMPLE_CONFIG, ROOT
+
+GOOD = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_example_file_loads_with_its_sections_and_sources():
+    config = load_newsletter(EXAMPLE_CONFIG)
+    assert config.sections == ["Reporting", "Analysis", "Opinion"]
+    assert [s.section for s in config.sources] == ["Reporting", "Analysis", "Opinion"]
+    # Relative source paths are resolved against the file, not the working directory.
+    assert Path(config.resolve_location(config.sources[0].url)) == ROOT / "examples/feeds/reporting.rss"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "problem"),
+    [
+        (lambda t: t.replace('postal_address = "', 'postal_addres = "'), "postal_address", "required"),
+        (
+            lambda t: t.replace('timezone = "America/New_York"', 'timezone = "Mars/Olympus"'),
+            "timezone",
+            "unknown timezone",
+        ),
+        (
+            lambda t: t.replace('from_email = "weekly@', 'from_email = "weekly-at-'),
+            "from_email",
+            "not an e-mail address",
+        ),
+        (lambda t: t.replace('section = "Opinion"', 'section = "Sports"'), "sources[2].section", "not one of sections"),
+        (
+            lambda t: t.replace("articles_per_section = 5", "articles_per_section = 0"),
+            "issue.articles_per_section",
+            "greater than or equal to 1",
+        ),
+        (lambda t: "unknown_key = 1\n" + t, "unknown_key", "not a known key"),
+    ],
+)
+def test_a_bad_value_names_the_file_the_key_and_the_problem(tmp_path, edit, key, problem):
+    path = write(tmp_path, edit(GOOD))
+    with pytest.raises(ConfigError) as caught:
+        load_newsletter(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert problem in message
+
+
+def test_invalid_toml_names_the_file_and_the_line(tmp_path):
+    path = write(tmp_path, GOOD.replace('name = "The Meridian Review"', 'name = "The Meridian Review'))
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + r": not valid TOML: .*line \d+"):
+        load_newsletter(path)
+
+
+def test_a_missing_file_says_how_to_fix_it(tmp_path):
+    with pytest.raises(ConfigError, match="file not found; set DIGEST_CONFIG"):
+        load_newsletter(tmp_path / "nowhere.toml")
+
+
+def test_a_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("DIGEST_PROVIDER", "carrier-pigeon")
+    with pytest.raises(ConfigError, match=r"^environment: DIGEST_PROVIDER: "):
+        load_settings(_env_file=None)
+
+
+def test_sending_without_a_secret_key_says_which_variable_to_set():
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY: is not set"):
+        Settings(_env_file=None, secret_key=None).require_secret_key()
+
+
+def test_every_setting_is_documented_in_env_example():
+    documented = set(re.findall(r"^(DIGEST_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    declared = {f"DIGEST_{name.upper()}" for name in Settings.model_fields}
+    assert declared == documented
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} needs a line of help"
+
+
+def test_the_command_line_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_path):
+    path = write(tmp_path, GOOD.replace('timezone = "America/New_York"', 'timezone = "Nowhere/Land"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "build", "--week", "2026-W48"],
+        env={"DIGEST_CONFIG": str(path), "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db", "PATH": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"digest: error: {path}: timezone: unknown timezone 'Nowhere/Land'; use an IANA name such as Europe/Berlin"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_week_is_a_usage_error(tmp_path, cli_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "build", "--week", "2026-W60"],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "2026 has no week 60" in result.stderr

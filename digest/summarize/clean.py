@@ -16,7 +16,8 @@ DROP, END = "drop", "end"
 _I = re.IGNORECASE
 _DROP_PATTERNS = [
     # captions and credits
-    r"^(?:top |main |header |featured |lead |cover )?(?:photo|image|picture|video|graphic|illustration)s?(?: credits?)?\s*[:|]",
+    r"^(?:top |main |header |featured |lead |cover )?"
+    r"(?:photo|image|picture|video|graphic|illustration)s?(?: credits?)?\s*[:|]",
     r"^(?:photo|image|picture|illustration)s?\s+(?:by|via|courtesy)\b",
     r"^\(?(?:photo|image|picture|credit)s?(?: credits?)?\s*:",
     r"^\((?:photo|image|picture|pictured|credit|getty|ap photo|reuters)\b[^)]*\)\.?$",
@@ -49,7 +50,10 @@ _END_PATTERNS = [
 ]
 _DROP_RE = [re.compile(p, _I) for p in _DROP_PATTERNS] + [
     # a byline is "By" and names only; "By then, it was over." is prose
-    re.compile(r"^(?:[Bb]y|[Ww]ords by|[Ww]ritten by|[Rr]eporting by)\s+[A-Z][\w.'’-]*(?:(?:\s+|,\s*|\s+and\s+)[A-Z][\w.'’-]*){0,5}$"),
+    re.compile(
+        r"^(?:[Bb]y|[Ww]ords by|[Ww]ritten by|[Rr]eporting by)\s+"
+        r"[A-Z][\w.'’-]*(?:(?:\s+|,\s*|\s+and\s+)[A-Z][\w.'’-]*){0,5}$"
+    ),
 ]
 _END_RE = [re.compile(p, _I) for p in _END_PATTERNS]
 
@@ -86,6 +90,9 @@ def kind(text: str) -> str | None:
             return DROP
     if _LABEL_RE.match(t) and len(t.split()) <= 8:
         return DROP
+    m = _DATELINE_RE.match(t)
+    if m and m.end() >= len(t.rstrip()):
+        return DROP  # a dateline on a line of its own
     return None
 
 

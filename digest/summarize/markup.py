@@ -13,14 +13,62 @@ import lxml.etree as etree
 import lxml.html
 
 _NEVER_PROSE = {
-    "script", "style", "noscript", "template", "figure", "figcaption", "nav", "aside", "footer",
-    "header", "form", "button", "input", "select", "textarea", "iframe", "svg", "canvas", "video",
-    "audio", "object", "embed", "picture", "img", "map", "dialog", "menu",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "figure",
+    "figcaption",
+    "nav",
+    "aside",
+    "footer",
+    "header",
+    "form",
+    "button",
+    "input",
+    "select",
+    "textarea",
+    "iframe",
+    "svg",
+    "canvas",
+    "video",
+    "audio",
+    "object",
+    "embed",
+    "picture",
+    "img",
+    "map",
+    "dialog",
+    "menu",
 }
 _BLOCK = {
-    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul",
-    "ol", "dl", "dt", "dd", "blockquote", "pre", "table", "tr", "td", "th", "hr", "address",
-    "center", "body",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "pre",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "hr",
+    "address",
+    "center",
+    "body",
 }
 _CLUTTER_ATTR = re.compile(
     r"(?:^|[\s_-])(?:share|sharing|social|related|newsletter|subscribe|promo|caption|credit|"
@@ -42,9 +90,9 @@ def _is_link_list(el) -> bool:
     if len(items) < 2:
         return False
     linked = sum(
-        1 for li in items
-        if len("".join(a.text_content() for a in li.iter("a")).strip())
-        >= 0.8 * len(li.text_content().strip()) > 0
+        1
+        for li in items
+        if len("".join(a.text_content() for a in li.iter("a")).strip()) >= 0.8 * len(li.text_content().strip()) > 0
     )
     return linked >= 0.8 * len(items)
 
@@ -101,7 +149,7 @@ def fragment_paragraphs(html: str) -> tuple[str | None, list[str]]:
         return None, []
     _prune(doc)
     h1 = next(iter(doc.iter("h1")), None)
-    title = _WS.sub(" ", h1.text_content()).strip() or None if h1 is not None else None
+    title = (_WS.sub(" ", h1.text_content()).strip() or None) if h1 is not None else None
     return title, _paragraphs(doc)
 
 
@@ -118,8 +166,13 @@ def page_paragraphs(html: str) -> tuple[str | None, list[str]]:
     xml = None
     try:
         xml = trafilatura.extract(
-            doc, output_format="xml", with_metadata=True, include_comments=False,
-            include_tables=False, include_images=False, include_links=False,
+            doc,
+            output_format="xml",
+            with_metadata=True,
+            include_comments=False,
+            include_tables=False,
+            include_images=False,
+            include_links=False,
         )
     except Exception:  # noqa: BLE001 - trafilatura has no documented exception tree
         xml = None
@@ -128,17 +181,16 @@ def page_paragraphs(html: str) -> tuple[str | None, list[str]]:
         tree = etree.fromstring(xml.encode("utf-8"))
         title = tree.get("title") or None
         paragraphs = []
-        for el in tree.iter("p", "head", "item", "quote", "list"):
-            if el.tag == "list":
-                continue
+        for el in tree.iter("p", "head", "item", "quote"):
+            if el.tag == "quote" and el.find(".//p") is not None:
+                continue  # its paragraphs come on their own
             text = _WS.sub(" ", "".join(el.itertext()).replace("\n", " ")).strip()
             if text:
                 paragraphs.append(text)
         if paragraphs:
             return title, paragraphs
     # Too small a page for trafilatura: take what is left of the body after pruning.
-    _, paragraphs = title, _paragraphs(doc)
     if title is None:
         t = doc.find(".//title")
-        title = _WS.sub(" ", t.text_content()).strip() or None if t is not None else None
-    return title, paragraphs
+        title = (_WS.sub(" ", t.text_content()).strip() or None) if t is not None else None
+    return title, _paragraphs(doc)

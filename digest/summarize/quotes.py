@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_OPENERS_BEFORE = set(" \t\n([{—–-/\"“‘")
+_OPENERS_BEFORE = set(' \t\n([{—–-/"“‘')
 _SPEECH_VERBS = (
     r"said|says|added|adds|told|tells|noted|notes|explained|explains|wrote|writes|argued|argues|"
     r"warned|warns|insisted|insists|recalled|recalls|stated|states|continued|asked|asks|"
@@ -69,7 +69,7 @@ def scan(text: str) -> _Scan:
         else:  # ' or ’
             if _is_word(before) and _is_word(after):
                 continue  # don't, it’s
-            if (before in _OPENERS_BEFORE or i == 0) and (_is_word(after) or after in "\"“"):
+            if (before in _OPENERS_BEFORE or i == 0) and (_is_word(after) or after in '"“'):
                 if ch == "’" or _ELISION.match(text, i + 1):
                     continue  # ’90s, 'em, 'til
                 kind = "open-s"
@@ -141,7 +141,10 @@ def _clean_name(name: str | None) -> str | None:
     name = name.strip(" ,.")
     if name.lower() in _PRONOUNS:
         return None
-    if name.split()[0] in {"The", "A", "An", "In", "On", "But", "And", "So", "This", "That", "It"} and len(name.split()) == 1:
+    if (
+        name.split()[0] in {"The", "A", "An", "In", "On", "But", "And", "So", "This", "That", "It"}
+        and len(name.split()) == 1
+    ):
         return None
     return name
 
@@ -193,7 +196,7 @@ def pull_quote(text: str, *, min_words: int = 8, max_words: int = 45) -> PullQuo
         s = scan(par)
         if s.reopened:
             continue  # a quotation spanning paragraphs cannot be lifted whole from one
-        for pos, (start, end) in enumerate(s.spans):
+        for start, end in s.spans:
             quote = par[start:end]
             inner = quote[1:-1].strip()
             words = len(inner.split())

@@ -13,9 +13,16 @@ sentence, and an empty excerpt or teaser tells the reader nothing.
 
 from __future__ import annotations
 
+import re
+
 from . import quotes, rank
 from .sentences import PROSE, Sentence
 
+_LEANS_BACK = re.compile(
+    r"^(?:[\"'“‘]?(?:But|And|Or|So|Yet|Still|However|Meanwhile|Also|Instead|Then|This|That|These|"
+    r"Those|It|He|She|They|His|Her|Their|Its|Such|Both|Even|Nevertheless|Moreover|Furthermore)\b"
+    r"|\w+ly,)"
+)
 _SHORT_LEDE = 8  # words; a lede shorter than this is a tease or a label, not a summary
 _LEAD_WINDOW = 6  # the lede path reads on through this many prose sentences at most
 _RANK_POOL = 150  # centrality is computed over the first sentences only: cost grows as n²
@@ -25,23 +32,18 @@ def lede_is_weak(sentences: list[Sentence]) -> bool:
     lede = next((s for s in sentences if s.kind not in ("clutter", "caption")), None)
     if lede is None:
         return True
-    return (
-        lede.kind != PROSE
-        or lede.words < _SHORT_LEDE
-        or quotes.is_bare_quote(lede.text)
-    )
+    return lede.kind != PROSE or lede.words < _SHORT_LEDE or quotes.is_bare_quote(lede.text)
 
 
 def candidates(sentences: list[Sentence]) -> list[Sentence]:
     """Prose sentences; if a text has none (a list, a language syntok cannot split), relax."""
     for ok in (
         lambda s: s.kind == PROSE,
-        lambda s: s.kind in (PROSE, "fragment", "question") and quotes.balanced(s.text),
+        lambda s: s.kind in (PROSE, "fragment", "question"),
         lambda s: s.kind != "clutter",
-        lambda s: True,
     ):
-        # Punctuation alone is not a sentence.
-        found = [s for s in sentences if ok(s) and any(ch.isalnum() for ch in s.text)]
+        # Punctuation alone is not a sentence, and a quotation mark is never left open.
+        found = [s for s in sentences if ok(s) and quotes.balanced(s.text) and any(ch.isalnum() for ch in s.text)]
         if found:
             return found
     return []
@@ -50,7 +52,7 @@ def candidates(sentences: list[Sentence]) -> list[Sentence]:
 def ranked(cands: list[Sentence]) -> list[Sentence]:
     pool = cands[:_RANK_POOL]
     score = rank.scores([s.text for s in pool])
-    return [s for _, s in sorted(zip(score, pool), key=lambda t: (-t[0], t[1].pos))]
+    return [s for _, s in sorted(zip(score, pool, strict=True), key=lambda t: (-t[0], t[1].pos))]
 
 
 def excerpt(sentences: list[Sentence], pool: list[Sentence], limit: int) -> list[Sentence]:
@@ -101,5 +103,7 @@ def teaser(excerpt: list[Sentence], pool: list[Sentence], limit: int) -> list[Se
     opening = fill(excerpt, limit, max_count=2) if excerpt else []
     if opening and sum(s.words for s in opening) <= limit and opening[0] is excerpt[0]:
         return opening
-    # The lede is too long for a teaser: the most central sentence that fits says most.
-    return fill(ranked(pool), limit, max_count=2)
+    # The lede is too long for a teaser: the most central sentence that fits says most, among
+    # those that do not lean on a previous sentence ("But ...", "This ...", "Interestingly, ...").
+    alone = [s for s in pool if not _LEANS_BACK.match(s.text)]
+    return fill(ranked(alone or pool), limit, max_count=2)

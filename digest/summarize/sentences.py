@@ -23,7 +23,10 @@ _CAPTION_TAIL = re.compile(r"\s[.!?][\"'”’]?$")
 # Picture captions often open with a short label and a colon ("Patient satisfaction: A ...");
 # a speaker's colon ("Carragher said: ...") is not one.
 _CAPTION_LABEL = re.compile(r"^[A-Z][\w'’-]*(?:\s+[\w'’&-]+){0,2}:\s+[A-Z\"'“‘]")
-_SPEECH = re.compile(r"\b(?:said|says|say|told|tells|added|adds|wrote|writes|asked|explained|insisted|claimed|declared|warned|according)\b", re.I)
+_SPEECH = re.compile(
+    r"\b(?:said|says|say|told|tells|added|adds|wrote|writes|asked|explained|insisted|claimed|declared|warned|according)\b",
+    re.I,
+)
 _QUESTION = re.compile(r"\?[\"'”’)\]]*$")
 
 

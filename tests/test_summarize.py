@@ -381,3 +381,19 @@ def test_non_english_text(text, start):
 def test_odd_types_do_not_raise():
     assert summarize_text(None).excerpt == ""  # type: ignore[arg-type]
     assert summarize_html(b"<p>The bridge reopened on Monday after repairs.</p>").excerpt  # type: ignore[arg-type]
+
+
+def test_a_teaser_stands_alone_when_the_lede_is_too_long_for_it():
+    lede = (
+        "The finance ministers of the seven largest economies in the region agreed late on Tuesday, after "
+        "three days of talks that repeatedly broke down over the wording of a single paragraph, to extend "
+        "the currency swap lines that their central banks opened during the last crisis."
+    )
+    text = (
+        f"{lede} The extension runs for two more years. It was welcomed by traders.\n\n"
+        "Officials said the lines had been used only twice. Neither use was large."
+    )
+    summary = summarize_text(text)
+    # The long lede is passed over; the next sentence and the one right after it read on their own.
+    assert summary.teaser == "The extension runs for two more years. It was welcomed by traders."
+    assert len(summary.teaser.split()) <= 35

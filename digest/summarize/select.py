@@ -99,11 +99,26 @@ def as_paragraphs(chosen: list[Sentence]) -> str:
 
 
 def teaser(excerpt: list[Sentence], pool: list[Sentence], limit: int) -> list[Sentence]:
-    """One or two sentences: the excerpt's opening if it fits, else the best that does."""
-    opening = fill(excerpt, limit, max_count=2) if excerpt else []
+    """One or two sentences: the excerpt's opening if it fits, else an early one that stands alone.
+
+    A teaser is read on its own (the preheader, a compact card), so it must make sense without
+    the sentences around it: two sentences are used only when they follow each other.
+    """
+    opening = fill(excerpt, limit, max_count=2, contiguous=True) if excerpt else []
     if opening and sum(s.words for s in opening) <= limit and opening[0] is excerpt[0]:
         return opening
-    # The lede is too long for a teaser: the most central sentence that fits says most, among
-    # those that do not lean on a previous sentence ("But ...", "This ...", "Interestingly, ...").
-    alone = [s for s in pool if not _LEANS_BACK.match(s.text)]
-    return fill(ranked(alone or pool), limit, max_count=2)
+
+    def stands_alone(s: Sentence) -> bool:
+        return s.words <= limit and not _LEANS_BACK.match(s.text) and not quotes.is_bare_quote(s.text)
+
+    # The lede is too long: the earliest sentence of the opening that fits and stands alone,
+    # else the most central one that does (a summary sentence, wherever it sits).
+    early = [s for s in pool[:_LEAD_WINDOW] if stands_alone(s)]
+    first = early[0] if early else next((s for s in ranked(pool) if stands_alone(s)), None)
+    if first is None:
+        return fill(pool, limit, max_count=1)
+    chosen = [first]
+    following = next((s for s in pool if s.pos > first.pos), None)
+    if following is not None and following.pos == first.pos + 1 and first.words + following.words <= limit:
+        chosen.append(following)
+    return chosen

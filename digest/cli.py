@@ -31,8 +31,10 @@ app = typer.Typer(
 )
 subscribers_app = typer.Typer(help="The audience: add, import and list subscribers.", no_args_is_help=True)
 db_app = typer.Typer(help="The store: apply migrations.", no_args_is_help=True)
+articles_app = typer.Typer(help="The store's articles and an editor's overrides.", no_args_is_help=True)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")
+app.add_typer(articles_app, name="articles")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -215,6 +217,105 @@ def subscribers_list(
         table.add_row(str(s.id), s.email, s.name or "", s.status, s.consent_source or "", f"{s.created_at:%Y-%m-%d}")
     out.print(table)
     out.print(f"{len(rows)} subscribers")
+
+
+@app.command()
+def excerpt(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Files or URLs; .html/.htm files and URLs are pages, others plain text.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input, in input order.")] = False,
+) -> None:
+    """Clean and summarize articles without touching the store."""
+    from digest.config import load_settings
+    from digest.excerpts import excerpt_input
+    from digest.summarize import SummaryLimits
+
+    limits = SummaryLimits()
+    try:
+        from digest.config import load_newsletter
+
+        s = load_newsletter(load_settings().config).summary
+        limits = SummaryLimits(s.teaser_words, s.excerpt_words, s.pull_quote_min_words)
+    except DigestError:
+        pass  # no newsletter file: the default lengths serve well enough for a look at a page
+    failed = 0
+    for item in inputs:
+        record = excerpt_input(item, limits)
+        failed += record["error"] is not None
+        if as_json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        elif record["error"]:
+            err.print(f"{item}: error: {record['error']}", highlight=False)
+        else:
+            out.print(f"[bold]{record['input']}[/]  {record['title'] or ''}", highlight=False)
+            out.print(f"teaser: {record['teaser']}", highlight=False)
+            out.print(f"excerpt: {record['excerpt']}", highlight=False)
+            if record["pull_quote"]:
+                out.print(f"pull quote: {record['pull_quote']}", highlight=False)
+            out.print(f"reading time: {record['reading_minutes']} min\n")
+    if failed == len(inputs):
+        raise typer.Exit(1)
+
+
+@articles_app.command("list")
+def articles_list(
+    week: WeekOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The week's articles with their teasers (an editor's override marked with *)."""
+    from digest.articles import articles_in_week
+
+    core = _core()
+    rows = articles_in_week(core, _week(core, week))
+    if as_json:
+        for a in rows:
+            print(
+                json.dumps(
+                    {
+                        "id": a.id,
+                        "published": a.published_at.isoformat(),
+                        "section": a.section,
+                        "title": a.title,
+                        "url": a.url,
+                        "teaser": a.shown_teaser,
+                        "excerpt": a.shown_excerpt,
+                        "teaser_override": a.teaser_override is not None,
+                        "excerpt_override": a.excerpt_override is not None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    table = Table("id", "published", "section", "title", "teaser")
+    for a in rows:
+        mark = "*" if a.teaser_override is not None else ""
+        table.add_row(str(a.id), f"{a.published_at:%Y-%m-%d %H:%M}", a.section, a.title, mark + a.shown_teaser)
+    out.print(table)
+
+
+@articles_app.command("edit")
+def articles_edit(
+    article_id: Annotated[int, typer.Argument(help="The article's id (see `digest articles list`).")],
+    teaser: Annotated[str | None, typer.Option(help="The teaser readers see instead of the computed one.")] = None,
+    excerpt_text: Annotated[
+        str | None, typer.Option("--excerpt", help="The excerpt instead of the computed one.")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop the overrides; show the computed summary again.")
+    ] = False,
+) -> None:
+    """Override an article's teaser or excerpt; the override survives regathering."""
+    from digest.articles import edit_article
+
+    if not (teaser or excerpt_text or reset):
+        raise UsageError("give --teaser, --excerpt or --reset")
+    core = _core()
+    article = edit_article(core, article_id, teaser=teaser, excerpt=excerpt_text, reset=reset)
+    out.print(f"article {article.id}: {article.title}")
+    out.print(f"teaser: {article.shown_teaser}", highlight=False)
+    out.print(f"excerpt: {article.shown_excerpt}", highlight=False)
+    out.print("rebuild the draft to see it in the issue: digest build")
 
 
 @db_app.command("upgrade")

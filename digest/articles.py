@@ -1,0 +1,43 @@
+"""An editor's view of the store's articles: the week's list and overrides of a summary."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from digest.core import Digest
+from digest.errors import UsageError
+from digest.models import Article
+from digest.periods import Week
+
+
+def articles_in_week(core: Digest, week: Week) -> list[Article]:
+    start, end = week.window(core.config.tz)
+    with core.sessions() as session:
+        query = (
+            select(Article)
+            .where(Article.published_at >= start, Article.published_at < end)
+            .order_by(Article.published_at.desc(), Article.id.desc())
+        )
+        return list(session.scalars(query))
+
+
+def edit_article(
+    core: Digest, article_id: int, *, teaser: str | None = None, excerpt: str | None = None, reset: bool = False
+) -> Article:
+    """Store an editor's teaser or excerpt; gathering never overwrites these."""
+    with core.sessions.begin() as session:
+        article = session.get(Article, article_id)
+        if article is None:
+            raise UsageError(f"no article with id {article_id}; see `digest articles list`")
+        if reset:
+            article.teaser_override = article.excerpt_override = None
+        if teaser is not None:
+            if not teaser.strip():
+                raise UsageError("--teaser must not be empty (use --reset to drop an override)")
+            article.teaser_override = teaser.strip()
+        if excerpt is not None:
+            if not excerpt.strip():
+                raise UsageError("--excerpt must not be empty (use --reset to drop an override)")
+            article.excerpt_override = excerpt.strip()
+        article.updated_at = core.now()
+        return article

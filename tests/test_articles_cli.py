@@ -1,0 +1,84 @@
+"""An editor's tools: `digest excerpt` without the store, and overrides that survive regathering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from digest.articles import edit_article
+from digest.config import load_newsletter
+from digest.core import build_core
+from digest.models import Article
+from digest.weekly import gather
+from tests.conftest import ROOT
+
+PAGE = ROOT / "examples/pages/embassies-need-linguists.html"
+
+
+def run_digest(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_excerpt_prints_one_json_object_per_input_in_order_and_goes_on_after_a_bad_one(tmp_path):
+    plain = tmp_path / "note.txt"
+    plain.write_text(
+        "By Staff Reporter\n\nThe port reopened on Monday after a week of repairs to its main crane. "
+        "Shipping lines said the backlog would clear by Friday.\n\nRead more: our port coverage"
+    )
+    result = run_digest(["excerpt", str(PAGE), str(tmp_path / "missing.txt"), str(plain), "--json"], tmp_path)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in records] == [str(PAGE), str(tmp_path / "missing.txt"), str(plain)]
+    keys = {"input", "title", "teaser", "excerpt", "pull_quote", "reading_minutes", "text", "error"}
+    assert all(set(r) == keys for r in records)
+
+    page, missing, note = records
+    assert page["title"] == "Embassies need linguists more than they need new buildings"
+    assert page["excerpt"].startswith("Walk through a newly built embassy compound")
+    assert "Share on" not in page["text"] and "Subscribe now" not in page["text"]
+    assert page["pull_quote"] and page["error"] is None
+    assert missing["error"].startswith("cannot read") and missing["teaser"] is None
+    assert note["excerpt"] == (
+        "The port reopened on Monday after a week of repairs to its main crane. "
+        "Shipping lines said the backlog would clear by Friday."
+    )
+    assert note["reading_minutes"] == 1
+
+
+def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, settings):
+    # A private copy of the sample publication whose feed we can change between gathers.
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copy(ROOT / "digest.example.toml", tmp_path / "digest.toml")
+    config = load_newsletter(tmp_path / "digest.toml")
+    core = build_core(settings, config)
+    try:
+        gather(core)
+        with core.sessions() as session:
+            article = session.query(Article).filter(Article.url.like("%embassies-need-linguists%")).one()
+        edit_article(core, article.id, teaser="Why language skills beat new buildings.")
+
+        feed = tmp_path / "examples/feeds/opinion.rss"
+        feed.write_text(feed.read_text().replace("blast-resistant walls", "blast-proof walls"))
+        report = gather(core)
+        assert report.updated == 1 and report.new == 0
+
+        with core.sessions() as session:
+            again = session.get(Article, article.id)
+        assert "blast-proof walls" in again.text  # the article itself was updated ...
+        assert again.teaser_override == "Why language skills beat new buildings."  # ... the override kept
+        assert again.shown_teaser == "Why language skills beat new buildings."
+        assert again.first_seen_at == article.first_seen_at
+    finally:
+        core.close()
+
+
+def test_articles_edit_of_an_unknown_id_is_a_usage_error(tmp_path, cli_env):
+    result = run_digest(["articles", "edit", "9999", "--teaser", "x"], tmp_path, cli_env)
+    assert result.returncode == 2
+    assert "no article with id 9999" in result.stderr

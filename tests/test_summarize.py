@@ -397,3 +397,37 @@ def test_a_teaser_stands_alone_when_the_lede_is_too_long_for_it():
     # The long lede is passed over; the next sentence and the one right after it read on their own.
     assert summary.teaser == "The extension runs for two more years. It was welcomed by traders."
     assert len(summary.teaser.split()) <= 35
+
+
+SAMPLE_PAGES = sorted((Path(__file__).resolve().parents[1] / "examples" / "pages").glob("*.html"))
+SAMPLE_CLUTTER = (
+    "photo credit",
+    "Share on",
+    "keep reading",
+    "Show less",
+    "Subscribe now",
+    "Editor’s note",
+    "Editor's note",
+    "This story has been updated",
+    "Read more",
+    "Follow us",
+)
+
+
+@pytest.mark.parametrize("page", SAMPLE_PAGES, ids=lambda p: p.stem)
+def test_sample_pages_give_clean_summaries_within_their_limits(page):
+    summary = summarize_page(page.read_text(encoding="utf-8"))
+    assert summary.title and summary.excerpt and summary.teaser
+    for junk in SAMPLE_CLUTTER:
+        assert junk.lower() not in summary.excerpt.lower(), junk
+        assert junk.lower() not in summary.teaser.lower(), junk
+    assert len(summary.excerpt.split()) <= 90 and len(summary.teaser.split()) <= 35
+    assert summary.reading_minutes >= 1
+
+
+def test_sample_pages_lose_their_notes_and_datelines():
+    pages = {p.stem: summarize_page(p.read_text(encoding="utf-8")) for p in SAMPLE_PAGES}
+    assert len(pages) == 15
+    assert pages["geneva-water-talks-central-asia"].excerpt.startswith("Negotiators from Kazakhstan")
+    assert pages["middle-powers-hedging-playbook"].excerpt.startswith("It has become common")
+    assert pages["mekong-dam-release-data-agreement"].excerpt.startswith("Laos, Thailand, Cambodia and Vietnam")

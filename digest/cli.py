@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -316,6 +317,30 @@ def articles_edit(
     out.print(f"teaser: {article.shown_teaser}", highlight=False)
     out.print(f"excerpt: {article.shown_excerpt}", highlight=False)
     out.print("rebuild the draft to see it in the issue: digest build")
+
+
+@app.command()
+def schedule(
+    print_jobs: Annotated[
+        bool, typer.Option("--print-jobs", help="Print each job's next three runs and exit.")
+    ] = False,
+) -> None:
+    """The long-running scheduler: gather every hour, send the issue every week."""
+    from digest import schedule as scheduling
+
+    core = _core()
+    if print_jobs:
+        tz = core.config.tz
+        for job_id, what, times in scheduling.describe_jobs(core.config, core.now()):
+            out.print(f"{job_id}: {what}")
+            for moment in times:
+                out.print(f"  {moment.astimezone(tz):%Y-%m-%d %H:%M %Z}  ({moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+        return
+    logging.getLogger("digest").setLevel(logging.INFO)
+    scheduler = scheduling.make_scheduler(core)
+    scheduling.install_signal_handlers(scheduler)
+    out.print(f"scheduler running ({len(scheduler.get_jobs())} jobs); stop with Ctrl-C or SIGTERM")
+    scheduler.start()
 
 
 @db_app.command("upgrade")

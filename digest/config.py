@@ -110,6 +110,9 @@ class SourceConfig(_Strict):
 class ScheduleConfig(_Strict):
     weekly: str = Field("0 8 * * mon", description="Crontab expression of the weekly send.")
     gather_every_minutes: int = Field(60, ge=5, description="How often to gather between sends.")
+    grace_hours: int = Field(
+        6, ge=0, le=72, description="A weekly run missed while down still runs this long after; later it is skipped."
+    )
 
 
 class IssueConfig(_Strict):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from digest import shutdown
 from digest.delivery.providers.base import OutgoingIssue, Provider, ProviderError, Recipient
 from digest.models import Batch, Delivery, Issue, utcnow
 from subscribers.models import Subscriber
@@ -50,6 +51,9 @@ def send_issue(
             select(Batch.id, Batch.status).where(Batch.issue_id == outgoing.issue_id).order_by(Batch.number)
         ).all()
     for batch_id, status in batches:
+        if shutdown.requested.is_set():
+            log.info("stopping before batch %s as asked; `digest send --resume` continues", batch_id)
+            break
         if status == "submitting":
             report.unknown_batches.append(batch_id)
             continue

@@ -1,0 +1,220 @@
+"""The weekly send and the hourly gather, run by APScheduler 3 from jobs kept in the store.
+
+Jobs have fixed ids and are added with replace_existing=True, so restarting the process (or running
+`digest schedule` after editing the schedule) never duplicates them. APScheduler 3 has no locking
+between processes: two schedulers on one database would both fire. What keeps a period to one send is
+the store: one issue row per period (a unique key) and the batches' compare-and-set.
+
+Which issue a weekly run sends: the ISO week that holds the day before the scheduled time. With the
+default Monday 08:00 that is the week that just ended; a Friday 17:00 send covers its own week.
+
+Missed runs: a weekly run missed while the process was down still runs when it comes back within the
+grace period (default 6 hours); after that it is skipped and logged, never sent stale. Missed runs
+coalesce into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobEvent
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest.config import NewsletterConfig
+from digest.core import Digest
+from digest.errors import ConfigError, NothingToSend
+from digest.periods import Week
+
+log = logging.getLogger("digest.schedule")
+
+GATHER_JOB = "gather"
+WEEKLY_JOB = "weekly"
+JOBS_TABLE = "apscheduler_jobs"
+
+# Jobs kept in the store are referenced by name and cannot carry the core; the process that runs
+# the scheduler registers its core here before starting.
+_core: Digest | None = None
+
+
+def use_core(core: Digest | None) -> None:
+    global _core
+    _core = core
+
+
+def _current() -> Digest:
+    if _core is None:
+        raise RuntimeError("no core registered; call digest.schedule.use_core(core) first")
+    return _core
+
+
+def weekly_trigger(config: NewsletterConfig) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(config.schedule.weekly, timezone=config.tz)
+    except ValueError as exc:
+        raise ConfigError(str(config.path), "schedule.weekly", f"not a crontab expression: {exc}") from None
+
+
+def gather_trigger(config: NewsletterConfig) -> IntervalTrigger:
+    return IntervalTrigger(minutes=config.schedule.gather_every_minutes, timezone=config.tz)
+
+
+def week_for_run(scheduled: datetime, config: NewsletterConfig) -> Week:
+    """The period a weekly run sends: the ISO week holding the day before its scheduled time."""
+    return Week.containing(scheduled - timedelta(days=1), config.tz)
+
+
+def previous_fire_time(config: NewsletterConfig, now: datetime) -> datetime | None:
+    """The latest scheduled weekly time at or before `now` (looking back at most 8 days)."""
+    trigger = weekly_trigger(config)
+    moment = trigger.get_next_fire_time(None, now - timedelta(days=8))
+    latest = None
+    while moment is not None and moment <= now:
+        latest = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return latest
+
+
+def next_fire_times(trigger, count: int, now: datetime) -> list[datetime]:
+    times, previous = [], None
+    moment = trigger.get_next_fire_time(None, now)
+    while moment is not None and len(times) < count:
+        times.append(moment)
+        previous = moment
+        moment = trigger.get_next_fire_time(previous, previous + timedelta(seconds=1))
+    return times
+
+
+def gather_job() -> None:
+    from digest.weekly import gather
+
+    core = _current()
+    started = time.monotonic()
+    log.info("gather: start")
+    report = gather(core)
+    log.info(
+        "gather: end: %d sources ok, %d failed, %d new, %d updated articles, %.1fs",
+        report.ok,
+        report.failed,
+        report.new,
+        report.updated,
+        time.monotonic() - started,
+    )
+
+
+def weekly_job() -> None:
+    """Compose, render and send the issue of the run that is due (see the module's notes)."""
+    from digest.weekly import run_once
+
+    core = _current()
+    now = core.now()
+    scheduled = previous_fire_time(core.config, now)
+    if scheduled is None:
+        log.warning("weekly: no scheduled time in the last 8 days; nothing to send")
+        return
+    late = now - scheduled
+    grace = timedelta(hours=core.config.schedule.grace_hours)
+    week = week_for_run(scheduled, core.config)
+    if late > grace:
+        # APScheduler's own misfire check normally catches this first; the store's clock decides too.
+        log.warning(
+            "weekly: issue %s not sent: its run at %s was missed by %s (grace %s)", week, scheduled, late, grace
+        )
+        return
+    started = time.monotonic()
+    log.info("weekly: start: issue %s (scheduled %s)", week, scheduled.astimezone(core.config.tz).isoformat())
+    try:
+        report = run_once(core, week)
+    except NothingToSend as exc:
+        log.info("weekly: end: issue %s: nothing sent: %s (%.1fs)", week, exc, time.monotonic() - started)
+        return
+    s = report.send
+    log.info(
+        "weekly: end: issue %s (%s): %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
+        week,
+        report.issue.status,
+        s.sent,
+        s.failed,
+        s.skipped,
+        len(s.unknown_batches),
+        time.monotonic() - started,
+    )
+
+
+def _on_event(event: JobEvent) -> None:
+    if event.code == EVENT_JOB_MISSED and event.job_id == WEEKLY_JOB:
+        config = _current().config
+        week = week_for_run(event.scheduled_run_time, config)
+        log.warning(
+            "weekly: issue %s not sent: the process was down at %s and came back after the %d-hour grace period",
+            week,
+            event.scheduled_run_time.astimezone(config.tz).isoformat(),
+            config.schedule.grace_hours,
+        )
+    elif event.code == EVENT_JOB_ERROR:
+        log.error("%s: failed: %s", event.job_id, getattr(event, "exception", "unknown error"))
+
+
+def make_scheduler(core: Digest, scheduler_cls: type[BaseScheduler] = BlockingScheduler, **options) -> BaseScheduler:
+    """A scheduler whose jobs live in the store's own database, with the two jobs added."""
+    use_core(core)
+    scheduler = scheduler_cls(
+        jobstores={"default": SQLAlchemyJobStore(engine=core.engine, tablename=JOBS_TABLE)},
+        timezone=core.config.tz,
+        job_defaults={"coalesce": True, "max_instances": 1},
+        **options,
+    )
+    scheduler.add_job(
+        "digest.schedule:gather_job",
+        gather_trigger(core.config),
+        id=GATHER_JOB,
+        name="gather",
+        replace_existing=True,
+        misfire_grace_time=core.config.schedule.gather_every_minutes * 60,
+    )
+    scheduler.add_job(
+        "digest.schedule:weekly_job",
+        weekly_trigger(core.config),
+        id=WEEKLY_JOB,
+        name="weekly",
+        replace_existing=True,
+        misfire_grace_time=core.config.schedule.grace_hours * 3600,
+    )
+    scheduler.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+    return scheduler
+
+
+def describe_jobs(config: NewsletterConfig, now: datetime, count: int = 3) -> list[tuple[str, str, list[datetime]]]:
+    """Each job with its next run times (for --print-jobs), computed from the configuration."""
+    return [
+        (
+            GATHER_JOB,
+            f"every {config.schedule.gather_every_minutes} minutes",
+            next_fire_times(gather_trigger(config), count, now),
+        ),
+        (
+            WEEKLY_JOB,
+            f"cron '{config.schedule.weekly}' ({config.timezone})",
+            next_fire_times(weekly_trigger(config), count, now),
+        ),
+    ]
+
+
+def install_signal_handlers(scheduler: BaseScheduler) -> None:
+    """SIGTERM and SIGINT: finish the batch in flight, then stop; a restart resumes the send."""
+    import signal
+
+    from digest import shutdown
+
+    def stop(signum, _frame) -> None:
+        log.info("received %s: finishing the work in hand, then stopping", signal.Signals(signum).name)
+        shutdown.requested.set()
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -1,0 +1,208 @@
+"""The weekly schedule with an injected clock: DST, missed runs inside and outside the grace period,
+the empty week, and the jobs' fixed ids. Every test that touches the store runs on SQLite and PostgreSQL.
+
+APScheduler reads the wall clock itself; `FakeClock` replaces it (and the core's clock) so that a
+test can say "the process was down from 07:00 to 10:00" without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy import select
+
+from digest import schedule
+from digest.config import load_newsletter
+from digest.core import build_core
+from digest.models import Issue
+from digest.periods import Week
+from subscribers.store import import_csv
+from tests.conftest import EXAMPLE_CONFIG, ROOT
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class ManualScheduler(BaseScheduler):
+    """Runs due jobs only when told to (`tick`), in the calling thread."""
+
+    def wakeup(self):
+        pass
+
+    def shutdown(self, wait=True):
+        super().shutdown(wait)
+
+    def _create_default_executor(self):
+        return DebugExecutor()
+
+    def tick(self):
+        self._process_jobs()
+
+
+class FrozenDatetime(datetime):
+    """APScheduler's `datetime` while a FakeClock is set (module level, so triggers still pickle)."""
+
+    clock: FakeClock | None = None
+
+    @classmethod
+    def now(cls, tz=None):
+        moment = cls.clock.moment
+        return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+
+
+class FakeClock:
+    def __init__(self, monkeypatch, moment: datetime):
+        self.moment = moment
+        monkeypatch.setattr(FrozenDatetime, "clock", self)
+        for module in ("apscheduler.schedulers.base", "apscheduler.executors.base", "apscheduler.triggers.interval"):
+            monkeypatch.setattr(f"{module}.datetime", FrozenDatetime)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def set(self, moment: datetime) -> None:
+        self.moment = moment
+
+
+def at(text: str, tz=NEW_YORK) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=tz)
+
+
+@pytest.fixture
+def sample_core(settings, monkeypatch):
+    """The sample publication gathered, subscribers imported, and the clock at Monday 07:00."""
+    clock = FakeClock(monkeypatch, at("2026-11-30T07:00"))
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG), clock=clock)
+    with core.sessions.begin() as session:
+        import_csv(session, ROOT / "examples/subscribers.csv", now=clock())
+    yield core, clock
+    schedule.use_core(None)
+    core.close()
+
+
+def outbox(core, week: str = "2026-w48") -> list:
+    return sorted((core.settings.outbox_dir / week).glob("*.eml"))
+
+
+def started(core) -> ManualScheduler:
+    scheduler = schedule.make_scheduler(core, ManualScheduler)
+    scheduler.start()
+    return scheduler
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected_utc"),
+    [
+        # Europe/Berlin leaves summer time on 25 Oct 2026 and enters it on 28 Mar 2027.
+        ("Europe/Berlin", ["2026-10-19T06:00", "2026-10-26T07:00", "2026-11-02T07:00"]),
+        # America/New_York leaves summer time on 1 Nov 2026.
+        ("America/New_York", ["2026-10-19T12:00", "2026-10-26T12:00", "2026-11-02T13:00"]),
+    ],
+)
+def test_the_weekly_run_stays_at_eight_local_time_across_daylight_saving_changes(tz, expected_utc):
+    config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"timezone": tz})
+    times = schedule.next_fire_times(schedule.weekly_trigger(config), 3, datetime(2026, 10, 15, tzinfo=UTC))
+    assert [t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") for t in times] == expected_utc
+    assert all(t.astimezone(ZoneInfo(tz)).hour == 8 for t in times)
+
+
+def test_spring_forward_keeps_the_local_hour_in_berlin():
+    config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"timezone": "Europe/Berlin"})
+    times = schedule.next_fire_times(schedule.weekly_trigger(config), 2, datetime(2027, 3, 24, tzinfo=UTC))
+    assert [t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") for t in times] == ["2027-03-29T06:00", "2027-04-05T06:00"]
+
+
+def test_a_monday_run_sends_the_week_that_just_ended():
+    config = load_newsletter(EXAMPLE_CONFIG)
+    assert schedule.week_for_run(at("2026-11-30T08:00"), config) == Week(2026, 48)
+    friday = config.model_copy(update={"schedule": config.schedule.model_copy(update={"weekly": "0 17 * * fri"})})
+    assert schedule.week_for_run(at("2026-11-27T17:00"), friday) == Week(2026, 48)
+
+
+def test_the_jobs_have_fixed_ids_and_are_not_duplicated_by_a_restart(sample_core):
+    core, _clock = sample_core
+    first = started(core)
+    first.shutdown(wait=False)
+    second = started(core)
+    assert sorted(job.id for job in second.get_jobs()) == ["gather", "weekly"]
+    weekly = second.get_job("weekly")
+    assert weekly.next_run_time == at("2026-11-30T08:00")
+    second.shutdown(wait=False)
+
+
+def test_a_run_missed_inside_the_grace_period_still_sends_once(sample_core, caplog):
+    core, clock = sample_core
+    from digest.weekly import gather
+
+    gather(core)
+    scheduler = started(core)  # came up at 07:00, then (say) the machine slept until 10:00
+    clock.set(at("2026-11-30T10:00"))
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()
+        scheduler.tick()  # the same due time is never run twice
+    assert len(outbox(core)) == 6
+    assert "weekly: start: issue 2026-W48" in caplog.text
+    assert "weekly: end: issue 2026-W48 (sent): 6 sent, 0 failed" in caplog.text
+    assert scheduler.get_job("weekly").next_run_time == at("2026-12-07T08:00")
+    scheduler.shutdown(wait=False)
+
+
+def test_a_run_missed_beyond_the_grace_period_sends_nothing_stale_and_says_why(sample_core, caplog):
+    core, clock = sample_core
+    from digest.weekly import gather
+
+    gather(core)
+    scheduler = started(core)
+    clock.set(at("2026-11-30T15:00"))  # seven hours late, grace is six
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()
+    assert outbox(core) == []
+    assert "weekly: issue 2026-W48 not sent: the process was down at 2026-11-30T08:00:00-05:00" in caplog.text
+    with core.sessions() as session:
+        assert session.scalars(select(Issue)).all() == []
+    # The next week's run is scheduled as usual.
+    assert scheduler.get_job("weekly").next_run_time == at("2026-12-07T08:00")
+    scheduler.shutdown(wait=False)
+
+
+def test_missed_runs_coalesce_into_one(sample_core, caplog):
+    core, clock = sample_core
+    from digest.weekly import gather
+
+    gather(core)
+    scheduler = started(core)
+    # Two weekly runs (30 Nov and 7 Dec) fall in the time the process was down; only the last is run.
+    clock.set(at("2026-12-07T09:00"))
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("weekly: start")]
+    assert starts == ["weekly: start: issue 2026-W49 (scheduled 2026-12-07T08:00:00-05:00)"]
+    scheduler.shutdown(wait=False)
+
+
+def test_a_week_with_nothing_new_composes_nothing_sends_nothing_and_logs_it(sample_core, caplog):
+    core, clock = sample_core
+    clock.set(at("2026-12-14T07:00"))  # the sample's articles are all older than the week of 7-13 December
+    scheduler = started(core)
+    clock.set(at("2026-12-14T08:00:05"))
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()
+    assert "weekly: end: issue 2026-W50: nothing sent: no new articles in 2026-W50" in caplog.text
+    assert not core.settings.outbox_dir.exists()
+    with core.sessions() as session:
+        assert session.scalars(select(Issue)).all() == []
+    scheduler.shutdown(wait=False)
+
+
+def test_the_gather_job_runs_hourly_and_logs_its_counts(sample_core, caplog):
+    core, clock = sample_core
+    scheduler = started(core)
+    clock.set(at("2026-11-30T08:00") + timedelta(seconds=1))  # the first gather is due an hour after start
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()
+    assert "gather: end: 3 sources ok, 0 failed, 15 new, 0 updated articles" in caplog.text
+    scheduler.shutdown(wait=False)

@@ -28,6 +28,8 @@ from digest.errors import TemplateError
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MJML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
+# Gmail clips a message's HTML beyond about 102 KB; an issue should stay at or under this.
+GMAIL_CLIP_BYTES = 100_000
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
 
@@ -36,6 +38,7 @@ logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 import cssutils  # noqa: E402
 
 cssutils.log.setLevel(logging.CRITICAL)
+log = logging.getLogger(__name__)
 
 _INLINE_MJ_STYLE = re.compile(r"<mj-style\b[^>]*\binline=[\"']inline[\"'][^>]*>(.*?)</mj-style>", re.S | re.I)
 _STYLE = re.compile(r"<style\b([^>]*)>(.*?)</style>", re.S | re.I)
@@ -249,6 +252,12 @@ def render_context(config: NewsletterConfig, ctx: dict) -> Rendered:
     template = env.get_template(MJML_TEMPLATE).filename or MJML_TEMPLATE
     compiled = compile_mjml(mjml_source, template=template, fonts=config.email.fonts)
     html = inline_css(compiled, inline_styles(mjml_source))
+    if len(html.encode()) > GMAIL_CLIP_BYTES:
+        log.warning(
+            "the issue's HTML is %d bytes, over %d: Gmail will clip it; show fewer articles per section",
+            len(html.encode()),
+            GMAIL_CLIP_BYTES,
+        )
     return Rendered(html=html, text=render_text(env, ctx), mjml=mjml_source)
 
 

@@ -240,6 +240,8 @@ def inline_css(html: str, inline: list[str] | None = None) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
+    # premailer skips a <style media="..."> before it reads (and removes) the marker.
+    inlined = inlined.replace(' data-premailer="ignore"', "")
     # premailer drops the doctype; mail clients need it for standards mode.
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined

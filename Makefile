@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_WEEK ?= 2026-W48
 
-.PHONY: demo test install chromium lint clean
+.PHONY: demo test install chromium mjml-validator lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,8 +39,19 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium is missing and apt is not usable: browser tests will be skipped (CI fails instead)"; fi; }
 
+# The official MJML validator (npm package mjml) for a dev-time test; the product itself never needs Node.
+# Installed from tools/mjml/package-lock.json, and again only when that file changes.
+MJML_STAMP := tools/mjml/node_modules/.installed
+$(MJML_STAMP): tools/mjml/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools/mjml --no-audit --no-fund --silent && touch $(MJML_STAMP) || \
+		echo "npm ci in tools/mjml failed: the MJML validator test will be skipped (CI fails instead)"; \
+	else echo "npm is missing: the MJML validator test will be skipped (CI fails instead)"; fi
+
+mjml-validator: $(MJML_STAMP)
+
 # pytest exits 5 when it collected no tests: a broken selection, reported plainly (a failure in CI).
-test: install chromium
+test: install chromium mjml-validator
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "pytest collected no tests"; \

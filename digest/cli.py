@@ -42,7 +42,15 @@ err = Console(stderr=True, soft_wrap=True)
 
 WeekOption = Annotated[
     str | None,
-    typer.Option("--week", help="ISO week such as 2026-W48; default: the current week in the newsletter's timezone."),
+    typer.Option("--week", help="ISO week such as 2026-W48; default: the issue built now (the week of yesterday)."),
+]
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--week",
+        help="ISO week such as 2026-W48 (Monday to Monday, local time); default: the articles since the "
+        "last sent issue's window, or the last 7 days ([issue] window in digest.toml).",
+    ),
 ]
 
 
@@ -51,7 +59,15 @@ def _core() -> Digest:
 
 
 def _week(core: Digest, week: str | None) -> Week:
-    return Week.parse(week) if week else Week.containing(core.now(), core.config.tz)
+    """--week, or the period of the issue `digest build` makes now without one (see digest.compose)."""
+    from digest.compose import default_period
+
+    return Week.parse(week) if week else default_period(core.now(), core.config)
+
+
+def _week_or_window(week: str | None) -> Week | None:
+    """--week, or None: the window since the last sent issue (digest.compose.issue_window)."""
+    return Week.parse(week) if week else None
 
 
 def _write_issue_files(issue, folder: Path) -> Path:
@@ -60,6 +76,18 @@ def _write_issue_files(issue, folder: Path) -> Path:
     (folder / "issue.txt").write_text(issue.text, encoding="utf-8")
     (folder / "issue.mjml").write_text(issue.mjml or "", encoding="utf-8")
     return folder / "issue.html"
+
+
+def _size_line(html: str, path: Path) -> str:
+    from digest.render import GMAIL_CLIP_BYTES
+
+    size = len(html.encode())
+    line = f"rendered issue: {path} ({size / 1024:.0f} KB)"
+    if size > GMAIL_CLIP_BYTES:
+        line += (
+            f" [yellow]over {GMAIL_CLIP_BYTES // 1000} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
+        )
+    return line
 
 
 def _gather_progress(core: Digest):
@@ -85,7 +113,7 @@ def _gather_progress(core: Digest):
 @app.command()
 def run(
     once: Annotated[bool, typer.Option("--once", help="Run the weekly job now and exit.")] = False,
-    week: WeekOption = None,
+    week: WindowOption = None,
 ) -> None:
     """Gather, compose, render and send the week's issue (the weekly job)."""
     if not once:
@@ -93,7 +121,7 @@ def run(
     from digest.weekly import run_once
 
     core = _core()
-    the_week = _week(core, week)
+    the_week = _week_or_window(week)
     progress, advance = _gather_progress(core)
     try:
         with progress:
@@ -136,17 +164,82 @@ def gather() -> None:
 
 @app.command()
 def build(
-    week: WeekOption = None,
+    week: WindowOption = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")] = None,
+    top: Annotated[
+        int | None, typer.Option("--top", help="Pin this article (its id) as the top story; kept on rebuilds.")
+    ] = None,
+    unpin: Annotated[bool, typer.Option("--unpin", help="Back to the newest article of the first section.")] = False,
 ) -> None:
-    """Compose and render the week's draft, and write it to files."""
+    """Compose and render the draft (stored, status draft) and write it to files.
+
+    Writes issue.html and issue.txt (per-recipient placeholders left in), issue.mjml (the MJML after
+    Jinja2, before compiling) and preview.html (sample values filled in, to open in a browser).
+    """
+    from digest import placeholders
     from digest.weekly import build as build_issue
 
+    if top is not None and unpin:
+        raise UsageError("--top and --unpin contradict each other; give one")
     core = _core()
-    issue = build_issue(core, _week(core, week))
-    path = _write_issue_files(issue, out_dir or Path("var/issues") / issue.slug)
-    out.print(f"issue {issue.period} ({issue.status}): {issue.subject}")
-    out.print(f"rendered issue: {path} ({len(issue.html.encode()) / 1024:.0f} KB)")
+    try:
+        issue = build_issue(core, _week_or_window(week), pin=top, unpin=unpin)
+    except NothingToSend as exc:
+        err.print(str(exc), highlight=False)
+        return
+    folder = out_dir or Path("var/issues") / issue.slug
+    path = _write_issue_files(issue, folder)
+    preview = placeholders.fill_preview(
+        issue.html, core.settings.base_url, core.config.issue.first_name_fallback, html_part=True
+    )
+    (folder / "preview.html").write_text(preview, encoding="utf-8")
+    window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"
+    out.print(f"issue {issue.period} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
+    out.print(_size_line(issue.html, path), highlight=False)
+
+
+@app.command()
+def render(
+    issue_json: Annotated[Path, typer.Argument(help="Content as JSON: title, date, intro, sections[].articles[].")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")],
+) -> None:
+    """Render content given as JSON with the templates, without the store (for template work).
+
+    The newsletter's name, address and links come from the newsletter file; each article needs only a
+    title and a url. Without a "top", the first article of the first section is the top story.
+    """
+    from digest import placeholders
+    from digest.compose import content_from_document, subject_for
+    from digest.config import load_newsletter, load_settings
+    from digest.render import render_issue
+
+    try:
+        doc = json.loads(issue_json.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{issue_json}: cannot read: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{issue_json}: not valid JSON: {exc}") from None
+    settings = load_settings()
+    config = load_newsletter(settings.config)
+    content = content_from_document(doc, config, source=issue_json)
+    slug = issue_json.stem
+    subject = doc.get("title") or subject_for(config, content)
+    rendered = render_issue(
+        config,
+        content,
+        subject=subject,
+        preheader=content["top"].get("teaser") or content["top"].get("dek") or "",
+        view_url=settings.base_url.rstrip("/") + f"/issues/{slug}",
+        slug=slug,
+    )
+    path = _write_issue_files(rendered, out_dir)
+    preview = placeholders.fill_preview(
+        rendered.html, settings.base_url, config.issue.first_name_fallback, html_part=True
+    )
+    (out_dir / "preview.html").write_text(preview, encoding="utf-8")
+    count = 1 + sum(len(s["articles"]) for s in content["sections"])
+    out.print(f"rendered {count} articles from {issue_json}", highlight=False)
+    out.print(_size_line(rendered.html, path), highlight=False)
 
 
 @app.command()

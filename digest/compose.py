@@ -1,27 +1,62 @@
-"""Compose an issue: the week's articles in section order, a top story, and the subject line.
+"""Compose an issue: its window, the articles in section order, a top story, and the subject line.
 
-The composed content is a plain dict (the same shape `digest render ISSUE.json` accepts), stored on
-the issue so that rendering, previews and the archive all read one thing.
+The window: `--week 2026-W48` takes that ISO week (Monday 00:00 to Monday 00:00 in the newsletter's
+timezone), so any past week can be rebuilt and the demo works in any year. Without a week, which is
+how the weekly job runs, the issue holds what was published since the end of the last sent issue's
+window (the last `issue.window_days` days when none was sent, or always with `issue.window = "days"`),
+up to now. Such an issue is filed under the ISO week of the day before it is built: the weekly job
+runs on Monday morning, so Monday's issue is the past week's, as with `--week`. Running again the same
+day finds that issue and, once it is sent, sends nothing twice.
+
+The composed content is a plain dict (the shape `digest render ISSUE.json` accepts, plus `top`),
+stored on the issue so that rendering, previews and the archive all read one thing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.config import NewsletterConfig
-from digest.errors import NothingToSend
+from digest.errors import NothingToSend, UsageError
 from digest.models import Article, Issue
 from digest.periods import Week
 
 
 @dataclass(frozen=True)
+class Window:
+    period: Week
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+
+
+@dataclass(frozen=True)
 class Composed:
     issue: Issue
-    created: bool  # False when the period's issue already existed and was left as it was
+    created: bool  # False when the period's issue was already sending or sent and was left as it was
+
+
+def default_period(now: datetime, config: NewsletterConfig) -> Week:
+    """The period of an issue built now without --week: the ISO week of yesterday, local time."""
+    return Week.containing(now - timedelta(days=1), config.tz)
+
+
+def issue_window(session: Session, config: NewsletterConfig, week: Week | None, *, now: datetime) -> Window:
+    if week is not None:
+        start, end = week.window(config.tz)
+        return Window(week, start, end)
+    start = now - timedelta(days=config.issue.window_days)
+    if config.issue.window == "since_last_sent":
+        last = session.scalars(
+            select(Issue).where(Issue.status.in_(("sending", "sent"))).order_by(Issue.window_end.desc()).limit(1)
+        ).first()
+        if last is not None:
+            start = last.window_end
+    return Window(default_period(now, config), start, now)
 
 
 def article_card(article: Article) -> dict:
@@ -46,33 +81,52 @@ def article_card(article: Article) -> dict:
     }
 
 
-def compose_content(session: Session, config: NewsletterConfig, week: Week) -> dict:
-    start, end = week.window(config.tz)
+def _display_date(day: date) -> str:
+    return f"{day:%B} {day.day}, {day.year}"
+
+
+def compose_content(
+    session: Session, config: NewsletterConfig, window: Window | Week, *, top_article_id: int | None = None
+) -> dict:
+    if isinstance(window, Week):
+        window = Window(window, *window.window(config.tz))
+    start, end = window.start, window.end
     articles = session.scalars(
         select(Article)
-        .where(Article.published_at >= start, Article.published_at < end)
+        .where(Article.published_at >= start, Article.published_at < end, Article.section.in_(config.sections))
         .order_by(Article.published_at.desc(), Article.id.desc())
     ).all()
     if not articles:
-        raise NothingToSend(f"no new articles in {week} ({start:%Y-%m-%d} to {end:%Y-%m-%d} UTC); no issue composed")
+        raise NothingToSend(
+            f"no new articles in {window.period} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); "
+            "no issue composed"
+        )
     by_section: dict[str, list[Article]] = {name: [] for name in config.sections}
     for article in articles:
-        by_section.setdefault(article.section, []).append(article)
-    # The top story is the newest article of the first section that has any.
-    top = next(group[0] for group in by_section.values() if group)
+        by_section[article.section].append(article)
+    if top_article_id is not None:
+        top = next((a for a in articles if a.id == top_article_id), None)
+        if top is None:
+            raise UsageError(
+                f"article {top_article_id} cannot be the top story of {window.period}: it is not one of the "
+                f"issue's articles (published {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC in a section)"
+            )
+    else:
+        # The newest article of the first section that has any.
+        top = next(group[0] for group in by_section.values() if group)
     limit = config.issue.articles_per_section
     sections = []
     for name in config.sections:
         cards = [article_card(a) for a in by_section[name] if a.id != top.id][:limit]
         if cards:
             sections.append({"name": name, "articles": cards})
-    # The issue is dated the Monday after its week, the day the weekly job sends it.
+    # Dated the day it goes out: the Monday after its week, or the day it was built.
     issue_date = end.astimezone(config.tz).date()
     return {
         "title": config.name,
-        "period": str(week),
+        "period": str(window.period),
         "date": issue_date.isoformat(),
-        "date_display": f"{issue_date:%B} {issue_date.day}, {issue_date.year}",
+        "date_display": _display_date(issue_date),
         "intro": "",
         "top": article_card(top),
         "sections": sections,
@@ -84,30 +138,115 @@ def subject_for(config: NewsletterConfig, content: dict) -> str:
     return config.issue.subject.format(name=config.name, top_title=top_title, date=content["date"])
 
 
-def compose_issue(session: Session, config: NewsletterConfig, week: Week, *, now: datetime) -> Composed:
-    """Create or refresh the week's draft; an issue already sending or sent is left untouched."""
-    issue = session.scalars(select(Issue).where(Issue.period == str(week))).first()
+def compose_issue(
+    session: Session,
+    config: NewsletterConfig,
+    week: Week | None,
+    *,
+    now: datetime,
+    pin: int | None = None,
+    unpin: bool = False,
+) -> Composed:
+    """Create or refresh the draft; an issue already sending or sent is left untouched.
+
+    `pin` makes an article the top story and keeps it so on later rebuilds; `unpin` goes back to
+    the newest article of the first section.
+    """
+    window = issue_window(session, config, week, now=now)
+    issue = session.scalars(select(Issue).where(Issue.period == str(window.period))).first()
     if issue is not None and issue.status != "draft":
+        if pin is not None or unpin:
+            raise UsageError(f"issue {issue.period} is {issue.status}; its top story can no longer change")
         return Composed(issue, created=False)
-    content = compose_content(session, config, week)
-    start, end = week.window(config.tz)
+    top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
+    content = compose_content(session, config, window, top_article_id=top_article_id)
     values = dict(
-        slug=week.slug,
-        window_start=start,
-        window_end=end,
+        slug=window.period.slug,
+        window_start=window.start,
+        window_end=window.end,
         subject=subject_for(config, content),
         preheader=content["top"]["teaser"] if content["top"] else "",
         content=content,
+        top_article_id=top_article_id,
         html=None,
         text=None,
         mjml=None,
         rendered_at=None,
     )
     if issue is None:
-        issue = Issue(period=str(week), status="draft", created_at=now, **values)
+        issue = Issue(period=str(window.period), status="draft", created_at=now, **values)
         session.add(issue)
     else:
         for key, value in values.items():
             setattr(issue, key, value)
     session.flush()
     return Composed(issue, created=True)
+
+
+# --- content given as JSON (`digest render ISSUE.json`) --------------------------------------
+
+
+def content_from_document(doc: object, config: NewsletterConfig, *, source: str | Path = "ISSUE.json") -> dict:
+    """Check and complete content given as JSON; only each article's title and url are required.
+
+    Without a `top`, the first article of the first section becomes the top story, as in a composed
+    issue. A mistake is reported with its place in the document.
+    """
+
+    def bad(where: str, problem: str) -> UsageError:
+        return UsageError(f"{source}: {where}: {problem}")
+
+    if not isinstance(doc, dict):
+        raise bad("the document", "must be a JSON object with a 'sections' list")
+    sections_in = doc.get("sections")
+    if not isinstance(sections_in, list):
+        raise bad("sections", 'must be a list of {"name", "articles": [...]}')
+
+    def article(value: object, where: str, section: str) -> dict:
+        if not isinstance(value, dict):
+            raise bad(where, "must be an object with at least 'title' and 'url'")
+        for key in ("title", "url"):
+            if not isinstance(value.get(key), str) or not value[key].strip():
+                raise bad(f"{where}.{key}", "is required (a non-empty string)")
+        image = value.get("image")
+        if image is not None and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
+            raise bad(f"{where}.image", "must be an object with a 'url' (and optional 'alt', 'credit')")
+        minutes = value.get("reading_minutes")
+        if minutes is not None and not isinstance(minutes, int):
+            raise bad(f"{where}.reading_minutes", "must be a whole number")
+        return {**value, "section": value.get("section") or section}
+
+    sections = []
+    for i, s in enumerate(sections_in):
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str):
+            raise bad(f"sections[{i}]", "must be an object with a 'name' and an 'articles' list")
+        arts = s.get("articles", [])
+        if not isinstance(arts, list):
+            raise bad(f"sections[{i}].articles", "must be a list")
+        sections.append(
+            {
+                "name": s["name"],
+                "articles": [article(a, f"sections[{i}].articles[{j}]", s["name"]) for j, a in enumerate(arts)],
+            }
+        )
+    top = doc.get("top")
+    if top is not None:
+        top = article(top, "top", "")
+    else:
+        first = next((s for s in sections if s["articles"]), None)
+        if first is None:
+            raise bad("sections", "no section has an article; there is nothing to render")
+        top, first["articles"] = first["articles"][0], first["articles"][1:]
+    date_text = doc.get("date") or ""
+    try:
+        date_display = _display_date(date.fromisoformat(date_text)) if date_text else ""
+    except ValueError:
+        raise bad("date", f"{date_text!r} is not a date such as 2026-11-30") from None
+    return {
+        "title": doc.get("title") or config.name,
+        "date": date_text,
+        "date_display": date_display,
+        "intro": doc.get("intro") or "",
+        "top": top,
+        "sections": [s for s in sections if s["articles"]],
+    }

@@ -122,6 +122,29 @@ class IssueConfig(_Strict):
         description="Subject line; fields: {name}, {top_title}, {date} (the issue date).",
     )
     first_name_fallback: str = Field("there", description="Used when a subscriber has no name.")
+    window: Literal["since_last_sent", "days"] = Field(
+        "since_last_sent",
+        description="Without --week: articles since the end of the last sent issue's window (the last "
+        "`window_days` days when none was sent), or always the last `window_days` days.",
+    )
+    window_days: int = Field(7, ge=1, le=62, description="Length of the window when no issue was sent before.")
+
+
+class SocialLink(_Strict):
+    name: str = Field(description="Shown as the link text, e.g. Bluesky.")
+    url: str = Field(description="The publication's page there.")
+
+
+class EmailConfig(_Strict):
+    utm: bool = Field(True, description="Add utm_source, utm_medium and utm_campaign to article links.")
+    utm_source: str = Field("", description="utm_source value; empty means the newsletter's name as a slug.")
+    utm_medium: str = Field("email", description="utm_medium value.")
+    fonts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web fonts, name -> stylesheet URL, imported when a template uses the name; "
+        "empty keeps the e-mail free of remote @import.",
+    )
+    social: list[SocialLink] = Field(default_factory=list, description="Links shown in the footer.")
 
 
 class SummaryConfig(_Strict):
@@ -150,6 +173,7 @@ class NewsletterConfig(_Strict):
     issue: IssueConfig = IssueConfig()
     summary: SummaryConfig = SummaryConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    email: EmailConfig = EmailConfig()
     path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
 
     @field_validator("timezone")

@@ -139,6 +139,8 @@ class Issue(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     send_started_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # An editor's pinned top story; None means the newest article of the first section.
+    top_article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
 
     batches: Mapped[list[Batch]] = relationship(back_populates="issue", order_by="Batch.number")
 

@@ -2,11 +2,17 @@
 
 The plain-text part comes from its own template over the same data. Per-recipient values stay as
 placeholders (see `digest.placeholders`). A template error names the file and line.
+
+Size: Gmail clips messages over about 102 KB, so premailer inlines only the rules of the templates'
+`<mj-style inline="inline">` blocks (as the official MJML does); every other `<style>` (MJML's own
+resets, media queries, dark mode) is marked `data-premailer="ignore"` and stays in <head> only.
+Left alone, premailer would copy MJML's reset rules onto every table and cell.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,12 +26,23 @@ from digest.config import NewsletterConfig
 from digest.errors import TemplateError
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MJML_TEMPLATE = "email/digest.mjml.j2"
+TEXT_TEMPLATE = "email/digest.txt.j2"
+# Gmail clips a message's HTML beyond about 102 KB; an issue should stay at or under this.
+GMAIL_CLIP_BYTES = 100_000
+# The body is 600px wide with 24px of padding each side: images are laid out at this width.
+CONTENT_WIDTH = 552
 
 # cssutils reports every vendor-specific property it does not know at WARNING level.
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 import cssutils  # noqa: E402
 
 cssutils.log.setLevel(logging.CRITICAL)
+log = logging.getLogger(__name__)
+
+_INLINE_MJ_STYLE = re.compile(r"<mj-style\b[^>]*\binline=[\"']inline[\"'][^>]*>(.*?)</mj-style>", re.S | re.I)
+_STYLE = re.compile(r"<style\b([^>]*)>(.*?)</style>", re.S | re.I)
+_COMMENT = re.compile(r"(<!--.*?-->)", re.S)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,11 @@ def template_dirs(config: NewsletterConfig) -> list[Path]:
 
 
 def environment(config: NewsletterConfig) -> jinja2.Environment:
+    for folder in template_dirs(config)[:-1]:
+        if not folder.is_dir():
+            raise TemplateError(
+                f"{config.path}: templates_dir {str(folder)!r} is not a folder; create it or fix the path"
+            )
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(config)]),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
@@ -57,42 +79,93 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
     )
 
 
-def with_utm(url: str, campaign: str, source: str) -> str:
+# --- links --------------------------------------------------------------------------------------
+
+
+def utm_source(config: NewsletterConfig) -> str:
+    if config.email.utm_source:
+        return config.email.utm_source
+    return re.sub(r"[^a-z0-9]+", "-", config.name.lower()).strip("-")
+
+
+def with_utm(url: str, campaign: str, source: str, medium: str = "email") -> str:
+    """The URL with utm_source, utm_medium and utm_campaign set (any earlier utm_* replaced)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return url
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith("utm_")]
-    query += [("utm_source", source), ("utm_medium", "email"), ("utm_campaign", campaign)]
+    query += [("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign)]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def _prepare_card(card: dict, campaign: str, utm_source: str) -> dict:
-    card = dict(card)
-    card["link"] = with_utm(card["url"], campaign, utm_source)
-    excerpt = card.get("excerpt") or card.get("teaser") or ""
-    card["excerpt_paragraphs"] = [p.strip() for p in excerpt.split("\n\n") if p.strip()]
-    for key in ("section", "dek", "author", "reading_minutes", "image", "teaser"):
-        card.setdefault(key, None)
-    card["section"] = card["section"] or ""
-    return card
+# --- the template context -----------------------------------------------------------------------
+
+
+def _image(image: dict | None, title: str) -> dict | None:
+    if not image or not image.get("url"):
+        return None
+    width, height = image.get("width"), image.get("height")
+    shown_width, shown_height = CONTENT_WIDTH, None
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        shown_width = min(width, CONTENT_WIDTH)  # never scale a small image up
+        shown_height = round(shown_width * height / width)
+    return {
+        "url": image["url"],
+        "alt": (image.get("alt") or "").strip() or title,
+        "credit": image.get("credit") or None,
+        "width": shown_width,
+        "height": shown_height,
+    }
+
+
+def _card(card: dict, link) -> dict:
+    dek, teaser, excerpt = (card.get(k) or "" for k in ("dek", "teaser", "excerpt"))
+    # The line under the headline is the dek, or the teaser when there is none; the teaser then
+    # stands in for a missing excerpt only if it was not already used above.
+    body = excerpt or (teaser if dek else "")
+    return {
+        "title": card["title"],
+        "url": card["url"],
+        "link": link(card["url"]),
+        "section": card.get("section") or "",
+        "standfirst": dek or teaser,
+        "dek": dek,
+        "teaser": teaser,
+        "excerpt_paragraphs": [p.strip() for p in body.split("\n\n") if p.strip()],
+        "pull_quote": card.get("pull_quote") or None,
+        "pull_quote_speaker": card.get("pull_quote_speaker") or None,
+        "author": card.get("author") or None,
+        "reading_minutes": card.get("reading_minutes") or None,
+        "image": _image(card.get("image"), card["title"]),
+    }
 
 
 def context(config: NewsletterConfig, content: dict, *, subject: str, preheader: str, view_url: str, slug: str) -> dict:
-    utm_source = "".join(ch for ch in config.name.lower().replace(" ", "-") if ch.isalnum() or ch == "-")
+    source = utm_source(config)
+
+    def link(url: str) -> str:
+        return with_utm(url, slug, source, config.email.utm_medium) if config.email.utm else url
+
     top = content.get("top")
     return {
         "newsletter": config,
+        "social": config.email.social,
         "subject": subject,
         "preheader": preheader,
         "issue_date": content.get("date_display") or content.get("date", ""),
+        "intro": content.get("intro") or "",
         "view_url": view_url,
         "ph": placeholders.TOKENS,
-        "top": _prepare_card(top, slug, utm_source) if top else None,
+        "top": _card(top, link) if top else None,
         "sections": [
-            {"name": s["name"], "articles": [_prepare_card(a, slug, utm_source) for a in s["articles"]]}
+            {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
             for s in content.get("sections", [])
+            if s.get("articles")
         ],
     }
+
+
+# --- the stages ---------------------------------------------------------------------------------
 
 
 def _render_template(env: jinja2.Environment, name: str, ctx: dict) -> str:
@@ -102,53 +175,96 @@ def _render_template(env: jinja2.Environment, name: str, ctx: dict) -> str:
         raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"template {exc.name!r} not found in {[str(d) for d in env.loader.searchpath]}") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{name}: {exc.message}{_template_line(exc)}") from None
+    except jinja2.TemplateError as exc:  # UndefinedError and the rest: the failing template's frame says where
+        raise TemplateError(f"{_template_line(exc) or name}: {exc.message}") from None
 
 
 def _template_line(exc: Exception) -> str:
-    """Jinja2 rewrites tracebacks so the template's own frame carries its file name and line."""
-    tb = exc.__traceback__
-    where = ""
+    """Jinja2 rewrites tracebacks so that a template's own frame carries its file name and line."""
+    tb, where = exc.__traceback__, ""
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith(".j2"):
-            where = f" (at {filename}:{tb.tb_lineno})"
+            where = f"{filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where
 
 
-def compile_mjml(source: str) -> str:
+def render_mjml(env: jinja2.Environment, ctx: dict) -> str:
+    return _render_template(env, MJML_TEMPLATE, ctx)
+
+
+def render_text(env: jinja2.Environment, ctx: dict) -> str:
+    return _render_template(env, TEXT_TEMPLATE, ctx)
+
+
+def compile_mjml(source: str, *, template: str = MJML_TEMPLATE, fonts: dict[str, str] | None = None) -> str:
     try:
-        compiled = mjml2html(source, disable_comments=True, fonts={})
+        compiled = mjml2html(source, disable_comments=True, fonts=dict(fonts or {}))
     except ValueError as exc:
-        raise TemplateError(f"digest.mjml.j2: MJML did not compile: {exc}") from None
-    if "<mj-" in compiled:
-        raise TemplateError("digest.mjml.j2: an unknown mj- tag reached the HTML (check its spelling)")
+        raise TemplateError(f"{template}: MJML did not compile: {exc}") from None
+    leftover = re.search(r"<mj-[a-z-]+", compiled)
+    if leftover:
+        raise TemplateError(
+            f"{template}: {leftover[0]}> reached the HTML: mjml-python passes unknown tags through; check its spelling"
+        )
     return compiled
 
 
-def inline_css(html: str) -> str:
+def inline_styles(mjml_source: str) -> list[str]:
+    """The CSS of the template's `<mj-style inline="inline">` blocks, as mjml-python copies it out."""
+    return [block.strip() for block in _INLINE_MJ_STYLE.findall(mjml_source)]
+
+
+def _mark_ignored(html: str, inline: list[str]) -> str:
+    keep = set(inline)
+
+    def mark(match: re.Match) -> str:
+        attrs, css = match[1], match[2]
+        if css.strip() in keep or "data-premailer" in attrs:
+            return match[0]
+        return f'<style{attrs} data-premailer="ignore">{css}</style>'
+
+    # Styles inside conditional comments (Outlook's) are not elements; leave them as they are.
+    parts = _COMMENT.split(html)
+    return "".join(part if part.startswith("<!--") else _STYLE.sub(mark, part) for part in parts)
+
+
+def inline_css(html: str, inline: list[str] | None = None) -> str:
+    """premailer over the compiled HTML, inlining only the `inline` CSS blocks found in it."""
     inlined = Premailer(
-        html,
+        _mark_ignored(html, inline or []),
         allow_network=False,
         keep_style_tags=True,
         strip_important=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
+    # premailer skips a <style media="..."> before it reads (and removes) the marker.
+    inlined = inlined.replace(' data-premailer="ignore"', "")
     # premailer drops the doctype; mail clients need it for standards mode.
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined
     return inlined
 
 
+def render_context(config: NewsletterConfig, ctx: dict) -> Rendered:
+    env = environment(config)
+    mjml_source = render_mjml(env, ctx)
+    template = env.get_template(MJML_TEMPLATE).filename or MJML_TEMPLATE
+    compiled = compile_mjml(mjml_source, template=template, fonts=config.email.fonts)
+    html = inline_css(compiled, inline_styles(mjml_source))
+    if len(html.encode()) > GMAIL_CLIP_BYTES:
+        log.warning(
+            "the issue's HTML is %d bytes, over %d: Gmail will clip it; show fewer articles per section",
+            len(html.encode()),
+            GMAIL_CLIP_BYTES,
+        )
+    return Rendered(html=html, text=render_text(env, ctx), mjml=mjml_source)
+
+
 def render_issue(
     config: NewsletterConfig, content: dict, *, subject: str, preheader: str, view_url: str, slug: str
 ) -> Rendered:
-    env = environment(config)
     ctx = context(config, content, subject=subject, preheader=preheader, view_url=view_url, slug=slug)
-    mjml_source = _render_template(env, "email/digest.mjml.j2", ctx)
-    html = inline_css(compile_mjml(mjml_source))
-    text = _render_template(env, "email/digest.txt.j2", ctx)
-    return Rendered(html=html, text=text, mjml=mjml_source)
+    return render_context(config, ctx)

@@ -36,10 +36,12 @@ def gather(core: Digest, progress=None) -> GatherReport:
     return gather_sources(core.sessions, core.config, core.summary_limits, progress=progress)
 
 
-def build(core: Digest, week: Week) -> Issue:
-    """Compose and render the week's draft; an issue already sending or sent is returned as it is."""
+def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: bool = False) -> Issue:
+    """Compose and render the draft; an issue already sending or sent is returned as it is.
+
+    `week=None` is the scheduled default: the window since the last sent issue (see digest.compose)."""
     with core.sessions.begin() as session:
-        composed = compose_issue(session, core.config, week, now=core.now())
+        composed = compose_issue(session, core.config, week, now=core.now(), pin=pin, unpin=unpin)
         issue = composed.issue
         if composed.created or issue.html is None:
             rendered = render_issue(
@@ -101,7 +103,7 @@ def find_issue(core: Digest, week: Week) -> Issue | None:
         return session.scalars(select(Issue).where(Issue.period == str(week))).first()
 
 
-def run_once(core: Digest, week: Week, *, gather_progress=None, on_batch=None) -> WeeklyReport:
+def run_once(core: Digest, week: Week | None, *, gather_progress=None, on_batch=None) -> WeeklyReport:
     """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice."""
     started = time.monotonic()
     gathered = gather(core, progress=gather_progress)
@@ -109,4 +111,4 @@ def run_once(core: Digest, week: Week, *, gather_progress=None, on_batch=None) -
     planned, sent = send(core, issue, on_batch=on_batch)
     with core.sessions() as session:
         issue = session.get(Issue, issue.id)
-    return WeeklyReport(week, gathered, issue, planned, sent, time.monotonic() - started)
+    return WeeklyReport(week or Week.parse(issue.period), gathered, issue, planned, sent, time.monotonic() - started)

@@ -1,0 +1,62 @@
+"""Templates: a templates_dir file replaces the packaged one; a broken one fails with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.errors import TemplateError
+from tests.render_sample import example_config, render_sample
+
+
+def override(tmp_path: Path, name: str, text: str):
+    path = tmp_path / "my-templates" / "email" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return example_config(templates_dir=tmp_path / "my-templates"), path
+
+
+def test_a_file_in_templates_dir_replaces_the_packaged_one_of_the_same_name(tmp_path):
+    config, _ = override(
+        tmp_path,
+        "partials/footer.mjml.j2",
+        "<mj-section><mj-column><mj-text>Our own footer, {{ newsletter.postal_address }} "
+        '<a href="{{ ph.unsubscribe_url }}">Leave</a></mj-text></mj-column></mj-section>\n',
+    )
+    out = render_sample(config)
+    assert "Our own footer" in out.html and "Manage preferences" not in out.html
+    # The files not overridden still come from the package.
+    assert "Keep reading" in out.html and "View in browser" in out.html
+
+
+def test_a_syntax_error_in_an_override_names_its_file_and_line(tmp_path):
+    config, path = override(tmp_path, "partials/header.mjml.j2", "<mj-section>\n{% if newsletter.name %}\n")
+    with pytest.raises(TemplateError) as caught:
+        render_sample(config)
+    assert f"{path}:3" in str(caught.value) or f"{path}:2" in str(caught.value)
+
+
+def test_a_misspelt_variable_names_the_template_and_line(tmp_path):
+    config, path = override(
+        tmp_path,
+        "partials/header.mjml.j2",
+        "<mj-section><mj-column>\n<mj-text>{{ newsletter.naem }}</mj-text>\n</mj-column></mj-section>\n",
+    )
+    with pytest.raises(TemplateError) as caught:
+        render_sample(config)
+    assert f"{path}:2" in str(caught.value)
+    assert "naem" in str(caught.value)
+
+
+def test_an_override_that_does_not_compile_as_mjml_names_the_template(tmp_path):
+    config, path = override(tmp_path, "digest.mjml.j2", "<mjml><mj-body><mj-section></mjml>\n")
+    with pytest.raises(TemplateError) as caught:
+        render_sample(config)
+    assert str(path) in str(caught.value) and "MJML did not compile" in str(caught.value)
+
+
+def test_a_missing_templates_dir_is_an_error_naming_the_setting(tmp_path):
+    config = example_config(templates_dir=tmp_path / "nowhere")
+    with pytest.raises(TemplateError, match="templates_dir .*nowhere.* is not a folder"):
+        render_sample(config)

@@ -5,8 +5,9 @@ Jobs have fixed ids and are added with replace_existing=True, so restarting the 
 between processes: two schedulers on one database would both fire. What keeps a period to one send is
 the store: one issue row per period (a unique key) and the batches' compare-and-set.
 
-Which issue a weekly run sends: the ISO week that holds the day before the scheduled time. With the
-default Monday 08:00 that is the week that just ended; a Friday 17:00 send covers its own week.
+Which issue a weekly run sends: what was published since the end of the last sent issue's window (see
+`digest.compose`), filed under the ISO week of the day before the run. With the default Monday 08:00
+that is the week that just ended; articles of a week whose send was skipped go out with the next one.
 
 Missed runs: a weekly run missed while the process was down still runs when it comes back within the
 grace period (default 6 hours); after that it is skipped and logged, never sent stale. Missed runs
@@ -26,10 +27,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from digest.compose import default_period
 from digest.config import NewsletterConfig
 from digest.core import Digest
 from digest.errors import ConfigError, NothingToSend
-from digest.periods import Week
 
 log = logging.getLogger("digest.schedule")
 
@@ -62,11 +63,6 @@ def weekly_trigger(config: NewsletterConfig) -> CronTrigger:
 
 def gather_trigger(config: NewsletterConfig) -> IntervalTrigger:
     return IntervalTrigger(minutes=config.schedule.gather_every_minutes, timezone=config.tz)
-
-
-def week_for_run(scheduled: datetime, config: NewsletterConfig) -> Week:
-    """The period a weekly run sends: the ISO week holding the day before its scheduled time."""
-    return Week.containing(scheduled - timedelta(days=1), config.tz)
 
 
 def previous_fire_time(config: NewsletterConfig, now: datetime) -> datetime | None:
@@ -119,9 +115,9 @@ def weekly_job() -> None:
         return
     late = now - scheduled
     grace = timedelta(hours=core.config.schedule.grace_hours)
-    week = week_for_run(scheduled, core.config)
+    week = default_period(scheduled, core.config)
     if late > grace:
-        # APScheduler's own misfire check normally catches this first; the store's clock decides too.
+        # APScheduler's own misfire check normally catches this first; the core's clock decides too.
         log.warning(
             "weekly: issue %s not sent: its run at %s was missed by %s (grace %s)", week, scheduled, late, grace
         )
@@ -129,14 +125,14 @@ def weekly_job() -> None:
     started = time.monotonic()
     log.info("weekly: start: issue %s (scheduled %s)", week, scheduled.astimezone(core.config.tz).isoformat())
     try:
-        report = run_once(core, week)
+        report = run_once(core, None)
     except NothingToSend as exc:
         log.info("weekly: end: issue %s: nothing sent: %s (%.1fs)", week, exc, time.monotonic() - started)
         return
     s = report.send
     log.info(
         "weekly: end: issue %s (%s): %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
-        week,
+        report.issue.period,
         report.issue.status,
         s.sent,
         s.failed,
@@ -149,7 +145,7 @@ def weekly_job() -> None:
 def _on_event(event: JobEvent) -> None:
     if event.code == EVENT_JOB_MISSED and event.job_id == WEEKLY_JOB:
         config = _current().config
-        week = week_for_run(event.scheduled_run_time, config)
+        week = default_period(event.scheduled_run_time, config)
         log.warning(
             "weekly: issue %s not sent: the process was down at %s and came back after the %d-hour grace period",
             week,

@@ -17,6 +17,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import select
 
 from digest import schedule
+from digest.compose import default_period
 from digest.config import load_newsletter
 from digest.core import build_core
 from digest.models import Issue
@@ -116,11 +117,10 @@ def test_spring_forward_keeps_the_local_hour_in_berlin():
     assert [t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") for t in times] == ["2027-03-29T06:00", "2027-04-05T06:00"]
 
 
-def test_a_monday_run_sends_the_week_that_just_ended():
+def test_a_monday_run_files_the_week_that_just_ended():
     config = load_newsletter(EXAMPLE_CONFIG)
-    assert schedule.week_for_run(at("2026-11-30T08:00"), config) == Week(2026, 48)
-    friday = config.model_copy(update={"schedule": config.schedule.model_copy(update={"weekly": "0 17 * * fri"})})
-    assert schedule.week_for_run(at("2026-11-27T17:00"), friday) == Week(2026, 48)
+    assert default_period(at("2026-11-30T08:00"), config) == Week(2026, 48)
+    assert default_period(at("2026-11-27T17:00"), config) == Week(2026, 48)  # a Friday send: its own week
 
 
 def test_the_jobs_have_fixed_ids_and_are_not_duplicated_by_a_restart(sample_core):

@@ -31,7 +31,9 @@ def get(core, address) -> Subscriber:
 def changes(core, subscriber_id) -> list[tuple]:
     with core.sessions() as session:
         rows = session.scalars(
-            select(SubscriberChange).where(SubscriberChange.subscriber_id == subscriber_id).order_by(SubscriberChange.id)
+            select(SubscriberChange)
+            .where(SubscriberChange.subscriber_id == subscriber_id)
+            .order_by(SubscriberChange.id)
         )
         return [(c.from_status, c.to_status, c.cause) for c in rows]
 

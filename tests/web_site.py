@@ -38,7 +38,7 @@ def running_site(settings: Settings, clock: Callable[[], datetime] | None = None
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     # Links in mail must point at this very server, so the base URL is known before the core is built.
-    site_settings = settings.model_copy(update={"base_url": url, **overrides})
+    site_settings = Settings(_env_file=None, **{**settings.model_dump(), "base_url": url, **overrides})
     core = build_core(site_settings, load_newsletter(EXAMPLE_CONFIG), clock=clock)
     server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

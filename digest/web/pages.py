@@ -8,7 +8,9 @@ from fastapi.responses import HTMLResponse
 from subscribers.confirmation import template_environment
 
 
-def page(request: Request, template: str, *, status_code: int = 200, headers: dict | None = None, **values) -> HTMLResponse:
+def page(
+    request: Request, template: str, *, status_code: int = 200, headers: dict | None = None, **values
+) -> HTMLResponse:
     core = request.app.state.core
     env = getattr(request.app.state, "pages", None)
     if env is None:

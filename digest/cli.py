@@ -190,7 +190,7 @@ def subscribers_import(
     reactivated = f", {report.reactivated} reactivated (--force-consent)" if force_consent else ""
     out.print(
         f"imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.kept_out} kept out (unsubscribed, bounced, complained or erased){reactivated}, "
+        f"{report.kept_out} kept out (unsubscribed or suppressed){reactivated}, "
         f"{len(report.rejected)} rejected",
         highlight=False,
     )

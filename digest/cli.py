@@ -30,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-subscribers_app = typer.Typer(help="The audience: add, import and list subscribers.", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    help="The audience: add, import, export, list, count, show and remove subscribers.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The store: apply migrations.", no_args_is_help=True)
 articles_app = typer.Typer(help="The store's articles and an editor's overrides.", no_args_is_help=True)
 app.add_typer(subscribers_app, name="subscribers")
@@ -265,46 +267,202 @@ def send(week: WeekOption = None) -> None:
 @subscribers_app.command("import")
 def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV with a header; columns email and (optional) name.")],
+    force_consent: Annotated[
+        bool,
+        typer.Option(
+            "--force-consent",
+            help="Reactivate unsubscribed, bounced, complained and erased addresses: only with their new consent.",
+        ),
+    ] = False,
 ) -> None:
     """Import subscribers from CSV: bad rows are reported by line and skipped, duplicates merged."""
     from subscribers.store import import_csv
 
     core = _core()
     with core.sessions.begin() as session:
-        report = import_csv(session, file, now=core.now())
+        report = import_csv(session, file, now=core.now(), force_consent=force_consent)
     for rejected in report.rejected:
         err.print(f"{file}:{rejected.line}: skipped {rejected.value!r}: {rejected.reason}", highlight=False)
+    reactivated = f", {report.reactivated} reactivated (--force-consent)" if force_consent else ""
     out.print(
         f"imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.kept_out} kept out (unsubscribed or suppressed), {len(report.rejected)} rejected"
+        f"{report.kept_out} kept out (unsubscribed or suppressed){reactivated}, "
+        f"{len(report.rejected)} rejected",
+        highlight=False,
     )
+
+
+def _subscriber_json(s) -> dict:
+    return {
+        "id": s.id,
+        "email": s.email,
+        "name": s.name,
+        "status": s.status,
+        "consent_source": s.consent_source,
+        "consent_at": s.consent_at.isoformat() if s.consent_at else None,
+        "consent_ip": s.consent_ip,
+        "consent_user_agent": s.consent_user_agent,
+        "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+        "exclude_sections": s.excluded_sections,
+        "created_at": s.created_at.isoformat(),
+        "updated_at": s.updated_at.isoformat(),
+    }
+
+
+def _address(value: str) -> str:
+    from subscribers.store import InvalidAddress, normalize_email
+
+    try:
+        return normalize_email(value)
+    except InvalidAddress as exc:
+        raise UsageError(f"{value!r} is not an e-mail address: {exc}") from None
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    email: Annotated[str, typer.Argument(help="The address to add, active at once (you vouch for the consent).")],
+    name: Annotated[str | None, typer.Option(help="The subscriber's name.")] = None,
+    force_consent: Annotated[
+        bool, typer.Option("--force-consent", help="Also reactivate someone who unsubscribed, bounced or complained.")
+    ] = False,
+) -> None:
+    """Add one subscriber as active."""
+    from subscribers.store import add
+
+    core = _core()
+    address = _address(email)
+    with core.sessions.begin() as session:
+        subscriber, outcome = add(
+            session,
+            address,
+            name,
+            now=core.now(),
+            force_consent=force_consent,
+            cause="added with digest subscribers add",
+        )
+        status = subscriber.status if subscriber else "erased"
+    if outcome == "kept_out":
+        raise UsageError(f"{address} is {status} and stays out; add --force-consent only if they asked to come back")
+    out.print(f"{address}: {outcome} ({status})", highlight=False)
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    file: Annotated[Path | None, typer.Argument(help="CSV file to write; default: standard output.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """Export subscribers with their consent record as CSV (streamed)."""
+    from subscribers.store import export_csv
+
+    core = _core()
+    with core.sessions() as session:
+        if file is None:
+            export_csv(session, sys.stdout, status)
+            return
+        tmp = file.with_name(file.name + ".tmp")
+        try:
+            with tmp.open("w", newline="", encoding="utf-8") as handle:
+                count = export_csv(session, handle, status)
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot write: {exc.strerror or exc}") from None
+        tmp.replace(file)
+    err.print(f"exported {count} subscribers to {file}", highlight=False)
+
+
+@subscribers_app.command("count")
+def subscribers_count(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Count subscribers by status."""
+    from subscribers.store import count_by_status
+
+    core = _core()
+    with core.sessions() as session:
+        counts = count_by_status(session)
+    if as_json:
+        print(json.dumps({**counts, "total": sum(counts.values())}))
+        return
+    for status, n in counts.items():
+        out.print(f"{status:<13} {n}")
+    out.print(f"{'total':<13} {sum(counts.values())}")
+
+
+@subscribers_app.command("show")
+def subscribers_show(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """One subscriber: consent record, preferences and the history of status changes."""
+    from subscribers.store import find, history
+
+    core = _core()
+    address = _address(email)
+    with core.sessions() as session:
+        subscriber = find(session, address)
+        if subscriber is None:
+            raise UsageError(f"no subscriber {address}; `digest subscribers list` shows who there is")
+        changes = history(session, subscriber)
+    data = _subscriber_json(subscriber)
+    data["history"] = [
+        {"at": c.at.isoformat(), "from": c.from_status, "to": c.to_status, "cause": c.cause} for c in changes
+    ]
+    if as_json:
+        print(json.dumps(data))
+        return
+    for key, value in data.items():
+        if key != "history":
+            out.print(f"{key:<20} {value if value is not None else ''}", highlight=False)
+    out.print("history:")
+    for change in data["history"]:
+        out.print(f"  {change['at']}  {change['from'] or '-'} -> {change['to']}  ({change['cause']})", highlight=False)
+
+
+@subscribers_app.command("remove")
+def subscribers_remove(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    erase: Annotated[
+        bool,
+        typer.Option("--erase", help="Delete their personal data; keep only a hash of the address as a suppression."),
+    ] = False,
+) -> None:
+    """Unsubscribe someone (kept with their history), or erase them for good with --erase."""
+    from subscribers import store
+
+    core = _core()
+    address = _address(email)
+    with core.sessions.begin() as session:
+        if erase:
+            found = store.erase(session, address, now=core.now())
+            message = f"{address}: erased; its hash stays as a suppression" + (
+                "" if found else " (was not a subscriber)"
+            )
+        else:
+            subscriber = store.find(session, address)
+            if subscriber is None:
+                raise UsageError(f"no subscriber {address}; use --erase to suppress an address we never had")
+            store.unsubscribe(session, subscriber, "removed with digest subscribers remove", now=core.now())
+            message = f"{address}: {subscriber.status}"
+    out.print(message, highlight=False)
 
 
 @subscribers_app.command("list")
 def subscribers_list(
     status: Annotated[str | None, typer.Option(help="Only this status (active, pending, unsubscribed, ...).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List subscribers."""
+    from subscribers.models import STATUSES
     from subscribers.store import list_subscribers
 
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
     core = _core()
     with core.sessions() as session:
-        rows = list_subscribers(session, status)
+        rows = list_subscribers(session, status, limit)
     if as_json:
         for s in rows:
-            print(
-                json.dumps(
-                    {
-                        "id": s.id,
-                        "email": s.email,
-                        "name": s.name,
-                        "status": s.status,
-                        "consent_source": s.consent_source,
-                        "created_at": s.created_at.isoformat(),
-                    }
-                )
-            )
+            print(json.dumps(_subscriber_json(s)))
         return
     table = Table("id", "email", "name", "status", "consent", "since")
     for s in rows:
@@ -434,6 +592,34 @@ def schedule(
     scheduling.install_signal_handlers(scheduler)
     out.print(f"scheduler running ({len(scheduler.get_jobs())} jobs); stop with Ctrl-C or SIGTERM")
     scheduler.start()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxies whose X-Forwarded-For to trust (comma-separated IPs), so limits see real clients."),
+    ] = None,
+) -> None:
+    """Serve sign-up, confirmation, unsubscribe, preferences and the web hooks (uvicorn)."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    core = _core()
+    application = create_app(core)
+    err.print(f"serving {core.config.name} on http://{host}:{port} (public address {core.settings.base_url})")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @db_app.command("upgrade")

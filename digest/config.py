@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(None, description="Bearer token for the editor's preview pages.")
     api_token: SecretStr | None = Field(None, description="Bearer token for the subscriber API.")
+    old_secret_keys: SecretStr | None = Field(
+        None, description="Earlier secret keys, comma-separated, still accepted when reading links (key rotation)."
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid's Event Webhook verification key (base64 DER or PEM); unsigned posts get 403."
+    )
+    double_opt_in: bool = Field(True, description="Sign-ups stay pending until the confirm link is opened.")
+    subscribe_per_ip_per_hour: int = Field(
+        10, ge=1, description="Sign-up form posts accepted per client IP per hour (in-process count)."
+    )
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body for forms and the JSON API.")
+    webhook_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest Event Webhook body (SendGrid sends at most about 768 KB)."
+    )
 
     def require_secret_key(self) -> str:
         if self.secret_key is None or not self.secret_key.get_secret_value().strip():
@@ -80,6 +94,11 @@ class Settings(BaseSettings):
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
             )
         return self.secret_key.get_secret_value()
+
+    def old_secret_key_list(self) -> list[str]:
+        if self.old_secret_keys is None:
+            return []
+        return [k.strip() for k in self.old_secret_keys.get_secret_value().split(",") if k.strip()]
 
 
 def load_settings(**overrides) -> Settings:

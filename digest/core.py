@@ -39,7 +39,7 @@ class Digest:
 
     @cached_property
     def tokens(self) -> Tokens:
-        return Tokens(self.settings.require_secret_key())
+        return Tokens(self.settings.require_secret_key(), self.settings.old_secret_key_list())
 
     @property
     def summary_limits(self) -> SummaryLimits:
@@ -55,10 +55,13 @@ class Digest:
         return self.url(f"issues/{slug}")
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
-        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber.id)}")
+        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
 
     def preferences_url(self, subscriber: Subscriber) -> str:
-        return self.url(f"preferences/{self.tokens.make('preferences', subscriber.id)}")
+        return self.url(f"preferences/{self.tokens.make('preferences', subscriber)}")
+
+    def confirm_url(self, subscriber: Subscriber) -> str:
+        return self.url(f"confirm/{self.tokens.make('confirm', subscriber)}")
 
     def recipient_values(self, subscriber: Subscriber) -> dict[str, str]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,12 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digest.models import Base, utcnow
+
+
+def new_link_key() -> str:
+    """128 random bits: what signed links carry instead of the id (see subscribers.tokens)."""
+    return secrets.token_urlsafe(16)
+
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Statuses a person (or their mailbox) chose; an import must never turn them back into active.
@@ -27,9 +34,16 @@ class Subscriber(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(64))
     consent_user_agent: Mapped[str | None] = mapped_column(Text)
     confirmed_at: Mapped[datetime | None]
+    # {"exclude_sections": ["Opinion", ...]}: the sections this subscriber chose to leave out.
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    link_key: Mapped[str] = mapped_column(String(32), unique=True, default=new_link_key)
+    confirmation_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def excluded_sections(self) -> list[str]:
+        return list((self.preferences or {}).get("exclude_sections", []))
 
     @property
     def first_name(self) -> str | None:

@@ -1,20 +1,33 @@
-"""Adding, importing and listing subscribers, with consent and a history of every status change."""
+"""The audience in the store: sign-up with consent, confirm, unsubscribe, preferences, import, export, erase.
+
+Every status change goes through `set_status`, which appends a row to the history with its cause.
+Unsubscribes win: nothing here turns an unsubscribed, bounced or complained subscriber back into an
+active one without a fresh act of consent by that person (a confirm link, the resubscribe button)
+or an operator's explicit `force_consent`.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
-from subscribers.models import FINAL_STATUSES, Subscriber, SubscriberChange, Suppression
+from digest.models import Event
+from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
+
+CONSENT_SOURCES = ("form", "api", "import")
+# A second sign-up of a pending address re-sends the confirmation mail, but not more often than this.
+CONFIRMATION_RESEND_AFTER = timedelta(minutes=1)
 
 
 class InvalidAddress(ValueError):
@@ -23,6 +36,8 @@ class InvalidAddress(ValueError):
 
 def normalize_email(address: str) -> str:
     """Validated (syntax only, no DNS) and lower-cased, so one person is one row."""
+    if not isinstance(address, str) or not address.strip():
+        raise InvalidAddress("an e-mail address is required")
     try:
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
@@ -34,9 +49,19 @@ def email_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
 
 
-def set_status(session: Session, subscriber: Subscriber, status: str, cause: str, now: datetime) -> None:
+def insert_ignoring_duplicates(session: Session, model):
+    """INSERT … ON CONFLICT DO NOTHING on either store, so racing writers never fail on a unique key."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
+
+
+def set_status(session: Session, subscriber: Subscriber, status: str, cause: str, now: datetime) -> bool:
+    """Move to `status` and append the change to the history; False when it was already there."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown subscriber status {status!r}")
     if subscriber.status == status:
-        return
+        return False
     session.add(
         SubscriberChange(
             subscriber_id=subscriber.id, from_status=subscriber.status, to_status=status, cause=cause, at=now
@@ -44,10 +69,234 @@ def set_status(session: Session, subscriber: Subscriber, status: str, cause: str
     )
     subscriber.status = status
     subscriber.updated_at = now
+    return True
 
 
 def is_suppressed(session: Session, address: str) -> bool:
     return session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(address))) is not None
+
+
+def suppress(session: Session, address: str, reason: str, now: datetime) -> None:
+    session.execute(
+        insert_ignoring_duplicates(session, Suppression).values(
+            email_hash=email_hash(address), reason=reason[:50], created_at=now
+        )
+    )
+
+
+def lift_suppression(session: Session, address: str) -> None:
+    session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(address)))
+
+
+def find(session: Session, address: str) -> Subscriber | None:
+    return session.scalars(select(Subscriber).where(Subscriber.email == normalize_email(address))).first()
+
+
+def find_by_link_key(session: Session, link_key: str) -> Subscriber | None:
+    return session.scalars(select(Subscriber).where(Subscriber.link_key == link_key)).first()
+
+
+# --- sign-up, confirmation, unsubscribe --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consent:
+    """How someone asked to be on the list: the consent record kept on the subscriber."""
+
+    source: str  # form, api, import
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass
+class SignUpResult:
+    subscriber: Subscriber
+    created: bool
+    send_confirmation: bool  # this request claimed the (re)sending of the confirmation mail
+
+
+def sign_up(
+    session: Session, address: str, name: str | None, consent: Consent, *, now: datetime, double_opt_in: bool
+) -> SignUpResult:
+    """Add a sign-up, or renew the consent of someone already there. Safe under concurrent calls.
+
+    Someone who once unsubscribed, bounced or complained always goes through confirmation, even with
+    single opt-in: otherwise anyone could put them back on the list by typing their address.
+    """
+    address = normalize_email(address)
+    name = (name or "").strip()[:300] or None
+    user_agent = (consent.user_agent or "")[:1000] or None
+    status = "pending" if double_opt_in else "active"
+    # The insert comes first, so that SQLite takes its write lock at once (no read-then-upgrade race),
+    # and two racing sign-ups of one address make one row: the loser's insert does nothing.
+    inserted = session.execute(
+        insert_ignoring_duplicates(session, Subscriber)
+        .values(
+            email=address,
+            name=name,
+            status=status,
+            consent_source=consent.source,
+            consent_at=now,
+            consent_ip=consent.ip,
+            consent_user_agent=user_agent,
+            confirmed_at=None if double_opt_in else now,
+            confirmation_sent_at=now if double_opt_in else None,
+            preferences={},
+            link_key=new_link_key(),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Subscriber.id)
+    ).scalar()
+    if inserted is not None:
+        session.add(
+            SubscriberChange(
+                subscriber_id=inserted,
+                from_status=None,
+                to_status=status,
+                cause=f"sign-up via {consent.source}",
+                at=now,
+            )
+        )
+        if not double_opt_in:
+            lift_suppression(session, address)
+        subscriber = session.get(Subscriber, inserted)
+        return SignUpResult(subscriber, created=True, send_confirmation=double_opt_in)
+
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
+    if subscriber.status == "active":
+        if name and not subscriber.name:
+            subscriber.name, subscriber.updated_at = name, now
+        return SignUpResult(subscriber, created=False, send_confirmation=False)
+    # Pending, or back after leaving: a fresh consent record, and confirmation before any issue is sent.
+    subscriber.consent_source, subscriber.consent_at = consent.source, now
+    subscriber.consent_ip, subscriber.consent_user_agent = consent.ip, user_agent
+    if name:
+        subscriber.name = name
+    subscriber.updated_at = now
+    set_status(session, subscriber, "pending", f"sign-up again via {consent.source}", now)
+    session.flush()
+    return SignUpResult(subscriber, created=False, send_confirmation=claim_confirmation(session, subscriber, now))
+
+
+def claim_confirmation(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Compare-and-set on confirmation_sent_at: of many racing requests, one sends the mail."""
+    result = session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber.id,
+            or_(
+                Subscriber.confirmation_sent_at.is_(None),
+                Subscriber.confirmation_sent_at < now - CONFIRMATION_RESEND_AFTER,
+            ),
+        )
+        .values(confirmation_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        subscriber.confirmation_sent_at = now
+        return True
+    return False
+
+
+def release_confirmation(session: Session, subscriber_id: int) -> None:
+    """The mail could not be sent: let the next sign-up try again at once."""
+    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=None))
+
+
+def confirm(session: Session, subscriber: Subscriber, *, now: datetime) -> bool:
+    """Pending → active. An old confirm link never undoes a later unsubscribe."""
+    if subscriber.status != "pending":
+        return False
+    subscriber.confirmed_at = now
+    set_status(session, subscriber, "active", "confirmed by link", now)
+    # Erased earlier and back of their own accord: the suppression would keep them from every issue.
+    lift_suppression(session, subscriber.email)
+    return True
+
+
+def unsubscribe(session: Session, subscriber: Subscriber, cause: str, *, now: datetime) -> bool:
+    """Idempotent. Bounced and complained stay as they are: they are out already, for a stronger reason."""
+    if subscriber.status in ("unsubscribed", "bounced", "complained"):
+        return False
+    return set_status(session, subscriber, "unsubscribed", cause, now)
+
+
+def resubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> str:
+    """The resubscribe button: back to active if they had confirmed before; otherwise to confirmation.
+
+    Returns the status after. Bounced and complained addresses cannot come back this way: a mailbox
+    that bounced or reported spam needs a fresh sign-up and confirmation.
+    """
+    if subscriber.status == "unsubscribed" and subscriber.confirmed_at is not None:
+        set_status(session, subscriber, "active", "resubscribed from the unsubscribe page", now)
+    elif subscriber.status == "unsubscribed":
+        set_status(session, subscriber, "pending", "resubscribed from the unsubscribe page, not yet confirmed", now)
+    return subscriber.status
+
+
+def set_excluded_sections(
+    session: Session, subscriber: Subscriber, excluded: Iterable[str], known: list[str], *, now: datetime
+) -> list[str]:
+    """Store the sections left out, in the newsletter's order; unknown names are dropped."""
+    wanted = set(excluded)
+    kept = [s for s in known if s in wanted]
+    subscriber.preferences = {**(subscriber.preferences or {}), "exclude_sections": kept}
+    subscriber.updated_at = now
+    return kept
+
+
+# --- the operator's commands ----------------------------------------------------------------------
+
+
+def add(
+    session: Session, address: str, name: str | None, *, now: datetime, force_consent: bool = False, cause: str
+) -> tuple[Subscriber | None, str]:
+    """Add (or update) one subscriber as active on the operator's word. Returns (subscriber, outcome).
+
+    outcome is one of added, updated, unchanged, reactivated, kept_out.
+    """
+    address = normalize_email(address)
+    name = (name or "").strip()[:300] or None
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    if subscriber is None:
+        if is_suppressed(session, address):
+            if not force_consent:
+                return None, "kept_out"
+            lift_suppression(session, address)
+        subscriber = Subscriber(
+            email=address,
+            name=name,
+            status="active",
+            consent_source="import",
+            consent_at=now,
+            confirmed_at=now,
+            preferences={},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(subscriber)
+        session.flush()
+        session.add(
+            SubscriberChange(subscriber_id=subscriber.id, from_status=None, to_status="active", cause=cause, at=now)
+        )
+        return subscriber, "added"
+    outcome = "unchanged"
+    if subscriber.status in FINAL_STATUSES:
+        if not force_consent:
+            return subscriber, "kept_out"
+        subscriber.consent_source, subscriber.consent_at, subscriber.confirmed_at = "import", now, now
+        set_status(session, subscriber, "active", f"{cause} (--force-consent)", now)
+        outcome = "reactivated"
+    elif subscriber.status == "pending":
+        # The operator vouches for the consent the confirmation would have given.
+        subscriber.consent_source, subscriber.consent_at, subscriber.confirmed_at = "import", now, now
+        set_status(session, subscriber, "active", cause, now)
+        outcome = "updated"
+    if name and subscriber.name != name:
+        subscriber.name, subscriber.updated_at = name, now
+        outcome = "updated" if outcome == "unchanged" else outcome
+    return subscriber, outcome
 
 
 @dataclass
@@ -62,77 +311,143 @@ class ImportReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    reactivated: int = 0  # only with force_consent
     kept_out: int = 0  # unsubscribed, bounced, complained or suppressed: never reactivated by an import
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows with their line numbers; the header must name an `email` column."""
+def read_csv(handle: IO[str], name: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows with their line numbers, one at a time; the header must name an `email` column."""
+    reader = csv.DictReader(handle)
+    try:
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise UsageError(f"{name}: line 1: not CSV: {exc}") from None
+    if "email" not in fields:
+        raise UsageError(f"{name}: line 1: the header needs an 'email' column (found {fields or 'nothing'})")
+    reader.fieldnames = fields
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UsageError(f"{name}: line {reader.line_num}: not CSV: {exc}") from None
+        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k and isinstance(v, str)}
+
+
+def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bool = False) -> ImportReport:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "email" not in fields:
-            raise UsageError(f"{path}: line 1: the header needs an 'email' column (found {fields or 'nothing'})")
-        reader.fieldnames = fields
-        for row in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
-
-
-def import_csv(session: Session, path: Path, *, now: datetime) -> ImportReport:
     report = ImportReport()
-    seen: dict[str, Subscriber] = {}
-    for line, row in read_csv(path):
-        raw = row.get("email", "")
+    with handle:
         try:
-            address = normalize_email(raw)
-        except InvalidAddress as exc:
-            report.rejected.append(Rejected(line, raw, str(exc)))
-            continue
-        name = row.get("name") or None
-        subscriber = seen.get(address) or session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
-        if subscriber is None:
-            if is_suppressed(session, address):
-                report.kept_out += 1
-                continue
-            subscriber = Subscriber(
-                email=address,
-                name=name,
-                status="active",
-                consent_source="import",
-                consent_at=now,
-                confirmed_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(subscriber)
-            session.flush()
-            session.add(
-                SubscriberChange(
-                    subscriber_id=subscriber.id,
-                    from_status=None,
-                    to_status="active",
-                    cause=f"import {path.name}:{line}",
-                    at=now,
-                )
-            )
-            report.added += 1
-        elif subscriber.status in FINAL_STATUSES:
-            report.kept_out += 1
-        elif name and subscriber.name != name:
-            subscriber.name, subscriber.updated_at = name, now
-            report.updated += 1
-        else:
-            report.unchanged += 1
-        seen[address] = subscriber
+            for line, row in read_csv(handle, str(path)):
+                raw = row.get("email", "")
+                try:
+                    _, outcome = add(
+                        session,
+                        raw,
+                        row.get("name"),
+                        now=now,
+                        force_consent=force_consent,
+                        cause=f"import {path.name}:{line}",
+                    )
+                except InvalidAddress as exc:
+                    report.rejected.append(Rejected(line, raw, str(exc)))
+                    continue
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                if line % 1000 == 0:
+                    session.flush()
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     return report
 
 
-def list_subscribers(session: Session, status: str | None = None) -> list[Subscriber]:
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "status",
+    "consent_source",
+    "consent_at",
+    "consent_ip",
+    "confirmed_at",
+    "exclude_sections",
+    "created_at",
+    "updated_at",
+)
+
+
+def export_csv(session: Session, handle: IO[str], status: str | None = None) -> int:
+    """Stream every subscriber (or one status) to CSV; returns the number of rows."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
+    if status:
+        query = query.where(Subscriber.status == status)
+    count = 0
+    for s in session.scalars(query):
+        writer.writerow(
+            [
+                s.email,
+                s.name or "",
+                s.status,
+                s.consent_source or "",
+                s.consent_at.isoformat() if s.consent_at else "",
+                s.consent_ip or "",
+                s.confirmed_at.isoformat() if s.confirmed_at else "",
+                ";".join(s.excluded_sections),
+                s.created_at.isoformat(),
+                s.updated_at.isoformat(),
+            ]
+        )
+        count += 1
+    return count
+
+
+def erase(session: Session, address: str, *, now: datetime) -> bool:
+    """Delete the person's data and keep only a hash of the address, so no import can add it back.
+
+    Their history and deliveries go with the row (ON DELETE CASCADE); provider events keep their
+    type and time for the issue's statistics but lose the address and payload.
+    """
+    address = normalize_email(address)
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    session.execute(
+        update(Event)
+        .where(or_(Event.email == address, Event.subscriber_id == (subscriber.id if subscriber else -1)))
+        .values(email=None, payload={}, subscriber_id=None)
+    )
+    suppress(session, address, "erased", now)
+    if subscriber is None:
+        return False
+    session.delete(subscriber)
+    return True
+
+
+def list_subscribers(session: Session, status: str | None = None, limit: int | None = None) -> list[Subscriber]:
     query = select(Subscriber).order_by(Subscriber.id)
     if status:
         query = query.where(Subscriber.status == status)
+    if limit:
+        query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)):
+        counts[status] = n
+    return counts
+
+
+def history(session: Session, subscriber: Subscriber) -> list[SubscriberChange]:
+    return list(
+        session.scalars(
+            select(SubscriberChange)
+            .where(SubscriberChange.subscriber_id == subscriber.id)
+            .order_by(SubscriberChange.at, SubscriberChange.id)
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from email.message import EmailMessage
 from pathlib import Path
 
 from digest.delivery.message import build_message
@@ -39,3 +40,20 @@ class OutboxProvider:
             os.replace(tmp, path)
             sent[recipient.delivery_id] = message["Message-ID"]
         return sent
+
+    def send_transactional(self, message: EmailMessage) -> str | None:
+        """One message to one person (a sign-up confirmation): written under transactional/."""
+        folder = self.directory / "transactional"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(f"cannot create the outbox folder {folder}: {exc.strerror or exc}") from None
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+        path = folder / f"{stamp}-{os.getpid()}-{id(message):x}.eml"
+        tmp = path.with_suffix(".eml.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(message.as_bytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return message["Message-ID"]

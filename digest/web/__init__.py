@@ -1,0 +1,1 @@
+"""The web app served by `digest serve`: sign-up, confirmation, unsubscribe, preferences, web hooks."""

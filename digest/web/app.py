@@ -1,0 +1,60 @@
+"""The web app factory: `create_app(core)` builds the FastAPI app that `digest serve` runs.
+
+Each group of routes lives in its own module and is mounted here; add new ones the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from digest.core import Digest
+from digest.errors import DigestError
+from digest.web import api, subscribe, unsubscribe, webhooks
+from digest.web.csrf import Csrf
+from digest.web.limits import BodyLimit
+from digest.web.pages import error_page
+from digest.web.ratelimit import RateLimiter
+from subscribers.tokens import BadToken
+
+log = logging.getLogger(__name__)
+
+
+def create_app(core: Digest) -> FastAPI:
+    settings = core.settings
+    # Fail at start, not at the first request, when the secret is missing.
+    keys = [*settings.old_secret_key_list(), settings.require_secret_key()]
+    if settings.sendgrid_webhook_public_key:
+        from subscribers.events import load_public_key
+
+        load_public_key(settings.sendgrid_webhook_public_key)
+
+    app = FastAPI(title=core.config.name, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.core = core
+    app.state.csrf = Csrf(keys)
+    app.state.subscribe_limiter = RateLimiter(settings.subscribe_per_ip_per_hour, 3600)
+    app.add_middleware(
+        BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
+    )
+
+    for module in (subscribe, unsubscribe, api, webhooks):
+        app.include_router(module.router)
+
+    @app.exception_handler(BadToken)
+    async def bad_token(request: Request, exc: BadToken):
+        return error_page(request, 400, "This link is not valid", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+
+    @app.exception_handler(DigestError)
+    async def digest_error(request: Request, exc: DigestError):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        if request.url.path.startswith(("/api/", "/webhooks/")):
+            return JSONResponse({"error": str(exc)}, 503)
+        return error_page(request, 503, "Something went wrong on our side", str(exc))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,30 @@
+"""Sign-up as the web hooks do it: store the consent first, then mail the confirm link."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from digest.errors import DeliveryError
+from subscribers import store
+from subscribers.confirmation import send_confirmation
+
+if TYPE_CHECKING:
+    from digest.core import Digest
+
+
+def sign_up(core: Digest, address: str, name: str | None, consent: store.Consent) -> store.SignUpResult:
+    """Raises store.InvalidAddress for a bad address and DeliveryError when the mail cannot go out."""
+    with core.sessions.begin() as session:
+        result = store.sign_up(
+            session, address, name, consent, now=core.now(), double_opt_in=core.settings.double_opt_in
+        )
+    # The sign-up is committed before the mail goes: a crash in between loses no consent, and the
+    # next sign-up of the same address sends the mail again.
+    if result.send_confirmation:
+        try:
+            send_confirmation(core, result.subscriber)
+        except DeliveryError:
+            with core.sessions.begin() as session:
+                store.release_confirmation(session, result.subscriber.id)
+            raise
+    return result

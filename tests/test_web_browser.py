@@ -1,0 +1,79 @@
+"""In headless Chromium: sign up, confirm from the outbox mail, then unsubscribe with the page's button."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from subscribers.models import Subscriber
+from tests.conftest import IN_CI, ROOT
+from tests.web_site import confirm_links, running_site
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail("/usr/bin/chromium is missing (CI=true: browser tests must run)")
+        pytest.skip("/usr/bin/chromium is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def status_of(site, address: str) -> str:
+    with site.core.sessions() as session:
+        return session.scalars(select(Subscriber.status).where(Subscriber.email == address)).one()
+
+
+def test_a_reader_signs_up_confirms_from_the_mail_and_later_unsubscribes(settings, browser, database_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    db = "postgres" if database_url.startswith("postgresql") else "sqlite"
+    with running_site(settings) as site:
+        page = browser.new_page()
+        page.goto(f"{site.url}/subscribe")
+        page.fill("#email", "Browser.Reader@Example.org")
+        page.fill("#name", "Bea Reader")
+        page.screenshot(path=str(ARTIFACTS / f"subscribe-form-{db}.png"))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#status")
+        assert "Check your inbox" in page.content()
+        assert status_of(site, "browser.reader@example.org") == "pending"
+
+        [link] = confirm_links(Path(site.core.settings.outbox_dir))
+        page.goto(link)
+        assert page.locator("#status").inner_text().startswith("Thank you")
+        page.screenshot(path=str(ARTIFACTS / f"confirmed-{db}.png"))
+        assert status_of(site, "browser.reader@example.org") == "active"
+
+        with site.core.sessions() as session:
+            bea = session.scalars(select(Subscriber)).one()
+        page.goto(site.core.unsubscribe_url(bea))
+        assert status_of(site, "browser.reader@example.org") == "active"  # opening the page changes nothing
+        page.click("#unsubscribe")
+        page.wait_for_selector("#resubscribe")
+        assert "You are unsubscribed" in page.content()
+        page.screenshot(path=str(ARTIFACTS / f"unsubscribed-{db}.png"))
+        assert status_of(site, "browser.reader@example.org") == "unsubscribed"
+        page.close()
+    assert os.path.getsize(ARTIFACTS / f"unsubscribed-{db}.png") > 0

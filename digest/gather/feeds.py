@@ -41,10 +41,14 @@ def parse_document(body: bytes, *, url: str, content_type: str | None = None) ->
     if what == "empty":
         raise NotAFeed("not a feed: the response is empty")
     if what == "json":
-        return parse_json_feed(body, url=url)
-    if what == "html":
-        return _parse_html(body, url=url)
-    return parse_feed(body, url=url, content_type=content_type)
+        feed = parse_json_feed(body, url=url)
+    elif what == "html":
+        feed = _parse_html(body, url=url)
+    else:
+        feed = parse_feed(body, url=url, content_type=content_type)
+    for article in feed.articles:
+        article.finish()
+    return feed
 
 
 def _parse_html(body: bytes, *, url: str) -> ParsedFeed:

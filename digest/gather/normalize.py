@@ -49,6 +49,22 @@ class ParsedArticle:
     content_html: str | None  # sanitized
     image: Image | None
     categories: list[str] = field(default_factory=list)
+    # Worked out by finish() where the parsing happens (a worker process), not on the event loop.
+    words: int = 0
+    dek: str | None = None
+    feed_hash: str = ""
+
+    def finish(self) -> ParsedArticle:
+        self.words = len(plain_text(self.content_html or self.summary or "").split())
+        self.dek = None
+        if self.summary and self.content_html:
+            # A feed's separate summary reads as the dek when the full text is there too.
+            dek = plain_text(self.summary)
+            if dek and not plain_text(self.content_html[: len(self.summary) * 2]).startswith(dek):
+                self.dek = dek
+        if not self.feed_hash:
+            self.feed_hash = self.content_hash()
+        return self
 
     def content_hash(self) -> str:
         """Changes when anything a reader would see changes; the time alone does not count."""
@@ -67,9 +83,6 @@ class ParsedArticle:
             h.update(part.encode("utf-8", "replace"))
             h.update(b"\0")
         return h.hexdigest()
-
-    def word_count(self) -> int:
-        return len(plain_text(self.content_html or self.summary or "").split())
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Gather every configured source into the store, concurrently; one source's failure never stops the rest.
 
 For each source, as soon as its response arrives: parse (on a worker process), look up which
-articles are new or changed, fetch the article pages of those that carry only a short summary,
-and summarize them (workers again). Everything then goes to the store in one transaction; when that
-fails, source by source, so that one bad row costs only its own source. A source's error and its
-time are stored on its row; the rest of the run goes on.
+articles are new or changed, and fetch the article pages of those that carry only a short summary.
+Everything then goes to the store in one transaction; when that fails, source by source, so that one
+bad row costs only its own source. Last, the new and changed articles are summarized on all cores.
+A source's error and its time are stored on its row; the rest of the run goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from digest.config import NewsletterConfig, SourceConfig
-from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job, summarize_job
+from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
 from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
@@ -46,8 +46,9 @@ class SourceReport:
 class GatherReport:
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
-    fetch_seconds: float = 0.0  # fetching, parsing, page fetches and summaries of new articles
+    fetch_seconds: float = 0.0  # fetching, parsing and page fetches
     store_seconds: float = 0.0
+    summary_seconds: float = 0.0
     summarized: int = 0
 
     @property
@@ -101,8 +102,13 @@ def gather_sources(
     progress: Callable[[SourceReport], None] | None = None,
     workers: int | None = None,
     now: datetime | None = None,
+    summarize: bool = True,
 ) -> GatherReport:
-    """Fetch every source now and store new and changed articles with their summaries."""
+    """Fetch every source now and store new and changed articles; then summarize those (`summarize`).
+
+    Summaries are CPU work (a few ms an article, most of it sentence splitting), so they come after
+    the store write, on all cores, and only for articles whose content changed since their last one.
+    """
     started = time.monotonic()
     now = now or utcnow()
     with sessions.begin() as session:
@@ -113,27 +119,33 @@ def gather_sources(
         workers = default_workers() if len(plan) > 4 else 0
     cpu = Cpu(workers)
     try:
-        outcomes = asyncio.run(_fetch_all(sessions, config, limits, plan, cpu, progress))
+        outcomes = asyncio.run(_fetch_all(sessions, config, plan, cpu, progress))
         fetched_at = time.monotonic()
         report = GatherReport()
         _store(sessions, outcomes, now)
         report.sources = [o.report for o in outcomes]
-        report.summarized = summarize_pending(sessions, limits, cpu=cpu)
+        stored_at = time.monotonic()
+        if summarize:
+            if cpu.workers <= 0 and len(report.sources) and report.new + report.updated > 50:
+                cpu.close()
+                cpu = Cpu(default_workers())
+            report.summarized = summarize_pending(sessions, limits, cpu=cpu)
     finally:
         cpu.close()
     report.fetch_seconds = fetched_at - started
-    report.store_seconds = time.monotonic() - fetched_at
+    report.store_seconds = stored_at - fetched_at
+    report.summary_seconds = time.monotonic() - stored_at
     report.seconds = time.monotonic() - started
     return report
 
 
-async def _fetch_all(sessions, config, limits, plan, cpu: Cpu, progress) -> list[_Outcome]:
+async def _fetch_all(sessions, config, plan, cpu: Cpu, progress) -> list[_Outcome]:
     options = FetchOptions.from_config(config.gather)
     async with Fetcher(options) as fetcher:
 
         async def one(entry) -> _Outcome:
             source_id, sc, url, etag, last_modified = entry
-            outcome = await _gather_one(sessions, config, limits, cpu, fetcher, source_id, sc, url, etag, last_modified)
+            outcome = await _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified)
             if progress:
                 progress(outcome.report)
             return outcome
@@ -141,7 +153,7 @@ async def _fetch_all(sessions, config, limits, plan, cpu: Cpu, progress) -> list
         return list(await asyncio.gather(*(one(entry) for entry in plan)))
 
 
-async def _gather_one(sessions, config, limits, cpu, fetcher, source_id, sc, url, etag, last_modified) -> _Outcome:
+async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified) -> _Outcome:
     outcome = _Outcome(source_id, sc, SourceReport(sc.name, ok=False))
     try:
         fetched = await fetcher.fetch(url, etag=etag, last_modified=last_modified)
@@ -152,20 +164,17 @@ async def _gather_one(sessions, config, limits, cpu, fetcher, source_id, sc, url
         feed = await cpu.run(parse_job, fetched.body, fetched.url, fetched.content_type)
         del fetched
         outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
-        hashes = [a.content_hash() for a in feed.articles]
         with sessions() as session:
             known = known_articles(session, feed.articles)
         fresh = []
-        for article, digest in zip(feed.articles, hashes, strict=True):
+        for article in feed.articles:
             found = known.find(source_id, article)
-            if found is None or found.content_hash != digest:
-                fresh.append((article, digest))
+            if found is None or found.content_hash != article.feed_hash:
+                fresh.append((article, article.feed_hash))
         await _full_text(config, sc, cpu, fetcher, [a for a, _ in fresh])
-        summaries = await cpu.run(summarize_job, [a.content_html or "" for a, _ in fresh], limits) if fresh else []
-        by_key = {id(a): s for (a, _), s in zip(fresh, summaries, strict=True)}
-        for article, digest in zip(feed.articles, hashes, strict=True):
+        for article, digest in fresh:
             section = section_for(sc.section, sc.categories, article.categories)
-            outcome.items.append(Incoming(source_id, section, article, digest, by_key.get(id(article))))
+            outcome.items.append(Incoming(source_id, section, article, digest))
         outcome.report.ok = True
     except (FetchError, NotAFeed, WorkerCrashed) as exc:
         outcome.report.error = str(exc)
@@ -178,7 +187,7 @@ async def _gather_one(sessions, config, limits, cpu, fetcher, source_id, sc, url
 def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArticle) -> bool:
     if not article.url.startswith(("http://", "https://")):
         return False
-    return sc.full_text or article.word_count() < config.gather.full_text_min_words
+    return sc.full_text or article.words < config.gather.full_text_min_words
 
 
 async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, articles: list[ParsedArticle]) -> None:
@@ -220,6 +229,7 @@ def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticl
     for category in page.categories:
         if category not in article.categories:
             article.categories.append(category)
+    article.finish()  # words and dek anew; feed_hash stays that of the feed's version
 
 
 def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:

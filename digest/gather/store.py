@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from digest.gather.normalize import ParsedArticle, plain_text
+from digest.gather.normalize import ParsedArticle
 from digest.models import Article
 from digest.summarize import Summary
 
@@ -105,17 +105,9 @@ def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> Known
     return index
 
 
-def _dek(article: ParsedArticle) -> str | None:
-    # A feed's separate summary reads as the dek when the full text is there too.
-    if not article.summary or not article.content_html:
-        return None
-    dek = plain_text(article.summary)
-    return dek if dek and dek != plain_text(article.content_html) else None
-
-
 def _values(item: Incoming, now: datetime) -> dict:
     a, s = item.article, item.summary
-    dek = _dek(a)
+    dek = a.dek
     values = dict(
         title=a.title,
         url=a.url,

@@ -50,7 +50,7 @@ def feed(rng: random.Random, number: int, items: int) -> bytes:
         parts.append(
             f"<item><title>{sentence(rng, 8)}</title>"
             f"<link>https://news{number % 8}.example.org/{number}/{i}/?utm_source=rss</link>"
-            f"<guid isPermaLink=\"false\">bench-{number}-{i}</guid>"
+            f'<guid isPermaLink="false">bench-{number}-{i}</guid>'
             f"<pubDate>Mon, 23 Nov 2026 {i % 24:02d}:{number % 60:02d}:00 +0000</pubDate>"
             f"<dc:creator>Writer {number}</dc:creator><category>World</category>"
             f"<description>{sentence(rng, 20)} {sentence(rng, 15)}</description>"

@@ -165,7 +165,7 @@ def _entry(entry, base: str) -> ParsedArticle | None:
         if term and term not in categories:
             categories.append(term)
     return ParsedArticle(
-        title=title or plain_text(summary)[:120] or url,
+        title=title or _untitled(summary, content_html, url),
         url=url,
         guid=guid,
         published=published,
@@ -175,6 +175,14 @@ def _entry(entry, base: str) -> ParsedArticle | None:
         image=_image(entry, content_html or summary, base),
         categories=categories,
     )
+
+
+def _untitled(summary: str | None, content_html: str | None, url: str) -> str:
+    """A title for an untitled item (JSON Feed allows them; so do microblogs): the start of its text."""
+    text = plain_text(summary) or plain_text(content_html)
+    if not text:
+        return url
+    return text if len(text) <= 120 else text[:117].rsplit(" ", 1)[0] + "…"
 
 
 def _author(entry) -> str | None:
@@ -253,7 +261,7 @@ def _json_item(item: dict, base: str, feed_authors: str | None) -> ParsedArticle
                     break
     tags = item.get("tags") if isinstance(item.get("tags"), list) else []
     return ParsedArticle(
-        title=clip(plain_text(_str(item.get("title")) or ""), 2000) or plain_text(summary)[:120] or url,
+        title=clip(plain_text(_str(item.get("title")) or ""), 2000) or _untitled(summary, content_html, url),
         url=url,
         guid=clip(guid, MAX_GUID),
         published=parse_time(_str(item.get("date_published")) or _str(item.get("date_modified"))),

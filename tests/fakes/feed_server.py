@@ -44,6 +44,7 @@ class FeedServer:
         self.host, self.latency = host, latency
         self.port = 0
         self.requests: list[Request] = []
+        self.in_flight = self.max_in_flight = 0  # requests being answered at once, and the most ever
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -106,7 +107,12 @@ class FeedServer:
                     reply = Reply(404, b"not found")
                 else:
                     reply = route(request) if callable(route) else route
-                await self._reply(writer, reply)
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    await self._reply(writer, reply)
+                finally:
+                    self.in_flight -= 1
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError, asyncio.LimitOverrunError):
             pass
         finally:

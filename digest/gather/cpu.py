@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -36,6 +37,17 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _context():
+    """fork when this is the only thread: workers start in milliseconds with everything imported.
+    With other threads about (a scheduler, a web server), a fork could copy a lock one of them holds,
+    so workers come from a forkserver instead, which imports the parsers once."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["digest.gather.cpu"])
+    return context
+
+
 class WorkerCrashed(Exception):
     pass
 
@@ -47,9 +59,14 @@ class Cpu:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # fork: the workers start with everything already imported, in milliseconds.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
         return self._pool
+
+    def start(self) -> None:
+        """Fork the workers now, while this process has one thread: forking later, beside the event
+        loop's helper threads, could copy a lock some thread was holding."""
+        if self.workers > 0:
+            self._executor().submit(int).result()
 
     async def run(self, fn, *args):
         if self.workers <= 0:

@@ -119,6 +119,7 @@ def gather_sources(
         workers = default_workers() if len(plan) > 4 else 0
     cpu = Cpu(workers)
     try:
+        cpu.start()
         outcomes = asyncio.run(_fetch_all(sessions, config, plan, cpu, progress))
         fetched_at = time.monotonic()
         report = GatherReport()
@@ -126,9 +127,9 @@ def gather_sources(
         report.sources = [o.report for o in outcomes]
         stored_at = time.monotonic()
         if summarize:
-            if cpu.workers <= 0 and len(report.sources) and report.new + report.updated > 50:
-                cpu.close()
-                cpu = Cpu(default_workers())
+            if cpu.workers <= 0 and report.new + report.updated > 50:
+                cpu = Cpu(default_workers())  # a few sources with many new articles: worth the workers
+                cpu.start()
             report.summarized = summarize_pending(sessions, limits, cpu=cpu)
     finally:
         cpu.close()

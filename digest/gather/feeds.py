@@ -149,7 +149,12 @@ def _entry(entry, base: str) -> ParsedArticle | None:
     content = entry.get("content") or []
     content_html = next((c.get("value") for c in content if (c.get("value") or "").strip()), None)
     summary = entry.get("summary")
-    if content_html and summary and plain_text(summary) == plain_text(content_html):
+    if (
+        content_html
+        and summary
+        and len(summary) * 2 > len(content_html)
+        and plain_text(summary) == plain_text(content_html)
+    ):
         summary = None  # RSS <description> only: feedparser repeats it as the content
     clean_content = sanitize_html(content_html or summary)
     published = None

@@ -55,7 +55,7 @@ class ParsedArticle:
     feed_hash: str = ""
 
     def finish(self) -> ParsedArticle:
-        self.words = len(plain_text(self.content_html or self.summary or "").split())
+        self.words = len(_TAG.sub(" ", self.content_html or self.summary or "").split())
         self.dek = None
         if self.summary and self.content_html:
             # A feed's separate summary reads as the dek when the full text is there too.

@@ -200,3 +200,19 @@ def test_sanitizing_removes_scripts_styles_frames_forms_handlers_and_javascript_
 )
 def test_photo_credit_is_split_from_the_caption(caption, expected):
     assert split_credit(caption) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('<media:thumbnail url="https://a.example/thumb.jpg"/><media:credit>Jo / Desk</media:credit>',
+         ("https://a.example/thumb.jpg", "Jo / Desk")),
+        ('<enclosure url="https://a.example/photo.png" type="image/png" length="100"/>',
+         ("https://a.example/photo.png", None)),
+        ('<enclosure url="https://a.example/podcast.mp3" type="audio/mpeg" length="100"/>', None),
+    ],
+)  # fmt: skip
+def test_image_from_thumbnail_or_image_enclosure_but_not_audio(extra, expected):
+    body = rss([{"title": "T", "link": "https://a.example/t", "description": "Text.", "extra": extra}])
+    image = parse_document(body, url="https://a.example/f").articles[0].image
+    assert (image.url, image.credit) == expected if expected else image is None

@@ -221,3 +221,18 @@ def test_requests_stay_within_the_per_host_and_overall_limits(settings):
             core.close()
         with core.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Article)) == 12  # same links on both hosts
+
+
+def test_a_full_text_source_fetches_the_page_even_for_long_items(settings):
+    page = (ROOT / "examples/pages/restraint-is-not-retreat.html").read_bytes()
+    with FeedServer({"/page": Reply(body=page)}) as server:
+        server.routes["/feed"] = Reply(body=rss([item(1, link=server.url("/page"))]))
+        source = SourceConfig(name="wire", url=server.url("/feed"), section="Opinion", full_text=True)
+        core = core_for(settings, newsletter([source]))
+        try:
+            gather(core)
+            (a,) = articles(core)
+            assert "/page" in [r.path for r in server.requests]
+            assert a.url.startswith("https://meridian-review.example.org/") and "Story 1 paragraph" not in a.content_html
+        finally:
+            core.close()

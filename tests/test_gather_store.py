@@ -233,6 +233,7 @@ def test_a_full_text_source_fetches_the_page_even_for_long_items(settings):
             gather(core)
             (a,) = articles(core)
             assert "/page" in [r.path for r in server.requests]
-            assert a.url.startswith("https://meridian-review.example.org/") and "Story 1 paragraph" not in a.content_html
+            assert a.url.startswith("https://meridian-review.example.org/")
+            assert "Story 1 paragraph" not in a.content_html
         finally:
             core.close()

@@ -47,8 +47,14 @@ def source_statuses(session: Session, names: list[str], start: datetime, end: da
             continue
         statuses.append(
             SourceStatus(
-                s.name, s.url, s.section, s.last_success_at, s.last_error, s.last_error_at,
-                in_week.get(s.id, 0), total.get(s.id, 0),
-            )  # fmt: skip
+                s.name,
+                s.url,
+                s.section,
+                s.last_success_at,
+                s.last_error,
+                s.last_error_at,
+                in_week.get(s.id, 0),
+                total.get(s.id, 0),
+            )
         )
     return statuses

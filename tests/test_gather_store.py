@@ -4,6 +4,7 @@ sources, conditional requests, sections from categories, full text from article 
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -235,5 +236,23 @@ def test_a_full_text_source_fetches_the_page_even_for_long_items(settings):
             assert "/page" in [r.path for r in server.requests]
             assert a.url.startswith("https://meridian-review.example.org/")
             assert "Story 1 paragraph" not in a.content_html
+        finally:
+            core.close()
+
+
+def test_slow_article_pages_share_one_deadline_and_the_items_keep_their_feed_text(settings):
+    page = (ROOT / "examples/pages/restraint-is-not-retreat.html").read_bytes()
+    with FeedServer({f"/page/{n}": Reply(body=page, trickle=0.5) for n in range(6)}) as server:
+        items = [
+            {"title": f"Short {n}", "link": server.url(f"/page/{n}"), "description": f"Only {n}."} for n in range(6)
+        ]
+        server.routes["/feed"] = Reply(body=rss(items))
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))], total_timeout=1.5, per_host=1))
+        try:
+            started = time.monotonic()
+            report = gather(core)
+            assert time.monotonic() - started < 5  # not six pages x 1.5 s, one after another
+            assert report.sources[0].ok and report.new == 6
+            assert sorted(a.content_html for a in articles(core)) == [f"Only {n}." for n in range(6)]
         finally:
             core.close()

@@ -195,7 +195,8 @@ async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, 
             found = known.find(source_id, article)
             if found is None or found.content_hash != article.feed_hash:
                 fresh.append((article, article.feed_hash))
-        await _full_text(config, sc, cpu, fetcher, [a for a, _ in fresh])
+        if feed.format != "page":  # a page source is its own full text
+            await _full_text(config, sc, cpu, fetcher, [a for a, _ in fresh])
         for article, digest in fresh:
             section = section_for(sc.section, sc.categories, article.categories)
             outcome.items.append(Incoming(source_id, section, article, digest))
@@ -228,7 +229,15 @@ async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, articles: list[Pars
         if found is not None:
             merge_page(article, canonical, found)
 
-    await asyncio.gather(*(one(a) for a in wanted))
+    if not wanted:
+        return
+    # One deadline for all of a source's pages, so twenty slow pages cannot hold the gather for
+    # twenty deadlines; the items whose pages did not arrive in time keep the feed's text.
+    try:
+        async with asyncio.timeout(config.gather.total_timeout):
+            await asyncio.gather(*(one(a) for a in wanted))
+    except TimeoutError:
+        log.info("source %r: full text of some articles not fetched within %g s", sc.name, config.gather.total_timeout)
 
 
 def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticle) -> None:

@@ -156,11 +156,89 @@ def gather() -> None:
     progress, advance = _gather_progress(core)
     with progress:
         report = gather_now(core, progress=advance)
+    for failed in (r for r in report.sources if not r.ok):
+        err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
     out.print(
         f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
-        f"updated: {report.updated} ({report.seconds:.1f}s)"
+        f"updated: {report.updated}; {report.summarized} summarized afterwards ({report.seconds:.1f}s)"
     )
     if report.failed and not report.ok:
+        raise typer.Exit(1)
+
+
+def _when(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "never"
+
+
+@app.command()
+def sources(
+    week: WeekOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The state of every source: last success, last error, articles this week."""
+    from digest.gather.run import sync_sources
+    from digest.gather.status import source_statuses
+
+    core = _core()
+    the_week = _week(core, week)
+    start, end = the_week.window(core.config.tz)
+    with core.sessions.begin() as session:
+        sync_sources(session, core.config)
+        rows = source_statuses(session, [s.name for s in core.config.sources], start, end)
+    if as_json:
+        for r in rows:
+            print(
+                json.dumps(
+                    {
+                        "name": r.name,
+                        "url": r.url,
+                        "section": r.section,
+                        "last_success": r.last_success_at.isoformat() if r.last_success_at else None,
+                        "last_error": r.last_error,
+                        "last_error_at": r.last_error_at.isoformat() if r.last_error_at else None,
+                        "failing": r.failing,
+                        "articles_this_week": r.articles_this_week,
+                        "articles": r.articles_total,
+                    }
+                )
+            )
+        return
+    table = Table("name", "url", "last success", "last error", f"articles {the_week}", title="sources")
+    for r in rows:
+        error = f"{_when(r.last_error_at)}: {r.last_error}" if r.last_error else ""
+        table.add_row(
+            r.name,
+            r.url,
+            _when(r.last_success_at),
+            f"[red]{error}[/]" if r.failing else error,
+            str(r.articles_this_week),
+        )
+    out.print(table)
+
+
+@app.command("inspect-feed")
+def inspect_feed(
+    inputs: Annotated[list[str], typer.Argument(help="Feed or page URLs, file:// URLs or paths.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input, in input order.")] = False,
+) -> None:
+    """Parse feeds (RSS, Atom, JSON Feed) or article pages without touching the store."""
+    from digest.gather.inspect import inspect_inputs
+
+    failed = 0
+    for result in inspect_inputs(inputs):
+        failed += result["error"] is not None
+        if as_json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+            continue
+        if result["error"]:
+            out.print(f"[bold]{result['input']}[/]: [red]{result['error']}[/]", highlight=False)
+            continue
+        table = Table("published", "title", "author", "url", title=f"{result['input']}: {result['format']}, "
+                      f"{result['title'] or '(untitled)'}, {len(result['articles'])} articles")  # fmt: skip
+        for a in result["articles"]:
+            table.add_row((a["published"] or "")[:16].replace("T", " "), a["title"], a["author"] or "", a["url"])
+        out.print(table)
+    if failed and failed == len(inputs):
         raise typer.Exit(1)
 
 

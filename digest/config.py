@@ -124,6 +124,9 @@ class SourceConfig(_Strict):
     categories: dict[str, str] = Field(
         default_factory=dict, description="Feed category -> section, overriding `section` on a match."
     )
+    full_text: bool = Field(
+        False, description="Always fetch each new article's page for its full text (not only for short items)."
+    )
 
 
 class ScheduleConfig(_Strict):
@@ -172,6 +175,19 @@ class SummaryConfig(_Strict):
     pull_quote_min_words: int = Field(8, ge=3, le=100, description="Shortest quotation used as a pull quote.")
 
 
+class GatherConfig(_Strict):
+    concurrency: int = Field(16, ge=1, le=256, description="Requests in flight at once, over all sources.")
+    per_host: int = Field(4, ge=1, le=64, description="Requests in flight at once to one host.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+    read_timeout: float = Field(30.0, gt=0, description="Seconds to wait for the next bytes of a response.")
+    total_timeout: float = Field(60.0, gt=0, description="Seconds one response may take in all (slow trickles).")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest response accepted, in bytes.")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed before giving up.")
+    full_text_min_words: int = Field(
+        120, ge=0, description="An item with fewer words than this gets its page fetched for the full text."
+    )
+
+
 class DeliveryConfig(_Strict):
     batch_size: int = Field(1000, ge=1, le=1000, description="Recipients per provider request (SendGrid: 1000).")
 
@@ -193,6 +209,7 @@ class NewsletterConfig(_Strict):
     summary: SummaryConfig = SummaryConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     email: EmailConfig = EmailConfig()
+    gather: GatherConfig = GatherConfig()
     path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
 
     @field_validator("timezone")

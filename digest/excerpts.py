@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from digest.gather.fetch import FetchError, fetch, local_path
+from digest.gather.fetch import Fetcher, FetchError, FetchOptions, local_path, read_local
 from digest.summarize import SummaryLimits, summarize_page, summarize_text
 
 PAGE_SUFFIXES = (".html", ".htm")
@@ -25,7 +26,7 @@ def excerpt_input(item: str, limits: SummaryLimits) -> dict:
     try:
         path = local_path(item)
         if path is None or path.suffix.lower() in PAGE_SUFFIXES:
-            body = fetch(item).body
+            body = read_local(path, FetchOptions.max_bytes).body if path else _download(item)
             summary = summarize_page(body.decode("utf-8", errors="replace"), limits=limits)
         else:
             summary = summarize_text(_read_text(path), limits=limits)
@@ -41,6 +42,16 @@ def excerpt_input(item: str, limits: SummaryLimits) -> dict:
         text=summary.text,
     )
     return record
+
+
+def _download(url: str) -> bytes:
+    """One page, with the same limits (size, redirects, timeouts) as gathering."""
+
+    async def get() -> bytes:
+        async with Fetcher() as fetcher:
+            return (await fetcher.fetch(url)).body
+
+    return asyncio.run(get())
 
 
 def _read_text(path: Path) -> str:

@@ -97,6 +97,7 @@ class Article(Base):
     image_url: Mapped[str | None] = mapped_column(String(2000))
     image_alt: Mapped[str | None] = mapped_column(Text)
     image_credit: Mapped[str | None] = mapped_column(Text)
+    image_caption: Mapped[str | None] = mapped_column(Text)
     # Summaries: computed on gather; an editor's overrides win and survive regathering.
     teaser: Mapped[str | None] = mapped_column(Text)
     excerpt: Mapped[str | None] = mapped_column(Text)
@@ -106,6 +107,8 @@ class Article(Base):
     text: Mapped[str | None] = mapped_column(Text)
     teaser_override: Mapped[str | None] = mapped_column(Text)
     excerpt_override: Mapped[str | None] = mapped_column(Text)
+    # The content_hash the summaries above were made from; differing (or NULL) means "summarize again".
+    summary_hash: Mapped[str | None] = mapped_column(String(64))
 
     source: Mapped[Source] = relationship(back_populates="articles")
 

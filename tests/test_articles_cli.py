@@ -82,3 +82,23 @@ def test_articles_edit_of_an_unknown_id_is_a_usage_error(tmp_path, cli_env):
     result = run_digest(["articles", "edit", "9999", "--teaser", "x"], tmp_path, cli_env)
     assert result.returncode == 2
     assert "no article with id 9999" in result.stderr
+
+
+def test_excerpt_reads_a_page_from_a_url(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(ROOT / "examples/pages"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{PAGE.name}"
+        missing = f"http://127.0.0.1:{server.server_port}/nothing-here.html"
+        result = run_digest(["excerpt", url, missing, "--json"], tmp_path)
+    finally:
+        server.shutdown()
+    page, gone = [json.loads(line) for line in result.stdout.splitlines()]
+    assert page["title"] == "Embassies need linguists more than they need new buildings"
+    assert page["excerpt"].startswith("Walk through a newly built embassy compound")
+    assert "404" in gone["error"]

@@ -1,7 +1,16 @@
 """Gather: read every configured source, parse its articles and keep them in the store.
 
-`fetch` reads bytes from a URL or a local path, `feeds` turns bytes into parsed articles,
-`store` upserts them. One bad source is recorded on its row and never stops the others.
+    fetch       bytes from http(s) (one AsyncClient, bounded and per-host limits, deadlines, size cap)
+                or from a local path / file:// URL
+    sniff       what the bytes are (JSON, XML, HTML, empty); entity-expansion bombs refused
+    feeds       RSS/Atom through feedparser, JSON Feed as JSON, a single article page
+    pages       an article page's main text and metadata (trafilatura), for pages and full text
+    normalize   canonical URLs, sanitized HTML (nh3), UTC times, images
+    cpu         parsing and summaries on worker processes, off the event loop
+    store       idempotent batched upsert; summaries   the ones still missing
+    run         the whole gather; inspect   parse without the store; status   each source's state
+
+One bad source is recorded on its row and never stops the others.
 """
 
 from digest.gather.run import GatherReport, SourceReport, gather_sources

@@ -1,18 +1,29 @@
-"""Gather every configured source into the store, one source's failure never stopping the rest."""
+"""Gather every configured source into the store, concurrently; one source's failure never stops the rest.
+
+For each source, as soon as its response arrives: parse (on a worker process), look up which
+articles are new or changed, and fetch the article pages of those that carry only a short summary.
+Everything then goes to the store in one transaction; when that fails, source by source, so that one
+bad row costs only its own source. Last, the new and changed articles are summarized on all cores.
+A source's error and its time are stored on its row; the rest of the run goes on.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from digest.config import NewsletterConfig, SourceConfig
-from digest.gather.feeds import NotAFeed, parse_feed
-from digest.gather.fetch import FetchError, fetch, new_client
-from digest.gather.store import UpsertCounts, upsert_articles
+from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
+from digest.gather.fetch import Fetcher, FetchError, FetchOptions
+from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
+from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
+from digest.gather.summaries import summarize_pending
 from digest.models import Source, utcnow
 from digest.summarize import SummaryLimits
 
@@ -26,12 +37,19 @@ class SourceReport:
     new: int = 0
     updated: int = 0
     error: str | None = None
+    not_modified: bool = False
+    articles: int = 0  # in the feed this time
+    warning: str | None = None  # a best-effort parse of a malformed feed
 
 
 @dataclass
 class GatherReport:
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
+    fetch_seconds: float = 0.0  # fetching, parsing and page fetches
+    store_seconds: float = 0.0
+    summary_seconds: float = 0.0
+    summarized: int = 0
 
     @property
     def ok(self) -> int:
@@ -48,6 +66,16 @@ class GatherReport:
     @property
     def updated(self) -> int:
         return sum(r.updated for r in self.sources)
+
+
+@dataclass
+class _Outcome:
+    source_id: int
+    config: SourceConfig
+    report: SourceReport
+    items: list[Incoming] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
@@ -67,46 +95,206 @@ def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
 
 
 def gather_sources(
-    sessions, config: NewsletterConfig, limits: SummaryLimits, *, progress: Callable[[SourceReport], None] | None = None
+    sessions,
+    config: NewsletterConfig,
+    limits: SummaryLimits,
+    *,
+    progress: Callable[[SourceReport], None] | None = None,
+    workers: int | None = None,
+    now: datetime | None = None,
+    summarize: bool = True,
 ) -> GatherReport:
+    """Fetch every source now and store new and changed articles; then summarize those (`summarize`).
+
+    Summaries are CPU work (a few ms an article, most of it sentence splitting), so they come after
+    the store write, on all cores, and only for articles whose content changed since their last one.
+    """
     started = time.monotonic()
-    report = GatherReport()
+    now = now or utcnow()
     with sessions.begin() as session:
-        sync_sources(session, config)
-    with new_client() as client:
-        for sc in config.sources:
-            result = _gather_one(sessions, config, sc, limits, client)
-            report.sources.append(result)
-            if progress:
-                progress(result)
+        rows = sync_sources(session, config)
+        plan = [(rows[sc.name].id, sc, rows[sc.name].url, rows[sc.name].etag, rows[sc.name].last_modified)
+                for sc in config.sources]  # fmt: skip
+    if workers is None:
+        workers = default_workers() if len(plan) > 4 else 0
+    cpu = Cpu(workers)
+    try:
+        cpu.start()
+        outcomes, fetched_at = asyncio.run(_fetch_all(sessions, config, plan, cpu, progress, now))
+        report = GatherReport(sources=[o.report for o in outcomes])
+        stored_at = time.monotonic()
+        if summarize:
+            if cpu.workers <= 0 and report.new + report.updated > 50:
+                cpu = Cpu(default_workers())  # a few sources with many new articles: worth the workers
+                cpu.start()
+            report.summarized = summarize_pending(sessions, limits, cpu=cpu)
+    finally:
+        cpu.close()
+    report.fetch_seconds = fetched_at - started
+    report.store_seconds = stored_at - fetched_at
+    report.summary_seconds = time.monotonic() - stored_at
     report.seconds = time.monotonic() - started
     return report
 
 
-def _gather_one(sessions, config: NewsletterConfig, sc: SourceConfig, limits, client) -> SourceReport:
-    now = utcnow()
+WRITE_BATCH = 1000  # articles per store transaction
+
+
+async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[list[_Outcome], float]:
+    """Every source's outcome, stored; and when the last response was in (the rest is the last write).
+
+    Finished sources are written in batches of about WRITE_BATCH articles on a thread, one batch at a
+    time, while the event loop goes on fetching: the store's time hides behind the network's.
+    """
+    options = FetchOptions.from_config(config.gather)
+    pending: list[_Outcome] = []
+    pending_articles = 0
+    one_writer = asyncio.Lock()
+
+    async def write(batch: list[_Outcome]) -> None:
+        async with one_writer:
+            await asyncio.to_thread(_store, sessions, batch, now)
+
+    async with Fetcher(options) as fetcher:
+
+        async def one(entry) -> _Outcome:
+            nonlocal pending, pending_articles
+            source_id, sc, url, etag, last_modified = entry
+            outcome = await _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified)
+            pending.append(outcome)
+            pending_articles += len(outcome.items)
+            if pending_articles >= WRITE_BATCH:
+                batch, pending, pending_articles = pending, [], 0
+                await write(batch)
+            if progress:
+                progress(outcome.report)
+            return outcome
+
+        outcomes = list(await asyncio.gather(*(one(entry) for entry in plan)))
+    fetched_at = time.monotonic()
+    if pending:
+        await write(pending)
+    return outcomes, fetched_at
+
+
+async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified) -> _Outcome:
+    outcome = _Outcome(source_id, sc, SourceReport(sc.name, ok=False))
     try:
-        with sessions.begin() as session:
-            source = session.scalars(select(Source).where(Source.name == sc.name)).one()
-            source.last_fetched_at = now
-            fetched = fetch(source.url, client=client, etag=source.etag, last_modified=source.last_modified)
-            counts = UpsertCounts()
-            if not fetched.not_modified:
-                feed = parse_feed(fetched.body, url=fetched.url)
-                counts = upsert_articles(
-                    session, source, feed.articles, section_map=sc.categories, limits=limits, now=now
-                )
-            source.etag, source.last_modified = fetched.etag, fetched.last_modified
-            source.last_success_at = now
-        return SourceReport(sc.name, True, counts.new, counts.updated)
-    except (FetchError, NotAFeed) as exc:
-        error = str(exc)
+        fetched = await fetcher.fetch(url, etag=etag, last_modified=last_modified)
+        outcome.etag, outcome.last_modified = fetched.etag, fetched.last_modified
+        if fetched.not_modified:
+            outcome.report.ok = outcome.report.not_modified = True
+            return outcome
+        feed = await cpu.run(parse_job, fetched.body, fetched.url, fetched.content_type)
+        del fetched
+        outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
+        with sessions() as session:
+            known = known_articles(session, feed.articles)
+        fresh = []
+        for article in feed.articles:
+            found = known.find(source_id, article)
+            if found is None or found.content_hash != article.feed_hash:
+                fresh.append((article, article.feed_hash))
+        if feed.format != "page":  # a page source is its own full text
+            await _full_text(config, sc, cpu, fetcher, [a for a, _ in fresh])
+        for article, digest in fresh:
+            section = section_for(sc.section, sc.categories, article.categories)
+            outcome.items.append(Incoming(source_id, section, article, digest))
+        outcome.report.ok = True
+    except (FetchError, NotAFeed, WorkerCrashed) as exc:
+        outcome.report.error = str(exc)
     except Exception as exc:  # one bad source must never stop the others
         log.exception("source %r failed unexpectedly", sc.name)
-        error = f"unexpected error: {type(exc).__name__}: {exc}"
-    # The failed transaction was rolled back; the error is recorded in a fresh one.
-    with sessions.begin() as session:
-        source = session.scalars(select(Source).where(Source.name == sc.name)).one()
-        source.last_fetched_at, source.last_error, source.last_error_at = now, error, now
-    log.warning("source %r: %s", sc.name, error)
-    return SourceReport(sc.name, False, error=error)
+        outcome.report.error = f"unexpected error: {type(exc).__name__}: {exc}"
+    return outcome
+
+
+def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArticle) -> bool:
+    if not article.url.startswith(("http://", "https://")):
+        return False
+    return sc.full_text or article.words < config.gather.full_text_min_words
+
+
+async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, articles: list[ParsedArticle]) -> None:
+    """Replace short items' content with their page's main text; a page that fails leaves the item as is."""
+    wanted = [a for a in articles if _needs_page(config, sc, a)]
+
+    async def one(article: ParsedArticle) -> None:
+        try:
+            page = await fetcher.fetch(article.url)
+            canonical, found = await cpu.run(page_job, page.body, page.url)
+        except (FetchError, WorkerCrashed) as exc:
+            log.info("source %r: no full text for %s: %s", sc.name, article.url, exc)
+            return
+        if found is not None:
+            merge_page(article, canonical, found)
+
+    if not wanted:
+        return
+    # One deadline for all of a source's pages, so twenty slow pages cannot hold the gather for
+    # twenty deadlines; the items whose pages did not arrive in time keep the feed's text.
+    try:
+        async with asyncio.timeout(config.gather.total_timeout):
+            await asyncio.gather(*(one(a) for a in wanted))
+    except TimeoutError:
+        log.info("source %r: full text of some articles not fetched within %g s", sc.name, config.gather.total_timeout)
+
+
+def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticle) -> None:
+    """The page's full text and metadata fill in what the feed item lacks; the feed's title wins."""
+    if page.content_html and len(plain_text(page.content_html)) > len(plain_text(article.content_html)):
+        if article.summary is None and article.content_html:
+            article.summary = article.content_html  # the short feed text becomes the dek
+        article.content_html = page.content_html
+    if canonical:
+        article.url = canonical
+    article.author = article.author or page.author
+    article.published = article.published or page.published
+    if article.image is None:
+        article.image = page.image
+    elif page.image is not None and page.image.url == article.image.url:
+        article.image = type(page.image)(
+            article.image.url,
+            article.image.alt or page.image.alt,
+            article.image.credit or page.image.credit,
+            page.image.caption,
+        )
+    for category in page.categories:
+        if category not in article.categories:
+            article.categories.append(category)
+    article.finish()  # words and dek anew; feed_hash stays that of the feed's version
+
+
+def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
+    """One transaction for everything; if it fails, one per source, recording who could not be stored."""
+    try:
+        with sessions.begin() as session:
+            _write(session, outcomes, now)
+        return
+    except Exception:  # noqa: BLE001 - find the culprit source by source below
+        log.info("storing all sources at once failed; storing them one by one", exc_info=True)
+    for outcome in outcomes:
+        try:
+            with sessions.begin() as session:
+                _write(session, [outcome], now)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("source %r: its articles could not be stored", outcome.config.name)
+            outcome.report.ok, outcome.items = False, []
+            outcome.report.new = outcome.report.updated = 0
+            outcome.report.error = f"its articles could not be stored: {type(exc).__name__}: {exc}"[:500]
+            with sessions.begin() as session:
+                _write(session, [outcome], now)
+
+
+def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
+    items = [item for o in outcomes if o.report.ok for item in o.items]
+    counts = upsert(session, items, now=now) if items else {}
+    for o in outcomes:
+        c = counts.get(o.source_id, UpsertCounts())
+        o.report.new, o.report.updated = c.new, c.updated
+        values: dict = {"last_fetched_at": now}
+        if o.report.ok:
+            values.update(etag=o.etag, last_modified=o.last_modified, last_success_at=now)
+        else:
+            values.update(last_error=o.report.error, last_error_at=now)
+        session.execute(update(Source).where(Source.id == o.source_id).values(**values))

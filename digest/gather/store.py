@@ -1,17 +1,26 @@
-"""Upsert parsed articles: new ones inserted, changed ones updated in place, the rest left alone."""
+"""Upsert gathered articles: new ones inserted, changed ones updated in place, the rest left alone.
+
+An article is the same article when its canonical URL matches, or its GUID does (within its source,
+or anywhere when the GUID is globally unique in form: a URL, tag: or urn:). Change is detected by
+the content hash of what the feed says; an update keeps the first-seen time, the editor's overrides
+and the id. Writes go in as few statements as possible: one lookup per chunk of keys, one
+executemany for the new rows.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from digest.gather.feeds import ParsedArticle
-from digest.models import Article, Source
-from digest.summarize import SummaryLimits, summarize_html
+from digest.gather.normalize import ParsedArticle
+from digest.models import Article
+from digest.summarize import Summary
+
+CHUNK = 400
 
 
 @dataclass
@@ -21,15 +30,54 @@ class UpsertCounts:
     unchanged: int = 0
 
 
-def content_hash(parsed: ParsedArticle) -> str:
-    digest = hashlib.sha256()
-    for part in (parsed.title, parsed.summary or "", parsed.content_html or "", parsed.author or ""):
-        digest.update(part.encode("utf-8", "replace"))
-        digest.update(b"\0")
-    return digest.hexdigest()
+@dataclass
+class Incoming:
+    """One parsed article on its way to the store, with what was worked out for it on the way."""
+
+    source_id: int
+    section: str
+    article: ParsedArticle
+    content_hash: str  # of the feed's version, before any full text was merged in
+    summary: Summary | None = None
 
 
-def section_for(source_section: str, category_map: dict[str, str], categories: list[str]) -> str:
+@dataclass
+class Known:
+    id: int
+    source_id: int
+    url: str
+    guid: str | None
+    content_hash: str
+
+
+@dataclass
+class KnownIndex:
+    by_url: dict[str, Known] = field(default_factory=dict)
+    by_guid: dict[str, list[Known]] = field(default_factory=dict)
+
+    def add(self, known: Known) -> None:
+        self.by_url[known.url] = known
+        if known.guid:
+            self.by_guid.setdefault(known.guid, []).append(known)
+
+    def find(self, source_id: int, article: ParsedArticle) -> Known | None:
+        found = self.by_url.get(article.url)
+        if found is not None:
+            return found
+        if article.guid:
+            candidates = self.by_guid.get(article.guid) or []
+            for known in candidates:
+                if known.source_id == source_id or globally_unique(article.guid):
+                    return known
+        return None
+
+
+def globally_unique(guid: str) -> bool:
+    """Short GUIDs such as "1045" mean something only within their feed; URLs and URNs everywhere."""
+    return guid.startswith(("http://", "https://", "tag:", "urn:")) and len(guid) > 12
+
+
+def section_for(source_section: str, category_map: dict[str, str], categories: Iterable[str]) -> str:
     lowered = {k.casefold(): v for k, v in category_map.items()}
     for category in categories:
         if category.casefold() in lowered:
@@ -37,68 +85,116 @@ def section_for(source_section: str, category_map: dict[str, str], categories: l
     return source_section
 
 
-def _plain(text: str | None) -> str | None:
-    if not text:
-        return None
-    import html2text
-
-    converter = html2text.HTML2Text()
-    converter.ignore_links = converter.ignore_images = True
-    converter.body_width = 0
-    return " ".join(converter.handle(text).split()) or None
+def _chunks(items: Sequence, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def upsert_articles(
-    session: Session,
-    source: Source,
-    parsed_articles: list[ParsedArticle],
-    *,
-    section_map: dict[str, str],
-    limits: SummaryLimits,
-    now: datetime,
-) -> UpsertCounts:
-    counts = UpsertCounts()
-    for parsed in parsed_articles:
-        conditions = [Article.url == parsed.url]
-        if parsed.guid:
-            conditions.append(Article.guid == parsed.guid)
-        article = session.scalars(select(Article).where(or_(*conditions)).limit(1)).first()
-        digest = content_hash(parsed)
-        if article is not None and article.content_hash == digest:
-            counts.unchanged += 1
+def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> KnownIndex:
+    """What the store already holds under these articles' URLs and GUIDs."""
+    urls = sorted({a.url for a in articles})
+    guids = sorted({a.guid for a in articles if a.guid})
+    index = KnownIndex()
+    columns = (Article.id, Article.source_id, Article.url, Article.guid, Article.content_hash)
+    for chunk in _chunks(urls):
+        for row in session.execute(select(*columns).where(Article.url.in_(chunk))):
+            index.add(Known(*row))
+    for chunk in _chunks(guids):
+        for row in session.execute(select(*columns).where(Article.guid.in_(chunk))):
+            index.add(Known(*row))
+    return index
+
+
+def _values(item: Incoming, now: datetime) -> dict:
+    a, s = item.article, item.summary
+    dek = a.dek
+    values = dict(
+        title=a.title,
+        url=a.url,
+        guid=a.guid,
+        dek=dek,
+        author=a.author,
+        section=item.section,
+        categories=list(a.categories),
+        content_html=a.content_html,
+        content_hash=item.content_hash,
+        image_url=a.image.url if a.image else None,
+        image_alt=a.image.alt if a.image else None,
+        image_credit=a.image.credit if a.image else None,
+        image_caption=a.image.caption if a.image else None,
+        updated_at=now,
+    )
+    if s is not None:
+        values.update(summary_values(s, item.content_hash, dek))
+    return values
+
+
+def summary_values(s: Summary, content_hash: str, dek: str | None) -> dict:
+    values = dict(
+        teaser=s.teaser or None,
+        excerpt=s.excerpt or None,
+        pull_quote=s.pull_quote,
+        pull_quote_speaker=s.pull_quote_speaker,
+        reading_minutes=s.reading_minutes,
+        text=s.text,
+        summary_hash=content_hash,
+    )
+    if dek and dek == s.teaser:
+        values["dek"] = None
+    return values
+
+
+def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dict[int, UpsertCounts]:
+    """Store the items; counts per source id. Duplicates within `items` count once, for the first."""
+    counts: dict[int, UpsertCounts] = {}
+    index = known_articles(session, (i.article for i in items))
+    seen = KnownIndex()  # what this call has already written, for duplicates across sources
+    new_rows: list[dict] = []
+    changed: dict[int, dict] = {}
+    for item in items:
+        c = counts.setdefault(item.source_id, UpsertCounts())
+        a = item.article
+        if seen.find(item.source_id, a) is not None:
+            c.unchanged += 1
             continue
-        summary = summarize_html(parsed.content_html or parsed.summary or "", limits=limits)
-        # A feed's separate summary reads as the dek when the full text is also present.
-        dek = _plain(parsed.summary) if parsed.content_html and parsed.summary else None
-        values = dict(
-            title=parsed.title,
-            url=parsed.url,
-            guid=parsed.guid,
-            dek=dek if dek and dek != summary.teaser else None,
-            author=parsed.author,
-            section=section_for(source.section, section_map, parsed.categories),
-            categories=parsed.categories,
-            content_html=parsed.content_html,
-            content_hash=digest,
-            image_url=parsed.image.url if parsed.image else None,
-            image_alt=parsed.image.alt if parsed.image else None,
-            image_credit=parsed.image.credit if parsed.image else None,
-            teaser=summary.teaser,
-            excerpt=summary.excerpt,
-            pull_quote=summary.pull_quote,
-            pull_quote_speaker=summary.pull_quote_speaker,
-            reading_minutes=summary.reading_minutes,
-            text=summary.text,
-            updated_at=now,
-        )
-        if article is None:
-            session.add(Article(source_id=source.id, published_at=parsed.published or now, first_seen_at=now, **values))
-            counts.new += 1
+        known = index.find(item.source_id, a)
+        seen.add(Known(known.id if known else -1, item.source_id, a.url, a.guid, item.content_hash))
+        if known is not None and known.content_hash == item.content_hash:
+            c.unchanged += 1
+            continue
+        values = _values(item, now)
+        if known is None:
+            values.update(source_id=item.source_id, published_at=a.published or now, first_seen_at=now)
+            new_rows.append(values)
+            c.new += 1
         else:
-            # Editor overrides and first_seen_at stay as they are.
-            for key, value in values.items():
-                setattr(article, key, value)
-            if parsed.published:
-                article.published_at = parsed.published
-            counts.updated += 1
+            if a.published:
+                values["published_at"] = a.published
+            if known.url != a.url and a.url in index.by_url:
+                del values["url"]  # the new URL belongs to another stored article; keep this one's
+            changed[known.id] = values
+            c.updated += 1
+    if new_rows:
+        # A Core executemany (the ORM's bulk path costs several times more per row); rows with and
+        # without summaries have different keys, and one statement needs one shape.
+        table = Article.__table__
+        for keys in {tuple(sorted(r)) for r in new_rows}:
+            session.execute(insert(table), [r for r in new_rows if tuple(sorted(r)) == keys])
+    if changed:
+        for article in session.scalars(select(Article).where(Article.id.in_(list(changed)))):
+            for key, value in changed[article.id].items():
+                setattr(article, key, value)  # editor overrides and first_seen_at are not in values
+    session.flush()
     return counts
+
+
+def pending_summaries(session: Session, limit: int | None = None) -> list[tuple[int, str, str | None, str | None]]:
+    """(id, content_hash, content_html, dek) of articles whose summaries are missing or stale."""
+    query = (
+        select(Article.id, Article.content_hash, Article.content_html, Article.dek)
+        .where(or_(Article.summary_hash.is_(None), Article.summary_hash != Article.content_hash))
+        .order_by(Article.id)
+    )
+    if limit:
+        query = query.limit(limit)
+    return [tuple(row) for row in session.execute(query)]

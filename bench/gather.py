@@ -1,0 +1,166 @@
+"""Benchmark: gather 200 feeds of 20 articles each, served on loopback with 100 ms of latency per
+response spread over 8 hosts (127.0.0.2-9), into a fresh SQLite store. Prints wall seconds,
+articles per second and peak memory, then gathers again (nothing new: the steady, hourly case).
+
+    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/gather.py [--feeds 200] [--items 20] [--latency 0.1]
+
+The feeds are RSS 2.0 with a description and a few paragraphs of content per item (about 50 KB a
+feed), written from a fixed seed so every run sees the same bytes. The server runs in its own
+process so that it does not share the gatherer's GIL (it still shares the machine's cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digest.config import GatherConfig, NewsletterConfig, Settings, SourceConfig  # noqa: E402
+from digest.core import build_core  # noqa: E402
+from tests.fakes.feed_server import FeedServer, Reply, serve_forever  # noqa: E402
+
+WORDS = (
+    "minister talks border trade coalition sanctions ceasefire envoy summit treaty grain energy ports "
+    "insurers parliament budget election reform delegation water rivers dams lithium royalties drones "
+    "embassy linguists analysts officials regional markets shipping premiums routes security strategy "
+    "allies restraint commitments reconstruction ledger pledges donors fuel bank inspectors monitoring"
+).split()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    text = " ".join(rng.choice(WORDS) for _ in range(n))
+    return text[0].upper() + text[1:] + "."
+
+
+def feed(rng: random.Random, number: int, items: int) -> bytes:
+    parts = []
+    for i in range(items):
+        paragraphs = "".join(
+            "<p>" + " ".join(sentence(rng, rng.randint(12, 24)) for _ in range(4)) + "</p>" for _ in range(4)
+        )
+        parts.append(
+            f"<item><title>{sentence(rng, 8)}</title>"
+            f"<link>https://news{number % 8}.example.org/{number}/{i}/?utm_source=rss</link>"
+            f'<guid isPermaLink="false">bench-{number}-{i}</guid>'
+            f"<pubDate>Mon, 23 Nov 2026 {i % 24:02d}:{number % 60:02d}:00 +0000</pubDate>"
+            f"<dc:creator>Writer {number}</dc:creator><category>World</category>"
+            f"<description>{sentence(rng, 20)} {sentence(rng, 15)}</description>"
+            f"<content:encoded><![CDATA[{paragraphs}]]></content:encoded></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<channel><title>Feed {number}</title><link>https://news.example.org/</link><description>d</description>"
+        + "".join(parts)
+        + "</channel></rss>"
+    ).encode()
+
+
+def cpu_seconds() -> float:
+    """User + system time of this process and its reaped workers (the server process is reaped last)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def rss_mb(who) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def conditional(body: bytes, etag: str):
+    def reply(request):
+        if request.headers.get("if-none-match") == etag:
+            return Reply(304, headers={"ETag": etag})
+        return Reply(body=body, headers={"Content-Type": "application/rss+xml", "ETag": etag})
+
+    return reply
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=200)
+    parser.add_argument("--items", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--hosts", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
+    args = parser.parse_args()
+
+    rng = random.Random(48)
+    bodies = [feed(rng, n, args.items) for n in range(args.feeds)]
+    servers = [FeedServer(host=f"127.0.0.{2 + h}", latency=args.latency) for h in range(args.hosts)]
+    for n, body in enumerate(bodies):
+        servers[n % args.hosts].routes[f"/feed/{n}.rss"] = conditional(body, f'"v1-{n}"')
+    receive, send = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(target=serve_forever, args=(servers, send), daemon=True)
+    process.start()
+    ports = receive.recv()
+    for server, port in zip(servers, ports, strict=True):
+        server.port = port
+
+    sources = [
+        SourceConfig(name=f"feed {n}", url=servers[n % args.hosts].url(f"/feed/{n}.rss"), section="World")
+        for n in range(args.feeds)
+    ]
+    config = NewsletterConfig(
+        name="Bench", from_email="bench@example.org", postal_address="1 Bench Road",
+        sections=["World"], sources=sources, gather=GatherConfig(),
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(_env_file=None, database_url=f"sqlite:///{folder}/bench.db", provider="outbox")
+        core = build_core(settings, config)
+        try:
+            from digest.gather import gather_sources
+
+            total_kb = sum(len(b) for b in bodies) / 1024
+            print(f"{args.feeds} feeds x {args.items} items ({total_kb / args.feeds:.0f} KB a feed), "
+                  f"{args.latency * 1000:.0f} ms latency over {args.hosts} hosts, fresh SQLite store")  # fmt: skip
+            rounds = [
+                ("first gather (fresh store, all new): fetch, parse, store", False),
+                ("second gather (unchanged feeds answer 304)", False),
+            ]
+            for label, _ in rounds:
+                started, cpu_before = time.perf_counter(), cpu_seconds()
+                report = gather_sources(
+                    core.sessions, core.config, core.summary_limits, workers=args.workers, summarize=False
+                )
+                wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+                print(f"{label}:")
+                print(f"  wall {wall:.2f} s (the last store write after the last response: "
+                      f"{report.store_seconds:.2f} s)")  # fmt: skip
+                print(f"  sources ok {report.ok}, failed {report.failed}; articles new {report.new}, "
+                      f"updated {report.updated}; {(report.new + report.updated) / wall:.0f} articles/s")  # fmt: skip
+                print(f"  CPU: {cpu:.2f} s (gatherer and its workers); load average {os.getloadavg()[0]:.1f}")
+                print(f"  peak memory: main process {rss_mb(resource.RUSAGE_SELF):.0f} MB, "
+                      f"largest worker {rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")  # fmt: skip
+                for failed in [r for r in report.sources if not r.ok][:3]:
+                    print(f"  failed: {failed.name}: {failed.error}")
+                if label.startswith("first"):
+                    # The summaries `digest gather` makes next (gather_sources(summarize=True) does it
+                    # in the same call), timed on their own: they are the CPU-heavy part.
+                    from digest.gather.cpu import Cpu, default_workers
+                    from digest.gather.summaries import summarize_pending
+
+                    cpu_pool = Cpu(args.workers if args.workers is not None else default_workers())
+                    started, cpu_before = time.perf_counter(), cpu_seconds()
+                    cpu_pool.start()
+                    done = summarize_pending(core.sessions, core.summary_limits, cpu=cpu_pool)
+                    cpu_pool.close()
+                    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+                    print(f"summaries of the {done} new articles, on {cpu_pool.workers} worker processes:")
+                    print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s ({cpu / max(done, 1) * 1000:.1f} ms an article); "
+                          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        finally:
+            core.close()
+            process.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Parse feeds without touching the store: what `digest inspect-feed` shows, one result per input."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from digest.gather.feeds import parse_document
+from digest.gather.fetch import Fetcher, FetchError, FetchOptions
+from digest.gather.normalize import NotAFeed, ParsedArticle
+
+log = logging.getLogger(__name__)
+
+
+def article_dict(a: ParsedArticle) -> dict:
+    return {
+        "title": a.title,
+        "url": a.url,
+        "guid": a.guid,
+        "published": a.published.isoformat().replace("+00:00", "Z") if a.published else None,
+        "author": a.author,
+        "summary": a.summary,
+        "content_html": a.content_html,
+        "image": {"url": a.image.url, "alt": a.image.alt, "credit": a.image.credit} if a.image else None,
+        "categories": list(a.categories),
+    }
+
+
+async def _inspect_one(fetcher: Fetcher, location: str) -> dict:
+    result = {"input": location, "format": None, "title": None, "error": None, "articles": []}
+    try:
+        fetched = await fetcher.fetch(location)
+        # Parsing is quick next to fetching here, and one input at a time keeps memory flat.
+        feed = parse_document(fetched.body, url=fetched.url, content_type=fetched.content_type)
+    except (FetchError, NotAFeed) as exc:
+        result["error"] = " ".join(str(exc).split())
+        return result
+    except Exception as exc:  # noqa: BLE001 - an input that breaks a parser gets its line, like any other
+        log.debug("inspecting %s failed", location, exc_info=True)
+        result["error"] = f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+        return result
+    result.update(format=feed.format, title=feed.title, articles=[article_dict(a) for a in feed.articles])
+    return result
+
+
+async def _inspect_all(locations: list[str], options: FetchOptions):
+    async with Fetcher(options) as fetcher:
+        tasks = [asyncio.ensure_future(_inspect_one(fetcher, location)) for location in locations]
+        for task in tasks:  # in input order, each as soon as it and those before it are done
+            yield await task
+
+
+def inspect_inputs(locations: list[str], options: FetchOptions = FetchOptions()):
+    """Yield one result dict per input, in input order."""
+    loop = asyncio.new_event_loop()
+    agen = _inspect_all(locations, options)
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                break
+    finally:
+        loop.run_until_complete(agen.aclose())
+        loop.close()

@@ -1,0 +1,207 @@
+"""The same shape for every article whatever its source: canonical URL, clean HTML, UTC times, image.
+
+Feeds disagree on almost everything; these helpers are where an article's fields are made
+comparable so that deduplication (by canonical URL and GUID) and change detection (content hash)
+work across sources and across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+# Query parameters that only say where a click came from; they make one article look like many.
+TRACKING_PARAMS = {
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid",
+    "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "ncid", "cmpid", "ocid",
+}  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "__twitter", "_ga")
+
+# Column sizes of the store; longer values are cut (or, for URLs, the article is skipped).
+MAX_URL = 2000
+MAX_GUID = 1000
+MAX_AUTHOR = 500
+
+
+@dataclass(frozen=True)
+class Image:
+    url: str
+    alt: str | None = None
+    credit: str | None = None
+    caption: str | None = None
+
+
+@dataclass
+class ParsedArticle:
+    title: str
+    url: str  # canonical
+    guid: str | None
+    published: datetime | None  # UTC; None when the source gave no usable time
+    author: str | None
+    summary: str | None  # the feed's short description, as HTML or text
+    content_html: str | None  # sanitized
+    image: Image | None
+    categories: list[str] = field(default_factory=list)
+    # Worked out by finish() where the parsing happens (a worker process), not on the event loop.
+    words: int = 0
+    dek: str | None = None
+    feed_hash: str = ""
+
+    def finish(self) -> ParsedArticle:
+        self.words = len(_TAG.sub(" ", self.content_html or self.summary or "").split())
+        self.dek = None
+        if self.summary and self.content_html:
+            # A feed's separate summary reads as the dek when the full text is there too.
+            dek = plain_text(self.summary)
+            if dek and not plain_text(self.content_html[: len(self.summary) * 2]).startswith(dek):
+                self.dek = dek
+        if not self.feed_hash:
+            self.feed_hash = self.content_hash()
+        return self
+
+    def content_hash(self) -> str:
+        """Changes when anything a reader would see changes; the time alone does not count."""
+        h = hashlib.sha256()
+        image = self.image
+        for part in (
+            self.title,
+            self.summary or "",
+            self.content_html or "",
+            self.author or "",
+            "\x1f".join(self.categories),
+            image.url if image else "",
+            (image.alt or "") if image else "",
+            (image.credit or "") if image else "",
+        ):
+            h.update(part.encode("utf-8", "replace"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+
+@dataclass
+class ParsedFeed:
+    format: str  # rss20, atom10, json11, page, ...
+    title: str | None
+    articles: list[ParsedArticle]
+    warning: str | None = None  # a best-effort parse of a malformed document says why here
+
+
+class NotAFeed(Exception):
+    """The document is not something articles can be read from (HTML homepage, empty, bomb, ...)."""
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """Absolute, scheme and host lower-cased, default port, tracking parameters and fragment removed."""
+    url = url.strip()
+    if base and "://" in base:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith(TRACKING_PREFIXES) and k.lower() not in TRACKING_PARAMS
+    ]
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
+    netloc = host + (f":{port}" if port else "")
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    path = parts.path or ("/" if netloc else "")
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """canonical_url, or None for a URL that is not http(s)/file or does not fit the store."""
+    if not url or not url.strip():
+        return None
+    try:
+        result = canonical_url(url, base)
+    except ValueError:  # a malformed port or IPv6 literal
+        return None
+    if urlsplit(result).scheme not in ("http", "https", "file") or len(result) > MAX_URL:
+        return None
+    return result
+
+
+_ALLOWED_SCHEMES = {"http", "https", "mailto"}
+
+
+def sanitize_html(fragment: str | None) -> str | None:
+    """nh3 keeps the prose markup and drops script, style, iframe, forms, on* and javascript: URLs."""
+    if not fragment or not fragment.strip():
+        return None
+    cleaned = nh3.clean(fragment, url_schemes=_ALLOWED_SCHEMES, link_rel="noopener noreferrer").strip()
+    return cleaned or None
+
+
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def plain_text(fragment: str | None) -> str:
+    """Rough text of an HTML fragment: enough to count words or show a one-line description."""
+    if not fragment:
+        return ""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", fragment))).strip()
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = _SPACE.sub(" ", value).strip()
+    return value[:limit] or None
+
+
+def parse_time(value) -> datetime | None:
+    """An ISO 8601 or RFC 822 time, or a struct_time, as aware UTC; None when it cannot be read."""
+    if value is None:
+        return None
+    if hasattr(value, "tm_year"):
+        import calendar
+
+        try:
+            return datetime.fromtimestamp(calendar.timegm(value), UTC)
+        except (OverflowError, ValueError, OSError):
+            return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # a time without an offset is taken as UTC rather than guessed
+        when = when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+)""")
+
+
+def first_image(fragment: str | None, base: str | None = None) -> Image | None:
+    """The first <img> of some HTML, with its alt text, as the article's image of last resort."""
+    if not fragment:
+        return None
+    for tag in _IMG.findall(fragment):
+        attrs = {k.lower(): html.unescape(v.strip("\"'")) for k, v in _ATTR.findall(tag)}
+        src = safe_canonical_url(attrs.get("src"), base)
+        if src and src.startswith("http"):
+            return Image(src, clip(attrs.get("alt"), 2000))
+    return None

@@ -1,0 +1,156 @@
+"""An article page: its main text and metadata, taken offline with trafilatura and lxml.
+
+Used for sources that are a single article page, and for the full text of feed items that carry only
+a short summary. The page's rel=canonical names the article; og:image or the first figure gives its
+image, with the figure's caption and photo credit where the page has them.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+import lxml.html
+import trafilatura
+from lxml import etree
+
+from digest.gather.normalize import (
+    MAX_AUTHOR,
+    Image,
+    ParsedArticle,
+    clip,
+    parse_time,
+    safe_canonical_url,
+    sanitize_html,
+)
+
+log = logging.getLogger(__name__)
+
+_CREDIT = re.compile(
+    r"(?:^|[.;|]\s*|\s[-–—]\s*|\(|\s(?=©))\s*((?:top\s+)?(?:photo(?:graph)?|image|picture|illustration)?\s*"
+    r"(?:credit|by|courtesy(?: of)?)?\s*:\s*[^.;|()]+?|©\s*[^.;|()]+?)\s*\)?\s*$",
+    re.IGNORECASE,
+)
+_ARTICLE_TYPES = {"article", "newsarticle", "blogposting", "reportagenewsarticle", "analysisnewsarticle"}
+
+
+def _text(element) -> str:
+    return " ".join(" ".join(element.itertext()).split()) if element is not None else ""
+
+
+def _meta(tree, *names: str) -> str | None:
+    for name in names:
+        for attr in ("property", "name", "itemprop"):
+            found = tree.xpath(f"//meta[@{attr}=$n]/@content", n=name)
+            if found and found[0].strip():
+                return found[0].strip()
+    return None
+
+
+def looks_like_article(tree) -> bool:
+    """A page about one article (og:type, schema.org type or an <article> element), not a homepage."""
+    og_type = (_meta(tree, "og:type") or "").lower()
+    if og_type == "article":
+        return True
+    for block in tree.xpath("//script[@type='application/ld+json']/text()"):
+        types = re.findall(r'"@type"\s*:\s*"([^"]+)"', block)
+        if any(t.lower() in _ARTICLE_TYPES for t in types):
+            return True
+    return len(tree.xpath("//article")) == 1 and bool(_meta(tree, "article:published_time", "author"))
+
+
+def split_credit(caption: str) -> tuple[str | None, str | None]:
+    """'A ship at dawn. Photo: Ana Ruiz / Agency' -> ('A ship at dawn.', 'Ana Ruiz / Agency')."""
+    caption = " ".join(caption.split())
+    match = _CREDIT.search(caption)
+    if not match:
+        return caption or None, None
+    credit = match.group(1)
+    credit = re.sub(r"^(?:top\s+)?[\w ]*?(?:credit|by|courtesy(?: of)?)?\s*:\s*", "", credit, flags=re.IGNORECASE)
+    credit = credit.lstrip("© ").strip()
+    rest = caption[: match.start()].strip(" -–—(") or None
+    if rest and not rest.endswith((".", "!", "?")) and match.group(0).lstrip().startswith((".",)):
+        rest += "."
+    return rest, credit or None
+
+
+def _figure_image(tree, base: str) -> Image | None:
+    for figure in tree.xpath("//figure[.//img]"):
+        img = figure.xpath(".//img")[0]
+        src = safe_canonical_url(img.get("src") or img.get("data-src"), base)
+        if not src:
+            continue
+        caption_el = figure.find(".//figcaption")
+        credit_el = figure.xpath(".//*[contains(@class,'credit') or contains(@class,'byline')]")
+        credit = _text(credit_el[0]) if credit_el else None
+        caption = _text(caption_el) if caption_el is not None else ""
+        if credit:
+            caption = caption.replace(credit, "").strip()
+            _, credit_clean = split_credit(credit)
+            credit = credit_clean or credit
+        else:
+            caption, credit = split_credit(caption)
+        return Image(src, clip(img.get("alt"), 2000), clip(credit, 500), clip(caption, 2000))
+    return None
+
+
+def page_image(tree, base: str) -> Image | None:
+    figure = _figure_image(tree, base)
+    og = safe_canonical_url(_meta(tree, "og:image", "og:image:url", "twitter:image"), base)
+    if og:
+        alt = _meta(tree, "og:image:alt", "twitter:image:alt")
+        if figure and figure.url == og:
+            return Image(og, alt or figure.alt, figure.credit, figure.caption)
+        return Image(og, clip(alt, 2000), None, None)
+    return figure
+
+
+def _main_html(document) -> str | None:
+    try:
+        from trafilatura.htmlprocessing import build_html_output
+
+        rendered = build_html_output(document)
+        body = re.search(r"<body>(.*)</body>", rendered, re.DOTALL)
+        return body.group(1) if body else rendered
+    except Exception:  # noqa: BLE001 - an internal helper; plain paragraphs are a fine fallback
+        text = document.text or ""
+        return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n") if p.strip())
+
+
+def parse_page(body: bytes | str, url: str) -> tuple[str | None, ParsedArticle | None]:
+    """(canonical URL, the article) of a page; the article is None when no main text is found."""
+    try:
+        tree = lxml.html.fromstring(body)
+    except (etree.ParserError, ValueError):
+        return None, None
+    canonical = safe_canonical_url((tree.xpath("//link[@rel='canonical']/@href") or [None])[0], url)
+    try:
+        document = trafilatura.bare_extraction(
+            tree, url=url, with_metadata=True, include_images=True, include_formatting=True, include_links=True
+        )
+    except Exception as exc:  # noqa: BLE001 - trafilatura raises assorted errors on odd pages
+        log.info("no main text in %s: %s", url, exc)
+        document = None
+    if document is None or not (document.text or "").strip():
+        return canonical, None
+    article_url = canonical or safe_canonical_url(_meta(tree, "og:url"), url) or safe_canonical_url(url)
+    if not article_url:
+        return canonical, None
+    published = parse_time(_meta(tree, "article:published_time", "datePublished", "pubdate", "date"))
+    if published is None:
+        published = parse_time(document.date)
+    keywords = [t for t in tree.xpath("//meta[@property='article:tag']/@content") if t.strip()]
+    section = _meta(tree, "article:section")
+    article = ParsedArticle(
+        title=clip(document.title or _meta(tree, "og:title") or "", 2000) or article_url,
+        url=article_url,
+        guid=None,
+        published=published,
+        author=clip(document.author, MAX_AUTHOR),
+        summary=clip(document.description or _meta(tree, "description", "og:description"), 5000),
+        content_html=sanitize_html(_main_html(document)),
+        image=page_image(tree, url),
+        categories=([section] if section else []) + keywords,
+    )
+    return canonical, article

@@ -1,0 +1,60 @@
+"""The state of each source, for `digest sources`: last success, last error, articles this week."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.models import Article, Source
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    url: str
+    section: str
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    articles_this_week: int
+    articles_total: int
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt failed (an old error followed by a success is history, not a problem)."""
+        return self.last_error_at is not None and (
+            self.last_success_at is None or self.last_error_at > self.last_success_at
+        )
+
+
+def source_statuses(session: Session, names: list[str], start: datetime, end: datetime) -> list[SourceStatus]:
+    """The configured sources in file order; `start`-`end` is the week the counts are for."""
+    week = (
+        select(Article.source_id, func.count())
+        .where(Article.published_at >= start, Article.published_at < end)
+        .group_by(Article.source_id)
+    )
+    in_week = dict(session.execute(week).all())
+    total = dict(session.execute(select(Article.source_id, func.count()).group_by(Article.source_id)).all())
+    rows = {s.name: s for s in session.scalars(select(Source))}
+    statuses = []
+    for name in names:
+        s = rows.get(name)
+        if s is None:
+            continue
+        statuses.append(
+            SourceStatus(
+                s.name,
+                s.url,
+                s.section,
+                s.last_success_at,
+                s.last_error,
+                s.last_error_at,
+                in_week.get(s.id, 0),
+                total.get(s.id, 0),
+            )
+        )
+    return statuses

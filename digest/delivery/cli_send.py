@@ -86,7 +86,7 @@ def send(
         parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
         raise UsageError(
             f"issue {issue.period} has an unfinished send ({parts}); "
-            "continue it with `digest send --resume` (batches already submitted are skipped)"
+            "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
         )
     if state.planned and not state.unfinished:
         out.print(f"issue {issue.period} was already sent to {state.recipients} recipients; nothing to do")

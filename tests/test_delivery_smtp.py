@@ -141,7 +141,7 @@ def test_a_transactional_message_goes_through_smtp(smtp_server):
     message_id = SMTPProvider(url).send_transactional(message)
     assert message_id and message_id.endswith("@meridian-review.example.org>")
     [(rcpts, received)] = mailbox.messages
-    assert rcpts == ["new.reader@example.org"] and str(received["Message-ID"]) == message_id
+    assert rcpts == ["new.reader@example.org"] and str(received["Message-ID"]).strip() == message_id
 
 
 @pytest.mark.parametrize(

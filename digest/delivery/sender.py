@@ -214,14 +214,14 @@ def send_issue(
             if stop.is_set():
                 report.stopped = True
                 break
+            # The claim and the recipients' check are one transaction: one commit (one fsync) less per batch.
             with sessions.begin() as session:
                 if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
                     continue  # another process claimed it first
-            report.batches += 1
-            with sessions.begin() as session:
                 recipients, left = load_recipients(session, batch_id, recipient_values, unsubscribe_url)
                 if left:
                     session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
+            report.batches += 1
             report.skipped += len(left)
             outcome = _send_one_batch(sessions, provider, outgoing, batch_id, recipients, options, stop, wait, report)
             if on_batch:
@@ -262,7 +262,6 @@ def _send_one_batch(
     remaining = recipients
     sent_total = 0
     retries = rate_waits = 0
-    number = None
     while True:
         try:
             message_ids = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else {}

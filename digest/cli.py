@@ -323,23 +323,46 @@ def render(
 
 
 @app.command()
-def send(week: WeekOption = None) -> None:
-    """Send the week's rendered issue to every active subscriber not yet mailed."""
+def send(
+    week: WeekOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the first batch's size; send nothing.")
+    ] = False,
+    test: Annotated[
+        str | None, typer.Option("--test", metavar="ADDRESS", help="Send the issue to one address, marked [TEST].")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted or paused send; failed batches go again.")
+    ] = False,
+    retry_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unknown", help="With --resume: also re-send batches whose fate is unknown (may duplicate)."
+        ),
+    ] = False,
+) -> None:
+    """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
+    from digest.delivery import cli_send
     from digest.weekly import find_issue
-    from digest.weekly import send as send_issue
 
+    if sum([dry_run, test is not None, resume]) > 1:
+        raise UsageError("use one of --dry-run, --test and --resume")
+    if retry_unknown and not resume:
+        raise UsageError("--retry-unknown goes with --resume")
     core = _core()
     the_week = _week(core, week)
     issue = find_issue(core, the_week)
     if issue is None:
         raise UsageError(f"no issue for {the_week}; run `digest build --week {the_week}` first")
-    planned, report = send_issue(core, issue)
-    out.print(
-        f"sent {report.sent} in {report.batches} batches ({planned} planned); "
-        f"{report.skipped} skipped, {report.failed} failed"
-    )
-    if report.failed:
-        raise typer.Exit(1)
+    if dry_run:
+        cli_send.print_dry_run(core, issue, out)
+        return
+    if test is not None:
+        cli_send.send_test(core, issue, test, out)
+        return
+    code = cli_send.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
+    if code:
+        raise typer.Exit(code)
 
 
 @subscribers_app.command("import")

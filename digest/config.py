@@ -190,6 +190,18 @@ class GatherConfig(_Strict):
 
 class DeliveryConfig(_Strict):
     batch_size: int = Field(1000, ge=1, le=1000, description="Recipients per provider request (SendGrid: 1000).")
+    request_timeout_seconds: float = Field(30.0, gt=0, le=600, description="Longest wait for the provider's answer.")
+    retries: int = Field(5, ge=0, le=20, description="Retries of a batch after a 5xx, timeout or dropped connection.")
+    backoff_seconds: float = Field(1.0, ge=0, le=300, description="First wait before a retry; doubled each time.")
+    backoff_max_seconds: float = Field(60.0, ge=0, le=3600, description="Longest wait between two retries.")
+    max_failed_batches: int = Field(
+        3, ge=0, description="Pause the send when more batches than this have failed (resume with --resume)."
+    )
+    categories: list[str] = Field(default_factory=list, max_length=10, description="SendGrid categories (at most 10).")
+    asm_group_id: int | None = Field(None, description="SendGrid unsubscribe group id, when the account uses one.")
+    unsubscribe_mailto: str | None = Field(
+        None, description="An address for mailto unsubscribes, added to List-Unsubscribe after the https link."
+    )
 
 
 class NewsletterConfig(_Strict):

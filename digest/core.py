@@ -35,7 +35,7 @@ class Digest:
 
     @cached_property
     def provider(self) -> Provider:
-        return make_provider(self.settings)
+        return make_provider(self.settings, self.config.delivery)
 
     @cached_property
     def tokens(self) -> Tokens:

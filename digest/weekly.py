@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from digest import shutdown
 from digest.compose import compose_issue
 from digest.core import Digest
-from digest.delivery.plan import plan_batches
 from digest.delivery.providers import OutgoingIssue
-from digest.delivery.sender import SendReport, send_issue
+from digest.delivery.sender import SendReport
 from digest.errors import DigestError
 from digest.gather import GatherReport, gather_sources
 from digest.models import Issue
@@ -77,25 +77,11 @@ def outgoing(core: Digest, issue: Issue) -> OutgoingIssue:
 
 
 def send(core: Digest, issue: Issue, on_batch=None) -> tuple[int, SendReport]:
-    """Plan (once) and send the issue's pending batches."""
-    core.settings.require_secret_key()  # fail before planning, not halfway through a send
-    with core.sessions.begin() as session:
-        fresh = session.get(Issue, issue.id)
-        planned = plan_batches(
-            session,
-            fresh,
-            batch_size=min(core.config.delivery.batch_size, core.provider.max_batch_size),
-            now=core.now(),
-        )
-    report = send_issue(
-        core.sessions,
-        core.provider,
-        outgoing(core, issue),
-        core.recipient_values,
-        core.unsubscribe_url,
-        on_batch=on_batch,
-    )
-    return planned, report
+    """Plan (once) and send the issue's pending batches, under the issue's send lock."""
+    from digest.delivery.run import deliver
+
+    # A scheduler's SIGTERM sets shutdown.requested: the batch in flight finishes, then the send stops.
+    return deliver(core, issue, on_batch=on_batch, stop=shutdown.requested)
 
 
 def find_issue(core: Digest, week: Week) -> Issue | None:

@@ -1,29 +1,96 @@
-"""Send an issue's planned batches, each at most once, moving batch status by compare-and-set."""
+"""Send an issue's planned batches, each at most once, moving batch status by compare-and-set.
+
+A batch goes pending -> submitting (claimed, before the request) -> submitted (the provider accepted
+it) or failed (refused, or out of retries). The claim is committed before the request and the outcome
+after it, so a process that dies mid-request leaves its batch in `submitting`: its fate is unknown,
+and it is never re-sent by itself (only with `retry_unknown`, an operator's decision).
+
+Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
+suppressed since the plan was made is marked skipped instead of mailed.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import shutdown
-from digest.delivery.providers.base import OutgoingIssue, Provider, ProviderError, Recipient
+from digest.delivery.providers.base import FailureKind, OutgoingIssue, Provider, ProviderError, Recipient
+from digest.delivery.retry import RetryPolicy
+from digest.errors import DeliveryError
 from digest.models import Batch, Delivery, Issue, utcnow
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Suppression
+from subscribers.store import email_hash
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
+class UnknownBatch:
+    number: int
+    recipients: int
+    since: datetime | None
+
+
+@dataclass
 class SendReport:
-    batches: int = 0
+    batches: int = 0  # batches attempted by this run
     sent: int = 0
-    failed: int = 0
-    skipped: int = 0  # left since the plan was made (unsubscribed, bounced, complained)
-    unknown_batches: list[int] = field(default_factory=list)  # found in `submitting`: fate unknown
+    failed: int = 0  # recipients in failed batches, or refused one by one
+    skipped: int = 0  # left since the plan was made (unsubscribed, bounced, complained, suppressed)
+    unknown_batches: list[int] = field(default_factory=list)  # batch numbers found in `submitting`
+    unknown: list[UnknownBatch] = field(default_factory=list)
+    failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
+    already_submitted: int = 0  # batches a previous run had sent
+    left_failed: int = 0  # batches failed by an earlier run, not retried by this one
+    paused: bool = False  # too many failed batches
+    stopped: bool = False  # a signal asked us to stop
+    seconds: float = 0.0
+
+    @property
+    def unknown_recipients(self) -> int:
+        return sum(u.recipients for u in self.unknown)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    retry_failed: bool = False  # --resume: batches a previous run failed go again
+    retry_unknown: bool = False  # --retry-unknown: batches left in `submitting` go again
+    max_failed_batches: int = 3
+    policy: RetryPolicy = RetryPolicy()
+
+
+@dataclass
+class Progress:
+    """What a progress bar needs after each batch."""
+
+    number: int
+    sent: int
+    failed: int
+    skipped: int
+
+
+class _RecipientRow:
+    """The columns of a subscriber that per-recipient values are made from (lighter than an ORM object)."""
+
+    __slots__ = ("id", "email", "name", "status", "link_key")
+
+    def __init__(self, id: int, email: str, name: str | None, status: str, link_key: str):  # noqa: A002
+        self.id, self.email, self.name, self.status, self.link_key = id, email, name, status, link_key
+
+    @property
+    def first_name(self) -> str | None:
+        return self.name.split()[0] if self.name and self.name.strip() else None
 
 
 def move_batch(session: Session, batch_id: int, from_statuses: tuple[str, ...], to_status: str, **values) -> bool:
@@ -36,6 +103,72 @@ def move_batch(session: Session, batch_id: int, from_statuses: tuple[str, ...], 
     return result.rowcount == 1
 
 
+def pending_count(sessions: sessionmaker, issue_id: int, statuses: tuple[str, ...]) -> int:
+    """Recipients still to mail in batches of these statuses (the progress bar's total)."""
+    with sessions() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .join(Batch, Batch.id == Delivery.batch_id)
+            .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
+        )
+
+
+def load_recipients(
+    session: Session,
+    batch_id: int,
+    recipient_values: Callable[[Subscriber], dict[str, str]],
+    unsubscribe_url: Callable[[Subscriber], str],
+) -> tuple[list[Recipient], list[int]]:
+    """The batch's recipients still to mail, and the delivery ids of those who left since the plan."""
+    rows = session.execute(
+        select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.link_key)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
+        .order_by(Delivery.id)
+    ).all()
+    hashes = {email_hash(row[2]): row[0] for row in rows}
+    suppressed = set()
+    if hashes:
+        suppressed = {
+            hashes[h] for h in session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+        }
+    recipients, left = [], []
+    for delivery_id, subscriber_id, address, name, status, link_key in rows:
+        # Unsubscribes win: someone who left after the plan was made is not mailed.
+        if status != "active" or delivery_id in suppressed:
+            left.append(delivery_id)
+            continue
+        person = _RecipientRow(subscriber_id, address, name, status, link_key)
+        recipients.append(
+            Recipient(
+                delivery_id=delivery_id,
+                email=address,
+                name=name,
+                values=recipient_values(person),
+                unsubscribe_url=unsubscribe_url(person),
+            )
+        )
+    return recipients, left
+
+
+def _record_sent(session: Session, batch_id: int, message_ids: dict[int, str | None], now: datetime) -> None:
+    if not message_ids:
+        return
+    ids = set(message_ids.values())
+    if len(ids) == 1:  # one request, one X-Message-Id: one statement for the whole batch
+        session.execute(
+            update(Delivery)
+            .where(Delivery.batch_id == batch_id, Delivery.status == "pending", Delivery.id.in_(list(message_ids)))
+            .values(status="sent", message_id=ids.pop(), sent_at=now)
+        )
+        return
+    session.execute(
+        update(Delivery),
+        [{"id": d, "status": "sent", "message_id": m, "sent_at": now} for d, m in message_ids.items()],
+    )
+
+
 def send_issue(
     sessions: sessionmaker,
     provider: Provider,
@@ -43,79 +176,139 @@ def send_issue(
     recipient_values: Callable[[Subscriber], dict[str, str]],
     unsubscribe_url: Callable[[Subscriber], str],
     *,
-    on_batch: Callable[[int, int], None] | None = None,
+    options: SendOptions | None = None,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], object] | None = None,
+    on_batch: Callable[[Progress], None] | None = None,
 ) -> SendReport:
+    options = options or SendOptions()
+    stop = stop or threading.Event()
+    # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
+    wait = sleep or stop.wait
+    started = time.monotonic()
     report = SendReport()
     with sessions() as session:
         batches = session.execute(
-            select(Batch.id, Batch.status).where(Batch.issue_id == outgoing.issue_id).order_by(Batch.number)
+            select(Batch.id, Batch.number, Batch.status, Batch.updated_at)
+            .where(Batch.issue_id == outgoing.issue_id)
+            .order_by(Batch.number)
         ).all()
-    for batch_id, status in batches:
-        if shutdown.requested.is_set():
-            log.info("stopping before batch %s as asked; `digest send --resume` continues", batch_id)
-            break
-        if status == "submitting":
-            report.unknown_batches.append(batch_id)
-            continue
-        if status != "pending":
-            continue
-        with sessions.begin() as session:
-            if not move_batch(session, batch_id, ("pending",), "submitting", attempts=Batch.attempts + 1):
+    try:
+        for batch_id, number, status, updated_at in batches:
+            if status == "submitted":
+                report.already_submitted += 1
                 continue
-        report.batches += 1
-        with sessions.begin() as session:
-            rows = session.execute(
-                select(Delivery, Subscriber)
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-                .order_by(Delivery.id)
-            ).all()
-            recipients = []
-            for delivery, subscriber in rows:
-                # Unsubscribes win: someone who left after the plan was made is not mailed.
-                if subscriber.status != "active":
-                    delivery.status = "skipped"
-                    report.skipped += 1
-                    continue
-                recipients.append(
-                    Recipient(
-                        delivery_id=delivery.id,
-                        email=subscriber.email,
-                        name=subscriber.name,
-                        values=recipient_values(subscriber),
-                        unsubscribe_url=unsubscribe_url(subscriber),
+            if status == "submitting" and not options.retry_unknown:
+                with sessions() as session:
+                    size = session.scalar(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
                     )
-                )
-        try:
-            message_ids = provider.send_batch(outgoing, recipients, batch_id=batch_id) if recipients else {}
-        except ProviderError as exc:
+                report.unknown_batches.append(number)
+                report.unknown.append(UnknownBatch(number, size, updated_at))
+                continue
+            if status == "failed" and not options.retry_failed:
+                report.left_failed += 1
+                continue
+            if stop.is_set():
+                report.stopped = True
+                break
+            # The claim and the recipients' check are one transaction: one commit (one fsync) less per batch.
             with sessions.begin() as session:
-                move_batch(session, batch_id, ("submitting",), "failed", error=str(exc))
-            report.failed += len(recipients)
-            log.error("batch %s failed: %s", batch_id, exc)
-            continue
-        now = utcnow()
-        with sessions.begin() as session:
-            move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None)
-            for delivery_id, message_id in message_ids.items():
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id)
-                    .values(status="sent", message_id=message_id, sent_at=now)
-                )
-        report.sent += len(message_ids)
-        if on_batch:
-            on_batch(batch_id, len(message_ids))
+                if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
+                    continue  # another process claimed it first
+                recipients, left = load_recipients(session, batch_id, recipient_values, unsubscribe_url)
+                if left:
+                    session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
+            report.batches += 1
+            report.skipped += len(left)
+            outcome = _send_one_batch(sessions, provider, outgoing, batch_id, recipients, options, stop, wait, report)
+            if on_batch:
+                on_batch(Progress(number, *outcome, len(left)))
+            if len(report.failed_batches) > options.max_failed_batches:
+                report.paused = True
+                break
+    finally:
+        report.seconds = time.monotonic() - started
     with sessions.begin() as session:
-        open_batches = session.scalar(
+        open_batch = session.scalar(
             select(Batch.id)
             .where(Batch.issue_id == outgoing.issue_id, Batch.status.in_(("pending", "submitting", "failed")))
             .limit(1)
         )
-        if open_batches is None:
+        if open_batch is None:
             session.execute(
                 update(Issue)
                 .where(Issue.id == outgoing.issue_id, Issue.status == "sending")
                 .values(status="sent", sent_at=utcnow())
             )
     return report
+
+
+def _send_one_batch(
+    sessions: sessionmaker,
+    provider: Provider,
+    outgoing: OutgoingIssue,
+    batch_id: int,
+    recipients: list[Recipient],
+    options: SendOptions,
+    stop: threading.Event,
+    wait: Callable[[float], object],
+    report: SendReport,
+) -> tuple[int, int]:
+    """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome."""
+    policy = options.policy
+    remaining = recipients
+    sent_total = 0
+    retries = rate_waits = 0
+    while True:
+        try:
+            message_ids = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else {}
+        except ProviderError as exc:
+            if exc.sent:  # the part that went out before the failure is recorded now, never sent again
+                with sessions.begin() as session:
+                    _record_sent(session, batch_id, exc.sent, utcnow())
+                sent_total += len(exc.sent)
+                remaining = [r for r in remaining if r.delivery_id not in exc.sent]
+            if exc.kind is FailureKind.STOP:
+                # Nothing of this batch was accepted: it goes back to pending for a later --resume.
+                with sessions.begin() as session:
+                    move_batch(session, batch_id, ("submitting",), "pending", error=str(exc))
+                report.sent += sent_total
+                raise DeliveryError(str(exc)) from None
+            delay = None
+            if exc.kind is FailureKind.RATE_LIMITED and rate_waits < policy.rate_limit_waits:
+                rate_waits += 1
+                delay = policy.rate_limit_wait(exc.retry_after)
+            elif exc.kind in (FailureKind.TRANSIENT, FailureKind.RATE_LIMITED) and retries < policy.retries:
+                retries += 1
+                delay = policy.backoff(retries)
+            if delay is not None and not stop.is_set():
+                log.warning("batch %s: %s; trying again in %.1fs", batch_id, exc, delay)
+                wait(delay)
+                if not stop.is_set():
+                    continue
+                reason = f"stopped while waiting to retry after: {exc}"
+            else:
+                reason = str(exc)
+            with sessions.begin() as session:
+                move_batch(session, batch_id, ("submitting",), "failed", error=reason)
+                number = session.scalar(select(Batch.number).where(Batch.id == batch_id))
+            log.error("batch %s failed: %s", number, reason)
+            report.failed_batches.append((number, reason))
+            report.failed += len(remaining)
+            report.sent += sent_total
+            return sent_total, len(remaining)
+        now = utcnow()
+        refused = [r.delivery_id for r in remaining if r.delivery_id not in message_ids]
+        with sessions.begin() as session:
+            if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None):
+                log.warning("batch %s was moved by someone else while it was being sent", batch_id)
+            _record_sent(session, batch_id, message_ids, now)
+            if refused:
+                session.execute(update(Delivery).where(Delivery.id.in_(refused)).values(status="failed"))
+        sent_total += len(message_ids)
+        report.sent += sent_total
+        report.failed += len(refused)
+        return sent_total, len(refused)

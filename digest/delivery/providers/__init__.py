@@ -1,19 +1,48 @@
-"""E-mail providers. `make_provider` picks one from the settings."""
+"""E-mail providers. `make_provider` picks one from the settings: SendGrid when an API key is set,
+else the outbox, unless DIGEST_PROVIDER names one."""
 
 from __future__ import annotations
 
-from digest.config import Settings
-from digest.delivery.providers.base import OutgoingIssue, Provider, ProviderError, Recipient
+from digest.config import DeliveryConfig, Settings
+from digest.delivery.providers.base import FailureKind, OutgoingIssue, Provider, ProviderError, Recipient
 from digest.delivery.providers.outbox import OutboxProvider
 from digest.errors import ConfigError
 
-__all__ = ["OutgoingIssue", "Provider", "ProviderError", "Recipient", "OutboxProvider", "make_provider"]
+__all__ = [
+    "FailureKind",
+    "OutgoingIssue",
+    "Provider",
+    "ProviderError",
+    "Recipient",
+    "OutboxProvider",
+    "make_provider",
+]
 
 
-def make_provider(settings: Settings) -> Provider:
+def make_provider(settings: Settings, delivery: DeliveryConfig | None = None) -> Provider:
+    delivery = delivery or DeliveryConfig()
     choice = settings.provider
     if choice == "auto":
         choice = "sendgrid" if settings.sendgrid_api_key else "outbox"
     if choice == "outbox":
         return OutboxProvider(settings.outbox_dir)
-    raise ConfigError("environment", "DIGEST_PROVIDER", f"the {choice!r} provider is not available yet; use outbox")
+    if choice == "sendgrid":
+        key = settings.sendgrid_api_key.get_secret_value().strip() if settings.sendgrid_api_key else ""
+        if not key:
+            raise ConfigError("environment", "DIGEST_SENDGRID_API_KEY", "is not set; DIGEST_PROVIDER=sendgrid needs it")
+        from digest.delivery.providers.sendgrid_api import SendGridProvider
+
+        return SendGridProvider(
+            key,
+            host=settings.sendgrid_api_host,
+            timeout=delivery.request_timeout_seconds,
+            categories=delivery.categories,
+            asm_group_id=delivery.asm_group_id,
+        )
+    if choice == "smtp":
+        if not settings.smtp_url:
+            raise ConfigError("environment", "DIGEST_SMTP_URL", "is not set; DIGEST_PROVIDER=smtp needs it")
+        from digest.delivery.providers.smtp import SMTPProvider
+
+        return SMTPProvider(settings.smtp_url, timeout=delivery.request_timeout_seconds)
+    raise ConfigError("environment", "DIGEST_PROVIDER", f"unknown provider {choice!r}; use sendgrid, smtp or outbox")

@@ -1,0 +1,140 @@
+"""What `digest send` shows: the dry-run plan, the progress bar, the summary and the batches whose
+fate is unknown; and how SIGINT and SIGTERM stop it cleanly (the batch in flight finishes first)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from digest.core import Digest
+from digest.delivery import run
+from digest.delivery.sender import Progress as BatchProgress
+from digest.delivery.sender import SendReport
+from digest.errors import UsageError
+from digest.models import Issue
+
+
+def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
+    plan = run.dry_run(core, issue)
+    out.print(f"dry run of issue {issue.period} ({issue.status}): {issue.subject}", highlight=False)
+    out.print(f"provider: {plan.provider}; batch size {plan.batch_size}")
+    if plan.planned:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(plan.state.batches.items()))
+        out.print(f"stored plan: {plan.recipients} recipients in {plan.batches} batches ({states})")
+    else:
+        out.print(f"would plan: {plan.recipients} recipients in {plan.batches} batches (nothing stored)")
+    if plan.first_batch_recipients:
+        out.print(
+            f"first batch to send: {plan.first_batch_recipients} recipients, "
+            f"{plan.first_batch_bytes:,} bytes of payload ({plan.first_batch_bytes / 1024 / 1024:.2f} MB)"
+        )
+    else:
+        out.print("nothing left to send")
+    out.print("nothing was sent")
+
+
+def send_test(core: Digest, issue: Issue, address: str, out: Console) -> None:
+    message_id = run.send_test(core, issue, address)
+    out.print(f"test message of {issue.period} sent to {address} via {core.provider.name} (message id {message_id})")
+
+
+@contextlib.contextmanager
+def stop_on_signals(err: Console) -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set the event: the batch in flight finishes and is recorded, then we stop.
+    A second SIGINT stops at once (the batch in flight is then left in an unknown state)."""
+    stop = threading.Event()
+    previous = {}
+
+    def handler(signum, _frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        err.print(
+            f"[yellow]{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
+            "(continue later with `digest send --resume`)[/]"
+        )
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def summary(report: SendReport) -> str:
+    return (
+        f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
+        f"unknown {report.unknown_recipients} (in {len(report.unknown)} batches); "
+        f"{report.batches} batches in {report.seconds:.1f}s, {report.rate:,.0f} recipients/s"
+    )
+
+
+def send(
+    core: Digest, issue: Issue, *, out: Console, err: Console, resume: bool = False, retry_unknown: bool = False
+) -> int:
+    """Run the send with a progress bar; returns the exit code."""
+    state = run.plan_state(core, issue.id)
+    if state.unfinished and not resume:
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
+        raise UsageError(
+            f"issue {issue.period} has an unfinished send ({parts}); "
+            "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
+        )
+    if state.planned and not state.unfinished:
+        out.print(f"issue {issue.period} was already sent to {state.recipients} recipients; nothing to do")
+        return 0
+    bar = Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task("", total=None)
+
+    def on_start(total: int) -> None:
+        bar.update(task, total=total)
+
+    def on_batch(p: BatchProgress) -> None:
+        bar.update(task, advance=p.sent + p.failed + p.skipped, description=f"batch {p.number}")
+
+    with stop_on_signals(err) as stop, bar:
+        planned, report = run.deliver(
+            core, issue, resume=resume, retry_unknown=retry_unknown, stop=stop, on_start=on_start, on_batch=on_batch
+        )
+    out.print(f"issue {issue.period}: {planned} batches planned; {report.already_submitted} were sent before")
+    out.print(summary(report))
+    for number, reason in report.failed_batches:
+        err.print(f"batch {number} failed: {reason}", highlight=False)
+    for unknown in report.unknown:
+        since = f" since {unknown.since:%Y-%m-%d %H:%M} UTC" if unknown.since else ""
+        err.print(
+            f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
+            "a send stopped during its request, so it may or may not have gone out. It was not re-sent. "
+            "Check the provider's activity for it, then `digest send --resume --retry-unknown` re-sends it.",
+            highlight=False,
+        )
+    if report.paused:
+        err.print(
+            f"paused: {len(report.failed_batches)} batches failed (more than delivery.max_failed_batches = "
+            f"{core.config.delivery.max_failed_batches}); fix the cause, then `digest send --resume`"
+        )
+        return 1
+    if report.stopped:
+        err.print("stopped; `digest send --resume` continues where this send left off")
+        return 130
+    if report.failed or report.unknown or report.left_failed:
+        if report.left_failed:
+            err.print(f"{report.left_failed} batches failed in an earlier send; `digest send --resume` retries them")
+        return 1
+    return 0

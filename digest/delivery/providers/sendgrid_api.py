@@ -1,0 +1,268 @@
+"""The SendGrid provider: one v3 Mail Send request per batch, through the official `sendgrid` package.
+
+The request body is a plain dict (the package's helper classes reverse the order of personalizations
+and leak `Substitution(p=0)` into all of them). One personalization per recipient, each with the
+recipient's substitutions and their own List-Unsubscribe header. The body is serialized by the
+package with `json.dumps`, whose ASCII escapes keep non-ASCII text intact whatever the transport does
+with bytes; SendGrid sends the parts as UTF-8.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import time
+import urllib.error
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+import python_http_client.exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from digest import placeholders
+from digest.delivery.message import list_unsubscribe
+from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
+
+MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTION_BYTES = 10_000
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_CATEGORIES = 10
+# Headers SendGrid sets itself and refuses in `headers`.
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
+        "To", "From", "Subject", "Reply-To", "CC", "BCC",
+    )
+)  # fmt: skip
+# Headers of a transactional EmailMessage that the request carries in its own fields, or that SendGrid writes.
+_MESSAGE_FIELDS = RESERVED_HEADERS | {"mime-version", "date", "message-id"}
+
+
+def html_token(name: str) -> str:
+    """The HTML part's own token for a value: SendGrid substitutes the same string in both parts, and a
+    name such as `Tom & <Jerry>` must be escaped in HTML but not in text."""
+    return f"%%{name}__html%%"
+
+
+class SendGridRequestBuilder:
+    """Builds Mail Send bodies for one issue: the shared part once, the personalizations per batch."""
+
+    def __init__(
+        self,
+        issue: OutgoingIssue,
+        *,
+        categories: list[str] | tuple[str, ...] = (),
+        asm_group_id: int | None = None,
+    ):
+        if len(categories) > MAX_CATEGORIES:
+            raise ValueError(f"SendGrid takes at most {MAX_CATEGORIES} categories, got {len(categories)}")
+        self.issue = issue
+        html_part = issue.html
+        for name in placeholders.NAMES:
+            html_part = html_part.replace(placeholders.token(name), html_token(name))
+        sender = {"email": issue.from_email}
+        if issue.from_name:
+            sender["name"] = issue.from_name
+        self.shared: dict = {
+            "from": sender,
+            "subject": issue.subject,
+            # text/plain must come before text/html.
+            "content": [{"type": "text/plain", "value": issue.text}, {"type": "text/html", "value": html_part}],
+        }
+        if issue.reply_to:
+            self.shared["reply_to"] = {"email": issue.reply_to}
+        if categories:
+            self.shared["categories"] = list(categories)
+        if asm_group_id is not None:
+            self.shared["asm"] = {"group_id": asm_group_id}
+
+    def personalization(self, recipient: Recipient, custom_args: dict[str, str]) -> dict:
+        substitutions: dict[str, str] = {}
+        for name, value in recipient.values.items():
+            substitutions[placeholders.token(name)] = value
+            substitutions[html_token(name)] = html.escape(value, quote=True)
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+        if size > MAX_SUBSTITUTION_BYTES:
+            raise ProviderError(
+                f"delivery {recipient.delivery_id}: substitutions take {size} bytes, over SendGrid's "
+                f"{MAX_SUBSTITUTION_BYTES}; shorten the subscriber's name or DIGEST_BASE_URL",
+                kind=FailureKind.REFUSED,
+            )
+        to = {"email": recipient.email}
+        # SendGrid refuses a display name with a comma or semicolon; the address alone is enough.
+        if recipient.name and not any(c in recipient.name for c in ",;"):
+            to["name"] = recipient.name
+        return {
+            "to": [to],
+            "substitutions": substitutions,
+            "headers": {
+                "List-Unsubscribe": list_unsubscribe(self.issue, recipient),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            "custom_args": custom_args,
+        }
+
+    def body(self, recipients: list[Recipient], *, batch_id: int | str) -> dict:
+        if len(recipients) > MAX_PERSONALIZATIONS:
+            raise ValueError(f"a SendGrid request takes at most {MAX_PERSONALIZATIONS} recipients")
+        # Only ids: custom_args travel into every event and log, so never personal data.
+        custom_args = {"issue_id": str(self.issue.issue_id), "batch_id": str(batch_id)}
+        return {**self.shared, "personalizations": [self.personalization(r, custom_args) for r in recipients]}
+
+
+def _error_messages(body: bytes | str | None) -> str:
+    """SendGrid's own words from an error body: {"errors": [{"message": ..., "field": ...}]}."""
+    if not body:
+        return "no details given"
+    try:
+        data = json.loads(body)
+        parts = []
+        for error in data.get("errors", []):
+            field = error.get("field")
+            parts.append(f"{field}: {error.get('message')}" if field else str(error.get("message")))
+        if parts:
+            return "; ".join(parts)
+    except (ValueError, AttributeError):
+        pass
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return text.strip()[:500]
+
+
+def _header(headers, name: str) -> str | None:
+    if headers is None:
+        return None
+    try:
+        return headers.get(name)
+    except AttributeError:
+        return None
+
+
+def retry_after_seconds(headers, now: float | None = None) -> float | None:
+    """Seconds until SendGrid lets us in again: X-RateLimit-Reset is a Unix time, Retry-After seconds."""
+    now = time.time() if now is None else now
+    reset = _header(headers, "X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            pass
+    after = _header(headers, "Retry-After")
+    if after:
+        try:
+            return max(0.0, float(after))
+        except ValueError:
+            pass
+    return None
+
+
+def classify_http_error(exc: http_errors.HTTPError) -> ProviderError:
+    status = exc.status_code
+    details = _error_messages(exc.body)
+    if status == 401:
+        return ProviderError(
+            f"SendGrid refused the API key (401: {details}); check DIGEST_SENDGRID_API_KEY", kind=FailureKind.STOP
+        )
+    if status == 429:
+        return ProviderError(
+            f"SendGrid rate limit (429): {details}",
+            kind=FailureKind.RATE_LIMITED,
+            retry_after=retry_after_seconds(exc.headers),
+        )
+    if status >= 500:
+        return ProviderError(f"SendGrid failed ({status}): {details}", kind=FailureKind.TRANSIENT)
+    return ProviderError(f"SendGrid refused the request ({status}): {details}", kind=FailureKind.REFUSED)
+
+
+class SendGridProvider:
+    name = "sendgrid"
+    max_batch_size = MAX_PERSONALIZATIONS
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        categories: list[str] | tuple[str, ...] = (),
+        asm_group_id: int | None = None,
+    ):
+        self.client = SendGridAPIClient(api_key, host=host.rstrip("/"))
+        self.host = host
+        self.timeout = timeout
+        self.categories = tuple(categories)
+        self.asm_group_id = asm_group_id
+        self._builder: SendGridRequestBuilder | None = None
+
+    def builder(self, issue: OutgoingIssue) -> SendGridRequestBuilder:
+        if self._builder is None or self._builder.issue is not issue:
+            self._builder = SendGridRequestBuilder(issue, categories=self.categories, asm_group_id=self.asm_group_id)
+        return self._builder
+
+    def post(self, body: dict) -> str | None:
+        """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on."""
+        try:
+            response = self.client.client.mail.send.post(request_body=body, timeout=self.timeout)
+        except http_errors.HTTPError as exc:
+            raise classify_http_error(exc) from None
+        except TimeoutError:
+            raise ProviderError(
+                f"SendGrid did not answer within {self.timeout:g}s", kind=FailureKind.TRANSIENT
+            ) from None
+        except urllib.error.URLError as exc:
+            raise ProviderError(
+                f"cannot reach SendGrid at {self.host}: {exc.reason}", kind=FailureKind.TRANSIENT
+            ) from None
+        except (http.client.HTTPException, ConnectionError, OSError) as exc:
+            raise ProviderError(
+                f"the connection to SendGrid broke: {type(exc).__name__}: {exc}", kind=FailureKind.TRANSIENT
+            ) from None
+        return _header(response.headers, "X-Message-Id")
+
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
+        if not recipients:
+            return {}
+        message_id = self.post(self.builder(issue).body(recipients, batch_id=batch_id))
+        return {r.delivery_id: message_id for r in recipients}
+
+    def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
+        return len(json.dumps(self.builder(issue).body(recipients, batch_id=batch_id)).encode("utf-8"))
+
+    def send_transactional(self, message: EmailMessage) -> str | None:
+        return self.post(transactional_body(message))
+
+    def close(self) -> None:
+        self._builder = None
+
+
+def _address(value: str) -> dict:
+    name, address = getaddresses([value])[0]
+    return {"email": address, "name": name} if name else {"email": address}
+
+
+def transactional_body(message: EmailMessage) -> dict:
+    """One ready EmailMessage as a one-personalization Mail Send body."""
+    to = [_address(a) for a in message.get_all("To", [])]
+    if not to or message["From"] is None or message["Subject"] is None:
+        raise ProviderError("a transactional message needs From, To and Subject", kind=FailureKind.REFUSED)
+    content = []
+    for subtype in ("plain", "html"):  # text/plain first
+        part = message.get_body((subtype,))
+        if part is not None:
+            content.append({"type": f"text/{subtype}", "value": part.get_content()})
+    if not content:
+        raise ProviderError("a transactional message needs a text/plain or text/html part", kind=FailureKind.REFUSED)
+    headers = {k: str(v) for k, v in message.items() if k.lower() not in _MESSAGE_FIELDS}
+    personalization: dict = {"to": to}
+    if headers:
+        personalization["headers"] = headers
+    body = {
+        "from": _address(str(message["From"])),
+        "subject": str(message["Subject"]),
+        "content": content,
+        "personalizations": [personalization],
+    }
+    if message["Reply-To"] is not None:
+        body["reply_to"] = _address(str(message["Reply-To"]))
+    return body

@@ -1,0 +1,157 @@
+"""The SMTP provider: one connection per batch, one message per recipient, STARTTLS or SSL.
+
+DIGEST_SMTP_URL names the server and credentials:
+    smtp://user:pass@host:587           STARTTLS, required (the password never crosses in the clear)
+    smtps://user:pass@host:465          TLS from the first byte
+    smtp://host:25?tls=none             no TLS: only for a relay on the same machine or a test server
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from digest.delivery.message import build_message, ensure_message_id
+from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
+from digest.errors import ConfigError
+from digest.models import utcnow
+
+
+@dataclass(frozen=True)
+class SMTPServer:
+    host: str
+    port: int
+    tls: str  # starttls, ssl or none
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPServer:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                "environment", "DIGEST_SMTP_URL", "expected smtp://user:pass@host:587 or smtps://user:pass@host:465"
+            )
+        tls = "ssl" if parts.scheme == "smtps" else "starttls"
+        query = parse_qs(parts.query)
+        if "tls" in query:
+            tls = query["tls"][-1]
+            if tls not in ("starttls", "ssl", "none"):
+                raise ConfigError("environment", "DIGEST_SMTP_URL", f"tls={tls!r}: use starttls, ssl or none")
+        try:
+            port = parts.port or (465 if tls == "ssl" else 587)
+        except ValueError:
+            raise ConfigError("environment", "DIGEST_SMTP_URL", "the port is not a number") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class SMTPProvider:
+    name = "smtp"
+    max_batch_size = 1000
+
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        self.server = SMTPServer.from_url(url)
+        self.timeout = timeout
+
+    def connect(self) -> smtplib.SMTP:
+        s = self.server
+        context = ssl.create_default_context()
+        try:
+            if s.tls == "ssl":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=context)
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+                if s.tls == "starttls":
+                    conn.ehlo()
+                    if not conn.has_extn("starttls"):
+                        conn.close()
+                        raise ProviderError(
+                            f"the SMTP server {s.host}:{s.port} does not offer STARTTLS; use smtps:// or, "
+                            "for a local relay only, add ?tls=none to DIGEST_SMTP_URL",
+                            kind=FailureKind.STOP,
+                        )
+                    conn.starttls(context=context)
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ProviderError(
+                f"the SMTP server refused the login ({exc.smtp_code}); check the user and password in DIGEST_SMTP_URL",
+                kind=FailureKind.STOP,
+            ) from None
+        except ssl.SSLError as exc:
+            raise ProviderError(f"TLS with {s.host}:{s.port} failed: {exc}", kind=FailureKind.STOP) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ProviderError(
+                f"cannot reach the SMTP server {s.host}:{s.port}: {exc}", kind=FailureKind.TRANSIENT
+            ) from None
+        return conn
+
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
+        if not recipients:
+            return {}
+        sent: dict[int, str | None] = {}
+        conn = self.connect()
+        try:
+            for recipient in recipients:
+                message = build_message(issue, recipient, now=utcnow())
+                try:
+                    conn.send_message(message, from_addr=issue.from_email, to_addrs=[recipient.email])
+                except smtplib.SMTPRecipientsRefused:
+                    continue  # this one address is refused; the others still go
+                except smtplib.SMTPResponseException as exc:
+                    if 500 <= exc.smtp_code < 600:
+                        continue  # a permanent refusal of this one message
+                    raise ProviderError(
+                        f"the SMTP server deferred a message ({exc.smtp_code} {exc.smtp_error!r})",
+                        kind=FailureKind.TRANSIENT,
+                        sent=sent,
+                    ) from None
+                except (smtplib.SMTPException, OSError) as exc:
+                    raise ProviderError(
+                        f"the SMTP connection broke after {len(sent)} messages: {exc}",
+                        kind=FailureKind.TRANSIENT,
+                        sent=sent,
+                    ) from None
+                sent[recipient.delivery_id] = message["Message-ID"]
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+        return sent
+
+    def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
+        return sum(len(build_message(issue, r, now=utcnow()).as_bytes()) for r in recipients)
+
+    def send_transactional(self, message: EmailMessage) -> str | None:
+        message_id = ensure_message_id(message)
+        conn = self.connect()
+        try:
+            conn.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise ProviderError(
+                f"the SMTP server refused {', '.join(exc.recipients)}", kind=FailureKind.REFUSED
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            kind = FailureKind.REFUSED if exc.smtp_code >= 500 else FailureKind.TRANSIENT
+            raise ProviderError(f"the SMTP server answered {exc.smtp_code} {exc.smtp_error!r}", kind=kind) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ProviderError(f"the SMTP connection broke: {exc}", kind=FailureKind.TRANSIENT) from None
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+        return message_id
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,27 @@
+"""How long to wait before trying a failed request again: exponential backoff with jitter, and
+the provider's own word (X-RateLimit-Reset, Retry-After) for rate limits."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 5  # extra attempts after a 5xx, timeout or dropped connection
+    backoff_seconds: float = 1.0  # the first wait; doubled each time
+    backoff_max_seconds: float = 60.0
+    rate_limit_waits: int = 20  # 429s tolerated for one batch before it fails
+    rate_limit_max_wait_seconds: float = 300.0  # never trust a reset further away than this
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Wait before retry number `attempt` (1-based): half fixed, half random, so that many senders
+        that failed together do not all come back at the same moment."""
+        ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+    def rate_limit_wait(self, retry_after: float | None) -> float:
+        if retry_after is None or retry_after < 0:
+            return self.backoff_seconds
+        return min(retry_after, self.rate_limit_max_wait_seconds)

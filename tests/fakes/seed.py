@@ -1,0 +1,63 @@
+"""Quick ways to fill a test store: many subscribers in one statement, and a rendered issue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from digest.models import Issue
+from subscribers.models import Subscriber
+
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+HTML = (
+    "<!doctype html><html><body><p>Hello %%first_name%%,</p><p>Caf\u00e9 diplomacy this week.</p>"
+    '<a href="%%unsubscribe_url%%">Unsubscribe</a> <a href="%%preferences_url%%">Preferences</a></body></html>'
+)
+TEXT = "Hello %%first_name%%,\n\nCaf\u00e9 diplomacy this week.\n\nUnsubscribe: %%unsubscribe_url%%\n"
+
+
+def address(i: int) -> str:
+    return f"reader{i:07d}@example.org"
+
+
+def seed_subscribers(session: Session, count: int, *, start: int = 1, chunk: int = 10_000) -> None:
+    for first in range(start, start + count, chunk):
+        rows = [
+            {
+                "email": address(i),
+                "name": f"Reader {i}" if i % 3 else None,
+                "status": "active",
+                "consent_source": "import",
+                "consent_at": NOW,
+                "confirmed_at": NOW,
+                "preferences": {},
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+            for i in range(first, min(first + chunk, start + count))
+        ]
+        session.execute(insert(Subscriber), rows)
+
+
+def make_issue(
+    session: Session, period: str = "2026-W48", *, subject: str = "The Meridian Review: caf\u00e9s"
+) -> Issue:
+    issue = Issue(
+        period=period,
+        slug=period.lower(),
+        status="draft",
+        window_start=NOW - timedelta(days=7),
+        window_end=NOW,
+        subject=subject,
+        content={},
+        html=HTML,
+        text=TEXT,
+        rendered_at=NOW,
+        created_at=NOW,
+    )
+    session.add(issue)
+    session.flush()
+    return issue

@@ -1,0 +1,343 @@
+"""A fake SendGrid v3 Mail Send API: a real HTTP server on 127.0.0.1 that checks every request against
+SendGrid's documented limits and answers on a schedule (202, an error status, a dropped connection, a
+delay), recording every recipient it accepted.
+
+    with FakeSendGrid(schedule=["accept", 429, "drop", 500]) as fake:
+        ...  # point DIGEST_SENDGRID_API_HOST at fake.url
+        assert fake.violations == []
+
+Limits checked (https://docs.sendgrid.com/api-reference/mail-send/mail-send): a Bearer key; at most 1000
+personalizations and 1000 recipients (to + cc + bcc) per request, none twice; substitutions at most
+10,000 bytes per personalization; custom_args under 10,000 bytes; at most 10 categories; none of the
+reserved headers; a body under 30 MB; content text/plain before text/html; from and subject present.
+
+Run alone (for benchmarks, so that its memory is not the sender's):
+    python -m tests.fakes.sendgrid [--api-key K] [--count-only]
+prints its URL on the first line; GET /_stats answers the counts as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_BODY = 30 * 1024 * 1024
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+MAX_SUBSTITUTIONS = 10_000
+MAX_CUSTOM_ARGS = 10_000
+MAX_CATEGORIES = 10
+RESERVED = {
+    "x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type", "content-transfer-encoding",
+    "to", "from", "subject", "reply-to", "cc", "bcc",
+}  # fmt: skip
+
+# An action is "accept", an HTTP status (int), "drop" (read the request, close without answering,
+# accept nothing), ("delay", s) (wait, then accept), ("accept_then_hang", s) (accept and record, then
+# hold the answer for s seconds: the client cannot know the fate) or ("hang", s) (hold, accept nothing).
+Action = str | int | tuple[str, float]
+
+
+def validate(body: dict) -> list[str]:
+    """Every way the request breaks SendGrid's documented limits."""
+    problems: list[str] = []
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        return ["personalizations: at least one is required"]
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        problems.append(f"personalizations: {len(personalizations)} > {MAX_PERSONALIZATIONS}")
+    seen: set[str] = set()
+    recipients = 0
+    top_args = body.get("custom_args") or {}
+    for i, p in enumerate(personalizations):
+        for kind in ("to", "cc", "bcc"):
+            for address in p.get(kind) or []:
+                recipients += 1
+                email = str(address.get("email", "")).lower()
+                if not email or "@" not in email:
+                    problems.append(f"personalizations[{i}].{kind}: invalid email {email!r}")
+                if email in seen:
+                    problems.append(f"personalizations[{i}].{kind}: {email} appears twice in one request")
+                seen.add(email)
+        if not p.get("to"):
+            problems.append(f"personalizations[{i}].to: required")
+        subs = p.get("substitutions") or {}
+        size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in subs.items())
+        if size > MAX_SUBSTITUTIONS:
+            problems.append(f"personalizations[{i}].substitutions: {size} bytes > {MAX_SUBSTITUTIONS}")
+        args = {**top_args, **(p.get("custom_args") or {})}
+        if len(json.dumps(args).encode()) >= MAX_CUSTOM_ARGS:
+            problems.append(f"personalizations[{i}].custom_args: not under {MAX_CUSTOM_ARGS} bytes")
+        if any(not isinstance(v, str) for v in args.values()):
+            problems.append(f"personalizations[{i}].custom_args: values must be strings")
+        for name in p.get("headers") or {}:
+            if name.lower() in RESERVED:
+                problems.append(f"personalizations[{i}].headers: {name} is reserved")
+        if not (p.get("subject") or body.get("subject")):
+            problems.append(f"personalizations[{i}].subject: required")
+    if recipients > MAX_RECIPIENTS:
+        problems.append(f"recipients: {recipients} > {MAX_RECIPIENTS}")
+    for name in body.get("headers") or {}:
+        if name.lower() in RESERVED:
+            problems.append(f"headers: {name} is reserved")
+    if len(body.get("categories") or []) > MAX_CATEGORIES:
+        problems.append(f"categories: more than {MAX_CATEGORIES}")
+    if not (body.get("from") or {}).get("email"):
+        problems.append("from.email: required")
+    types = [c.get("type") for c in body.get("content") or []]
+    if not types:
+        problems.append("content: required")
+    if "text/plain" in types and "text/html" in types and types.index("text/plain") > types.index("text/html"):
+        problems.append("content: text/plain must come before text/html")
+    return problems
+
+
+@dataclass
+class Accepted:
+    request: int
+    message_id: str
+    emails: list[str]
+    custom_args: dict
+    body: dict | None  # kept only when keep_bodies is on
+
+
+@dataclass
+class FakeSendGrid:
+    api_key: str = "SG.fake-key"
+    schedule: Iterable[Action] | Callable[[int], Action] = ()
+    keep_bodies: bool = False
+    count_only: bool = False  # for benchmarks: no per-recipient lists, only counts
+    rate_limit_reset_in: float = 1.0
+
+    requests: int = 0
+    accepted: list[Accepted] = field(default_factory=list)
+    recipient_counts: Counter = field(default_factory=Counter)
+    accepted_recipients: int = 0
+    violations: list[str] = field(default_factory=list)
+    answers: list = field(default_factory=list)  # the action taken for each request, in order
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._received = threading.Condition(self._lock)
+        self._server: ThreadingHTTPServer | None = None
+        self.set_schedule(self.schedule)
+
+    def set_schedule(self, schedule: Iterable[Action] | Callable[[int], Action]) -> None:
+        """What to answer from now on: a function of the request number, or a list then "accept"."""
+        if callable(schedule):
+            self._next: Callable[[int], Action] = schedule
+        else:
+            upcoming = iter(list(schedule))
+            self._next = lambda _n: next(upcoming, "accept")
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeSendGrid:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FakeSendGrid:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # --- what tests look at ----------------------------------------------------------------------
+    @property
+    def emails(self) -> list[str]:
+        """Every accepted recipient, once per time it was accepted."""
+        return list(self.recipient_counts.elements())
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        return {e: n for e, n in self.recipient_counts.items() if n > 1}
+
+    def wait_for_requests(self, n: int, timeout: float = 30.0) -> bool:
+        with self._received:
+            return self._received.wait_for(lambda: self.requests >= n, timeout)
+
+    def stats(self) -> dict:
+        return {
+            "requests": self.requests,
+            "accepted_requests": len(self.accepted) if not self.count_only else self._accepted_requests,
+            "accepted_recipients": self.accepted_recipients,
+            "duplicates": len(self.duplicates),
+            "violations": self.violations[:20],
+        }
+
+    _accepted_requests: int = 0
+
+    # --- the server side -------------------------------------------------------------------------
+    def _take_action(self) -> tuple[int, Action]:
+        with self._received:
+            self.requests += 1
+            number = self.requests
+            action = self._next(number)
+            self.answers.append(action)
+            self._received.notify_all()
+        return number, action
+
+    def _accept(self, number: int, body: dict) -> str:
+        message_id = secrets.token_urlsafe(16)
+        emails = [a["email"].lower() for p in body["personalizations"] for a in p.get("to", [])]
+        with self._lock:
+            self.accepted_recipients += len(emails)
+            self._accepted_requests += 1
+            if not self.count_only:
+                self.recipient_counts.update(emails)
+                args = {**(body.get("custom_args") or {}), **(body["personalizations"][0].get("custom_args") or {})}
+                self.accepted.append(Accepted(number, message_id, emails, args, body if self.keep_bodies else None))
+        return message_id
+
+    def _hold(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeSendGrid
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet: tests read the recorded requests instead
+        pass
+
+    def _answer(self, status: int, payload: dict | None = None, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def _error(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
+        self._answer(status, {"errors": [{"message": message, "field": field, "help": None}]}, headers)
+
+    def do_GET(self) -> None:
+        if self.path == "/_stats":
+            self._answer(200, self.owner.stats())
+        else:
+            self._error(404, "not found")
+
+    def do_POST(self) -> None:
+        owner = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.path != "/v3/mail/send":
+            self._error(404, f"no such endpoint {self.path}")
+            return
+        if length > MAX_BODY:
+            owner.violations.append(f"body: {length} bytes > 30 MB")
+            self._error(413, "request body too large")
+            return
+        raw = self.rfile.read(length)
+        if self.headers.get("Authorization") != f"Bearer {owner.api_key}":
+            self._error(401, "The provided authorization grant is invalid, expired, or revoked")
+            return
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            owner.violations.append(f"body: not UTF-8 JSON: {exc}")
+            self._error(400, "Bad Request: the JSON body could not be parsed")
+            return
+        problems = validate(body)
+        if problems:
+            owner.violations.extend(problems)
+            self._error(400, problems[0])
+            return
+        number, action = owner._take_action()
+        if isinstance(action, tuple):
+            kind, seconds = action
+            if kind == "delay":
+                owner._hold(seconds)
+                action = "accept"
+            elif kind == "accept_then_hang":
+                owner._accept(number, body)
+                owner._hold(seconds)
+                self._drop()
+                return
+            elif kind == "hang":
+                owner._hold(seconds)
+                self._drop()
+                return
+        if action == "accept":
+            message_id = owner._accept(number, body)
+            self._answer(202, None, {"X-Message-Id": message_id})
+        elif action == "drop":
+            self._drop()
+        elif action == 429:
+            reset = int(time.time() + owner.rate_limit_reset_in)
+            headers = {"X-RateLimit-Limit": 600, "X-RateLimit-Remaining": 0, "X-RateLimit-Reset": reset}
+            self._error(429, "too many requests", headers=headers)
+        elif action == 413:
+            self._error(413, "The JSON payload you have included in your request is too large.")
+        elif action == 401:
+            self._error(401, "The provided authorization grant is invalid, expired, or revoked")
+        elif isinstance(action, int):
+            self._error(
+                action,
+                "simulated failure" if action >= 500 else "The from address does not match a verified Sender Identity.",
+                "from.email" if action == 403 else None,
+            )
+        else:
+            raise ValueError(f"unknown action {action!r}")
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def every(n: int, actions: Iterable[Action]) -> Callable[[int], Action]:
+    """A schedule: request k gets the next of `actions` when k is a multiple of n, else accept."""
+    cycle = itertools.cycle(list(actions))
+    return lambda k: next(cycle) if k % n == 0 else "accept"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api-key", default="SG.fake-key")
+    parser.add_argument("--count-only", action="store_true")
+    args = parser.parse_args()
+    fake = FakeSendGrid(api_key=args.api_key, count_only=args.count_only).start()
+    print(fake.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

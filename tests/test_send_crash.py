@@ -1,0 +1,166 @@
+"""The real `digest send` process killed mid-send (SIGKILL) or asked to stop (SIGTERM), then
+`digest send --resume`: nobody is mailed twice, and a batch whose fate is unknown is reported, not
+re-sent, unless the operator says --retry-unknown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from digest.config import load_newsletter
+from digest.core import build_core
+from digest.models import Batch
+from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
+from tests.fakes.seed import address, make_issue, seed_subscribers
+from tests.fakes.sendgrid import FakeSendGrid
+
+ALL = [address(i) for i in range(1, 1001)]
+
+
+@pytest.fixture
+def fake():
+    with FakeSendGrid() as server:
+        yield server
+
+
+@pytest.fixture
+def env(cli_env, settings, fake, tmp_path):
+    """1,000 subscribers, a rendered issue for the sample week, batches of 100, SendGrid = the fake."""
+    config = tmp_path / "digest.toml"
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text.replace("batch_size = 1000", "batch_size = 100").replace(
+        "backoff_seconds = 1.0", "backoff_seconds = 0.01"
+    )
+    config.write_text(text, encoding="utf-8")
+    core = build_core(settings, load_newsletter(config))
+    with core.sessions.begin() as session:
+        seed_subscribers(session, 1000)
+        make_issue(session, SAMPLE_WEEK)
+    core.close()
+    return {
+        **cli_env,
+        "DIGEST_CONFIG": str(config),
+        "DIGEST_PROVIDER": "sendgrid",
+        "DIGEST_SENDGRID_API_KEY": fake.api_key,
+        "DIGEST_SENDGRID_API_HOST": fake.url,
+    }
+
+
+def start_send(env: dict, cwd: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "send", "--week", SAMPLE_WEEK, *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_send(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "send", "--week", SAMPLE_WEEK, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def batch_statuses(settings) -> dict[int, str]:
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG), migrate=False)
+    with core.sessions() as session:
+        rows = dict(session.execute(select(Batch.number, Batch.status)).all())
+    core.close()
+    return rows
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_killed_after_the_provider_accepted_a_batch_resume_mails_nobody_twice(env, fake, settings, tmp_path):
+    fake.set_schedule(lambda n: ("accept_then_hang", 60) if n == 3 else "accept")
+    child = start_send(env, tmp_path)
+    wait_until(lambda: len(fake.accepted) == 3)  # batch 3 went out; its answer never comes back
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    states = batch_statuses(settings)
+    assert states[1] == states[2] == "submitted" and states[3] == "submitting"
+    assert set(states[n] for n in range(4, 11)) == {"pending"}
+
+    plain = run_send(env, tmp_path)
+    assert plain.returncode == 2 and "unfinished send" in plain.stderr and "--resume" in plain.stderr
+
+    resumed = run_send(env, tmp_path, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert "batch 3 (100 recipients) is in an unknown state" in resumed.stderr
+    assert "sent 700, failed 0, skipped 0, unknown 100 (in 1 batches)" in resumed.stdout
+    assert fake.duplicates == {}
+    assert sorted(fake.emails) == ALL  # batch 3 had gone out before the kill; nobody else missed
+    assert fake.violations == []
+    assert batch_statuses(settings)[3] == "submitting"  # still the operator's call
+
+
+def test_killed_before_the_provider_answered_retry_unknown_sends_that_batch_once(env, fake, settings, tmp_path):
+    fake.set_schedule(lambda n: ("hang", 60) if n == 2 else "accept")
+    child = start_send(env, tmp_path)
+    assert fake.wait_for_requests(2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+
+    resumed = run_send(env, tmp_path, "--resume")
+    assert resumed.returncode == 1
+    assert "batch 2 (100 recipients) is in an unknown state" in resumed.stderr
+    assert sorted(fake.emails) == ALL[:100] + ALL[200:]
+
+    # The operator checked the provider's activity: batch 2 never arrived, so it goes again.
+    again = run_send(env, tmp_path, "--resume", "--retry-unknown")
+    assert again.returncode == 0, again.stderr
+    assert "sent 100, failed 0, skipped 0, unknown 0" in again.stdout
+    assert sorted(fake.emails) == ALL and fake.duplicates == {}
+    assert set(batch_statuses(settings).values()) == {"submitted"}
+
+
+def test_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(env, fake, settings, tmp_path):
+    fake.set_schedule(lambda n: ("delay", 1.0) if n == 2 else "accept")
+    child = start_send(env, tmp_path)
+    assert fake.wait_for_requests(2)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "SIGTERM: finishing the batch in flight" in stderr and "digest send --resume" in stderr
+    assert "sent 200," in stdout
+    states = batch_statuses(settings)
+    assert states[2] == "submitted" and states[3] == "pending"  # the batch in flight was recorded
+
+    resumed = run_send(env, tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(fake.emails) == ALL and fake.duplicates == {}
+
+
+def test_a_second_send_while_one_runs_is_refused(env, fake, tmp_path):
+    fake.set_schedule(lambda n: ("delay", 3.0) if n == 1 else "accept")
+    first = start_send(env, tmp_path)
+    assert fake.wait_for_requests(1)
+    second = run_send(env, tmp_path, "--resume")
+    assert second.returncode == 1
+    assert f"issue {SAMPLE_WEEK} is being sent by another process" in second.stderr
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert sorted(fake.emails) == ALL and fake.duplicates == {}

@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobEvent
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -30,12 +31,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest.compose import default_period
 from digest.config import NewsletterConfig
 from digest.core import Digest
+from digest.delivery.lock import SendInProgress
 from digest.errors import ConfigError, NothingToSend
 
 log = logging.getLogger("digest.schedule")
 
 GATHER_JOB = "gather"
 WEEKLY_JOB = "weekly"
+RESUME_JOB = "resume"
 JOBS_TABLE = "apscheduler_jobs"
 
 # Jobs kept in the store are referenced by name and cannot carry the core; the process that runs
@@ -129,6 +132,10 @@ def weekly_job() -> None:
     except NothingToSend as exc:
         log.info("weekly: end: issue %s: nothing sent: %s (%.1fs)", week, exc, time.monotonic() - started)
         return
+    except SendInProgress as exc:
+        # Two schedulers on one store both fire; the send lock lets one send and this one step aside.
+        log.info("weekly: end: issue %s: left to the other sender: %s", week, exc)
+        return
     s = report.send
     log.info(
         "weekly: end: issue %s (%s): %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
@@ -140,6 +147,47 @@ def weekly_job() -> None:
         len(s.unknown_batches),
         time.monotonic() - started,
     )
+
+
+def resume_job() -> None:
+    """At start: continue a send that a stop or crash left unfinished, if it is not stale."""
+    from sqlalchemy import select
+
+    from digest.models import Issue
+    from digest.weekly import send
+
+    core = _current()
+    with core.sessions() as session:
+        unfinished = session.scalars(select(Issue).where(Issue.status == "sending").order_by(Issue.id)).all()
+    grace = timedelta(hours=core.config.schedule.grace_hours)
+    for issue in unfinished:
+        age = core.now() - (issue.send_started_at or issue.created_at)
+        if age > grace:
+            log.warning(
+                "resume: issue %s not resumed: its send started %s ago (grace %s); "
+                "run `digest send --week %s --resume` if it should still go out",
+                issue.period,
+                age,
+                grace,
+                issue.period,
+            )
+            continue
+        started = time.monotonic()
+        log.info("resume: start: issue %s, a send left unfinished", issue.period)
+        try:
+            _planned, report = send(core, issue)
+        except SendInProgress as exc:
+            log.info("resume: end: issue %s: left to the other sender: %s", issue.period, exc)
+            continue
+        log.info(
+            "resume: end: issue %s: %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
+            issue.period,
+            report.sent,
+            report.failed,
+            report.skipped,
+            len(report.unknown_batches),
+            time.monotonic() - started,
+        )
 
 
 def _on_event(event: JobEvent) -> None:
@@ -160,7 +208,11 @@ def make_scheduler(core: Digest, scheduler_cls: type[BaseScheduler] = BlockingSc
     """A scheduler whose jobs live in the store's own database, with the two jobs added."""
     use_core(core)
     scheduler = scheduler_cls(
-        jobstores={"default": SQLAlchemyJobStore(engine=core.engine, tablename=JOBS_TABLE)},
+        # The recurring jobs live in the store; the one-off resume job is this process's own.
+        jobstores={
+            "default": SQLAlchemyJobStore(engine=core.engine, tablename=JOBS_TABLE),
+            "process": MemoryJobStore(),
+        },
         timezone=core.config.tz,
         job_defaults={"coalesce": True, "max_instances": 1},
         **options,
@@ -180,6 +232,17 @@ def make_scheduler(core: Digest, scheduler_cls: type[BaseScheduler] = BlockingSc
         name="weekly",
         replace_existing=True,
         misfire_grace_time=core.config.schedule.grace_hours * 3600,
+    )
+    # Once, at start: a send interrupted by SIGTERM or a crash goes on where it was.
+    scheduler.add_job(
+        "digest.schedule:resume_job",
+        "date",
+        run_date=core.now(),
+        id=RESUME_JOB,
+        name="resume",
+        jobstore="process",
+        replace_existing=True,
+        misfire_grace_time=None,
     )
     scheduler.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
     return scheduler

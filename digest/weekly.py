@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from digest import shutdown
 from digest.compose import compose_issue
@@ -40,6 +41,16 @@ def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: boo
     """Compose and render the draft; an issue already sending or sent is returned as it is.
 
     `week=None` is the scheduled default: the window since the last sent issue (see digest.compose)."""
+    try:
+        return _build(core, week, pin=pin, unpin=unpin)
+    except IntegrityError:
+        # Another process (a second scheduler) created the period's issue at the same moment; the
+        # unique period kept it to one row. Build again: this time the row is found.
+        log.info("another process composed the same issue at the same time; using its issue")
+        return _build(core, week, pin=pin, unpin=unpin)
+
+
+def _build(core: Digest, week: Week | None, *, pin: int | None, unpin: bool) -> Issue:
     with core.sessions.begin() as session:
         composed = compose_issue(session, core.config, week, now=core.now(), pin=pin, unpin=unpin)
         issue = composed.issue

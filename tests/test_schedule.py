@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.executors.debug import DebugExecutor
-from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import select
 
 from digest import schedule
@@ -24,49 +22,15 @@ from digest.models import Issue
 from digest.periods import Week
 from subscribers.store import import_csv
 from tests.conftest import EXAMPLE_CONFIG, ROOT
+from tests.scheduling import Clock, ManualScheduler
 
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-class ManualScheduler(BaseScheduler):
-    """Runs due jobs only when told to (`tick`), in the calling thread."""
-
-    def wakeup(self):
-        pass
-
-    def shutdown(self, wait=True):
-        super().shutdown(wait)
-
-    def _create_default_executor(self):
-        return DebugExecutor()
-
-    def tick(self):
-        self._process_jobs()
-
-
-class FrozenDatetime(datetime):
-    """APScheduler's `datetime` while a FakeClock is set (module level, so triggers still pickle)."""
-
-    clock: FakeClock | None = None
-
-    @classmethod
-    def now(cls, tz=None):
-        moment = cls.clock.moment
-        return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
-
-
-class FakeClock:
+class FakeClock(Clock):
     def __init__(self, monkeypatch, moment: datetime):
-        self.moment = moment
-        monkeypatch.setattr(FrozenDatetime, "clock", self)
-        for module in ("apscheduler.schedulers.base", "apscheduler.executors.base", "apscheduler.triggers.interval"):
-            monkeypatch.setattr(f"{module}.datetime", FrozenDatetime)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def set(self, moment: datetime) -> None:
-        self.moment = moment
+        super().__init__(moment)
+        self.freeze(monkeypatch.setattr)
 
 
 def at(text: str, tz=NEW_YORK) -> datetime:
@@ -128,7 +92,8 @@ def test_the_jobs_have_fixed_ids_and_are_not_duplicated_by_a_restart(sample_core
     first = started(core)
     first.shutdown(wait=False)
     second = started(core)
-    assert sorted(job.id for job in second.get_jobs()) == ["gather", "weekly"]
+    # The one-off resume job runs at the first tick; the two recurring jobs stay, once each.
+    assert sorted(job.id for job in second.get_jobs()) == ["gather", "resume", "weekly"]
     weekly = second.get_job("weekly")
     assert weekly.next_run_time == at("2026-11-30T08:00")
     second.shutdown(wait=False)
@@ -206,3 +171,40 @@ def test_the_gather_job_runs_hourly_and_logs_its_counts(sample_core, caplog):
         scheduler.tick()
     assert "gather: end: 3 sources ok, 0 failed, 15 new, 0 updated articles" in caplog.text
     scheduler.shutdown(wait=False)
+
+
+def test_two_scheduler_processes_on_one_store_send_the_issue_once(settings, cli_env, tmp_path):
+    """APScheduler 3 does not coordinate processes: both fire. The store's unique issue period, the
+    send lock and the batches' compare-and-set must make it one send."""
+    import subprocess
+    import sys
+
+    from digest.models import Batch, Delivery
+
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
+    with core.sessions.begin() as session:
+        import_csv(session, ROOT / "examples/subscribers.csv", now=at("2026-11-30T07:00"))
+    core.close()
+    command = [sys.executable, "-m", "tests.scheduling", "2026-11-30T07:00:00-05:00", "2026-11-30T08:00:30-05:00"]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    logs = [w.communicate(timeout=240)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), logs
+    both = "\n".join(logs)
+    assert "Traceback" not in both, both
+
+    mails = sorted((tmp_path / "outbox" / "2026-w48").glob("*.eml"))
+    assert len(mails) == 6, both
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
+    try:
+        with core.sessions() as session:
+            issues = session.scalars(select(Issue)).all()
+            assert [(i.period, i.status) for i in issues] == [("2026-W48", "sent")]
+            assert session.query(Delivery).filter(Delivery.status == "sent").count() == 6
+            assert {b.status for b in session.scalars(select(Batch))} == {"submitted"}
+    finally:
+        core.close()
+    # One process sent; the other said why it did not.
+    assert both.count("weekly: end: issue 2026-W48 (sent): 6 sent") == 1, both

@@ -22,9 +22,6 @@ from sqlalchemy import Engine, text
 
 from digest.errors import DeliveryError
 
-# The first key of the two-int advisory lock: "dg" in ASCII, so other users of advisory locks in
-# the same database are unlikely to collide with ours.
-_ADVISORY_CLASS = 0x6467
 _memory_locks: dict[tuple[str, int], threading.Lock] = {}
 _memory_guard = threading.Lock()
 
@@ -60,7 +57,12 @@ def send_lock(engine: Engine, issue_id: int, label: str) -> Iterator[None]:
 def _advisory_lock(engine: Engine, issue_id: int, label: str) -> Iterator[None]:
     conn = engine.connect()
     try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": _ADVISORY_CLASS, "k": issue_id}).scalar()
+        # Advisory locks are per database, but issue ids are per schema: the lock's class is made from
+        # the database and schema names, so stores in two schemas of one database never block each other.
+        store_class = conn.execute(
+            text("SELECT hashtext(current_database() || '.' || current_schema()) & 2147483647")
+        ).scalar()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": store_class, "k": issue_id}).scalar()
         conn.commit()  # the lock is session-level: it outlives this transaction
         if not got:
             holder = conn.execute(
@@ -69,14 +71,14 @@ def _advisory_lock(engine: Engine, issue_id: int, label: str) -> Iterator[None]:
                     "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
                     "WHERE l.locktype = 'advisory' AND l.classid = :c AND l.objid = :k AND l.granted LIMIT 1"
                 ),
-                {"c": _ADVISORY_CLASS, "k": issue_id},
+                {"c": store_class, "k": issue_id},
             ).scalar()
             conn.commit()
             raise _refused(label, f"database session {holder or 'unknown'}")
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": _ADVISORY_CLASS, "k": issue_id})
+            conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": store_class, "k": issue_id})
             conn.commit()
     finally:
         conn.close()

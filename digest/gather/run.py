@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
 from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
@@ -78,6 +79,20 @@ class _Outcome:
     last_modified: str | None = None
 
 
+def _sources_plan(sessions, config: NewsletterConfig) -> list:
+    for attempt in (1, 2):
+        try:
+            with sessions.begin() as session:
+                rows = sync_sources(session, config)
+                return [(rows[sc.name].id, sc, rows[sc.name].url, rows[sc.name].etag, rows[sc.name].last_modified)
+                        for sc in config.sources]  # fmt: skip
+        except IntegrityError:
+            # Another gather (a second scheduler, a manual run) added the same new sources just now.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
     """Make the sources table match the newsletter file (rows are kept for their fetch state)."""
     rows = {s.name: s for s in session.scalars(select(Source))}
@@ -111,10 +126,7 @@ def gather_sources(
     """
     started = time.monotonic()
     now = now or utcnow()
-    with sessions.begin() as session:
-        rows = sync_sources(session, config)
-        plan = [(rows[sc.name].id, sc, rows[sc.name].url, rows[sc.name].etag, rows[sc.name].last_modified)
-                for sc in config.sources]  # fmt: skip
+    plan = _sources_plan(sessions, config)
     if workers is None:
         workers = default_workers() if len(plan) > 4 else 0
     cpu = Cpu(workers)
@@ -271,6 +283,10 @@ def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
         with sessions.begin() as session:
             _write(session, outcomes, now)
         return
+    except IntegrityError:
+        # Another gather of the same store (a second scheduler, a manual run) inserted some of these
+        # articles a moment ago; source by source, the upsert finds them and updates instead.
+        log.info("another gather stored some of the same articles just now; storing source by source")
     except Exception:  # noqa: BLE001 - find the culprit source by source below
         log.info("storing all sources at once failed; storing them one by one", exc_info=True)
     for outcome in outcomes:

@@ -4,9 +4,10 @@ The changes are stored on the issue (`left_out`, `top_article_id`) and take effe
 rebuilt, by the editor or by the weekly run, which recomposes a draft the same way. Teaser and
 excerpt overrides belong to the article (`digest.articles.edit_article`).
 
-A rebuild composes the way `digest build` and the weekly job would: the current period's draft
-without --week (the window since the last sent issue, up to now, so newly gathered articles come in),
-any other period by its ISO week.
+A rebuild composes the way the draft was built: a draft built with --week (its window is that ISO
+week's) by its week again; the current period's draft built without one (by the weekly job, or
+`digest build`) by the window since the last sent issue, up to now, so newly gathered articles come
+in; any other period by its ISO week.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def current_issue(core: Digest) -> Issue | None:
 
 
 def rebuild_week(core: Digest, issue: Issue) -> Week | None:
-    return None if issue.period == str(default_period(core.now(), core.config)) else Week.parse(issue.period)
+    week = Week.parse(issue.period)
+    built_by_week = (issue.window_start, issue.window_end) == week.window(core.config.tz)
+    if built_by_week or issue.period != str(default_period(core.now(), core.config)):
+        return week
+    return None
 
 
 def rebuild_window(session: Session, core: Digest, issue: Issue) -> Window:

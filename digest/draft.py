@@ -27,7 +27,7 @@ from digest.periods import Week
 @dataclass(frozen=True)
 class DraftArticle:
     article: Article
-    state: str  # top, in, left_out, out (over a section's limit, or gathered since the last build)
+    state: str  # top, in, left_out (once left out, rebuilt or not), out (over a section's limit, or new)
     pinned: bool
 
 
@@ -104,10 +104,13 @@ def draft_articles(core: Digest, issue: Issue) -> list[DraftArticle]:
     order = {article_id: i for i, article_id in enumerate(included)}
     rows = []
     for article in articles:
-        if article.id in order:
+        # The editor's choice shows at once, though the draft has it only after a rebuild.
+        if article.id in left_out:
+            state = "left_out"
+        elif article.id in order:
             state = "top" if order[article.id] == 0 else "in"
         else:
-            state = "left_out" if article.id in left_out else "out"
+            state = "out"
         rows.append(DraftArticle(article, state, pinned=article.id == issue.top_article_id))
     rank = {"top": 0, "in": 1, "out": 2, "left_out": 3}
     rows.sort(key=lambda r: (rank[r.state], order.get(r.article.id, 0)))

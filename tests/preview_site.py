@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -26,7 +27,9 @@ READERS = {"ada@example.org": "Xanthippe Ada", "bo@example.org": "Quillon Bo", "
 @contextmanager
 def site_with_draft(settings: Settings, **overrides) -> Iterator[tuple[Site, Issue]]:
     with running_site(settings, clock=lambda: NOW, **overrides) as site:
-        weekly.gather(site.core)
+        # On a thread of its own: gathering runs an asyncio loop, and Playwright's may be running here.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(weekly.gather, site.core).result()
         yield site, weekly.build(site.core, None)
 
 

@@ -704,7 +704,7 @@ def serve(
         typer.Option(help="Proxies whose X-Forwarded-For to trust (comma-separated IPs), so limits see real clients."),
     ] = None,
 ) -> None:
-    """Serve sign-up, confirmation, unsubscribe, preferences and the web hooks (uvicorn)."""
+    """Serve sign-up, confirmation, unsubscribe, preferences, the web hooks, the preview and the archive (uvicorn)."""
     import uvicorn
 
     from digest.web.app import create_app

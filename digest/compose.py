@@ -14,6 +14,7 @@ stored on the issue so that rendering, previews and the archive all read one thi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -86,8 +87,14 @@ def _display_date(day: date) -> str:
 
 
 def compose_content(
-    session: Session, config: NewsletterConfig, window: Window | Week, *, top_article_id: int | None = None
+    session: Session,
+    config: NewsletterConfig,
+    window: Window | Week,
+    *,
+    top_article_id: int | None = None,
+    left_out: Collection[int] = (),
 ) -> dict:
+    """`left_out`: ids of articles an editor left out of the issue."""
     if isinstance(window, Week):
         window = Window(window, *window.window(config.tz))
     start, end = window.start, window.end
@@ -101,6 +108,12 @@ def compose_content(
             f"no new articles in {window.period} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); "
             "no issue composed"
         )
+    if top_article_id is not None and top_article_id in left_out:
+        raise UsageError(f"article {top_article_id} is pinned as the top story but left out; put it back or unpin it")
+    left_out = set(left_out)
+    articles = [a for a in articles if a.id not in left_out]
+    if not articles:
+        raise UsageError(f"every article of {window.period} is left out; put at least one back")
     by_section: dict[str, list[Article]] = {name: [] for name in config.sections}
     for article in articles:
         by_section[article.section].append(article)
@@ -159,7 +172,8 @@ def compose_issue(
             raise UsageError(f"issue {issue.period} is {issue.status}; its top story can no longer change")
         return Composed(issue, created=False)
     top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
-    content = compose_content(session, config, window, top_article_id=top_article_id)
+    left_out = list(issue.left_out or []) if issue else []
+    content = compose_content(session, config, window, top_article_id=top_article_id, left_out=left_out)
     values = dict(
         slug=window.period.slug,
         window_start=window.start,

@@ -144,6 +144,8 @@ class Issue(Base):
     sent_at: Mapped[datetime | None]
     # An editor's pinned top story; None means the newest article of the first section.
     top_article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    # Ids of articles an editor left out; kept on rebuilds (the weekly run's too) until put back.
+    left_out: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
 
     batches: Mapped[list[Batch]] = relationship(back_populates="issue", order_by="Batch.number")
 

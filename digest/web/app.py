@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
-from digest.web import api, subscribe, unsubscribe, webhooks
+from digest.web import api, archive, editor, home, preview, subscribe, unsubscribe, webhooks
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
 from digest.web.ratelimit import RateLimiter
+from digest.web.security import SecurityHeaders
 from subscribers.tokens import BadToken
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,13 @@ def create_app(core: Digest) -> FastAPI:
     app.state.core = core
     app.state.csrf = Csrf(keys)
     app.state.subscribe_limiter = RateLimiter(settings.subscribe_per_ip_per_hour, 3600)
+    app.state.login_limiter = RateLimiter(10, 900)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
     )
 
-    for module in (subscribe, unsubscribe, api, webhooks):
+    for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
         app.include_router(module.router)
 
     @app.exception_handler(BadToken)

@@ -1,0 +1,168 @@
+"""An editor's changes to a draft issue: leave an article out or put it back, pin the top story, rebuild.
+
+The changes are stored on the issue (`left_out`, `top_article_id`) and take effect when the draft is
+rebuilt, by the editor or by the weekly run, which recomposes a draft the same way. Teaser and
+excerpt overrides belong to the article (`digest.articles.edit_article`).
+
+A rebuild composes the way the draft was built: a draft built with --week (its window is that ISO
+week's) by its week again; the current period's draft built without one (by the weekly job, or
+`digest build`) by the window since the last sent issue, up to now, so newly gathered articles come
+in; any other period by its ISO week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.compose import Window, compose_content, default_period, issue_window
+from digest.core import Digest
+from digest.errors import DigestError, UsageError
+from digest.models import Article, Issue
+from digest.periods import Week
+
+
+@dataclass(frozen=True)
+class DraftArticle:
+    article: Article
+    state: str  # top, in, left_out (once left out, rebuilt or not), out (over a section's limit, or new)
+    pinned: bool
+
+
+def find_issue(session: Session, slug: str) -> Issue | None:
+    """By slug (2026-w48) or period (2026-W48)."""
+    return session.scalars(select(Issue).where(Issue.slug == slug.strip().lower())).first()
+
+
+def current_issue(core: Digest) -> Issue | None:
+    """This period's issue, else the newest draft."""
+    with core.sessions() as session:
+        period = str(default_period(core.now(), core.config))
+        issue = session.scalars(select(Issue).where(Issue.period == period)).first()
+        if issue is None:
+            issue = session.scalars(
+                select(Issue).where(Issue.status == "draft").order_by(Issue.window_end.desc()).limit(1)
+            ).first()
+        return issue
+
+
+def rebuild_week(core: Digest, issue: Issue) -> Week | None:
+    week = Week.parse(issue.period)
+    built_by_week = (issue.window_start, issue.window_end) == week.window(core.config.tz)
+    if built_by_week or issue.period != str(default_period(core.now(), core.config)):
+        return week
+    return None
+
+
+def rebuild_window(session: Session, core: Digest, issue: Issue) -> Window:
+    return issue_window(session, core.config, rebuild_week(core, issue), now=core.now())
+
+
+def content_ids(content: dict) -> list[int]:
+    top = content.get("top")
+    ids = [top["id"]] if top and "id" in top else []
+    return ids + [a["id"] for s in content.get("sections", []) for a in s["articles"] if "id" in a]
+
+
+def _summary(content: dict) -> list[tuple]:
+    cards = ([content["top"]] if content.get("top") else []) + [a for s in content["sections"] for a in s["articles"]]
+    return [(c.get("id"), c.get("teaser"), c.get("excerpt")) for c in cards]
+
+
+def pending_changes(core: Digest, issue: Issue) -> str | None:
+    """Why a rebuild would change the draft (an editor's change or new articles), or None."""
+    if issue.status != "draft":
+        return None
+    with core.sessions() as session:
+        window = rebuild_window(session, core, issue)
+        try:
+            fresh = compose_content(
+                session, core.config, window, top_article_id=issue.top_article_id, left_out=issue.left_out or []
+            )
+        except DigestError as exc:
+            return f"a rebuild would fail: {exc}"
+    if _summary(fresh) != _summary(issue.content):
+        return "the draft differs from what a rebuild would make now (your changes, or newly gathered articles)"
+    return None
+
+
+def draft_articles(core: Digest, issue: Issue) -> list[DraftArticle]:
+    """Every article the issue could hold, the top story first, then in the draft, then the rest."""
+    included = content_ids(issue.content)
+    left_out = set(issue.left_out or [])
+    with core.sessions() as session:
+        start, end = issue.window_start, issue.window_end
+        if issue.status == "draft":  # what a rebuild would take in too
+            window = rebuild_window(session, core, issue)
+            start, end = min(start, window.start), max(end, window.end)
+        query = select(Article).where(
+            Article.published_at >= start, Article.published_at < end, Article.section.in_(core.config.sections)
+        )
+        articles = list(session.scalars(query.order_by(Article.published_at.desc(), Article.id.desc())))
+    order = {article_id: i for i, article_id in enumerate(included)}
+    rows = []
+    for article in articles:
+        # The editor's choice shows at once, though the draft has it only after a rebuild.
+        if article.id in left_out:
+            state = "left_out"
+        elif article.id in order:
+            state = "top" if order[article.id] == 0 else "in"
+        else:
+            state = "out"
+        rows.append(DraftArticle(article, state, pinned=article.id == issue.top_article_id))
+    rank = {"top": 0, "in": 1, "out": 2, "left_out": 3}
+    rows.sort(key=lambda r: (rank[r.state], order.get(r.article.id, 0)))
+    return rows
+
+
+def _editable(session: Session, issue_id: int, article_id: int | None = None) -> tuple[Issue, Article | None]:
+    issue = session.get(Issue, issue_id, with_for_update=True)
+    if issue is None:
+        raise UsageError(f"no issue with id {issue_id}")
+    if issue.status != "draft":
+        raise UsageError(f"issue {issue.period} is {issue.status}; only a draft can change")
+    article = None
+    if article_id is not None:
+        article = session.get(Article, article_id)
+        if article is None:
+            raise UsageError(f"no article with id {article_id}")
+    return issue, article
+
+
+def leave_out(core: Digest, issue_id: int, article_id: int) -> None:
+    """Leave the article out of the issue; a pinned top story left out is unpinned."""
+    with core.sessions.begin() as session:
+        issue, _ = _editable(session, issue_id, article_id)
+        if article_id not in (issue.left_out or []):
+            issue.left_out = [*(issue.left_out or []), article_id]  # a new list, so the JSON column is saved
+        if issue.top_article_id == article_id:
+            issue.top_article_id = None
+
+
+def put_back(core: Digest, issue_id: int, article_id: int) -> None:
+    with core.sessions.begin() as session:
+        issue, _ = _editable(session, issue_id)
+        issue.left_out = [i for i in (issue.left_out or []) if i != article_id]
+
+
+def pin(core: Digest, issue_id: int, article_id: int | None) -> None:
+    """Make the article the top story on the next rebuild (None: the newest of the first section)."""
+    with core.sessions.begin() as session:
+        issue, article = _editable(session, issue_id, article_id)
+        if article is not None:
+            window = rebuild_window(session, core, issue)
+            if not (window.start <= article.published_at < window.end) or article.section not in core.config.sections:
+                raise UsageError(f"article {article_id} is not in issue {issue.period}'s window; it cannot be its top")
+            issue.left_out = [i for i in (issue.left_out or []) if i != article_id]
+        issue.top_article_id = article_id
+
+
+def rebuild(core: Digest, issue: Issue) -> Issue:
+    """Compose and render the draft again, as `digest build` would."""
+    from digest.weekly import build
+
+    if issue.status != "draft":
+        raise UsageError(f"issue {issue.period} is {issue.status}; it can no longer be rebuilt")
+    return build(core, rebuild_week(core, issue))

@@ -1,0 +1,134 @@
+"""The public archive: /issues (sent issues, newest first, paged), /issues/{slug} (one issue, the "view
+in browser" target), /issues/feed.xml (Atom), and /manage, where the archive's neutral links lead.
+
+An archived issue is the HTML that was sent, with the per-recipient placeholders filled by neutral
+values: the unsubscribe and preferences links lead to /manage, the greeting uses the fallback name.
+Rendered issues hold placeholders only, never a reader's token, so no reader's link can show here.
+Only issues that are sending or sent are public; a draft answers 404 as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.etree import ElementTree
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+
+from digest import placeholders
+from digest.core import Digest
+from digest.models import Issue
+from digest.web.deps import core_of
+from digest.web.pages import page
+from digest.web.security import email_csp
+
+router = APIRouter()
+PUBLIC = ("sending", "sent")
+PER_PAGE = 20
+FEED_ENTRIES = 20
+_BODY = re.compile(r"<body\b[^>]*>", re.I)
+
+
+def neutral_values(core: Digest) -> dict[str, str]:
+    manage = core.url("manage")
+    return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": core.config.issue.first_name_fallback}
+
+
+def public_html(core: Digest, issue: Issue) -> str:
+    html = placeholders.fill(issue.html or "", neutral_values(core), html_part=True)
+    banner = (
+        '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px;background:#f4f4f2">'
+        f'<a href="{core.url("issues")}" style="color:#1f3a5f">All issues</a> · '
+        f'<a href="{core.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
+    )
+    match = _BODY.search(html)
+    return html[: match.end()] + banner + html[match.end() :] if match else banner + html
+
+
+def public_issues(core: Digest, *, offset: int = 0, limit: int = PER_PAGE) -> tuple[list[Issue], int]:
+    with core.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Issue).where(Issue.status.in_(PUBLIC)))
+        query = (
+            select(Issue)
+            .where(Issue.status.in_(PUBLIC))
+            .order_by(Issue.window_end.desc(), Issue.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(session.scalars(query)), total
+
+
+def _not_found(request: Request, what: str) -> HTMLResponse:
+    return page(request, "archive_missing.html", status_code=404, what=what)
+
+
+@router.get("/issues", response_class=HTMLResponse)
+def archive(request: Request):
+    core = core_of(request)
+    page_number = request.query_params.get("page", "1")
+    number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
+    issues, total = public_issues(core, offset=(number - 1) * PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    if number > pages:
+        return _not_found(request, f"page {number} of the archive (it has {pages})")
+    return page(request, "archive.html", issues=issues, number=number, pages=pages, total=total)
+
+
+@router.get("/issues/feed.xml")
+def feed(request: Request):
+    core = core_of(request)
+    issues, _ = public_issues(core, limit=FEED_ENTRIES)
+    atom = "http://www.w3.org/2005/Atom"
+    ElementTree.register_namespace("", atom)
+
+    def add(parent, tag: str, text: str | None = None, **attrs) -> ElementTree.Element:
+        element = ElementTree.SubElement(parent, f"{{{atom}}}{tag}", attrs)
+        if text is not None:
+            element.text = text
+        return element
+
+    root = ElementTree.Element(f"{{{atom}}}feed")
+    add(root, "title", core.config.name)
+    if core.config.tagline:
+        add(root, "subtitle", core.config.tagline)
+    add(root, "id", core.url("issues"))
+    add(root, "link", href=core.url("issues/feed.xml"), rel="self", type="application/atom+xml")
+    add(root, "link", href=core.url("issues"), rel="alternate", type="text/html")
+    newest = max((i.sent_at or i.send_started_at or i.window_end for i in issues), default=None)
+    add(root, "updated", (newest or core.now()).isoformat())
+    author = add(root, "author")
+    add(author, "name", core.config.from_name or core.config.name)
+    for issue in issues:
+        entry = add(root, "entry")
+        add(entry, "title", issue.subject)
+        add(entry, "id", core.issue_url(issue.slug))
+        add(entry, "link", href=core.issue_url(issue.slug), rel="alternate", type="text/html")
+        add(entry, "updated", (issue.sent_at or issue.send_started_at or issue.window_end).isoformat())
+        content = issue.content or {}
+        titles = ([content["top"]["title"]] if content.get("top") else []) + [
+            a["title"] for s in content.get("sections", []) for a in s["articles"]
+        ]
+        summary = issue.preheader or ""
+        if titles:
+            summary = (summary + "\n\n" if summary else "") + "In this issue: " + "; ".join(titles)
+        add(entry, "summary", summary)
+    body = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+@router.get("/issues/{slug}", response_class=HTMLResponse)
+def issue_page(request: Request, slug: str):
+    core = core_of(request)
+    with core.sessions() as session:
+        issue = session.scalars(
+            select(Issue).where(Issue.slug == slug.strip().lower(), Issue.status.in_(PUBLIC))
+        ).first()
+    if issue is None or issue.html is None:
+        return _not_found(request, f"issue {slug!r}")
+    return HTMLResponse(public_html(core, issue), headers={"Content-Security-Policy": email_csp("'none'")})
+
+
+@router.get("/manage", response_class=HTMLResponse)
+def manage(request: Request):
+    return page(request, "manage.html")

@@ -1,14 +1,14 @@
 """issues.left_out: the articles an editor left out of the issue
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

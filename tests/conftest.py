@@ -88,3 +88,26 @@ def cli_env(settings, tmp_path) -> dict[str, str]:
         DIGEST_PROVIDER="outbox",
     )
     return env
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots for a person to look at (git-ignored)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (its own browser downloads cannot work offline)."""
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (CI=true: browser tests must run)")
+        pytest.skip(f"{CHROMIUM} is missing; `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        # Without the background-networking flags Chromium keeps dialling out on this closed network.
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]  # fmt: skip
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield launched
+        launched.close()

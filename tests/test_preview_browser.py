@@ -6,42 +6,15 @@ preview-left-out.png, archive.png, archive-issue.png, home.png (each with -sqlit
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ARTIFACTS
 from tests.preview_site import issue_of, send_to_readers, site_with_draft
 from tests.test_render_browser import GREY_PNG
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "editor-secret-token"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("/usr/bin/chromium is missing (CI=true: browser tests must run)")
-        pytest.skip("/usr/bin/chromium is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 def new_page(browser, site, width: int = 1280, height: int = 900):

@@ -3,7 +3,6 @@ readable body text, and dark mode. Screenshots go to test-artifacts/ for a perso
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -11,11 +10,8 @@ from pathlib import Path
 import pytest
 
 from digest import placeholders
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ARTIFACTS
 from tests.render_sample import render_sample
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def grey_png(width: int = 16, height: int = 9) -> bytes:
@@ -32,29 +28,6 @@ def grey_png(width: int = 16, height: int = 9) -> bytes:
 GREY_PNG = grey_png()
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing (CI=true: browser tests must run)")
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -78,9 +78,9 @@ def seed(database_url: str, count: int) -> None:
         conn.execute(
             text(
                 "INSERT INTO subscribers (email, name, status, consent_source, consent_at, confirmed_at, "
-                "preferences, created_at, updated_at) "
+                "preferences, link_key, created_at, updated_at) "
                 f"SELECT 'reader' || g.i || '@example.org', 'Reader ' || g.i, 'active', 'import', :now, :now, "
-                f"'{{}}', :now, :now FROM ({series}) g"
+                f"'{{}}', 'bench-key-' || g.i, :now, :now FROM ({series}) g"
             ),
             {"n": count, "now": now},
         )
@@ -242,7 +242,7 @@ def child_bare(count: int) -> dict:
     for first in range(1, count + 1, size):
         recipients = []
         for i in range(first, min(first + size, count + 1)):
-            person = _RecipientRow(i, f"bare{i}@example.org", f"Reader {i}", "active")
+            person = _RecipientRow(i, f"bare{i}@example.org", f"Reader {i}", "active", f"bench-key-{i}")
             recipients.append(
                 Recipient(i, person.email, person.name, core.recipient_values(person), core.unsubscribe_url(person))
             )

@@ -33,7 +33,7 @@ FULL = ""  # the segment of subscribers who left nothing out (of this issue): th
 
 
 def issue_sections(content: dict) -> list[str]:
-    """The sections this issue shows, in its order (the top story's section first when it has no list)."""
+    """The sections this issue shows, each once: the top story's, then those of its section list."""
     names: list[str] = []
     top = content.get("top") or {}
     for name in [top.get("section") or ""] + [s.get("name") or "" for s in content.get("sections", [])]:
@@ -51,8 +51,8 @@ def segment_key(excluded: Iterable[str]) -> str:
 
 
 def leaves_nothing(content: dict, excluded: Iterable[str]) -> bool:
-    sections = issue_sections(content)
-    return bool(sections) and set(sections) <= set(excluded)
+    left_out = list(excluded)
+    return bool(left_out) and segment_content(content, left_out) is None
 
 
 def segment_content(content: dict, excluded: Iterable[str]) -> dict | None:

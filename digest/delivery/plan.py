@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from digest.models import Batch, Issue, IssueRendering
-from digest.segments import FULL, issue_sections, segment_key
+from digest.segments import FULL, issue_sections, segment_content, segment_key
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
 
@@ -88,15 +88,16 @@ class Segment:
         return segment_key(self.excluded)
 
 
-def _segments(rows, sections: list[str]) -> tuple[list[Segment], int]:
-    """(segments with something to read, in mask order; recipients who left out everything)."""
-    everything = (1 << len(sections)) - 1 if sections else -1
+def _segments(rows, content: dict) -> tuple[list[Segment], int]:
+    """(segments with something to read, in mask order; recipients who would get no article at all)."""
+    sections = issue_sections(content)
     segments, nothing = [], 0
     for mask, count in sorted(rows):
-        if mask == everything:
+        excluded = [n for i, n in enumerate(sections) if mask & (1 << i)]
+        if mask and segment_content(content, excluded) is None:
             nothing += count
             continue
-        segments.append(Segment(mask, [n for i, n in enumerate(sections) if mask & (1 << i)], count))
+        segments.append(Segment(mask, excluded, count))
     return segments, nothing
 
 
@@ -108,7 +109,7 @@ def count_segments(session: Session, issue: Issue) -> tuple[list[Segment], int]:
         text(f"SELECT m, count(*) FROM (SELECT {mask} AS m {_RECIPIENTS}{_suppression_filter(session)}) r GROUP BY m"),
         params,
     ).all()
-    return _segments(rows, sections)
+    return _segments(rows, issue.content or {})
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def plan_issue(session: Session, issue: Issue, *, batch_size: int, now: datetime
         params,
     )
     rows = session.execute(text(f"SELECT m, count(*) FROM {frozen} GROUP BY m")).all()
-    segments, nothing = _segments(rows, sections)
+    segments, nothing = _segments(rows, issue.content or {})
     batch_rows, first_number, number = [], {}, 0
     for segment in segments:
         first_number[segment.mask] = number

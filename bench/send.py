@@ -107,6 +107,8 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
     with core.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             series = "SELECT generate_series(1, :n) AS i"
+            if segmented:  # a CASE over text literals is text, and PostgreSQL does not turn it into json itself
+                preferences = f"CAST({preferences} AS json)"
         else:
             series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) SELECT i FROM s"
         conn.execute(

@@ -83,7 +83,7 @@ def test_a_subscriber_without_a_section_gets_an_issue_without_it(core):
 
     planned, report = run.deliver(core, issue)
 
-    assert report.sent == 3 and report.failed == 0
+    assert report.sent == 3 and report.failed == 0 and report.not_planned == 1
     mail = outbox_by_recipient(core)
     assert sorted(mail) == ["all@example.org", "noopinion@example.org", "noreporting@example.org"]
     every_title = [t for section in SECTIONS for t in titles[section]]
@@ -206,6 +206,29 @@ def test_dry_run_shows_the_segments_and_stores_nothing(core):
     with core.sessions() as session:
         assert session.scalar(select(func.count()).select_from(IssueRendering)) == 0
         assert session.scalar(select(func.count()).select_from(Batch)) == 0
+
+
+def test_digest_send_prints_the_segments_in_the_dry_run_and_who_was_not_mailed(core, cli_env, monkeypatch, capsys):
+    from digest.cli import main
+
+    for key, value in cli_env.items():
+        if key.startswith("DIGEST_"):
+            monkeypatch.setenv(key, value)
+    seed_articles(core)
+    add_subscriber(core, "all", [])
+    add_subscriber(core, "noopinion", ["Opinion"])
+    add_subscriber(core, "nothing", SECTIONS)
+    build(core, W48)
+    assert main(["send", "--week", str(W48), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would plan: 2 recipients in 2 batches (nothing stored)" in out
+    assert "the full issue: 1 recipients in 1 batches" in out and "without Opinion: 1 recipients in 1 batches" in out
+    assert "not mailed: 1 subscribers left out every section this issue has" in out
+    assert main(["send", "--week", str(W48)]) == 0
+    out = capsys.readouterr().out
+    assert "sent 2, failed 0" in out and "not mailed: 1 subscribers" in out
+    assert main(["send", "--week", str(W48), "--dry-run"]) == 0
+    assert "without Opinion: 1 recipients in 1 batches" in capsys.readouterr().out  # from the stored plan
 
 
 def test_a_test_send_to_a_subscriber_shows_the_issue_as_they_get_it(core):

@@ -121,6 +121,8 @@ def send(
         )
     out.print(f"issue {issue.period}: {planned} batches planned; {report.already_submitted} were sent before")
     out.print(summary(report))
+    if report.not_planned:
+        out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
     for number, reason in report.failed_batches:
         err.print(f"batch {number} failed: {reason}", highlight=False)
     for unknown in report.unknown:

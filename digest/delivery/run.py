@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from digest.core import Digest
 from digest.delivery.lock import send_lock
-from digest.delivery.plan import count_segments, plan_batches, recipients_query
+from digest.delivery.plan import count_segments, plan_issue, recipients_query
 from digest.delivery.providers.base import OutgoingIssue, Recipient
 from digest.delivery.retry import RetryPolicy
 from digest.delivery.sender import Progress, SendOptions, SendReport, _RecipientRow, load_recipients, send_issue
@@ -119,7 +119,8 @@ def deliver(
     with send_lock(core.engine, issue.id, issue.period):
         with core.sessions.begin() as session:
             fresh = session.get(Issue, issue.id)
-            planned = plan_batches(session, fresh, batch_size=batch_size(core), now=core.now())
+            plan = plan_issue(session, fresh, batch_size=batch_size(core), now=core.now())
+            planned = plan.batches
         # Each segment the plan holds is rendered once, before the first batch goes (and again after a
         # crash in between: only what is missing).
         render_missing(core, issue.id)
@@ -142,6 +143,7 @@ def deliver(
                 on_batch=on_batch,
                 segments=segments,
             )
+            report.not_planned = plan.left_out_everything
         finally:
             provider.close()
     return planned, report

@@ -49,6 +49,7 @@ class SendReport:
     failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
     already_submitted: int = 0  # batches a previous run had sent
     left_failed: int = 0  # batches failed by an earlier run, not retried by this one
+    not_planned: int = 0  # left out every section of the issue when it was planned: not mailed (see digest.segments)
     paused: bool = False  # too many failed batches
     stopped: bool = False  # a signal asked us to stop
     seconds: float = 0.0

@@ -3,6 +3,11 @@ subscribers, on SQLite and PostgreSQL, against the fake SendGrid on loopback; be
 run, the bare cost of building and POSTing the same payloads without the store.
 
     PYTHONPATH=$PWD .venv/bin/python bench/send.py [--sizes 100000 1000000] [--databases sqlite postgres]
+        [--segments]
+
+--segments gives the issue three sections and has one subscriber in 5 leave out Opinion and one in 7
+Analysis and Opinion: the plan then groups recipients into three segments and the send renders two
+more versions of the issue (with the real templates) before the first batch.
 
 Each measured part runs in a fresh child process so that its peak RSS (ru_maxrss) is its own; the
 fake server runs in a process of its own too (it keeps only counts). Subscribers are seeded with one
@@ -61,7 +66,30 @@ def settings_env(database_url: str, api_host: str, workdir: Path) -> dict:
 # --- the parent: set up, run the children, print -------------------------------------------------
 
 
-def seed(database_url: str, count: int) -> None:
+def segmented_content() -> dict:
+    """Three sections of ten articles each, the shape compose makes."""
+
+    def card(section: str, i: int) -> dict:
+        return {
+            "title": f"{section} article {i}: the week in diplomacy",
+            "url": f"https://meridian-review.example.org/{section.lower()}/{i}",
+            "section": section,
+            "teaser": "A teaser of about thirty-five words that tells the reader why this article matters.",
+            "excerpt": "An excerpt of a paragraph or two, long enough to give the gist of the argument.",
+        }
+
+    sections = ["Reporting", "Analysis", "Opinion"]
+    return {
+        "title": "The Meridian Review",
+        "date": "2026-11-30",
+        "date_display": "November 30, 2026",
+        "intro": "",
+        "top": card("Reporting", 0),
+        "sections": [{"name": s, "articles": [card(s, i) for i in range(1, 11)]} for s in sections],
+    }
+
+
+def seed(database_url: str, count: int, segmented: bool = False) -> None:
     from sqlalchemy import text
 
     from digest.config import load_newsletter, load_settings
@@ -70,17 +98,25 @@ def seed(database_url: str, count: int) -> None:
 
     core = build_core(load_settings(database_url=database_url), load_newsletter(ROOT / "digest.example.toml"))
     now = utcnow().replace(tzinfo=None)
+    preferences = "'{}'"
+    if segmented:
+        preferences = (
+            'CASE WHEN g.i % 7 = 0 THEN \'{"exclude_sections": ["Analysis", "Opinion"]}\' '
+            "WHEN g.i % 5 = 0 THEN '{\"exclude_sections\": [\"Opinion\"]}' ELSE '{}' END"
+        )
     with core.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             series = "SELECT generate_series(1, :n) AS i"
+            if segmented:  # a CASE over text literals is text, and PostgreSQL does not turn it into json itself
+                preferences = f"CAST({preferences} AS json)"
         else:
             series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) SELECT i FROM s"
         conn.execute(
             text(
                 "INSERT INTO subscribers (email, name, status, consent_source, consent_at, confirmed_at, "
-                "preferences, created_at, updated_at) "
+                "preferences, link_key, created_at, updated_at) "
                 f"SELECT 'reader' || g.i || '@example.org', 'Reader ' || g.i, 'active', 'import', :now, :now, "
-                f"'{{}}', :now, :now FROM ({series}) g"
+                f"{preferences}, 'bench-key-' || g.i, :now, :now FROM ({series}) g"
             ),
             {"n": count, "now": now},
         )
@@ -93,7 +129,7 @@ def seed(database_url: str, count: int) -> None:
                 window_start=utcnow(),
                 window_end=utcnow(),
                 subject="The Meridian Review: the week in diplomacy",
-                content={},
+                content=segmented_content() if segmented else {},
                 html=issue_html(),
                 text="Hello %%first_name%%,\n\nThe week.\n\nUnsubscribe: %%unsubscribe_url%%\n",
                 rendered_at=utcnow(),
@@ -121,7 +157,7 @@ def fake_stats(url: str) -> dict:
         return json.loads(response.read())
 
 
-def measure(database: str, count: int, workdir: Path) -> dict:
+def measure(database: str, count: int, workdir: Path, segmented: bool = False) -> dict:
     from sqlalchemy import create_engine, text
 
     fake = subprocess.Popen(
@@ -144,7 +180,7 @@ def measure(database: str, count: int, workdir: Path) -> dict:
             sep = "&" if "?" in POSTGRES_URL else "?"
             database_url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
         started = time.perf_counter()
-        seed(database_url, count)
+        seed(database_url, count, segmented)
         seeded = time.perf_counter() - started
         env = settings_env(database_url, url, workdir)
         bare = child("bare", env, count)
@@ -164,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="digest send benchmark")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--segments", action="store_true", help="three segments (see the module's docstring)")
     parser.add_argument("--child")
     parser.add_argument("--count", type=int)
     args = parser.parse_args()
@@ -175,10 +212,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for database in args.databases:
             for count in args.sizes:
-                r = measure(database, count, Path(tmp))
+                r = measure(database, count, Path(tmp), args.segments)
+                label = database + ("+seg" if args.segments else "")
                 ours, bare = r["ours"], r["bare"]
                 print(
-                    f"{database:9} {count:>11,} {r['seed_s']:>7.1f} {ours['plan_s']:>7.1f} {ours['send_s']:>7.1f} "
+                    f"{label:9} {count:>11,} {r['seed_s']:>7.1f} {ours['plan_s']:>7.1f} {ours['send_s']:>7.1f} "
                     f"{ours['rate']:>8,.0f} {bare['rate']:>8,.0f} {ours['rate'] / bare['rate']:>6.2f} "
                     f"{ours['peak_mb']:>8.0f} {bare['peak_mb']:>8.0f} {r['fake']['accepted_recipients']:>9,}",
                     flush=True,
@@ -242,7 +280,7 @@ def child_bare(count: int) -> dict:
     for first in range(1, count + 1, size):
         recipients = []
         for i in range(first, min(first + size, count + 1)):
-            person = _RecipientRow(i, f"bare{i}@example.org", f"Reader {i}", "active")
+            person = _RecipientRow(i, f"bare{i}@example.org", f"Reader {i}", "active", f"bench-key-{i}")
             recipients.append(
                 Recipient(i, person.email, person.name, core.recipient_values(person), core.unsubscribe_url(person))
             )

@@ -159,6 +159,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
+    # The rendering this batch carries: "" is the issue's own html/text, any other key an IssueRendering.
+    segment: Mapped[str] = mapped_column(String(64), default="", server_default="")
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -167,6 +169,27 @@ class Batch(Base):
     submitted_at: Mapped[datetime | None]
 
     issue: Mapped[Issue] = relationship(back_populates="batches")
+
+
+class IssueRendering(Base):
+    """The issue rendered without some sections, for the subscribers who left them out (see digest.segments).
+
+    One row per distinct set of left-out sections among an issue's planned recipients, created with the
+    plan (html NULL) and rendered right after it; the full issue stays on `issues` (segment "")."""
+
+    __tablename__ = "issue_renderings"
+    __table_args__ = (UniqueConstraint("issue_id", "segment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    segment: Mapped[str] = mapped_column(String(64))
+    excluded_sections: Mapped[list[str]] = mapped_column(default=list)  # in the issue's order
+    subject: Mapped[str | None] = mapped_column(Text)
+    preheader: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    rendered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Delivery(Base):

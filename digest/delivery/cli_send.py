@@ -28,6 +28,13 @@ def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
         out.print(f"stored plan: {plan.recipients} recipients in {plan.batches} batches ({states})")
     else:
         out.print(f"would plan: {plan.recipients} recipients in {plan.batches} batches (nothing stored)")
+    if len(plan.segments) > 1 or any(seg.excluded for seg in plan.segments):
+        # One rendering per set of left-out sections; each batch carries one of them.
+        for seg in plan.segments:
+            name = "without " + ", ".join(seg.excluded) if seg.excluded else "the full issue"
+            out.print(f"  {name}: {seg.recipients} recipients in {seg.batches} batches", highlight=False)
+    if plan.left_out_everything:
+        out.print(f"not mailed: {plan.left_out_everything} subscribers left out every section this issue has")
     if plan.first_batch_recipients:
         out.print(
             f"first batch to send: {plan.first_batch_recipients} recipients, "
@@ -114,6 +121,8 @@ def send(
         )
     out.print(f"issue {issue.period}: {planned} batches planned; {report.already_submitted} were sent before")
     out.print(summary(report))
+    if report.not_planned:
+        out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
     for number, reason in report.failed_batches:
         err.print(f"batch {number} failed: {reason}", highlight=False)
     for unknown in report.unknown:

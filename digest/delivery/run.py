@@ -3,6 +3,7 @@ test send. Thin glue between the core (settings, store, provider) and the sender
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 from collections.abc import Callable
@@ -12,12 +13,13 @@ from sqlalchemy import func, select
 
 from digest.core import Digest
 from digest.delivery.lock import send_lock
-from digest.delivery.plan import count_recipients, plan_batches, recipients_query
+from digest.delivery.plan import count_segments, plan_issue, recipients_query
 from digest.delivery.providers.base import OutgoingIssue, Recipient
 from digest.delivery.retry import RetryPolicy
 from digest.delivery.sender import Progress, SendOptions, SendReport, _RecipientRow, load_recipients, send_issue
 from digest.errors import DeliveryError, UsageError
-from digest.models import Batch, Delivery, Issue
+from digest.models import Batch, Delivery, Issue, IssueRendering
+from digest.segments import issue_sections, leaves_nothing, render_missing, render_segment, segment_key
 from subscribers.models import Subscriber
 from subscribers.store import InvalidAddress, normalize_email
 
@@ -36,6 +38,21 @@ def outgoing(core: Digest, issue: Issue, *, subject_prefix: str = "") -> Outgoin
         reply_to=core.config.reply_to,
         unsubscribe_mailto=core.config.delivery.unsubscribe_mailto,
     )
+
+
+def segment_outgoings(core: Digest, issue: Issue, *, subject_prefix: str = "") -> dict[str, OutgoingIssue]:
+    """The issue's stored renderings for the subscribers who left sections out, by segment key."""
+    full = outgoing(core, issue, subject_prefix=subject_prefix)
+    with core.sessions() as session:
+        rows = session.scalars(
+            select(IssueRendering).where(IssueRendering.issue_id == issue.id, IssueRendering.html.is_not(None))
+        ).all()
+    return {
+        r.segment: dataclasses.replace(
+            full, subject=subject_prefix + (r.subject or issue.subject), html=r.html, text=r.text
+        )
+        for r in rows
+    }
 
 
 def batch_size(core: Digest) -> int:
@@ -102,7 +119,12 @@ def deliver(
     with send_lock(core.engine, issue.id, issue.period):
         with core.sessions.begin() as session:
             fresh = session.get(Issue, issue.id)
-            planned = plan_batches(session, fresh, batch_size=batch_size(core), now=core.now())
+            plan = plan_issue(session, fresh, batch_size=batch_size(core), now=core.now())
+            planned = plan.batches
+        # Each segment the plan holds is rendered once, before the first batch goes (and again after a
+        # crash in between: only what is missing).
+        render_missing(core, issue.id)
+        segments = segment_outgoings(core, issue)
         if on_start:
             statuses = ("pending", "failed", "submitting") if retry_unknown else ("pending", "failed")
             from digest.delivery.sender import pending_count
@@ -119,10 +141,19 @@ def deliver(
                 stop=stop,
                 sleep=sleep,
                 on_batch=on_batch,
+                segments=segments,
             )
+            report.not_planned = plan.left_out_everything
         finally:
             provider.close()
     return planned, report
+
+
+@dataclass
+class SegmentPlan:
+    excluded: list[str]  # the issue's sections this segment leaves out; [] is the full issue
+    recipients: int
+    batches: int
 
 
 @dataclass
@@ -135,28 +166,77 @@ class DryRun:
     first_batch_bytes: int
     provider: str
     state: PlanState
+    segments: list[SegmentPlan] = dataclasses.field(default_factory=list)
+    left_out_everything: int | None = None  # not mailed: they left out every section (None: not known)
+
+
+def outgoing_for_segment(core: Digest, issue: Issue, excluded: list[str], *, subject_prefix: str = "") -> OutgoingIssue:
+    """The issue as this segment gets it: the stored rendering when there is one, else rendered now
+    without storing it (a dry run or a test send must not change the store)."""
+    full = outgoing(core, issue, subject_prefix=subject_prefix)
+    if not excluded:
+        return full
+    stored = segment_outgoings(core, issue, subject_prefix=subject_prefix).get(segment_key(excluded))
+    if stored is not None:
+        return stored
+    made = render_segment(core.config, issue, excluded, view_url=core.issue_url(issue.slug))
+    if made is None:
+        return full
+    subject, _, rendered = made
+    return dataclasses.replace(full, subject=subject_prefix + subject, html=rendered.html, text=rendered.text)
+
+
+def _segment_names(session, issue: Issue) -> dict[str, list[str]]:
+    """Segment key -> the sections it leaves out, for the issue's stored plan."""
+    rows = session.execute(
+        select(IssueRendering.segment, IssueRendering.excluded_sections).where(IssueRendering.issue_id == issue.id)
+    )
+    return {key: list(excluded) for key, excluded in rows}
+
+
+def _stored_segments(session, issue: Issue) -> list[SegmentPlan]:
+    names = _segment_names(session, issue)
+    rows = session.execute(
+        select(Batch.segment, func.count(func.distinct(Batch.id)), func.count(Delivery.id))
+        .join(Delivery, Delivery.batch_id == Batch.id)
+        .where(Batch.issue_id == issue.id)
+        .group_by(Batch.segment)
+        .order_by(func.min(Batch.number))
+    ).all()
+    return [SegmentPlan(list(names.get(key) or []), recipients, batches) for key, batches, recipients in rows]
 
 
 def dry_run(core: Digest, issue: Issue) -> DryRun:
     """What a send would do now, without storing a plan or sending anything."""
     core.settings.require_secret_key()
-    the_outgoing = outgoing(core, issue)
+    outgoing(core, issue)  # not rendered: say so before anything else
     size = batch_size(core)
     state = plan_state(core, issue.id)
+    left_out = None
     with core.sessions() as session:
         if state.planned:
-            first = session.scalar(
-                select(Batch.id).where(Batch.issue_id == issue.id, Batch.status == "pending").order_by(Batch.number)
-            )
+            first = session.execute(
+                select(Batch.id, Batch.segment)
+                .where(Batch.issue_id == issue.id, Batch.status == "pending")
+                .order_by(Batch.number)
+            ).first()
             recipients = []
             if first is not None:
-                recipients, _ = load_recipients(session, first, core.recipient_values, core.unsubscribe_url)
-            total, batches, first_id = state.recipients, sum(state.batches.values()), first or 0
+                recipients, _ = load_recipients(session, first.id, core.recipient_values, core.unsubscribe_url)
+            total, batches, first_id = state.recipients, sum(state.batches.values()), first.id if first else 0
+            segments = _stored_segments(session, issue)
+            first_excluded = _segment_names(session, issue).get(first.segment, []) if first is not None else []
         else:
-            total = count_recipients(session)
-            batches = -(-total // size)
+            found, left_out = count_segments(session, issue)
+            segments = [SegmentPlan(s.excluded, s.recipients, -(-s.recipients // size)) for s in found]
+            total = sum(s.recipients for s in segments)
+            batches = sum(s.batches for s in segments)
+            # The first batch is the first segment's (the full issue's, when anyone gets it); its payload
+            # is estimated with the first recipients by id, whatever their segment.
+            first_excluded = found[0].excluded if found else []
+            first_size = min(size, found[0].recipients) if found else 0
             recipients = []
-            for subscriber_id, address in session.execute(recipients_query().limit(size)):
+            for subscriber_id, address in session.execute(recipients_query().limit(first_size)):
                 person = session.get(Subscriber, subscriber_id)
                 recipients.append(
                     Recipient(
@@ -169,8 +249,13 @@ def dry_run(core: Digest, issue: Issue) -> DryRun:
                 )
             first_id = 1
     provider = core.provider
-    payload = provider.payload_size(the_outgoing, recipients, batch_id=first_id) if recipients else 0
-    return DryRun(state.planned, total, batches, size, len(recipients), payload, provider.name, state)
+    payload = 0
+    if recipients:
+        the_outgoing = outgoing_for_segment(core, issue, first_excluded)
+        payload = provider.payload_size(the_outgoing, recipients, batch_id=first_id)
+    return DryRun(
+        state.planned, total, batches, size, len(recipients), payload, provider.name, state, segments, left_out
+    )
 
 
 def send_test(core: Digest, issue: Issue, address: str) -> str | None:
@@ -182,6 +267,12 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
         raise UsageError(f"--test {address!r}: {exc}") from None
     with core.sessions() as session:
         known = session.scalars(select(Subscriber).where(Subscriber.email == email)).first()
+    # A subscriber gets the issue as their preferences make it (the full issue if they would get nothing).
+    excluded = []
+    if known is not None:
+        excluded = [s for s in issue_sections(issue.content or {}) if s in set(known.excluded_sections)]
+        if leaves_nothing(issue.content or {}, excluded):
+            excluded = []
     # Someone not on the list gets well-formed links that lead nowhere (a random key no subscriber has).
     person = known or _RecipientRow(0, email, None, "active", secrets.token_urlsafe(16))
     recipient = Recipient(
@@ -193,7 +284,8 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
     )
     provider = core.provider
     try:
-        ids = provider.send_batch(outgoing(core, issue, subject_prefix="[TEST] "), [recipient], batch_id=0)
+        the_outgoing = outgoing_for_segment(core, issue, excluded, subject_prefix="[TEST] ")
+        ids = provider.send_batch(the_outgoing, [recipient], batch_id=0)
     except Exception as exc:
         from digest.delivery.providers.base import ProviderError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +49,7 @@ class SendReport:
     failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
     already_submitted: int = 0  # batches a previous run had sent
     left_failed: int = 0  # batches failed by an earlier run, not retried by this one
+    not_planned: int = 0  # left out every section of the issue when it was planned: not mailed (see digest.segments)
     paused: bool = False  # too many failed batches
     stopped: bool = False  # a signal asked us to stop
     seconds: float = 0.0
@@ -180,8 +181,12 @@ def send_issue(
     stop: threading.Event | None = None,
     sleep: Callable[[float], object] | None = None,
     on_batch: Callable[[Progress], None] | None = None,
+    segments: Mapping[str, OutgoingIssue] | None = None,
 ) -> SendReport:
+    """Send the issue's batches. `outgoing` is the full issue (segment ""); `segments` holds the other
+    renderings by segment key, and each batch goes with the one its plan names."""
     options = options or SendOptions()
+    segments = {**(segments or {}), "": outgoing}
     stop = stop or threading.Event()
     # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
     wait = sleep or stop.wait
@@ -189,12 +194,19 @@ def send_issue(
     report = SendReport()
     with sessions() as session:
         batches = session.execute(
-            select(Batch.id, Batch.number, Batch.status, Batch.updated_at)
+            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.segment)
             .where(Batch.issue_id == outgoing.issue_id)
             .order_by(Batch.number)
         ).all()
+    missing = sorted({b.segment for b in batches if b.status != "submitted" and b.segment not in segments})
+    if missing:
+        # Checked before any claim: a batch is never moved to submitting without the body it needs.
+        raise DeliveryError(
+            f"issue {outgoing.slug}: no rendering for segment(s) {', '.join(missing)}; "
+            "`digest send --resume` renders them before sending"
+        )
     try:
-        for batch_id, number, status, updated_at in batches:
+        for batch_id, number, status, updated_at, segment in batches:
             if status == "submitted":
                 report.already_submitted += 1
                 continue
@@ -223,7 +235,9 @@ def send_issue(
                     session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
             report.batches += 1
             report.skipped += len(left)
-            outcome = _send_one_batch(sessions, provider, outgoing, batch_id, recipients, options, stop, wait, report)
+            outcome = _send_one_batch(
+                sessions, provider, segments[segment], batch_id, recipients, options, stop, wait, report
+            )
             if on_batch:
                 on_batch(Progress(number, *outcome, len(left)))
             if len(report.failed_batches) > options.max_failed_batches:

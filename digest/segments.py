@@ -1,0 +1,116 @@
+"""Segments: the issue as a subscriber who left some sections out gets it.
+
+A segment is a set of left-out sections *of this issue* (a preference for a section the issue does not
+have changes nothing), so subscribers whose preferences differ only in sections absent this week share
+the full issue. The full issue is the segment "" and is the issue's own html/text; every other segment
+that occurs among the planned recipients is rendered once into an `IssueRendering`, and each batch
+carries exactly one segment (see digest.delivery.plan).
+
+Choices:
+- When the top story's section is left out, the top story goes with it and the newest remaining article
+  of the first remaining section takes its place (as compose picks a top story), and the subject, which
+  names the top story, is made again from the newsletter's subject template.
+- A subscriber who left out every section this issue has gets no mail this week (nothing they asked for
+  is in it); the plan counts them and leaves them out. They are not unsubscribed: next week's issue
+  may have a section they kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+
+from digest.compose import subject_for
+from digest.config import NewsletterConfig
+from digest.models import Issue, IssueRendering, utcnow
+from digest.render import render_issue
+
+FULL = ""  # the segment of subscribers who left nothing out (of this issue): the issue's own rendering
+
+
+def issue_sections(content: dict) -> list[str]:
+    """The sections this issue shows, each once: the top story's, then those of its section list."""
+    names: list[str] = []
+    top = content.get("top") or {}
+    for name in [top.get("section") or ""] + [s.get("name") or "" for s in content.get("sections", [])]:
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def segment_key(excluded: Iterable[str]) -> str:
+    """A short stable key for a set of left-out sections; "" for none."""
+    names = sorted(set(excluded))
+    if not names:
+        return FULL
+    return hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def leaves_nothing(content: dict, excluded: Iterable[str]) -> bool:
+    left_out = list(excluded)
+    return bool(left_out) and segment_content(content, left_out) is None
+
+
+def segment_content(content: dict, excluded: Iterable[str]) -> dict | None:
+    """The content without the left-out sections; None when no article would be left."""
+    left_out = set(excluded)
+    result = copy.deepcopy(content)
+    sections = [s for s in result.get("sections", []) if s.get("name") not in left_out and s.get("articles")]
+    top = result.get("top")
+    if top is not None and (top.get("section") or "") in left_out:
+        top = None
+        if sections:
+            # The first remaining article becomes the top story, as compose would have picked it.
+            first = sections[0]
+            top, first["articles"] = first["articles"][0], first["articles"][1:]
+            sections = [s for s in sections if s["articles"]]
+    if top is None and not sections:
+        return None
+    result["top"], result["sections"] = top, sections
+    return result
+
+
+def render_segment(config: NewsletterConfig, issue: Issue, excluded: list[str], *, view_url: str):
+    """(subject, preheader, Rendered) of the issue without `excluded`; None when nothing would be left."""
+    content = segment_content(issue.content or {}, excluded)
+    if content is None:
+        return None
+    same_top = (content.get("top") or {}).get("url") == ((issue.content or {}).get("top") or {}).get("url")
+    subject = issue.subject if same_top else subject_for(config, content)
+    preheader = issue.preheader if same_top else (content["top"] or {}).get("teaser") or ""
+    rendered = render_issue(config, content, subject=subject, preheader=preheader, view_url=view_url, slug=issue.slug)
+    return subject, preheader, rendered
+
+
+def render_missing(core, issue_id: int) -> int:
+    """Render the issue's planned segments that have no rendering yet; returns how many were rendered.
+
+    Each is rendered outside any transaction (it takes a tenth of a second or so) and stored by
+    compare-and-set, so a send that died between the plan and here picks up where it stopped."""
+    with core.sessions() as session:
+        issue = session.get(Issue, issue_id)
+        todo = session.execute(
+            select(IssueRendering.id, IssueRendering.excluded_sections).where(
+                IssueRendering.issue_id == issue_id, IssueRendering.html.is_(None)
+            )
+        ).all()
+    done = 0
+    for rendering_id, excluded in todo:
+        made = render_segment(core.config, issue, list(excluded), view_url=core.issue_url(issue.slug))
+        if made is None:  # the plan never gives such a segment a batch; nothing to render
+            continue
+        subject, preheader, rendered = made
+        with core.sessions.begin() as session:
+            session.execute(
+                update(IssueRendering)
+                .where(IssueRendering.id == rendering_id, IssueRendering.html.is_(None))
+                .values(
+                    subject=subject, preheader=preheader, html=rendered.html, text=rendered.text, rendered_at=utcnow()
+                )
+            )
+        done += 1
+    return done

@@ -12,9 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from digest import shutdown
 from digest.compose import compose_issue
 from digest.core import Digest
-from digest.delivery.providers import OutgoingIssue
 from digest.delivery.sender import SendReport
-from digest.errors import DigestError
 from digest.gather import GatherReport, gather_sources
 from digest.models import Issue
 from digest.periods import Week
@@ -70,21 +68,6 @@ def _build(core: Digest, week: Week | None, *, pin: int | None, unpin: bool) -> 
                 core.now(),
             )
         return issue
-
-
-def outgoing(core: Digest, issue: Issue) -> OutgoingIssue:
-    if issue.html is None or issue.text is None:
-        raise DigestError(f"issue {issue.slug} is not rendered; run `digest build --week {issue.period}` first")
-    return OutgoingIssue(
-        issue_id=issue.id,
-        slug=issue.slug,
-        subject=issue.subject,
-        html=issue.html,
-        text=issue.text,
-        from_email=core.config.from_email,
-        from_name=core.config.from_name or core.config.name,
-        reply_to=core.config.reply_to,
-    )
 
 
 def send(core: Digest, issue: Issue, on_batch=None) -> tuple[int, SendReport]:

@@ -1,14 +1,14 @@
 """segments: an issue rendered once per distinct set of left-out sections; each batch names its rendering
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

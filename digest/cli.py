@@ -125,9 +125,12 @@ def run(
     core = _core()
     the_week = _week_or_window(week)
     progress, advance = _gather_progress(core)
+    from digest.delivery.cli_send import stop_on_signals
+
     try:
-        with progress:
-            report = run_once(core, the_week, gather_progress=advance)
+        # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
+        with progress, stop_on_signals(err) as stop:
+            report = run_once(core, the_week, gather_progress=advance, stop=stop)
     except NothingToSend as exc:
         err.print(str(exc))
         return

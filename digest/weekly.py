@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -70,12 +71,14 @@ def _build(core: Digest, week: Week | None, *, pin: int | None, unpin: bool) -> 
         return issue
 
 
-def send(core: Digest, issue: Issue, on_batch=None) -> tuple[int, SendReport]:
-    """Plan (once) and send the issue's pending batches, under the issue's send lock."""
+def send(core: Digest, issue: Issue, on_batch=None, stop: threading.Event | None = None) -> tuple[int, SendReport]:
+    """Plan (once) and send the issue's pending batches, under the issue's send lock.
+
+    When `stop` is set (by default: a scheduler's SIGTERM sets shutdown.requested), the batch in
+    flight finishes and is recorded, then the send stops."""
     from digest.delivery.run import deliver
 
-    # A scheduler's SIGTERM sets shutdown.requested: the batch in flight finishes, then the send stops.
-    return deliver(core, issue, on_batch=on_batch, stop=shutdown.requested)
+    return deliver(core, issue, on_batch=on_batch, stop=stop or shutdown.requested)
 
 
 def find_issue(core: Digest, week: Week) -> Issue | None:
@@ -83,12 +86,14 @@ def find_issue(core: Digest, week: Week) -> Issue | None:
         return session.scalars(select(Issue).where(Issue.period == str(week))).first()
 
 
-def run_once(core: Digest, week: Week | None, *, gather_progress=None, on_batch=None) -> WeeklyReport:
+def run_once(
+    core: Digest, week: Week | None, *, gather_progress=None, on_batch=None, stop: threading.Event | None = None
+) -> WeeklyReport:
     """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice."""
     started = time.monotonic()
     gathered = gather(core, progress=gather_progress)
     issue = build(core, week)
-    planned, sent = send(core, issue, on_batch=on_batch)
+    planned, sent = send(core, issue, on_batch=on_batch, stop=stop)
     with core.sessions() as session:
         issue = session.get(Issue, issue.id)
     return WeeklyReport(week or Week.parse(issue.period), gathered, issue, planned, sent, time.monotonic() - started)

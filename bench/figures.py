@@ -10,25 +10,22 @@ prints the median time of `issue_figures`, which the preview page and figures.js
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
 from digest import db  # noqa: E402
 from digest.figures import issue_figures  # noqa: E402
 from digest.models import Batch, Delivery, Event, Issue  # noqa: E402
 from subscribers.models import Subscriber  # noqa: E402
 from tests.fakes.seed import NOW, address, make_issue, seed_subscribers  # noqa: E402
+from tests.pgschema import throwaway_schema  # noqa: E402
 
 ARTICLES = [f"https://meridian-review.example.org/2026/11/article-{n}" for n in range(12)]
 
@@ -119,16 +116,8 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     run(f"sqlite:///{folder}/bench.db", recipients)
                 continue
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                run(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", recipients)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+            with throwaway_schema("bench") as url:
+                run(url, recipients)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ INSERT ... SELECT over a generated series.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -24,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.pgschema import throwaway_schema  # noqa: E402
+
 API_KEY = "SG.bench-key"
 WEEK = "2026-W48"
 
@@ -158,8 +159,6 @@ def fake_stats(url: str) -> dict:
 
 
 def measure(database: str, count: int, workdir: Path, segmented: bool = False) -> dict:
-    from sqlalchemy import create_engine, text
-
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.sendgrid", "--api-key", API_KEY, "--count-only"],
         cwd=ROOT,
@@ -168,17 +167,13 @@ def measure(database: str, count: int, workdir: Path, segmented: bool = False) -
         text=True,
     )
     url = fake.stdout.readline().strip()
-    schema = None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(fake.wait)
+        cleanup.callback(fake.terminate)
         if database == "sqlite":
             database_url = f"sqlite:///{workdir / f'bench-{count}.db'}"
         else:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            sep = "&" if "?" in POSTGRES_URL else "?"
-            database_url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+            database_url = cleanup.enter_context(throwaway_schema("bench"))
         started = time.perf_counter()
         seed(database_url, count, segmented)
         seeded = time.perf_counter() - started
@@ -186,13 +181,6 @@ def measure(database: str, count: int, workdir: Path, segmented: bool = False) -
         bare = child("bare", env, count)
         ours = child("send", env, count)
         stats = fake_stats(url)
-    finally:
-        fake.terminate()
-        fake.wait()
-        if schema:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
     return {"database": database, "count": count, "seed_s": seeded, "bare": bare, "ours": ours, "fake": stats}
 
 

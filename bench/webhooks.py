@@ -28,7 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+sys.path.insert(0, str(ROOT))
+
+from tests.pgschema import throwaway_schema  # noqa: E402
+
 KINDS = ["processed", "delivered", "delivered", "open", "open", "click", "bounce", "spamreport", "unsubscribe"]
 
 
@@ -150,18 +153,8 @@ def main() -> None:
                 if db == "sqlite":
                     run(f"sqlite:///{workdir / 'bench.db'}", db, args.batches, senders, key, public_key, workdir)
                     continue
-                schema = f"bench_{uuid.uuid4().hex[:10]}"
-                admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                try:
-                    sep = "&" if "?" in POSTGRES_URL else "?"
-                    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+                with throwaway_schema("bench") as url:
                     run(url, db, args.batches, senders, key, public_key, workdir)
-                finally:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                    admin.dispose()
 
 
 if __name__ == "__main__":

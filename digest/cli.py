@@ -16,13 +16,13 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.main import get_command
 
 from digest.core import Digest, build_core
 from digest.errors import DigestError, NothingToSend, UsageError
 from digest.periods import Week
+from digest.progress import progress_bar
 
 app = typer.Typer(
     help="Build and send a publication's weekly e-mail digest.",
@@ -93,15 +93,7 @@ def _size_line(html: str, path: Path) -> str:
 
 
 def _gather_progress(core: Digest):
-    progress = Progress(
-        TextColumn("gathering"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    progress = progress_bar("gathering", err)
     task = progress.add_task("", total=len(core.config.sources))
 
     def advance(report) -> None:

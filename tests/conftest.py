@@ -8,18 +8,17 @@ Without PostgreSQL the tests skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from digest.config import Settings, load_newsletter
 from digest.core import build_core
+from tests.pgschema import POSTGRES_URL, throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "digest.example.toml"
-POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SAMPLE_WEEK = "2026-W48"
 
@@ -43,15 +42,8 @@ def database_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'digest.db'}"
         return
     _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with throwaway_schema("t") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest.core import Digest
 from digest.delivery import run
@@ -17,6 +16,7 @@ from digest.delivery.sender import Progress as BatchProgress
 from digest.delivery.sender import SendReport
 from digest.errors import UsageError
 from digest.models import Issue
+from digest.progress import progress_bar
 
 
 def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
@@ -98,15 +98,7 @@ def send(
     if state.planned and not state.unfinished:
         out.print(f"issue {issue.period} was already sent to {state.recipients} recipients; nothing to do")
         return 0
-    bar = Progress(
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    bar = progress_bar("sending", err)
     task = bar.add_task("", total=None)
 
     def on_start(total: int) -> None:

@@ -12,7 +12,7 @@ import re
 
 import feedparser
 
-from digest.gather import sniff
+from digest.gather import fastfeed, sniff
 from digest.gather.normalize import (
     MAX_AUTHOR,
     MAX_GUID,
@@ -80,21 +80,26 @@ def _one_line(exc: object) -> str:
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     sniff.check_entities(body)
-    headers = {"content-type": content_type} if content_type else None
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
-    version = parsed.get("version") or ""
-    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
-    if problem is not None and isinstance(problem, _HARMLESS):
+    plain = fastfeed.read(body, content_type)
+    if plain is not None:
+        version, feed, entries = plain
         problem = None
-    if not parsed.entries:
+    else:
+        headers = {"content-type": content_type} if content_type else None
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+        version, feed, entries = parsed.get("version") or "", parsed.feed, parsed.entries
+        problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+        if problem is not None and isinstance(problem, _HARMLESS):
+            problem = None
+    if not entries:
         if not version:
             raise NotAFeed(f"not a feed ({_one_line(problem)})" if problem else "not a feed: no RSS, Atom or RDF root")
         if problem is not None:
             raise NotAFeed(f"malformed {version} feed with no readable articles: {_one_line(problem)}")
-    base = parsed.feed.get("link") if "://" not in url or url.startswith("file:") else url
-    articles = [a for a in (_entry(e, base or url) for e in parsed.entries) if a is not None]
+    base = feed.get("link") if "://" not in url or url.startswith("file:") else url
+    articles = [a for a in (_entry(e, base or url) for e in entries) if a is not None]
     warning = f"malformed feed, read as far as possible: {_one_line(problem)}" if problem is not None else None
-    return ParsedFeed(version or "unknown", clip(parsed.feed.get("title"), 500), articles, warning)
+    return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning)
 
 
 def _credit(entry) -> str | None:

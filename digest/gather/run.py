@@ -200,18 +200,22 @@ async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, 
         feed = await cpu.run(parse_job, fetched.body, fetched.url, fetched.content_type)
         del fetched
         outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
-        with sessions() as session:
-            known = known_articles(session, feed.articles)
-        fresh = []
+        # A page source is its own full text; a feed's short items get their pages, unless the store
+        # already holds them unchanged. Everything else goes straight to the store, whose upsert
+        # tells new from changed from unchanged in one lookup per batch, off the event loop.
+        short = [] if feed.format == "page" else [a for a in feed.articles if _needs_page(config, sc, a)]
+        if short:
+            with sessions() as session:
+                known = known_articles(session, short)
+            wanted = []
+            for article in short:
+                found = known.find(source_id, article)
+                if found is None or found.content_hash != article.feed_hash:
+                    wanted.append(article)
+            await _full_text(config, sc, cpu, fetcher, wanted)
         for article in feed.articles:
-            found = known.find(source_id, article)
-            if found is None or found.content_hash != article.feed_hash:
-                fresh.append((article, article.feed_hash))
-        if feed.format != "page":  # a page source is its own full text
-            await _full_text(config, sc, cpu, fetcher, [a for a, _ in fresh])
-        for article, digest in fresh:
             section = section_for(sc.section, sc.categories, article.categories)
-            outcome.items.append(Incoming(source_id, section, article, digest))
+            outcome.items.append(Incoming(source_id, section, article, article.feed_hash))
         outcome.report.ok = True
     except (FetchError, NotAFeed, WorkerCrashed) as exc:
         outcome.report.error = str(exc)
@@ -227,9 +231,8 @@ def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArtic
     return sc.full_text or article.words < config.gather.full_text_min_words
 
 
-async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, articles: list[ParsedArticle]) -> None:
-    """Replace short items' content with their page's main text; a page that fails leaves the item as is."""
-    wanted = [a for a in articles if _needs_page(config, sc, a)]
+async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[ParsedArticle]) -> None:
+    """Replace the items' content with their page's main text; a page that fails leaves the item as is."""
 
     async def one(article: ParsedArticle) -> None:
         try:

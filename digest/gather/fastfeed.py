@@ -16,7 +16,7 @@ feedparser gives a meaning we do not copy (itunes:*, media:title, dc:subject, so
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
@@ -29,6 +29,7 @@ _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 _URI_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _ENTITY_LIKE = re.compile(r"&([A-Za-z0-9_]+);")
+_C1 = re.compile("[\x80-\x9f]")
 
 # The entry keys feeds._entry reads: an element feedparser files under one of them, in a way this
 # module does not reproduce, must send the feed to feedparser.
@@ -96,11 +97,13 @@ def _text(element) -> str:
     if len(element):
         raise Decline
     value = (element.text or "").strip()
+    if value.isascii():
+        return value
     try:  # feedparser repairs UTF-8 that was read as Latin-1 somewhere upstream
         value = value.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    return value.translate(_cp1252)
+    return value.translate(_cp1252) if _C1.search(value) else value
 
 
 def _uri(value: str) -> str:
@@ -110,14 +113,19 @@ def _uri(value: str) -> str:
 
 def _key(element) -> str:
     """feedparser's name for an element: the known prefix of its namespace and the lower-cased name."""
-    qname = etree.QName(element)
-    namespace = (qname.namespace or "").lower()
+    return _key_of(element.tag, element.prefix)
+
+
+@lru_cache(maxsize=1024)
+def _key_of(tag: str, given_prefix: str | None) -> str:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    namespace = namespace.lower()
     if "backend.userland.com/rss" in namespace:
         namespace = "http://backend.userland.com/rss"
     prefix = _PREFIXES.get(namespace)
     if prefix is None:
-        prefix = element.prefix or ""
-    local = qname.localname.lower()
+        prefix = given_prefix or ""
+    local = local.lower()
     return f"{prefix.lower()}_{local}" if prefix else local
 
 

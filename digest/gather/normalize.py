@@ -143,20 +143,20 @@ def sanitize_html(fragment: str | None) -> str | None:
 
 
 _TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
 
 
 def plain_text(fragment: str | None) -> str:
     """Rough text of an HTML fragment: enough to count words or show a one-line description."""
     if not fragment:
         return ""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", fragment))).strip()
+    # str.split() and the regex \s agree on what whitespace is; split-and-join is several times faster.
+    return " ".join(html.unescape(_TAG.sub(" ", fragment)).split())
 
 
 def clip(value: str | None, limit: int) -> str | None:
     if value is None:
         return None
-    value = _SPACE.sub(" ", value).strip()
+    value = " ".join(value.split())
     return value[:limit] or None
 
 

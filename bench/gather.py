@@ -1,6 +1,8 @@
 """Benchmark: gather 200 feeds of 20 articles each, served on loopback with 100 ms of latency per
 response spread over 8 hosts (127.0.0.2-9), into a fresh SQLite store. Prints wall seconds,
 articles per second and peak memory, then gathers again (nothing new: the steady, hourly case).
+After the first gather it times what composing the week's issue now costs (gathering no longer
+summarizes: compose summarizes the articles the issue shows), and, for scale, summarizing them all.
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python bench/gather.py [--feeds 200] [--items 20] [--latency 0.1]
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from digest.config import GatherConfig, NewsletterConfig, Settings, SourceConfig  # noqa: E402
 from digest.core import build_core  # noqa: E402
+from digest.periods import Week  # noqa: E402
 from tests.fakes.feed_server import FeedServer, Reply, serve_forever  # noqa: E402
 
 WORDS = (
@@ -71,6 +74,10 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+SECTIONS = ["Reporting", "Analysis", "Opinion"]  # as in digest.example.toml; the feeds take turns
+WEEK = Week(2026, 48)  # the feeds' items are all dated Monday 23 November 2026
+
+
 def rss_mb(who) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -106,12 +113,14 @@ def main() -> None:
         server.port = port
 
     sources = [
-        SourceConfig(name=f"feed {n}", url=servers[n % args.hosts].url(f"/feed/{n}.rss"), section="World")
+        SourceConfig(
+            name=f"feed {n}", url=servers[n % args.hosts].url(f"/feed/{n}.rss"), section=SECTIONS[n % len(SECTIONS)]
+        )
         for n in range(args.feeds)
     ]
     config = NewsletterConfig(
         name="Bench", from_email="bench@example.org", postal_address="1 Bench Road",
-        sections=["World"], sources=sources, gather=GatherConfig(),
+        sections=SECTIONS, sources=sources, gather=GatherConfig(),
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(_env_file=None, database_url=f"sqlite:///{folder}/bench.db", provider="outbox")
@@ -123,14 +132,12 @@ def main() -> None:
             print(f"{args.feeds} feeds x {args.items} items ({total_kb / args.feeds:.0f} KB a feed), "
                   f"{args.latency * 1000:.0f} ms latency over {args.hosts} hosts, fresh SQLite store")  # fmt: skip
             rounds = [
-                ("first gather (fresh store, all new): fetch, parse, store", False),
-                ("second gather (unchanged feeds answer 304)", False),
+                "first gather (fresh store, all new): fetch, parse, store",
+                "second gather (unchanged feeds answer 304)",
             ]
-            for label, _ in rounds:
+            for label in rounds:
                 started, cpu_before = time.perf_counter(), cpu_seconds()
-                report = gather_sources(
-                    core.sessions, core.config, core.summary_limits, workers=args.workers, summarize=False
-                )
+                report = gather_sources(core.sessions, core.config, workers=args.workers)
                 wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
                 print(f"{label}:")
                 print(f"  wall {wall:.2f} s (the last store write after the last response: "
@@ -143,23 +150,45 @@ def main() -> None:
                 for failed in [r for r in report.sources if not r.ok][:3]:
                     print(f"  failed: {failed.name}: {failed.error}")
                 if label.startswith("first"):
-                    # The summaries `digest gather` makes next (gather_sources(summarize=True) does it
-                    # in the same call), timed on their own: they are the CPU-heavy part.
-                    from digest.gather.cpu import Cpu, default_workers
-                    from digest.gather.summaries import summarize_pending
-
-                    cpu_pool = Cpu(args.workers if args.workers is not None else default_workers())
-                    started, cpu_before = time.perf_counter(), cpu_seconds()
-                    cpu_pool.start()
-                    done = summarize_pending(core.sessions, core.summary_limits, cpu=cpu_pool)
-                    cpu_pool.close()
-                    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
-                    print(f"summaries of the {done} new articles, on {cpu_pool.workers} worker processes:")
-                    print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s ({cpu / max(done, 1) * 1000:.1f} ms an article); "
-                          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+                    summaries(core, args.workers)
         finally:
             core.close()
             process.terminate()
+
+
+def summaries(core, workers: int | None) -> None:
+    """What the summaries cost now that compose makes them: one issue's worth, then all of them."""
+    from sqlalchemy import func, select
+
+    from digest.compose import compose_content
+    from digest.gather.cpu import default_workers
+    from digest.models import Article
+    from digest.summaries import ensure_summaries
+
+    shown = core.config.issue.articles_per_section * len(core.config.sections) + 1
+    for label in ("compose the week's issue (summarizes the articles it shows)", "compose again (all current)"):
+        started, cpu_before = time.perf_counter(), cpu_seconds()
+        with core.sessions.begin() as session:
+            compose_content(session, core.config, WEEK)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+        with core.sessions() as session:
+            done = session.scalar(select(func.count()).where(Article.summary_hash.is_not(None)))
+            total = session.scalar(select(func.count()).select_from(Article))
+        print(f"{label}:")
+        print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s; articles summarized {done} of {total} "
+              f"(articles_per_section x sections + 1 = {shown})")  # fmt: skip
+
+    workers = workers if workers is not None else default_workers()
+    with core.sessions() as session:  # not committed: the figure is all that is wanted
+        articles = list(session.scalars(select(Article)))
+        for article in articles:
+            article.summary_hash = None  # the issue's too, so that all are timed
+        started, cpu_before = time.perf_counter(), cpu_seconds()
+        done = ensure_summaries(articles, core.summary_limits, workers=workers)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+    print(f"if every article were summarized (all {done}, as gathering used to), on {workers} worker processes:")
+    print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s ({cpu / max(done, 1) * 1000:.1f} ms an article); "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""An editor's view of the store's articles: the week's list and overrides of a summary."""
+"""An editor's view of the store's articles: the week's list and overrides of a summary.
+
+Both show computed summaries, so both make the missing or stale ones of the articles they show, and
+store them (digest.summaries).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,21 @@ from digest.core import Digest
 from digest.errors import UsageError
 from digest.models import Article
 from digest.periods import Week
+from digest.summaries import ensure_summaries
 
 
 def articles_in_week(core: Digest, week: Week) -> list[Article]:
+    """The week's articles, newest first, each with summaries of its current content."""
     start, end = week.window(core.config.tz)
-    with core.sessions() as session:
+    with core.sessions.begin() as session:
         query = (
             select(Article)
             .where(Article.published_at >= start, Article.published_at < end)
             .order_by(Article.published_at.desc(), Article.id.desc())
         )
-        return list(session.scalars(query))
+        articles = list(session.scalars(query))
+        ensure_summaries(articles, core.summary_limits)
+        return articles
 
 
 def edit_article(
@@ -29,6 +37,7 @@ def edit_article(
         article = session.get(Article, article_id)
         if article is None:
             raise UsageError(f"no article with id {article_id}; see `digest articles list`")
+        ensure_summaries([article], core.summary_limits)  # what a --reset goes back to, and what is shown
         if reset:
             article.teaser_override = article.excerpt_override = None
         if teaser is not None:

@@ -155,7 +155,7 @@ def gather() -> None:
         err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
     out.print(
         f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
-        f"updated: {report.updated}; {report.summarized} summarized afterwards ({report.seconds:.1f}s)"
+        f"updated: {report.updated} ({report.seconds:.1f}s)"
     )
     if report.failed and not report.ok:
         raise typer.Exit(1)
@@ -577,14 +577,14 @@ def excerpt(
     """Clean and summarize articles without touching the store."""
     from digest.config import load_settings
     from digest.excerpts import excerpt_input
+    from digest.summaries import summary_limits
     from digest.summarize import SummaryLimits
 
     limits = SummaryLimits()
     try:
         from digest.config import load_newsletter
 
-        s = load_newsletter(load_settings().config).summary
-        limits = SummaryLimits(s.teaser_words, s.excerpt_words, s.pull_quote_min_words)
+        limits = summary_limits(load_newsletter(load_settings().config))
     except DigestError:
         pass  # no newsletter file: the default lengths serve well enough for a look at a page
     failed = 0
@@ -611,7 +611,10 @@ def articles_list(
     week: WeekOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """The week's articles with their teasers (an editor's override marked with *)."""
+    """The week's articles with their teasers (an editor's override marked with *).
+
+    Articles not summarized yet (gathering does not summarize) are summarized now, and stored.
+    """
     from digest.articles import articles_in_week
 
     core = _core()

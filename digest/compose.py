@@ -9,7 +9,9 @@ runs on Monday morning, so Monday's issue is the past week's, as with `--week`. 
 day finds that issue and, once it is sent, sends nothing twice.
 
 The composed content is a plain dict (the shape `digest render ISSUE.json` accepts, plus `top`),
-stored on the issue so that rendering, previews and the archive all read one thing.
+stored on the issue so that rendering, previews and the archive all read one thing. The articles are
+chosen by section and recency alone; then exactly those chosen get their summaries made, if missing
+or older than their content (digest.summaries), written with the caller's session.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from digest.config import NewsletterConfig
 from digest.errors import NothingToSend, UsageError
 from digest.models import Article, Issue
 from digest.periods import Week
+from digest.summaries import ensure_summaries, summary_limits
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,11 @@ def compose_content(
     top_article_id: int | None = None,
     left_out: Collection[int] = (),
 ) -> dict:
-    """`left_out`: ids of articles an editor left out of the issue."""
+    """The issue's content; `left_out`: ids of articles an editor left out of the issue.
+
+    The chosen articles' summaries are brought up to date on their rows: the caller commits them
+    (or not: a read-only caller makes them again next time).
+    """
     if isinstance(window, Week):
         window = Window(window, *window.window(config.tz))
     start, end = window.start, window.end
@@ -128,11 +135,9 @@ def compose_content(
         # The newest article of the first section that has any.
         top = next(group[0] for group in by_section.values() if group)
     limit = config.issue.articles_per_section
-    sections = []
-    for name in config.sections:
-        cards = [article_card(a) for a in by_section[name] if a.id != top.id][:limit]
-        if cards:
-            sections.append({"name": name, "articles": cards})
+    chosen = {name: [a for a in by_section[name] if a.id != top.id][:limit] for name in config.sections}
+    ensure_summaries([top, *(a for group in chosen.values() for a in group)], summary_limits(config))
+    sections = [{"name": name, "articles": [article_card(a) for a in group]} for name, group in chosen.items() if group]
     # Dated the day it goes out: the Monday after its week, or the day it was built.
     issue_date = end.astimezone(config.tz).date()
     return {

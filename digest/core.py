@@ -17,6 +17,7 @@ from digest import db
 from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
 from digest.delivery.providers import Provider, make_provider
 from digest.models import utcnow
+from digest.summaries import summary_limits
 from digest.summarize import SummaryLimits
 from subscribers.models import Subscriber
 from subscribers.tokens import Tokens
@@ -43,10 +44,7 @@ class Digest:
 
     @property
     def summary_limits(self) -> SummaryLimits:
-        s = self.config.summary
-        return SummaryLimits(
-            teaser_words=s.teaser_words, excerpt_words=s.excerpt_words, pull_quote_min_words=s.pull_quote_min_words
-        )
+        return summary_limits(self.config)
 
     def url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")

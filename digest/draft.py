@@ -22,6 +22,7 @@ from digest.core import Digest
 from digest.errors import DigestError, UsageError
 from digest.models import Article, Issue
 from digest.periods import Week
+from digest.summaries import ensure_summaries
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ def _summary(content: dict) -> list[tuple]:
 
 
 def pending_changes(core: Digest, issue: Issue) -> str | None:
-    """Why a rebuild would change the draft (an editor's change or new articles), or None."""
+    """Why a rebuild would change the draft (an editor's change, new articles, or changed ones), or None.
+
+    Read-only: summaries the trial compose makes are not stored (`draft_articles` stores them)."""
     if issue.status != "draft":
         return None
     with core.sessions() as session:
@@ -89,10 +92,13 @@ def pending_changes(core: Digest, issue: Issue) -> str | None:
 
 
 def draft_articles(core: Digest, issue: Issue) -> list[DraftArticle]:
-    """Every article the issue could hold, the top story first, then in the draft, then the rest."""
+    """Every article the issue could hold, the top story first, then in the draft, then the rest.
+
+    The editor reads and edits their teasers here, so their summaries are made now if missing or
+    stale, and stored."""
     included = content_ids(issue.content)
     left_out = set(issue.left_out or [])
-    with core.sessions() as session:
+    with core.sessions.begin() as session:
         start, end = issue.window_start, issue.window_end
         if issue.status == "draft":  # what a rebuild would take in too
             window = rebuild_window(session, core, issue)
@@ -101,6 +107,7 @@ def draft_articles(core: Digest, issue: Issue) -> list[DraftArticle]:
             Article.published_at >= start, Article.published_at < end, Article.section.in_(core.config.sections)
         )
         articles = list(session.scalars(query.order_by(Article.published_at.desc(), Article.id.desc())))
+        ensure_summaries(articles, core.summary_limits)
     order = {article_id: i for i, article_id in enumerate(included)}
     rows = []
     for article in articles:

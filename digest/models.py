@@ -98,7 +98,8 @@ class Article(Base):
     image_alt: Mapped[str | None] = mapped_column(Text)
     image_credit: Mapped[str | None] = mapped_column(Text)
     image_caption: Mapped[str | None] = mapped_column(Text)
-    # Summaries: computed on gather; an editor's overrides win and survive regathering.
+    # Summaries: computed when the article is first shown (an issue, the editor's lists: digest.summaries),
+    # not on gather; an editor's overrides win and survive regathering.
     teaser: Mapped[str | None] = mapped_column(Text)
     excerpt: Mapped[str | None] = mapped_column(Text)
     pull_quote: Mapped[str | None] = mapped_column(Text)

@@ -33,7 +33,7 @@ class WeeklyReport:
 
 
 def gather(core: Digest, progress=None) -> GatherReport:
-    return gather_sources(core.sessions, core.config, core.summary_limits, progress=progress)
+    return gather_sources(core.sessions, core.config, progress=progress)
 
 
 def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: bool = False) -> Issue:

@@ -13,7 +13,7 @@ from digest.config import load_newsletter
 from digest.core import build_core
 from digest.models import Article
 from digest.weekly import gather
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLE_WEEK
 
 PAGE = ROOT / "examples/pages/embassies-need-linguists.html"
 
@@ -70,12 +70,29 @@ def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, sett
 
         with core.sessions() as session:
             again = session.get(Article, article.id)
-        assert "blast-proof walls" in again.text  # the article itself was updated ...
+        assert "blast-proof walls" in again.content_html  # the article itself was updated ...
         assert again.teaser_override == "Why language skills beat new buildings."  # ... the override kept
         assert again.shown_teaser == "Why language skills beat new buildings."
         assert again.first_seen_at == article.first_seen_at
     finally:
         core.close()
+
+
+def test_articles_list_shows_teasers_computed_now_and_stores_them(tmp_path, core, cli_env):
+    gather(core)  # gathering stores the articles without summaries
+    result = run_digest(["articles", "list", "--week", SAMPLE_WEEK, "--json"], tmp_path, cli_env)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    with core.sessions() as session:
+        articles = {a.id: a for a in session.query(Article)}
+    assert rows
+    for row in rows:
+        article = articles.pop(row["id"])
+        assert article.summary_hash == article.content_hash  # stored by the listing
+        assert row["teaser"] == article.teaser and row["excerpt"] == article.excerpt and row["excerpt"]
+    assert articles and all(a.summary_hash is None for a in articles.values())  # other weeks' are not listed
+    linguists = next(r for r in rows if "embassies-need-linguists" in r["url"])
+    assert linguists["excerpt"].startswith("Walk through a newly built embassy compound")
 
 
 def test_articles_edit_of_an_unknown_id_is_a_usage_error(tmp_path, cli_env):

@@ -117,7 +117,7 @@ def test_every_bad_source_gets_its_own_error_and_the_good_ones_are_stored(settin
     core = core_for(settings, config)
     try:
         started = time.monotonic()
-        report = gather_sources(core.sessions, core.config, core.summary_limits)
+        report = gather_sources(core.sessions, core.config)
         elapsed = time.monotonic() - started
         by_name = {r.name: r for r in report.sources}
         for name, expected in EXPECTED_ERRORS.items():
@@ -175,10 +175,10 @@ def test_a_source_that_fails_keeps_its_articles_and_records_the_error(settings):
     with FeedServer(routes) as server:
         core = core_for(settings, newsletter([("flaky", server.url("/feed"))]))
         try:
-            first = gather_sources(core.sessions, core.config, core.summary_limits)
+            first = gather_sources(core.sessions, core.config)
             assert first.new == 1
             server.routes["/feed"] = Reply(503, b"down for maintenance")
-            second = gather_sources(core.sessions, core.config, core.summary_limits)
+            second = gather_sources(core.sessions, core.config)
             assert second.failed == 1 and "HTTP 503" in second.sources[0].error
             with core.sessions() as session:
                 source = session.scalars(select(Source)).one()

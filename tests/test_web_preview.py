@@ -186,6 +186,23 @@ def test_an_edited_teaser_and_excerpt_reach_the_rebuilt_email(settings):
         assert back["teaser"] == card["teaser"]
 
 
+def test_the_preview_shows_the_fresh_teaser_of_an_article_changed_since_the_draft_was_built(settings):
+    with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
+        card = issue.content["sections"][0]["articles"][0]
+        with site.core.sessions.begin() as session:  # what a gather stores for an article changed upstream
+            article = session.get(Article, card["id"])
+            article.content_html = (
+                "<p>The envoys signed the revised accord on Thursday after a second night of talks.</p>"
+                "<p>Both delegations said the text now covers the river's lower reaches as well.</p>"
+            )
+            article.content_hash = "changed-upstream"
+        page = site.http.get(f"/preview/{issue.slug}", headers=BEARER).text
+        assert "The envoys signed the revised accord on Thursday" in page and 'id="pending"' in page
+        with site.core.sessions() as session:
+            article = session.get(Article, card["id"])
+        assert article.summary_hash == "changed-upstream" and article.teaser.startswith("The envoys signed")
+
+
 def test_a_sent_issue_can_no_longer_change(settings):
     with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
         mark_sent(site, issue)

@@ -6,8 +6,8 @@
     feeds       RSS/Atom through feedparser, JSON Feed as JSON, a single article page
     pages       an article page's main text and metadata (trafilatura), for pages and full text
     normalize   canonical URLs, sanitized HTML (nh3), UTC times, images
-    cpu         parsing and summaries on worker processes, off the event loop
-    store       idempotent batched upsert; summaries   the ones still missing
+    cpu         parsing on worker processes, off the event loop (and summaries, for digest.summaries)
+    store       idempotent batched upsert (summaries are made later, when shown: digest.summaries)
     run         the whole gather; inspect   parse without the store; status   each source's state
 
 One bad source is recorded on its row and never stops the others.

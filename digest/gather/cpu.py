@@ -2,7 +2,8 @@
 
 Feedparser, trafilatura and the summarizer are pure-Python work that holds the GIL: in threads they
 would stall the event loop that keeps a hundred downloads going. With `workers=0` everything runs
-inline, which is what small gathers (and the tests of single functions) want.
+inline, which is what small gathers (and the tests of single functions) want. `Cpu.run` serves the
+gather's event loop; `Cpu.map` serves synchronous code (digest.summaries, when many are due at once).
 """
 
 from __future__ import annotations
@@ -74,11 +75,23 @@ class Cpu:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor(), partial(fn, *args))
         except BrokenProcessPool:
-            # A worker died (killed for memory, say); the pool is unusable, so start a fresh one.
-            pool, self._pool = self._pool, None
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise WorkerCrashed("the worker process parsing it died (out of memory?)") from None
+            raise self._crashed("parsing it") from None
+
+    def map(self, fn, items) -> list:
+        """`fn` of each item, in order, from synchronous code (no event loop needed)."""
+        if self.workers <= 0:
+            return [fn(item) for item in items]
+        try:
+            return list(self._executor().map(fn, items))
+        except BrokenProcessPool:
+            raise self._crashed("working on them") from None
+
+    def _crashed(self, doing: str) -> WorkerCrashed:
+        # A worker died (killed for memory, say); the pool is unusable, so the next call starts a fresh one.
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return WorkerCrashed(f"the worker process {doing} died (out of memory?)")
 
     def close(self) -> None:
         if self._pool is not None:

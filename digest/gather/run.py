@@ -3,8 +3,8 @@
 For each source, as soon as its response arrives: parse (on a worker process), look up which
 articles are new or changed, and fetch the article pages of those that carry only a short summary.
 Everything then goes to the store in one transaction; when that fails, source by source, so that one
-bad row costs only its own source. Last, the new and changed articles are summarized on all cores.
-A source's error and its time are stored on its row; the rest of the run goes on.
+bad row costs only its own source. A source's error and its time are stored on its row; the rest of
+the run goes on. Summaries are not made here but when an article is first shown (digest.summaries).
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, par
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
 from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
-from digest.gather.summaries import summarize_pending
 from digest.models import Source, utcnow
-from digest.summarize import SummaryLimits
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +47,6 @@ class GatherReport:
     seconds: float = 0.0
     fetch_seconds: float = 0.0  # fetching, parsing and page fetches
     store_seconds: float = 0.0
-    summary_seconds: float = 0.0
-    summarized: int = 0
 
     @property
     def ok(self) -> int:
@@ -112,18 +108,12 @@ def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
 def gather_sources(
     sessions,
     config: NewsletterConfig,
-    limits: SummaryLimits,
     *,
     progress: Callable[[SourceReport], None] | None = None,
     workers: int | None = None,
     now: datetime | None = None,
-    summarize: bool = True,
 ) -> GatherReport:
-    """Fetch every source now and store new and changed articles; then summarize those (`summarize`).
-
-    Summaries are CPU work (a few ms an article, most of it sentence splitting), so they come after
-    the store write, on all cores, and only for articles whose content changed since their last one.
-    """
+    """Fetch every source now and store new and changed articles (not summarized: see digest.summaries)."""
     started = time.monotonic()
     now = now or utcnow()
     plan = _sources_plan(sessions, config)
@@ -135,16 +125,10 @@ def gather_sources(
         outcomes, fetched_at = asyncio.run(_fetch_all(sessions, config, plan, cpu, progress, now))
         report = GatherReport(sources=[o.report for o in outcomes])
         stored_at = time.monotonic()
-        if summarize:
-            if cpu.workers <= 0 and report.new + report.updated > 50:
-                cpu = Cpu(default_workers())  # a few sources with many new articles: worth the workers
-                cpu.start()
-            report.summarized = summarize_pending(sessions, limits, cpu=cpu)
     finally:
         cpu.close()
     report.fetch_seconds = fetched_at - started
     report.store_seconds = stored_at - fetched_at
-    report.summary_seconds = time.monotonic() - stored_at
     report.seconds = time.monotonic() - started
     return report
 

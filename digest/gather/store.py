@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from digest.gather.normalize import ParsedArticle
 from digest.models import Article
-from digest.summarize import Summary
 
 CHUNK = 400
 
@@ -38,7 +37,6 @@ class Incoming:
     section: str
     article: ParsedArticle
     content_hash: str  # of the feed's version, before any full text was merged in
-    summary: Summary | None = None
 
 
 @dataclass
@@ -106,13 +104,12 @@ def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> Known
 
 
 def _values(item: Incoming, now: datetime) -> dict:
-    a, s = item.article, item.summary
-    dek = a.dek
-    values = dict(
+    a = item.article
+    return dict(
         title=a.title,
         url=a.url,
         guid=a.guid,
-        dek=dek,
+        dek=a.dek,
         author=a.author,
         section=item.section,
         categories=list(a.categories),
@@ -124,24 +121,6 @@ def _values(item: Incoming, now: datetime) -> dict:
         image_caption=a.image.caption if a.image else None,
         updated_at=now,
     )
-    if s is not None:
-        values.update(summary_values(s, item.content_hash, dek))
-    return values
-
-
-def summary_values(s: Summary, content_hash: str, dek: str | None) -> dict:
-    values = dict(
-        teaser=s.teaser or None,
-        excerpt=s.excerpt or None,
-        pull_quote=s.pull_quote,
-        pull_quote_speaker=s.pull_quote_speaker,
-        reading_minutes=s.reading_minutes,
-        text=s.text,
-        summary_hash=content_hash,
-    )
-    if dek and dek == s.teaser:
-        values["dek"] = None
-    return values
 
 
 def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dict[int, UpsertCounts]:
@@ -175,26 +154,11 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
             changed[known.id] = values
             c.updated += 1
     if new_rows:
-        # A Core executemany (the ORM's bulk path costs several times more per row); rows with and
-        # without summaries have different keys, and one statement needs one shape.
-        table = Article.__table__
-        for keys in {tuple(sorted(r)) for r in new_rows}:
-            session.execute(insert(table), [r for r in new_rows if tuple(sorted(r)) == keys])
+        # A Core executemany (the ORM's bulk path costs several times more per row).
+        session.execute(insert(Article.__table__), new_rows)
     if changed:
         for article in session.scalars(select(Article).where(Article.id.in_(list(changed)))):
             for key, value in changed[article.id].items():
                 setattr(article, key, value)  # editor overrides and first_seen_at are not in values
     session.flush()
     return counts
-
-
-def pending_summaries(session: Session, limit: int | None = None) -> list[tuple[int, str, str | None, str | None]]:
-    """(id, content_hash, content_html, dek) of articles whose summaries are missing or stale."""
-    query = (
-        select(Article.id, Article.content_hash, Article.content_html, Article.dek)
-        .where(or_(Article.summary_hash.is_(None), Article.summary_hash != Article.content_hash))
-        .order_by(Article.id)
-    )
-    if limit:
-        query = query.limit(limit)
-    return [tuple(row) for row in session.execute(query)]

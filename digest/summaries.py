@@ -1,0 +1,102 @@
+"""Stored articles' summaries, made when something first shows them, not when they are gathered.
+
+Gathering stores an article's content and its `content_hash`; the teaser, excerpt, pull quote,
+reading time and plain text (see `digest.summarize`) are made from that content only when an issue
+is composed with the article in it, or an editor lists it (`digest articles list`, the preview). A
+week holds thousands of articles and an issue shows a few dozen, so most are never summarized.
+
+`summary_hash` on the row is the marker: the content_hash its summaries were made from; NULL or
+different from the current content_hash means "summarize again". The caller's session writes the
+values with its own commit; a read-only caller just makes them again next time. An editor's
+overrides (`teaser_override`, `excerpt_override`) are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import partial
+
+from digest.config import NewsletterConfig
+from digest.models import Article
+from digest.summarize import Summary, SummaryLimits, summarize_html
+
+log = logging.getLogger(__name__)
+
+INLINE_MAX = 50  # up to this many stale articles are summarized in this process; more on worker processes
+
+
+def summary_limits(config: NewsletterConfig) -> SummaryLimits:
+    """The lengths the newsletter file asks for ([summary] in digest.toml)."""
+    s = config.summary
+    return SummaryLimits(
+        teaser_words=s.teaser_words, excerpt_words=s.excerpt_words, pull_quote_min_words=s.pull_quote_min_words
+    )
+
+
+def summary_values(s: Summary, content_hash: str, dek: str | None) -> dict:
+    """The article columns a summary fills in, marked as made from `content_hash`.
+
+    A dek that only repeats the teaser is dropped, so a card does not say the same thing twice."""
+    values = dict(
+        teaser=s.teaser or None,
+        excerpt=s.excerpt or None,
+        pull_quote=s.pull_quote,
+        pull_quote_speaker=s.pull_quote_speaker,
+        reading_minutes=s.reading_minutes,
+        text=s.text,
+        summary_hash=content_hash,
+    )
+    if dek and dek == s.teaser:
+        values["dek"] = None
+    return values
+
+
+def is_stale(article: Article) -> bool:
+    return article.summary_hash != article.content_hash  # a NULL summary_hash differs too
+
+
+def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, workers: int | None = None) -> int:
+    """Give every one of `articles` summaries of its current content; returns how many were made.
+
+    The values go onto the rows (ORM objects), to be written by the caller's session. More than
+    INLINE_MAX stale articles are summarized on worker processes (`workers`: how many; default
+    `digest.gather.cpu.default_workers()`; 0 for inline).
+    """
+    stale = [a for a in dict.fromkeys(articles) if is_stale(a)]  # a row listed twice is summarized once
+    if not stale:
+        return 0
+    fragments = [a.content_html or "" for a in stale]
+    if workers is None:
+        workers = 0 if len(stale) <= INLINE_MAX else _default_workers()
+    summaries = _summarize(fragments, limits, workers)
+    for article, summary in zip(stale, summaries, strict=True):
+        for key, value in summary_values(summary, article.content_hash, article.dek).items():
+            setattr(article, key, value)
+    return len(stale)
+
+
+def _default_workers() -> int:
+    from digest.gather.cpu import default_workers
+
+    return default_workers()
+
+
+def _summarize(fragments: list[str], limits: SummaryLimits, workers: int) -> list[Summary]:
+    if workers <= 0:
+        return [summarize_html(fragment, limits=limits) for fragment in fragments]
+    # Imported here: the worker pool belongs to the gather package, which a compose rarely needs.
+    from digest.gather.cpu import Cpu, WorkerCrashed, summarize_job
+
+    size = -(-len(fragments) // (workers * 4))  # about four chunks a worker, so none idles at the end
+    chunks = [fragments[i : i + size] for i in range(0, len(fragments), size)]
+    cpu = Cpu(workers)
+    try:
+        cpu.start()
+        done = cpu.map(partial(summarize_job, limits=limits), chunks)
+    except WorkerCrashed as exc:
+        log.warning("summaries: %s; making them in this process instead", exc)
+        return _summarize(fragments, limits, 0)
+    finally:
+        cpu.close()
+    return [summary for chunk in done for summary in chunk]

@@ -1,0 +1,150 @@
+"""Summaries are made when an article is first shown, not when it is gathered (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from digest.articles import edit_article
+from digest.compose import compose_content, compose_issue
+from digest.gather import gather_sources
+from digest.models import Article
+from digest.periods import Week
+from digest.summaries import INLINE_MAX, ensure_summaries, summary_limits
+from digest.summarize import SummaryLimits, summarize_html
+from tests.fakes.feed_server import FeedServer, Reply
+from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss
+
+W48 = Week(2026, 48)
+BUILT = datetime(2026, 11, 30, 13, tzinfo=UTC)
+
+
+def item(n: int, word: str = "Story") -> dict:
+    return {
+        "title": f"Story {n}",
+        "link": f"https://news.example.org/story-{n}",
+        "guid": f"story-{n}",
+        "date": f"Tue, 24 Nov 2026 {n:02d}:00:00 +0000",  # a later n is a newer article
+        "content": LONG_BODY.replace("Paragraph", f"{word} {n}"),
+    }
+
+
+def stored(core) -> dict[str, Article]:
+    with core.sessions() as session:
+        return {a.title: a for a in session.scalars(select(Article))}
+
+
+def compose(core) -> dict:
+    with core.sessions.begin() as session:
+        return compose_issue(session, core.config, W48, now=BUILT).issue.content
+
+
+def in_issue(content: dict) -> list[dict]:
+    return [content["top"], *(a for s in content["sections"] for a in s["articles"])]
+
+
+def test_gathering_summarizes_no_article(settings):
+    with FeedServer({"/feed": Reply(body=rss([item(1), item(2)]))}) as server:
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            report = gather_sources(core.sessions, core.config)
+            assert report.new == 2
+            for article in stored(core).values():
+                assert article.content_html and article.summary_hash is None
+                assert (article.teaser, article.excerpt, article.text, article.reading_minutes) == (None,) * 4
+        finally:
+            core.close()
+
+
+def test_composing_an_issue_summarizes_exactly_the_articles_in_it(settings):
+    limit = newsletter([]).issue.articles_per_section
+    count = limit + 3  # one top story, `limit` cards, two left over
+    with FeedServer({"/feed": Reply(body=rss([item(n) for n in range(1, count + 1)]))}) as server:
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            gather_sources(core.sessions, core.config)
+            content = compose(core)
+            cards = in_issue(content)
+            assert [c["title"] for c in cards] == [f"Story {n}" for n in range(count, 2, -1)]
+            articles = stored(core)  # committed with the issue
+            for card in cards:
+                article = articles[card["title"]]
+                assert article.summary_hash == article.content_hash
+                assert card["teaser"] == article.teaser and card["teaser"].startswith(card["title"] + " 0")
+                assert card["excerpt"] == article.excerpt and card["reading_minutes"] == article.reading_minutes
+            for left in ("Story 1", "Story 2"):  # in the week, but not in the issue
+                assert articles[left].summary_hash is None and articles[left].teaser is None
+        finally:
+            core.close()
+
+
+def test_an_article_changed_upstream_gets_a_fresh_summary_at_the_next_compose_and_keeps_its_override(settings):
+    routes = {"/feed": Reply(body=rss([item(1)]))}
+    with FeedServer(routes) as server:
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            gather_sources(core.sessions, core.config)
+            first = compose(core)["top"]
+            assert first["teaser"].startswith("Story 1 0")
+            edit_article(core, first["id"], teaser="An editor's teaser.")
+
+            server.routes["/feed"] = Reply(body=rss([item(1, word="Revised")]))
+            assert gather_sources(core.sessions, core.config).updated == 1
+            gathered = stored(core)["Story 1"]
+            assert gathered.summary_hash != gathered.content_hash  # stale until something shows it
+            assert gathered.excerpt == first["excerpt"]
+
+            again = compose(core)["top"]
+            article = stored(core)["Story 1"]
+            assert article.summary_hash == article.content_hash
+            assert article.teaser.startswith("Revised 1 0") and again["excerpt"].startswith("Revised 1 0")
+            assert article.teaser_override == "An editor's teaser." and again["teaser"] == "An editor's teaser."
+        finally:
+            core.close()
+
+
+def test_a_compose_that_is_not_committed_stores_no_summaries_and_the_next_one_makes_them_again(settings):
+    with FeedServer({"/feed": Reply(body=rss([item(1)]))}) as server:
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            gather_sources(core.sessions, core.config)
+            with core.sessions() as session:  # read-only, as the preview's "would a rebuild change it?"
+                looked = compose_content(session, core.config, W48)
+            assert looked["top"]["teaser"].startswith("Story 1 0")
+            assert stored(core)["Story 1"].summary_hash is None
+            assert compose(core)["top"]["teaser"] == looked["top"]["teaser"]
+            assert stored(core)["Story 1"].summary_hash is not None
+        finally:
+            core.close()
+
+
+# --- without a store: the rows' values --------------------------------------------------------
+
+
+def unsaved(n: int, **values) -> Article:
+    html = LONG_BODY.replace("Paragraph", f"Story {n} paragraph")
+    return Article(id=n, title=f"Story {n}", content_html=html, content_hash=f"h{n}", **values)
+
+
+def test_many_stale_articles_are_summarized_on_worker_processes_the_same_as_in_this_process():
+    limits = SummaryLimits()
+    inline = [unsaved(n) for n in range(INLINE_MAX + 10)]
+    pooled = [unsaved(n) for n in range(INLINE_MAX + 10)]
+    assert ensure_summaries(inline, limits, workers=0) == len(inline)
+    assert ensure_summaries(pooled, limits) == len(pooled)  # more than INLINE_MAX: on worker processes
+    columns = ("teaser", "excerpt", "pull_quote", "reading_minutes", "text", "summary_hash")
+    assert [[getattr(a, c) for c in columns] for a in pooled] == [[getattr(a, c) for c in columns] for a in inline]
+    assert all(a.summary_hash == a.content_hash for a in pooled)
+    assert ensure_summaries(pooled, limits) == 0  # current now: nothing to do
+
+
+def test_a_dek_that_repeats_the_teaser_is_dropped_and_an_editors_overrides_are_left_alone():
+    limits = summary_limits(newsletter([]))
+    teaser = summarize_html(unsaved(1).content_html, limits=limits).teaser
+    repeating = unsaved(1, dek=teaser)
+    edited = unsaved(2, dek="A dek of its own.", teaser_override="Editor's.", excerpt_override="Editor's too.")
+    assert ensure_summaries([repeating, edited, repeating], limits) == 2
+    assert repeating.dek is None and repeating.shown_teaser == teaser
+    assert edited.dek == "A dek of its own." and edited.teaser.startswith("Story 2 paragraph 0")
+    assert (edited.teaser_override, edited.excerpt_override) == ("Editor's.", "Editor's too.")

@@ -3,6 +3,7 @@ sources, conditional requests, sections from categories, full text from article 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 
 from digest.config import SourceConfig
 from digest.gather import gather_sources
-from digest.gather.fetch import USER_AGENT
+from digest.gather.fetch import USER_AGENT, Fetcher, FetchOptions
 from digest.models import Article, Source
 from tests.conftest import ROOT
 from tests.fakes.feed_server import FeedServer, Reply
@@ -119,6 +120,22 @@ def test_conditional_requests_send_the_stored_etag_and_a_304_is_a_quiet_success(
             assert source.etag == '"v1"' and source.last_error is None
         finally:
             core.close()
+
+
+def test_a_304_leaves_the_connection_open_for_the_next_request():
+    def feed(request):
+        if request.headers.get("if-none-match") == '"v1"':
+            return Reply(304, headers={"ETag": '"v1"'})
+        return Reply(body=rss([item(1)]), headers={"ETag": '"v1"'})
+
+    async def fetch_three(url):
+        async with Fetcher(FetchOptions()) as fetcher:
+            return [await fetcher.fetch(url, etag=etag) for etag in ('"v1"', '"v1"', None)]
+
+    with FeedServer({"/feed": feed}) as server:
+        results = asyncio.run(fetch_three(server.url("/feed")))
+        assert [r.not_modified for r in results] == [True, True, False]
+        assert server.connections == 1, "each 304 cost a new connection"
 
 
 def test_gzip_responses_are_decoded(settings):

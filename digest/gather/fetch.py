@@ -166,6 +166,9 @@ class Fetcher:
         max_bytes = self.options.max_bytes
         async with self._client.stream("GET", location, headers=headers) as response:
             if response.status_code == 304:
+                # Read the (empty) body: a response left unread takes its keep-alive connection down
+                # with it, and the next request to the host would pay for a new one (a TLS handshake).
+                await response.aread()
                 return Fetched(b"", str(response.url), not_modified=True, etag=etag, last_modified=last_modified)
             if response.status_code >= 400:
                 raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip())

@@ -44,6 +44,7 @@ class FeedServer:
         self.host, self.latency = host, latency
         self.port = 0
         self.requests: list[Request] = []
+        self.connections = 0  # accepted so far: tells whether clients keep connections alive
         self.in_flight = self.max_in_flight = 0  # requests being answered at once, and the most ever
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -90,6 +91,7 @@ class FeedServer:
     # -- serving -------------------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

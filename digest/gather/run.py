@@ -133,43 +133,44 @@ def gather_sources(
     return report
 
 
-WRITE_BATCH = 1000  # articles per store transaction
-
-
 async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[list[_Outcome], float]:
     """Every source's outcome, stored; and when the last response was in (the rest is the last write).
 
-    Finished sources are written in batches of about WRITE_BATCH articles on a thread, one batch at a
-    time, while the event loop goes on fetching: the store's time hides behind the network's.
+    Finished sources are written on a thread while the event loop goes on fetching, so the store's
+    time hides behind the network's. The writer takes whatever has finished each time it is free:
+    batches grow while the store is slower than the network and stay small near the end, so little
+    is left to write after the last response.
     """
     options = FetchOptions.from_config(config.gather)
     pending: list[_Outcome] = []
-    pending_articles = 0
-    one_writer = asyncio.Lock()
+    writer: asyncio.Task | None = None
 
-    async def write(batch: list[_Outcome]) -> None:
-        async with one_writer:
+    async def write_pending() -> None:
+        nonlocal pending
+        while pending:
+            batch, pending = pending, []
             await asyncio.to_thread(_store, sessions, batch, now)
 
     async with Fetcher(options) as fetcher:
 
         async def one(entry) -> _Outcome:
-            nonlocal pending, pending_articles
+            nonlocal writer
             source_id, sc, url, etag, last_modified = entry
             outcome = await _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified)
             pending.append(outcome)
-            pending_articles += len(outcome.items)
-            if pending_articles >= WRITE_BATCH:
-                batch, pending, pending_articles = pending, [], 0
-                await write(batch)
+            if writer is None or writer.done():
+                if writer is not None:
+                    writer.result()  # a store failure _store could not contain stops the gather here
+                writer = asyncio.create_task(write_pending())
             if progress:
                 progress(outcome.report)
             return outcome
 
         outcomes = list(await asyncio.gather(*(one(entry) for entry in plan)))
     fetched_at = time.monotonic()
-    if pending:
-        await write(pending)
+    if writer is not None:
+        await writer
+    await write_pending()
     return outcomes, fetched_at
 
 
@@ -292,12 +293,18 @@ def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
 def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
     items = [item for o in outcomes if o.report.ok for item in o.items]
     counts = upsert(session, items, now=now) if items else {}
+    succeeded, failed = [], []
     for o in outcomes:
         c = counts.get(o.source_id, UpsertCounts())
         o.report.new, o.report.updated = c.new, c.updated
-        values: dict = {"last_fetched_at": now}
         if o.report.ok:
-            values.update(etag=o.etag, last_modified=o.last_modified, last_success_at=now)
+            succeeded.append({"id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
+                              "last_success_at": now, "last_fetched_at": now})  # fmt: skip
         else:
-            values.update(last_error=o.report.error, last_error_at=now)
-        session.execute(update(Source).where(Source.id == o.source_id).values(**values))
+            failed.append(
+                {"id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
+            )
+    # One executemany per shape instead of a statement per source.
+    for rows in (succeeded, failed):
+        if rows:
+            session.execute(update(Source), rows)

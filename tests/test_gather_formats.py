@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from digest.gather.feeds import parse_document
-from digest.gather.normalize import NotAFeed, canonical_url, sanitize_html
+from digest.gather.normalize import NotAFeed, canonical_url, safe_canonical_url, sanitize_html
 from digest.gather.pages import split_credit
 from tests.conftest import ROOT
 from tests.gather_helpers import LONG_BODY, rss
@@ -176,6 +176,11 @@ def test_missing_or_unreadable_dates_are_none_so_the_store_uses_first_seen():
 )
 def test_canonical_url(url, expected):
     assert canonical_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://://]", "https://[::1/a", "javascript:alert(1)", "mailto:a@b.example", ""])
+def test_links_that_are_not_usable_web_addresses_are_dropped_not_crashed_on(url):
+    assert safe_canonical_url(url, "https://a.example/feed") is None
 
 
 def test_sanitizing_removes_scripts_styles_frames_forms_handlers_and_javascript_urls():

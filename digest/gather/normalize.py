@@ -99,15 +99,24 @@ class NotAFeed(Exception):
 
 def canonical_url(url: str, base: str | None = None) -> str:
     """Absolute, scheme and host lower-cased, default port, tracking parameters and fragment removed."""
+    return _canonical(url, base)[0]
+
+
+def _canonical(url: str, base: str | None) -> tuple[str, str]:
+    """canonical_url and its scheme."""
     url = url.strip()
     if base and "://" in base:
         url = urljoin(base, url)
     parts = urlsplit(url)
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith(TRACKING_PREFIXES) and k.lower() not in TRACKING_PARAMS
-    ]
+    query = ""
+    if parts.query:
+        query = urlencode(
+            [
+                (k, v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                if not k.lower().startswith(TRACKING_PREFIXES) and k.lower() not in TRACKING_PARAMS
+            ]
+        )
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
@@ -115,7 +124,7 @@ def canonical_url(url: str, base: str | None = None) -> str:
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     path = parts.path or ("/" if netloc else "")
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+    return urlunsplit((scheme, netloc, path, query, "")), scheme
 
 
 def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -123,22 +132,29 @@ def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
     if not url or not url.strip():
         return None
     try:
-        result = canonical_url(url, base)
+        result, scheme = _canonical(url, base)
     except ValueError:  # a malformed port or IPv6 literal
         return None
-    if urlsplit(result).scheme not in ("http", "https", "file") or len(result) > MAX_URL:
+    if scheme not in ("http", "https", "file") or len(result) > MAX_URL:
         return None
+    if "[" in result or "]" in result or not result.isascii():
+        try:  # what urlsplit refuses (stray brackets, odd Unicode in the host) must not be stored
+            urlsplit(result)
+        except ValueError:
+            return None
     return result
 
 
 _ALLOWED_SCHEMES = {"http", "https", "mailto"}
+# Built once: nh3.clean() builds its sanitizer anew on every call, which costs more than the cleaning.
+_CLEANER = nh3.Cleaner(url_schemes=_ALLOWED_SCHEMES, link_rel="noopener noreferrer")
 
 
 def sanitize_html(fragment: str | None) -> str | None:
     """nh3 keeps the prose markup and drops script, style, iframe, forms, on* and javascript: URLs."""
     if not fragment or not fragment.strip():
         return None
-    cleaned = nh3.clean(fragment, url_schemes=_ALLOWED_SCHEMES, link_rel="noopener noreferrer").strip()
+    cleaned = _CLEANER.clean(fragment).strip()
     return cleaned or None
 
 

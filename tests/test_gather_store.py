@@ -77,6 +77,21 @@ def test_an_article_changed_upstream_is_updated_in_place_and_keeps_its_first_see
             core.close()
 
 
+def test_an_article_that_moved_to_a_new_url_is_found_by_its_guid_and_updated(settings):
+    moved = item(1, link="https://news.example.org/2026/story-1-renamed", title="Story 1, renamed")
+    with FeedServer({"/feed": Reply(body=rss([item(1)]))}) as server:
+        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            gather(core)
+            server.routes["/feed"] = Reply(body=rss([moved]))
+            report = gather(core)
+            assert (report.new, report.updated) == (0, 1)
+            (article,) = articles(core)
+            assert article.title == "Story 1, renamed" and article.url.endswith("story-1-renamed")
+        finally:
+            core.close()
+
+
 def test_the_same_article_in_two_sources_is_stored_once_by_url_and_by_guid(settings):
     by_url = item(1, link="https://NEWS.example.org/story-1?fbclid=xyz", guid="other-feed-1")
     by_guid_a = item(2, guid="tag:news.example.org,2026:2", link="https://news.example.org/a/story-2")

@@ -90,6 +90,7 @@ def _chunks(items: Sequence, size: int = CHUNK):
 
 def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> KnownIndex:
     """What the store already holds under these articles' URLs and GUIDs."""
+    articles = list(articles)  # read twice below: a generator would leave the GUIDs unlooked-up
     urls = sorted({a.url for a in articles})
     guids = sorted({a.guid for a in articles if a.guid})
     index = KnownIndex()

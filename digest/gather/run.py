@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
 from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
-from digest.gather.fetch import Fetcher, FetchError, FetchOptions
+from digest.gather.fetch import Fetcher, FetchError, FetchOptions, prepare_tls
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
 from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
 from digest.models import Source, utcnow
@@ -116,12 +116,13 @@ def gather_sources(
     """Fetch every source now and store new and changed articles (not summarized: see digest.summaries)."""
     started = time.monotonic()
     now = now or utcnow()
-    plan = _sources_plan(sessions, config)
     if workers is None:
-        workers = default_workers() if len(plan) > 4 else 0
+        workers = default_workers() if len(config.sources) > 4 else 0
     cpu = Cpu(workers)
     try:
-        cpu.start()
+        cpu.start()  # first: forking is safest (and fastest) before any thread starts
+        prepare_tls()
+        plan = _sources_plan(sessions, config)
         outcomes, fetched_at = asyncio.run(_fetch_all(sessions, config, plan, cpu, progress, now))
         report = GatherReport(sources=[o.report for o in outcomes])
         stored_at = time.monotonic()

@@ -72,6 +72,8 @@ PLAIN_RSS = {
     "link before and after guid": rss(
         "<item><guid>https://news.example.org/h1</guid><link>https://news.example.org/h2</link></item>"
         "<item><link>https://news.example.org/i2</link><guid>https://news.example.org/i1</guid></item>"
+        '<item><title>J</title><guid ISPERMALINK="false">https://news.example.org/j</guid></item>'
+        '<item><title>K</title><guid isPermaLink="True">https://news.example.org/k</guid></item>'
     ),
     "images": rss(
         '<item><title>J</title><link>https://news.example.org/j</link><media:content url="/img/j.jpg" '
@@ -218,6 +220,10 @@ DECLINED = {
     "itunes": rss(
         '<item><title>a</title><itunes:summary xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">'
         "s</itunes:summary></item>"
+    ),  # fmt: skip
+    "typed description": rss(
+        '<item><title>a</title><link>https://x.org/a</link><description type="application/x">'
+        "aGVsbG8=</description></item>"
     ),  # fmt: skip
     "media title": rss("<item><title>a</title><link>https://x.org/a</link><media:title>m</media:title></item>"),
     "xml:base": atom('<entry xml:base="https://x.org/"><title>a</title><link href="a"/><id>a</id></entry>'),

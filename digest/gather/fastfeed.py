@@ -256,6 +256,10 @@ def _rss(root) -> tuple[dict, list[dict]]:
     return feed, entries
 
 
+# RSS item elements read as text; with attributes they are feedparser's.
+_BARE = {"title", "description", "content_encoded", "pubdate", "dc_date", "author", "dc_creator"}
+
+
 def _rss_item(item) -> dict:
     entry: dict = {}
     seen: set[str] = set()
@@ -264,6 +268,8 @@ def _rss_item(item) -> dict:
     media = _Media()
     for child in item:
         key = _key(child)
+        if child.attrib and key in _BARE:
+            raise Decline  # type="..." or mode="base64" change how feedparser reads the text
         if key == "title":
             _once(seen, "title")
             entry["title"] = _text(child)
@@ -285,7 +291,8 @@ def _rss_item(item) -> dict:
             content = _text(child)
         elif key == "guid":
             _once(seen, "guid")
-            guid_is_link = child.get("isPermaLink", child.get("ispermalink", "true")) == "true"
+            attrs = {k.lower(): v for k, v in child.attrib.items()}
+            guid_is_link = attrs.get("ispermalink", "true") == "true"
             value = _text(child)
             entry["id"] = _uri(value) if guid_is_link else value
         elif key == "pubdate":

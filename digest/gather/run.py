@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
@@ -92,16 +92,24 @@ def _sources_plan(sessions, config: NewsletterConfig) -> list:
 def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
     """Make the sources table match the newsletter file (rows are kept for their fetch state)."""
     rows = {s.name: s for s in session.scalars(select(Source))}
+    new = []
     for sc in config.sources:
         url = config.resolve_location(sc.url)
         row = rows.get(sc.name)
         if row is None:
-            row = rows[sc.name] = Source(name=sc.name, url=url, section=sc.section)
-            session.add(row)
-        elif row.url != url:
+            new.append({"name": sc.name, "url": url, "section": sc.section})
+            continue
+        if row.url != url:
             row.url, row.etag, row.last_modified = url, None, None
         row.section = sc.section
     session.flush()
+    if new:
+        # One executemany rather than an INSERT ... RETURNING per source: a first gather of 200
+        # sources spent ~40 ms here before its first request could go out.
+        session.execute(insert(Source), new)
+        rows.update(
+            (s.name, s) for s in session.scalars(select(Source).where(Source.name.in_([n["name"] for n in new])))
+        )
     return rows
 
 

@@ -1,5 +1,8 @@
 """Turn a document's bytes into articles: RSS and Atom through feedparser, JSON Feed as JSON, or a page.
 
+Plain, well-formed RSS 2.0 and Atom 1.0 in UTF-8 (the common case) are read by `fastfeed` instead, into
+the same entry dictionaries feedparser would make; everything else goes through feedparser.
+
 `parse_document` is the one entry point. It tells the format from the content (see `sniff`), never
 raises anything but `NotAFeed` for a document it cannot read, and does a best-effort parse of a
 malformed feed, saying what was wrong in `ParsedFeed.warning`.

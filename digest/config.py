@@ -35,6 +35,9 @@ from digest.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EXAMPLE_CONFIG = "digest.example.toml"
+# The e-mail (email/) and web page (web/) templates ship inside the package as package data
+# (pyproject.toml), so a wheel carries them; a newsletter's templates_dir is searched before them.
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 class Settings(BaseSettings):
@@ -213,7 +216,9 @@ class NewsletterConfig(_Strict):
     postal_address: str = Field(description="Physical postal address, required in every message (CAN-SPAM).")
     timezone: str = "UTC"
     language: str = "en"
-    templates_dir: Path | None = None
+    templates_dir: Path | None = Field(
+        None, description="A folder whose files replace the packaged templates of the same name (relative to the file)."
+    )
     sections: list[str] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
     schedule: ScheduleConfig = ScheduleConfig()
@@ -262,6 +267,14 @@ class NewsletterConfig(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def template_dirs(self) -> list[Path]:
+        """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""
+        dirs = []
+        if custom := self.templates_dir:
+            dirs.append(custom if custom.is_absolute() else self.path.parent / custom)
+        dirs.append(PACKAGED_TEMPLATES)
+        return dirs
 
     def resolve_location(self, url: str) -> str:
         """Local paths in the file are relative to the file itself, so it works from any directory."""

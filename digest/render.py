@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
@@ -25,7 +24,6 @@ from digest import placeholders
 from digest.config import NewsletterConfig
 from digest.errors import TemplateError
 
-PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MJML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
 # Gmail clips a message's HTML beyond about 102 KB; an issue should stay at or under this.
@@ -52,25 +50,16 @@ class Rendered:
     mjml: str
 
 
-def template_dirs(config: NewsletterConfig) -> list[Path]:
-    dirs = []
-    if config.templates_dir:
-        custom = config.templates_dir
-        if not custom.is_absolute():
-            custom = config.path.parent / custom
-        dirs.append(custom)
-    dirs.append(PACKAGED_TEMPLATES)
-    return dirs
-
-
 def environment(config: NewsletterConfig) -> jinja2.Environment:
-    for folder in template_dirs(config)[:-1]:
+    """The e-mail templates: the newsletter's templates_dir first, then the packaged ones (digest/templates/)."""
+    dirs = config.template_dirs()
+    for folder in dirs[:-1]:
         if not folder.is_dir():
             raise TemplateError(
                 f"{config.path}: templates_dir {str(folder)!r} is not a folder; create it or fix the path"
             )
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(config)]),
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

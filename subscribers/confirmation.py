@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
@@ -18,18 +17,12 @@ if TYPE_CHECKING:
     from digest.core import Digest
 
 log = logging.getLogger(__name__)
-PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def template_environment(core: Digest, *, autoescape: bool) -> jinja2.Environment:
-    """Templates from the newsletter's own folder first, then the packaged ones."""
-    dirs = []
-    if core.config.templates_dir:
-        custom = core.config.templates_dir
-        dirs.append(custom if custom.is_absolute() else core.config.path.parent / custom)
-    dirs.append(PACKAGED_TEMPLATES)
+    """Templates from the newsletter's own folder first, then the packaged ones (digest/templates/)."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+        loader=jinja2.FileSystemLoader([str(d) for d in core.config.template_dirs()]),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
     )

@@ -1,4 +1,4 @@
-"""Templates: a templates_dir file replaces the packaged one; a broken one fails with its file and line."""
+"""Templates: a templates_dir file replaces the packaged one (e-mail or web page); a broken one names its line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from digest.errors import TemplateError
 from tests.render_sample import example_config, render_sample
+from tests.web_site import running_site
 
 
 def override(tmp_path: Path, name: str, text: str):
@@ -60,3 +61,17 @@ def test_a_missing_templates_dir_is_an_error_naming_the_setting(tmp_path):
     config = example_config(templates_dir=tmp_path / "nowhere")
     with pytest.raises(TemplateError, match="templates_dir .*nowhere.* is not a folder"):
         render_sample(config)
+
+
+def test_a_web_page_in_templates_dir_replaces_the_packaged_one_relative_to_the_newsletter_file(settings, tmp_path):
+    page = tmp_path / "my-templates" / "web" / "subscribe.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<p>Our own sign-up page for {{ newsletter.name }}</p>\n")
+    # A relative templates_dir is taken from the folder of the newsletter file, not the working directory.
+    newsletter = example_config(templates_dir=Path("my-templates"), path=tmp_path / "digest.toml")
+    with running_site(settings, newsletter=newsletter) as site:
+        mine = site.http.get("/subscribe")
+        assert mine.status_code == 200 and "Our own sign-up page for The Meridian Review" in mine.text
+        # Pages not overridden still come from the package.
+        home = site.http.get("/")
+        assert home.status_code == 200 and "One e-mail a week" in home.text

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from digest.config import Settings, load_newsletter
+from digest.config import NewsletterConfig, Settings, load_newsletter
 from digest.core import Digest, build_core
 from digest.web.app import create_app
 from tests.conftest import EXAMPLE_CONFIG
@@ -32,14 +32,20 @@ class Site:
 
 
 @contextmanager
-def running_site(settings: Settings, clock: Callable[[], datetime] | None = None, **overrides) -> Iterator[Site]:
+def running_site(
+    settings: Settings,
+    clock: Callable[[], datetime] | None = None,
+    newsletter: NewsletterConfig | None = None,
+    **overrides,
+) -> Iterator[Site]:
+    """The app on loopback; `newsletter` replaces the example newsletter file, `overrides` change settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     # Links in mail must point at this very server, so the base URL is known before the core is built.
     site_settings = Settings(_env_file=None, **{**settings.model_dump(), "base_url": url, **overrides})
-    core = build_core(site_settings, load_newsletter(EXAMPLE_CONFIG), clock=clock)
+    core = build_core(site_settings, newsletter or load_newsletter(EXAMPLE_CONFIG), clock=clock)
     server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

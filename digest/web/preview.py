@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from digest import draft, placeholders
 from digest.articles import edit_article
+from digest.config import PACKAGED_TEMPLATES
 from digest.errors import DigestError, NothingToSend, UsageError
 from digest.figures import issue_figures
 from digest.models import Article, Issue
-from digest.render import GMAIL_CLIP_BYTES, PACKAGED_TEMPLATES
+from digest.render import GMAIL_CLIP_BYTES
 from digest.web.deps import BadForm, core_of, read_form
 from digest.web.editor import COOKIE as EDITOR_COOKIE
 from digest.web.editor import csrf_problem, editor_problem, with_csrf

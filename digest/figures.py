@@ -118,13 +118,16 @@ def issue_figures(session: Session, issue: Issue) -> Figures:
     people: dict[str, set[str]] = defaultdict(set)
     clickers: set[str] = set()
     counts: Counter[str] = Counter()
-    for email, payload in session.execute(
-        select(Event.email, Event.payload).where(Event.issue_id == issue.id, Event.type == "click")
+    # Only the clicked URL is read out of each payload, and each distinct URL is cleaned once: an
+    # issue's clicks are many people on a few links.
+    keys: dict[str | None, str] = {}
+    for email, url in session.execute(
+        select(Event.email, Event.payload["url"].as_string()).where(Event.issue_id == issue.id, Event.type == "click")
     ):
-        url = (payload or {}).get("url")
         who = email or ""
         clickers.add(who)
-        key = without_utm(url) if isinstance(url, str) else ""
+        if (key := keys.get(url)) is None:
+            key = keys[url] = without_utm(url) if isinstance(url, str) else ""
         if key in by_url:
             counts[key] += 1
             people[key].add(who)

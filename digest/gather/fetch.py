@@ -24,9 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import httpcore  # noqa: F401 - see below
 import httpx
 
 from digest import __version__
+
+# httpx imports its transport (httpcore) and anyio's asyncio backend on first use: ~55 ms inside the
+# first gather, before its first request. Importing them with this module moves that to start-up.
+try:
+    import anyio._backends._asyncio  # noqa: F401
+except ImportError:  # a future anyio may move it; then it is imported on first use, as before
+    pass
 
 USER_AGENT = f"digest/{__version__} (+https://github.com/digest-builder/digest; weekly newsletter builder)"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
@@ -307,13 +307,15 @@ def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
         c = counts.get(o.source_id, UpsertCounts())
         o.report.new, o.report.updated = c.new, c.updated
         if o.report.ok:
-            succeeded.append({"id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
+            succeeded.append({"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
                               "last_success_at": now, "last_fetched_at": now})  # fmt: skip
         else:
             failed.append(
-                {"id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
+                {"source_id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
             )
-    # One executemany per shape instead of a statement per source.
+    # One Core executemany per shape: a statement per source, or the ORM's bulk path, cost more.
+    table = Source.__table__
     for rows in (succeeded, failed):
         if rows:
-            session.execute(update(Source), rows)
+            columns = {key: bindparam(key) for key in rows[0] if key != "source_id"}
+            session.execute(update(table).where(table.c.id == bindparam("source_id")).values(columns), rows)

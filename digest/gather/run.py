@@ -1,9 +1,9 @@
 """Gather every configured source into the store, concurrently; one source's failure never stops the rest.
 
-For each source, as soon as its response arrives: parse (on a worker process), look up which
-articles are new or changed, and fetch the article pages of those that carry only a short summary.
-Everything then goes to the store in one transaction; when that fails, source by source, so that one
-bad row costs only its own source. A source's error and its time are stored on its row; the rest of
+For each source, as soon as its response arrives: parse (on a worker process) and fetch the article
+pages of the items that carry only a short summary (unless the store already holds them unchanged).
+Finished sources go to the store in batches, one transaction each; when one fails, source by source,
+so that one bad row costs only its own source. A source's error and its time are stored on its row; the rest of
 the run goes on. Summaries are not made here but when an article is first shown (digest.summaries).
 """
 

@@ -200,7 +200,7 @@ def summaries(core, workers: int | None) -> None:
             done = session.scalar(select(func.count()).where(Article.summary_hash.is_not(None)))
             total = session.scalar(select(func.count()).select_from(Article))
         print(f"{label}:")
-        print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s; articles summarized {done} of {total} "
+        print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s; articles with a summary {done} of {total} "
               f"(articles_per_section x sections + 1 = {shown})")  # fmt: skip
 
     workers = workers if workers is not None else default_workers()

@@ -108,7 +108,8 @@ class Article(Base):
     text: Mapped[str | None] = mapped_column(Text)
     teaser_override: Mapped[str | None] = mapped_column(Text)
     excerpt_override: Mapped[str | None] = mapped_column(Text)
-    # The content_hash the summaries above were made from; differing (or NULL) means "summarize again".
+    # Marks what the summaries above were made from: content_hash, lengths, summarizer version
+    # (digest.summaries.summary_marker); differing (or NULL) means "summarize again".
     summary_hash: Mapped[str | None] = mapped_column(String(64))
 
     source: Mapped[Source] = relationship(back_populates="articles")

@@ -5,14 +5,17 @@ reading time and plain text (see `digest.summarize`) are made from that content 
 is composed with the article in it, or an editor lists it (`digest articles list`, the preview). A
 week holds thousands of articles and an issue shows a few dozen, so most are never summarized.
 
-`summary_hash` on the row is the marker: the content_hash its summaries were made from; NULL or
-different from the current content_hash means "summarize again". The caller's session writes the
-values with its own commit; a read-only caller just makes them again next time. An editor's
-overrides (`teaser_override`, `excerpt_override`) are never touched.
+`summary_hash` on the row is the marker: a hash of the content_hash its summaries were made from,
+the lengths asked for ([summary] in the newsletter file) and the summarizer's version. NULL or
+different from what the current content and settings give means "summarize again": an article
+changed upstream, or one shown after an editor asked for longer teasers, gets fresh summaries.
+The caller's session writes the values with its own commit; a read-only caller just makes them
+again next time. An editor's overrides (`teaser_override`, `excerpt_override`) are never touched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from functools import partial
@@ -24,6 +27,8 @@ from digest.summarize import Summary, SummaryLimits, summarize_html
 log = logging.getLogger(__name__)
 
 INLINE_MAX = 50  # up to this many stale articles are summarized in this process; more on worker processes
+# Raise when digest.summarize changes what it makes, so that stored summaries are made again.
+SUMMARIZER_VERSION = 1
 
 
 def summary_limits(config: NewsletterConfig) -> SummaryLimits:
@@ -34,8 +39,14 @@ def summary_limits(config: NewsletterConfig) -> SummaryLimits:
     )
 
 
-def summary_values(s: Summary, content_hash: str, dek: str | None) -> dict:
-    """The article columns a summary fills in, marked as made from `content_hash`.
+def summary_marker(content_hash: str, limits: SummaryLimits) -> str:
+    """What `summary_hash` holds for summaries of this content made with these lengths."""
+    made_with = f"{content_hash}|{limits!r}|{SUMMARIZER_VERSION}"  # the repr names every field
+    return hashlib.sha256(made_with.encode()).hexdigest()
+
+
+def summary_values(s: Summary, content_hash: str, dek: str | None, limits: SummaryLimits) -> dict:
+    """The article columns a summary fills in, marked as made from `content_hash` with `limits`.
 
     A dek that only repeats the teaser is dropped, so a card does not say the same thing twice."""
     values = dict(
@@ -45,15 +56,15 @@ def summary_values(s: Summary, content_hash: str, dek: str | None) -> dict:
         pull_quote_speaker=s.pull_quote_speaker,
         reading_minutes=s.reading_minutes,
         text=s.text,
-        summary_hash=content_hash,
+        summary_hash=summary_marker(content_hash, limits),
     )
     if dek and dek == s.teaser:
         values["dek"] = None
     return values
 
 
-def is_stale(article: Article) -> bool:
-    return article.summary_hash != article.content_hash  # a NULL summary_hash differs too
+def is_stale(article: Article, limits: SummaryLimits) -> bool:
+    return article.summary_hash != summary_marker(article.content_hash, limits)  # NULL differs too
 
 
 def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, workers: int | None = None) -> int:
@@ -63,7 +74,7 @@ def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, work
     INLINE_MAX stale articles are summarized on worker processes (`workers`: how many; default
     `digest.gather.cpu.default_workers()`; 0 for inline).
     """
-    stale = [a for a in dict.fromkeys(articles) if is_stale(a)]  # a row listed twice is summarized once
+    stale = [a for a in dict.fromkeys(articles) if is_stale(a, limits)]  # a row listed twice is summarized once
     if not stale:
         return 0
     fragments = [a.content_html or "" for a in stale]
@@ -71,7 +82,7 @@ def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, work
         workers = 0 if len(stale) <= INLINE_MAX else _default_workers()
     summaries = _summarize(fragments, limits, workers)
     for article, summary in zip(stale, summaries, strict=True):
-        for key, value in summary_values(summary, article.content_hash, article.dek).items():
+        for key, value in summary_values(summary, article.content_hash, article.dek, limits).items():
             setattr(article, key, value)
     return len(stale)
 

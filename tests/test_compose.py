@@ -8,14 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from digest.compose import compose_issue, issue_window
+from digest.config import load_newsletter
 from digest.errors import NothingToSend, UsageError
 from digest.models import Article, Issue, Source
 from digest.periods import Week
+from digest.summaries import summary_limits, summary_marker
+from tests.conftest import EXAMPLE_CONFIG
 
 W48 = Week(2026, 48)
 # The example newsletter's timezone is America/New_York: W48 runs from Nov 23 05:00 to Nov 30 05:00 UTC.
 IN_W48 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 _ids = itertools.count(1)
+EXAMPLE_LIMITS = summary_limits(load_newsletter(EXAMPLE_CONFIG))  # the newsletter the tests compose
 
 
 def add_article(session, section: str, published: datetime, title: str | None = None) -> Article:
@@ -34,7 +38,7 @@ def add_article(session, section: str, published: datetime, title: str | None = 
         content_hash=f"h{n}",
         teaser=f"Teaser {n}.",
         excerpt=f"Excerpt {n}.",
-        summary_hash=f"h{n}",  # summarized already: composing keeps these teasers
+        summary_hash=summary_marker(f"h{n}", EXAMPLE_LIMITS),  # summarized already: composing keeps these teasers
     )
     session.add(article)
     session.flush()

@@ -8,10 +8,11 @@ from sqlalchemy import select
 
 from digest.articles import edit_article
 from digest.compose import compose_content, compose_issue
+from digest.config import SummaryConfig
 from digest.gather import gather_sources
 from digest.models import Article
 from digest.periods import Week
-from digest.summaries import INLINE_MAX, ensure_summaries, summary_limits
+from digest.summaries import INLINE_MAX, ensure_summaries, is_stale, summary_limits
 from digest.summarize import SummaryLimits, summarize_html
 from tests.fakes.feed_server import FeedServer, Reply
 from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss
@@ -70,7 +71,7 @@ def test_composing_an_issue_summarizes_exactly_the_articles_in_it(settings):
             articles = stored(core)  # committed with the issue
             for card in cards:
                 article = articles[card["title"]]
-                assert article.summary_hash == article.content_hash
+                assert not is_stale(article, core.summary_limits)
                 assert card["teaser"] == article.teaser and card["teaser"].startswith(card["title"] + " 0")
                 assert card["excerpt"] == article.excerpt and card["reading_minutes"] == article.reading_minutes
             for left in ("Story 1", "Story 2"):  # in the week, but not in the issue
@@ -92,15 +93,34 @@ def test_an_article_changed_upstream_gets_a_fresh_summary_at_the_next_compose_an
             server.routes["/feed"] = Reply(body=rss([item(1, word="Revised")]))
             assert gather_sources(core.sessions, core.config).updated == 1
             gathered = stored(core)["Story 1"]
-            assert gathered.summary_hash != gathered.content_hash  # stale until something shows it
+            assert is_stale(gathered, core.summary_limits)  # stale until something shows it
             assert gathered.excerpt == first["excerpt"]
 
             again = compose(core)["top"]
             article = stored(core)["Story 1"]
-            assert article.summary_hash == article.content_hash
+            assert not is_stale(article, core.summary_limits)
             assert article.teaser.startswith("Revised 1 0") and again["excerpt"].startswith("Revised 1 0")
             assert article.teaser_override == "An editor's teaser." and again["teaser"] == "An editor's teaser."
         finally:
+            core.close()
+
+
+def test_articles_shown_after_the_summary_lengths_change_get_summaries_of_the_new_lengths(settings):
+    with FeedServer({"/feed": Reply(body=rss([item(1)]))}) as server:
+        config = newsletter([("wire", server.url("/feed"))])
+        core = core_for(settings, config)
+        shorter = core_for(settings, config.model_copy(update={"summary": SummaryConfig(excerpt_words=40)}))
+        try:
+            gather_sources(core.sessions, core.config)
+            before = compose(core)["top"]
+            assert len(before["excerpt"].split()) > 40  # two of the body's sentences
+            after = compose(shorter)["top"]  # the editor asked for shorter excerpts
+            assert 0 < len(after["excerpt"].split()) <= 40 and before["excerpt"].startswith(after["excerpt"])
+            article = stored(core)["Story 1"]
+            assert article.excerpt == after["excerpt"]
+            assert not is_stale(article, shorter.summary_limits) and is_stale(article, core.summary_limits)
+        finally:
+            shorter.close()
             core.close()
 
 
@@ -135,7 +155,7 @@ def test_many_stale_articles_are_summarized_on_worker_processes_the_same_as_in_t
     assert ensure_summaries(pooled, limits) == len(pooled)  # more than INLINE_MAX: on worker processes
     columns = ("teaser", "excerpt", "pull_quote", "reading_minutes", "text", "summary_hash")
     assert [[getattr(a, c) for c in columns] for a in pooled] == [[getattr(a, c) for c in columns] for a in inline]
-    assert all(a.summary_hash == a.content_hash for a in pooled)
+    assert not any(is_stale(a, limits) for a in pooled)
     assert ensure_summaries(pooled, limits) == 0  # current now: nothing to do
 
 

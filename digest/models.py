@@ -207,6 +207,7 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, sent, skipped, failed
     message_id: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)  # why this recipient failed, when they did
 
 
 class Event(Base):

@@ -134,8 +134,10 @@ def run(
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
-    if s.unknown_batches:
-        out.print(f"[yellow]batches in an unknown state (not re-sent): {s.unknown_batches}[/]")
+    from digest.delivery.cli_send import unknown_lines
+
+    for line in unknown_lines(s, issue.period):
+        err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
     if s.failed:

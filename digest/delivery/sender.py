@@ -389,3 +389,13 @@ def settle_from_events(session: Session, claims: Mapping[int, object], *, now: d
         if claim.issue_id == issue_id and settle_batch(session, batch_id, now, message_id=claim.message_id):
             settled.append((issue_id, number))
     return settled
+
+
+def unknown_batches(session: Session, issue_id: int) -> list[UnknownBatch]:
+    """The issue's batches of unknown fate, for `digest send` and the preview."""
+    rows = session.execute(
+        select(Batch.id, Batch.number, Batch.updated_at, Batch.error)
+        .where(Batch.issue_id == issue_id, Batch.status == "submitting")
+        .order_by(Batch.number)
+    ).all()
+    return [UnknownBatch(number, _pending_in(session, id_), since, error) for id_, number, since, error in rows]

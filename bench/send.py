@@ -12,6 +12,19 @@ more versions of the issue (with the real templates) before the first batch.
 Each measured part runs in a fresh child process so that its peak RSS (ru_maxrss) is its own; the
 fake server runs in a process of its own too (it keeps only counts). Subscribers are seeded with one
 INSERT ... SELECT over a generated series.
+
+--hostile runs instead the whole bad day of issue 14, with the real commands, and checks that every
+reader got the issue exactly once:
+
+    PYTHONPATH=$PWD .venv/bin/python bench/send.py --hostile [--readers 20000] [--databases sqlite postgres]
+
+the fake SendGrid fails one request in five (429, 500, 503 in turn), accepts request 7 and never
+answers it (the sender times out: unknown), and holds request 23 while `digest send` is SIGKILLed (it
+accepts it all the same: unknown too); then `digest send --resume` sends the rest, and the fake's
+`processed` and `delivered` events for everything it accepted are posted, signed, to the real
+/webhooks/sendgrid of `digest serve`, which settles the unknown batches. It prints the readers, the
+messages the fake accepted per reader (min and max: 1 and 1 is the goal), the batches of unknown fate
+before the events, and the seconds from the first send to the last event.
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ def settings_env(database_url: str, api_host: str, workdir: Path) -> dict:
     return {
         "DIGEST_DATABASE_URL": database_url,
         "DIGEST_CONFIG": str(ROOT / "digest.example.toml"),
-        "DIGEST_SECRET_KEY": "bench-secret-key",
+        "DIGEST_SECRET_KEY": "bench-secret-key-long-enough-for-the-32-char-rule",
         "DIGEST_BASE_URL": "https://news.example.org",
         "DIGEST_PROVIDER": "sendgrid",
         "DIGEST_SENDGRID_API_KEY": API_KEY,
@@ -184,16 +197,203 @@ def measure(database: str, count: int, workdir: Path, segmented: bool = False) -
     return {"database": database, "count": count, "seed_s": seeded, "bare": bare, "ours": ours, "fake": stats}
 
 
+# --- the hostile run (issue 14) -------------------------------------------------------------------
+
+HUNG_REQUEST = 7  # accepted, never answered: the sender's timeout leaves its batch unknown
+KILL_REQUEST = 23  # held while the sender is SIGKILLed, then accepted: unknown too
+HOSTILE_BATCH = 500
+
+
+def hostile_config(workdir: Path) -> Path:
+    text = (ROOT / "digest.example.toml").read_text(encoding="utf-8")
+    for old, new in [
+        ("batch_size = 1000", f"batch_size = {HOSTILE_BATCH}"),
+        ("request_timeout_seconds = 30", "request_timeout_seconds = 2"),
+        ("backoff_seconds = 1.0", "backoff_seconds = 0.05"),
+        ("backoff_max_seconds = 60.0", "backoff_max_seconds = 0.5"),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = workdir / "hostile.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def digest(env: dict, *args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def unknown_batches(database_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM batches WHERE status = 'submitting'")).scalar()
+    engine.dispose()
+    return count
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settle_through_webhook(env: dict, workdir: Path, fake_url: str) -> tuple[int, int]:
+    """`digest serve` with a verification key; the fake's events for all it accepted, signed, posted.
+    Returns (events posted, batches settled)."""
+    import httpx
+
+    from tests.fakes.sendgrid import WebhookSigner, events_for, post_events
+
+    signer = WebhookSigner()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = digest(
+        {**env, "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_b64}, "serve", "--port", str(port), cwd=workdir
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return server.poll() is not None
+
+        wait_for(up, "digest serve", 60)
+        if server.poll() is not None:
+            raise SystemExit(f"digest serve failed:\n{server.stderr.read()}")
+        accepted = httpx.get(fake_url + "/_accepted", timeout=60).json()
+        events = events_for(accepted, ["processed", "delivered"])
+        answers = post_events(url, signer, events)
+        refused = [a for a in answers if a.status_code != 200]
+        if refused:
+            raise SystemExit(f"the webhook refused a batch: {refused[0].status_code} {refused[0].text[:200]}")
+        return len(events), sum(a.json()["batches_settled"] for a in answers)
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+
+
+def start_fake() -> tuple[subprocess.Popen, str]:
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.sendgrid", "--api-key", API_KEY, "--faults-every", "5",
+         "--faults", "429", "500", "503", "--at", f"{HUNG_REQUEST}:accept_then_hang:600",
+         "--at", f"{KILL_REQUEST}:delay:3"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    return fake, fake.stdout.readline().strip()
+
+
+def hostile(database: str, readers: int, workdir: Path) -> dict:
+    fake, url = start_fake()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(fake.wait)
+        cleanup.callback(fake.terminate)
+        if database == "sqlite":
+            database_url = f"sqlite:///{workdir / f'hostile-{readers}.db'}"
+        else:
+            database_url = cleanup.enter_context(throwaway_schema("hostile"))
+        seed(database_url, readers)
+        env = {**settings_env(database_url, url, workdir), "DIGEST_CONFIG": str(hostile_config(workdir))}
+        started = time.perf_counter()
+        sender = digest(env, "send", "--week", WEEK, cwd=workdir)
+        wait_for(lambda: fake_stats(url)["requests"] >= KILL_REQUEST or sender.poll() is not None, "the kill request")
+        sender.kill()  # SIGKILL: no handler runs, the batch in flight stays `submitting`
+        sender.communicate(timeout=30)
+        killed = fake_stats(url)
+        wait_for(lambda: fake_stats(url)["accepted_requests"] > killed["accepted_requests"], "the held request")
+        resumed = digest(env, "send", "--week", WEEK, "--resume", cwd=workdir)
+        resume_out, resume_err = resumed.communicate(timeout=600)
+        if "Traceback" in resume_err:
+            raise SystemExit(f"digest send --resume failed:\n{resume_err}")
+        unknown_before = unknown_batches(database_url)
+        events, settled = settle_through_webhook(env, workdir, url)
+        seconds = time.perf_counter() - started
+        final = digest(env, "send", "--week", WEEK, "--resume", cwd=workdir)
+        final_out, final_err = final.communicate(timeout=120)
+        stats = fake_stats(url)
+        unknown_after = unknown_batches(database_url)
+    return {
+        "database": database,
+        "readers": readers,
+        "stats": stats,
+        "killed_at_request": killed["requests"],
+        "resume_exit": resumed.returncode,
+        "resume_summary": next((line for line in resume_out.splitlines() if line.startswith("sent ")), ""),
+        "unknown_before": unknown_before,
+        "unknown_after": unknown_after,
+        "events": events,
+        "settled": settled,
+        "final": (final.returncode, (final_out.strip() or final_err.strip()).splitlines()[-1:]),
+        "seconds": seconds,
+    }
+
+
+def print_hostile(r: dict) -> None:
+    s = r["stats"]
+    print(f"[{r['database']}] readers: {r['readers']:,}", flush=True)
+    print(
+        f"  messages accepted by the fake per reader: min {s['min_per_recipient']}, max {s['max_per_recipient']} "
+        f"({s['distinct_recipients']:,} distinct readers, {s['accepted_recipients']:,} messages in all)"
+    )
+    print(
+        f"  requests: {s['requests']} ({s['requests'] - s['accepted_requests']} answered 429, 500 or 503 and "
+        f"retried); sender SIGKILLed at request {r['killed_at_request']}"
+    )
+    print(f"  digest send --resume: exit {r['resume_exit']}; {r['resume_summary']}")
+    print(f"  batches unknown before settling: {r['unknown_before']}")
+    print(
+        f"  settling: {r['events']:,} signed events posted to /webhooks/sendgrid settled {r['settled']} batches; "
+        f"unknown after: {r['unknown_after']}"
+    )
+    print(f"  then digest send --resume: exit {r['final'][0]}: {' '.join(r['final'][1])}")
+    print(f"  seconds (first send to last event): {r['seconds']:.1f}")
+    if s["violations"]:
+        print("  fake SendGrid saw violations:", s["violations"][:3])
+    ok = (
+        s["min_per_recipient"] == s["max_per_recipient"] == 1
+        and s["distinct_recipients"] == r["readers"]
+        and r["unknown_after"] == 0
+    )
+    print("  every reader mailed exactly once:", "yes" if ok else "NO", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="digest send benchmark")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--segments", action="store_true", help="three segments (see the module's docstring)")
+    parser.add_argument("--hostile", action="store_true", help="the bad-day run of issue 14 (see the docstring)")
+    parser.add_argument("--readers", type=int, default=20_000, help="readers of the --hostile run")
     parser.add_argument("--child")
     parser.add_argument("--count", type=int)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](args.count)))
+        return
+    if args.hostile:
+        for database in args.databases:
+            with tempfile.TemporaryDirectory() as tmp:
+                print_hostile(hostile(database, args.readers, Path(tmp)))
         return
     print(f"{'store':9} {'subscribers':>11} {'seed s':>7} {'plan s':>7} {'send s':>7} {'ours/s':>8} "
           f"{'bare/s':>8} {'ratio':>6} {'ours MB':>8} {'bare MB':>8} {'accepted':>9}")  # fmt: skip

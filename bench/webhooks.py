@@ -72,7 +72,7 @@ class Server:
             PYTHONPATH=str(ROOT),
             DIGEST_DATABASE_URL=database_url,
             DIGEST_CONFIG=str(ROOT / "digest.example.toml"),
-            DIGEST_SECRET_KEY="bench-secret",
+            DIGEST_SECRET_KEY="bench-secret-key-long-enough-for-the-32-char-rule",
             DIGEST_BASE_URL=self.url,
             DIGEST_OUTBOX_DIR=str(workdir / "outbox"),
             DIGEST_PROVIDER="outbox",

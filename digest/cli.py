@@ -134,8 +134,10 @@ def run(
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
-    if s.unknown_batches:
-        out.print(f"[yellow]batches in an unknown state (not re-sent): {s.unknown_batches}[/]")
+    from digest.delivery.cli_send import unknown_lines
+
+    for line in unknown_lines(s, issue.period):
+        err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
     if s.failed:
@@ -332,16 +334,27 @@ def send(
     retry_unknown: Annotated[
         bool,
         typer.Option(
-            "--retry-unknown", help="With --resume: also re-send batches whose fate is unknown (may duplicate)."
+            "--retry-unknown",
+            help="With --resume: also re-send batches whose fate is unknown. RISK: if the provider had accepted "
+            "one, its recipients get the issue twice; check the provider's activity first (or use --mark-sent).",
         ),
     ] = False,
+    mark_sent: Annotated[
+        int | None,
+        typer.Option(
+            "--mark-sent",
+            metavar="BATCH",
+            help="Settle batch number BATCH, of unknown fate, as sent (the provider's activity shows it went "
+            "out): records it submitted and its recipients sent; sends nothing.",
+        ),
+    ] = None,
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
     from digest.delivery import cli_send
     from digest.weekly import find_issue
 
-    if sum([dry_run, test is not None, resume]) > 1:
-        raise UsageError("use one of --dry-run, --test and --resume")
+    if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
+        raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")
     if retry_unknown and not resume:
         raise UsageError("--retry-unknown goes with --resume")
     core = _core()
@@ -354,6 +367,9 @@ def send(
         return
     if test is not None:
         cli_send.send_test(core, issue, test, out)
+        return
+    if mark_sent is not None:
+        cli_send.mark_sent(core, issue, mark_sent, out)
         return
     code = cli_send.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
     if code:
@@ -706,10 +722,14 @@ def serve(
     import uvicorn
 
     from digest.web.app import create_app
+    from digest.web.webhooks import startup_notice as webhook_notice
 
     core = _core()
     application = create_app(core)
     err.print(f"serving {core.config.name} on http://{host}:{port} (public address {core.settings.base_url})")
+    if notice := webhook_notice(core.settings):
+        level, text = notice
+        err.print(f"[bold red]WARNING: {text}[/]" if level == "warning" else text, highlight=False, soft_wrap=True)
     uvicorn.run(
         application,
         host=host,

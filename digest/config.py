@@ -77,7 +77,14 @@ class Settings(BaseSettings):
         None, description="Earlier secret keys, comma-separated, still accepted when reading links (key rotation)."
     )
     sendgrid_webhook_public_key: str | None = Field(
-        None, description="SendGrid's Event Webhook verification key (base64 DER or PEM); unsigned posts get 403."
+        None,
+        description="SendGrid's Event Webhook verification key (base64 DER or PEM). Without it the webhook "
+        "refuses every post (503); with it, unsigned or badly signed posts get 403.",
+    )
+    insecure_accept_unsigned_webhooks: bool = Field(
+        False,
+        description="LOCAL TESTING ONLY: with no webhook key set, accept unsigned SendGrid events. Anyone who can "
+        "reach the server can then mark subscribers bounced or complained and forge opens and clicks.",
     )
     double_opt_in: bool = Field(True, description="Sign-ups stay pending until the confirm link is opened.")
     subscribe_per_ip_per_hour: int = Field(
@@ -194,7 +201,7 @@ class GatherConfig(_Strict):
 class DeliveryConfig(_Strict):
     batch_size: int = Field(1000, ge=1, le=1000, description="Recipients per provider request (SendGrid: 1000).")
     request_timeout_seconds: float = Field(30.0, gt=0, le=600, description="Longest wait for the provider's answer.")
-    retries: int = Field(5, ge=0, le=20, description="Retries of a batch after a 5xx, timeout or dropped connection.")
+    retries: int = Field(5, ge=0, le=20, description="Retries of a batch after a 5xx, 429 or refused connection.")
     backoff_seconds: float = Field(1.0, ge=0, le=300, description="First wait before a retry; doubled each time.")
     backoff_max_seconds: float = Field(60.0, ge=0, le=3600, description="Longest wait between two retries.")
     max_failed_batches: int = Field(

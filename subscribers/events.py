@@ -3,7 +3,9 @@
 SendGrid signs `timestamp + raw body` with ECDSA P-256 / SHA-256 and sends the signature (base64
 DER) and timestamp in the X-Twilio-Email-Event-Webhook-Signature / -Timestamp headers. It posts a
 batch every 30 s or 768 KB and retries for 24 hours until it gets a 2xx, so the same event may come
-twice: events are deduplicated on sg_event_id by the store's unique key.
+twice: events are deduplicated on sg_event_id by the store's unique key. An event without one gets a
+key made from its own content (`sha256:` + the hash of its canonical JSON), so a replay of it is a
+duplicate too.
 
 What an event does to the subscriber:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,12 +137,51 @@ def _occurred_at(value) -> datetime | None:
         return None
 
 
-def _issue_id(value) -> int | None:
+def _row_id(value) -> int | None:
+    """A store row id from an event's custom_args (strings, as SendGrid sends them back), if it is one."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         return None
     return number if 0 < number < 2**31 else None
+
+
+def event_key(event: dict) -> str:
+    """The event's id for deduplication: SendGrid's sg_event_id, else a hash of the event itself."""
+    given = event.get("sg_event_id")
+    if given not in (None, ""):
+        return str(given)[:200]
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# Events SendGrid sends only for a message it took in: any of them proves its request was accepted.
+ACCEPTED_EVENTS = frozenset({"processed", "delivered", "dropped", "bounce", "deferred"})
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """What an event says about the request that carried its message (our custom_args)."""
+
+    issue_id: int
+    message_id: str | None  # the request's X-Message-Id: sg_message_id up to its first dot
+
+
+def batch_claims(events: list[dict]) -> dict[int, BatchClaim]:
+    """Batch id -> claim, from the events that prove a request was accepted."""
+    claims: dict[int, BatchClaim] = {}
+    for event in events:
+        if event.get("event") not in ACCEPTED_EVENTS:
+            continue
+        batch_id, issue_id = _row_id(event.get("batch_id")), _row_id(event.get("issue_id"))
+        if batch_id is None or issue_id is None or batch_id in claims:
+            continue
+        message = event.get("sg_message_id")
+        message_id = None
+        if isinstance(message, str) and message.split(".", 1)[0]:
+            message_id = message.split(".", 1)[0][:200]
+        claims[batch_id] = BatchClaim(issue_id, message_id)
+    return claims
 
 
 def _email(event: dict) -> str | None:
@@ -155,19 +197,17 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
     for chunk in _chunks(sorted(emails), CHUNK):
         query = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))
         subscriber_ids.update((email, id_) for email, id_ in session.execute(query))
-    wanted_issues = {i for i in (_issue_id(e.get("issue_id")) for e in events) if i}
+    wanted_issues = {i for i in (_row_id(e.get("issue_id")) for e in events) if i}
     known_issues = set(session.scalars(select(Issue.id).where(Issue.id.in_(wanted_issues)))) if wanted_issues else set()
 
     rows, seen = [], set()
     for event in events:
-        event_id = event.get("sg_event_id")
-        event_id = str(event_id)[:200] if event_id not in (None, "") else None
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
+        event_id = event_key(event)
+        if event_id in seen:
+            continue
+        seen.add(event_id)
         email = _email(event)
-        issue_id = _issue_id(event.get("issue_id"))
+        issue_id = _row_id(event.get("issue_id"))
         rows.append(
             {
                 "provider_event_id": event_id,
@@ -181,14 +221,8 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
             }
         )
 
-    new_ids: set[str] = set()
-    new_unkeyed = 0
-    for event_id in _insert_events(session, rows):
-        if event_id is None:
-            new_unkeyed += 1
-        else:
-            new_ids.add(event_id)
-    report.stored = len(new_ids) + new_unkeyed
+    new_ids = set(_insert_events(session, rows))
+    report.stored = len(new_ids)
     report.duplicates = report.received - report.stored
 
     acting = [
@@ -197,7 +231,7 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
         if row["email"] is not None
         and (status := effect(row["payload"])) is not None
         # A retry of an event already acted on does nothing more.
-        and (row["provider_event_id"] is None or row["provider_event_id"] in new_ids)
+        and row["provider_event_id"] in new_ids
     ]
     strangers = {row["email"]: f"sendgrid {row['type']}" for row, _ in acting if row["subscriber_id"] is None}
     if strangers:
@@ -220,7 +254,7 @@ def _apply(session: Session, subscriber: Subscriber, row: dict, new_status: str,
     event = row["payload"]
     detail = event.get("reason") or event.get("type") or ""
     cause = f"sendgrid {event.get('event')}" + (f": {str(detail)[:200]}" if detail else "")
-    if row["provider_event_id"]:
+    if row["provider_event_id"] and not row["provider_event_id"].startswith("sha256:"):
         cause += f" (event {row['provider_event_id']})"
     return store.set_status(session, subscriber, new_status, cause, now)
 
@@ -251,7 +285,7 @@ def _as_json_rows(rows: list[dict]) -> str:
     return json.dumps([{k: plain(v) for k, v in row.items()} for row in rows])
 
 
-def _insert_events(session: Session, rows: list[dict]) -> list[str | None]:
+def _insert_events(session: Session, rows: list[dict]) -> list[str]:
     """Insert, skipping duplicate sg_event_ids; returns the provider ids of the rows inserted."""
     if not rows:
         return []

@@ -13,7 +13,8 @@ from digest.models import Article, Issue
 from digest.periods import Week
 from digest.summaries import is_stale
 from tests.fakes.seed import make_issue
-from tests.preview_site import card_titles, issue_of, mark_sent, send_to_readers, site_with_draft
+from tests.fakes.sendgrid import WebhookSigner
+from tests.preview_site import NOW, card_titles, issue_of, mark_sent, send_to_readers, site_with_draft
 
 TOKEN = "editor-secret-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -217,7 +218,8 @@ def test_a_sent_issue_can_no_longer_change(settings):
 
 
 def test_a_sent_issues_figures_follow_the_stored_provider_events(settings):
-    with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
+    signer = WebhookSigner()
+    with site_with_draft(settings, admin_token=TOKEN, sendgrid_webhook_public_key=signer.public_b64) as (site, issue):
         readers = send_to_readers(site, issue)
         figures = site.http.get(f"/preview/{issue.slug}/figures.json", headers=BEARER).json()
         assert figures["recipients"] == 3 and figures["delivered"] == figures["clicked"] == 0
@@ -247,7 +249,9 @@ def test_a_sent_issues_figures_follow_the_stored_provider_events(settings):
             event(10, "click", bo, url="https://bsky.app/profile/meridian"),
             event(11, "spamreport", cy),
         ]
-        assert site.http.post("/webhooks/sendgrid", content=json.dumps(batch)).status_code == 200
+        body = json.dumps(batch).encode()
+        headers = signer.headers(body, NOW.timestamp())
+        assert site.http.post("/webhooks/sendgrid", content=body, headers=headers).status_code == 200
         # One reader leaves through the mail's own one-click link, which the provider never sees.
         site.http.post(site.path(site.core.unsubscribe_url(readers[1])), data={"List-Unsubscribe": "One-Click"})
 

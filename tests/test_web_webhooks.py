@@ -143,7 +143,13 @@ def test_signed_events_are_stored_once_and_change_the_subscribers_they_concern(s
     body = body_of(events)
     answer = site.http.post("/webhooks/sendgrid", content=body, headers=signer.headers(body))
     assert answer.status_code == 200
-    assert answer.json() == {"received": 11, "stored": 11, "duplicates": 0, "status_changes": 5}
+    assert answer.json() == {
+        "received": 11,
+        "stored": 11,
+        "duplicates": 0,
+        "status_changes": 5,
+        "batches_settled": 0,
+    }
     assert statuses(site) == {
         "b@example.org": "bounced",
         "d@example.org": "bounced",
@@ -162,7 +168,13 @@ def test_signed_events_are_stored_once_and_change_the_subscribers_they_concern(s
 
     # SendGrid retries: the same batch again stores nothing new and changes nothing.
     answer = site.http.post("/webhooks/sendgrid", content=body, headers=signer.headers(body))
-    assert answer.json() == {"received": 11, "stored": 0, "duplicates": 11, "status_changes": 0}
+    assert answer.json() == {
+        "received": 11,
+        "stored": 0,
+        "duplicates": 11,
+        "status_changes": 0,
+        "batches_settled": 0,
+    }
     assert stored(site) == 11
 
 
@@ -201,11 +213,30 @@ def test_a_signed_body_that_is_not_an_array_of_events_gets_400(site, signer, bod
     assert stored(site) == 0
 
 
-def test_without_a_configured_key_events_are_accepted_unsigned(settings):
+def test_without_a_configured_key_every_post_is_refused_with_the_setting_to_set(settings):
     with running_site(settings, clock=lambda: NOW) as site:
+        add(site, "a@example.org")
+        body = body_of([{"email": "a@example.org", "event": "spamreport", "sg_event_id": "z"}])
+        answer = site.http.post("/webhooks/sendgrid", content=body, headers={"Content-Type": "application/json"})
+        # 503, not 2xx: SendGrid keeps the events and retries them once the key is set.
+        assert answer.status_code == 503
+        assert "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not set" in answer.json()["error"]
+        assert stored(site) == 0 and statuses(site) == {"a@example.org": "active"}
+
+
+def test_the_insecure_setting_lets_unsigned_events_in_for_local_testing(settings):
+    with running_site(settings, clock=lambda: NOW, insecure_accept_unsigned_webhooks=True) as site:
         body = body_of([{"email": "a@example.org", "event": "open", "sg_event_id": "z"}])
         answer = site.http.post("/webhooks/sendgrid", content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code == 200 and stored(site) == 1
+
+
+def test_a_configured_key_wins_over_the_insecure_setting(settings, signer):
+    overrides = {"sendgrid_webhook_public_key": signer.public_b64, "insecure_accept_unsigned_webhooks": True}
+    with running_site(settings, clock=lambda: NOW, **overrides) as site:
+        body = body_of([{"email": "a@example.org", "event": "open", "sg_event_id": "z"}])
+        answer = site.http.post("/webhooks/sendgrid", content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 403 and stored(site) == 0
 
 
 def test_a_batch_of_a_thousand_events_is_stored_whole(site, signer):

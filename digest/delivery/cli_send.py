@@ -76,6 +76,32 @@ def stop_on_signals(err: Console) -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+def unknown_lines(report: SendReport, period: str) -> list[str]:
+    """Each batch of unknown fate, why, and the three ways it gets settled."""
+    lines = []
+    for unknown in report.unknown:
+        since = f" since {unknown.since:%Y-%m-%d %H:%M} UTC" if unknown.since else ""
+        why = unknown.reason or "a send stopped during its request"
+        lines.append(
+            f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
+            f"{why}, so it may or may not have gone out. It was not re-sent. It settles by itself when SendGrid's "
+            "signed events for it reach /webhooks/sendgrid (DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY must be set). "
+            f"Or check the provider's activity: if it went out, `digest send --week {period} --mark-sent "
+            f"{unknown.number}`; if not, `digest send --week {period} --resume --retry-unknown` re-sends it "
+            "(anyone it did reach then gets it twice)."
+        )
+    return lines
+
+
+def mark_sent(core: Digest, issue: Issue, number: int, out: Console) -> None:
+    recipients = run.mark_sent(core, issue, number)
+    out.print(
+        f"batch {number} of issue {issue.period} marked submitted; {recipients} recipients recorded as sent "
+        "(nothing was sent now)",
+        highlight=False,
+    )
+
+
 def summary(report: SendReport) -> str:
     return (
         f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
@@ -94,10 +120,21 @@ def send(
         raise UsageError(
             f"issue {issue.period} has an unfinished send ({parts}); "
             "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
+            + (
+                f"; {state.batches['submitting']} batch(es) of unknown fate are not re-sent by it"
+                if state.batches.get("submitting")
+                else ""
+            )
         )
     if state.planned and not state.unfinished:
         out.print(f"issue {issue.period} was already sent to {state.recipients} recipients; nothing to do")
         return 0
+    if retry_unknown and state.batches.get("submitting"):
+        err.print(
+            f"[yellow]--retry-unknown: re-sending {state.batches['submitting']} batch(es) of unknown fate; "
+            "anyone they had already reached gets the issue a second time[/]",
+            highlight=False,
+        )
     bar = progress_bar("sending", err)
     task = bar.add_task("", total=None)
 
@@ -117,18 +154,14 @@ def send(
         out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
     for number, reason in report.failed_batches:
         err.print(f"batch {number} failed: {reason}", highlight=False)
-    for unknown in report.unknown:
-        since = f" since {unknown.since:%Y-%m-%d %H:%M} UTC" if unknown.since else ""
-        err.print(
-            f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
-            "a send stopped during its request, so it may or may not have gone out. It was not re-sent. "
-            "Check the provider's activity for it, then `digest send --resume --retry-unknown` re-sends it.",
-            highlight=False,
-        )
+    for line in unknown_lines(report, issue.period):
+        err.print(line, highlight=False)
     if report.paused:
+        left_unknown = f" and {report.new_unknown} left unknown" if report.new_unknown else ""
         err.print(
-            f"paused: {len(report.failed_batches)} batches failed (more than delivery.max_failed_batches = "
-            f"{core.config.delivery.max_failed_batches}); fix the cause, then `digest send --resume`"
+            f"paused: {len(report.failed_batches)} batches failed{left_unknown} (more than "
+            f"delivery.max_failed_batches = {core.config.delivery.max_failed_batches}); "
+            "fix the cause, then `digest send --resume`"
         )
         return 1
     if report.stopped:

@@ -16,7 +16,15 @@ from digest.delivery.lock import send_lock
 from digest.delivery.plan import count_segments, plan_issue, recipients_query
 from digest.delivery.providers.base import OutgoingIssue, Recipient
 from digest.delivery.retry import RetryPolicy
-from digest.delivery.sender import Progress, SendOptions, SendReport, _RecipientRow, load_recipients, send_issue
+from digest.delivery.sender import (
+    Progress,
+    SendOptions,
+    SendReport,
+    _RecipientRow,
+    load_recipients,
+    send_issue,
+    settle_batch,
+)
 from digest.errors import DeliveryError, UsageError
 from digest.models import Batch, Delivery, Issue, IssueRendering
 from digest.segments import issue_sections, leaves_nothing, render_missing, render_segment, segment_key
@@ -297,3 +305,28 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
     if 0 not in ids:
         raise DeliveryError(f"the provider refused {email}")
     return ids[0]
+
+
+def mark_sent(core: Digest, issue: Issue, number: int) -> int:
+    """The operator's word that batch `number` of a send of unknown fate did go out (the provider's
+    activity shows it): it becomes submitted and its recipients sent, without sending anything.
+    Returns its recipients marked sent."""
+    with send_lock(core.engine, issue.id, issue.period):  # not while a send may still be waiting on it
+        with core.sessions.begin() as session:
+            row = session.execute(
+                select(Batch.id, Batch.status).where(Batch.issue_id == issue.id, Batch.number == number)
+            ).first()
+            if row is None:
+                raise UsageError(f"issue {issue.period} has no batch {number}")
+            if row.status != "submitting":
+                raise UsageError(
+                    f"batch {number} of issue {issue.period} is {row.status}, not of unknown fate; "
+                    "only a batch left in `submitting` can be marked sent"
+                )
+            pending = session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.batch_id == row.id, Delivery.status == "pending")
+            )
+            settle_batch(session, row.id, core.now())
+    return pending

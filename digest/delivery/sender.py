@@ -3,7 +3,9 @@
 A batch goes pending -> submitting (claimed, before the request) -> submitted (the provider accepted
 it) or failed (refused, or out of retries). The claim is committed before the request and the outcome
 after it, so a process that dies mid-request leaves its batch in `submitting`: its fate is unknown,
-and it is never re-sent by itself (only with `retry_unknown`, an operator's decision).
+and it is never re-sent by itself (only with `retry_unknown`, an operator's decision). So does a request
+that timed out or lost its connection after it was sent (`FailureKind.UNKNOWN`). Such a batch is settled
+by the provider's own events naming it (`settle_from_events`) or by the operator (`mark_sent`).
 
 Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
 suppressed since the plan was made is marked skipped instead of mailed.
@@ -36,6 +38,7 @@ class UnknownBatch:
     number: int
     recipients: int
     since: datetime | None
+    reason: str | None = None  # why its fate is unknown, when the sender saw it happen
 
 
 @dataclass
@@ -44,7 +47,8 @@ class SendReport:
     sent: int = 0
     failed: int = 0  # recipients in failed batches, or refused one by one
     skipped: int = 0  # left since the plan was made (unsubscribed, bounced, complained, suppressed)
-    unknown_batches: list[int] = field(default_factory=list)  # batch numbers found in `submitting`
+    unknown_batches: list[int] = field(default_factory=list)  # batch numbers left in `submitting`
+    new_unknown: int = 0  # of those, batches this run left unknown (a timeout after the request was sent)
     unknown: list[UnknownBatch] = field(default_factory=list)
     failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
     already_submitted: int = 0  # batches a previous run had sent
@@ -212,13 +216,10 @@ def send_issue(
                 continue
             if status == "submitting" and not options.retry_unknown:
                 with sessions() as session:
-                    size = session.scalar(
-                        select(func.count())
-                        .select_from(Delivery)
-                        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-                    )
+                    size = _pending_in(session, batch_id)
+                    reason = session.scalar(select(Batch.error).where(Batch.id == batch_id))
                 report.unknown_batches.append(number)
-                report.unknown.append(UnknownBatch(number, size, updated_at))
+                report.unknown.append(UnknownBatch(number, size, updated_at, reason))
                 continue
             if status == "failed" and not options.retry_failed:
                 report.left_failed += 1
@@ -240,23 +241,14 @@ def send_issue(
             )
             if on_batch:
                 on_batch(Progress(number, *outcome, len(left)))
-            if len(report.failed_batches) > options.max_failed_batches:
+            # A provider that stops answering leaves one unknown batch after another: pause as for failures.
+            if len(report.failed_batches) + report.new_unknown > options.max_failed_batches:
                 report.paused = True
                 break
     finally:
         report.seconds = time.monotonic() - started
     with sessions.begin() as session:
-        open_batch = session.scalar(
-            select(Batch.id)
-            .where(Batch.issue_id == outgoing.issue_id, Batch.status.in_(("pending", "submitting", "failed")))
-            .limit(1)
-        )
-        if open_batch is None:
-            session.execute(
-                update(Issue)
-                .where(Issue.id == outgoing.issue_id, Issue.status == "sending")
-                .values(status="sent", sent_at=utcnow())
-            )
+        finish_issue(session, outgoing.issue_id)
     return report
 
 
@@ -285,6 +277,9 @@ def _send_one_batch(
                     _record_sent(session, batch_id, exc.sent, utcnow())
                 sent_total += len(exc.sent)
                 remaining = [r for r in remaining if r.delivery_id not in exc.sent]
+            if exc.kind is FailureKind.UNKNOWN:
+                report.sent += sent_total
+                return sent_total + _leave_unknown(sessions, batch_id, len(remaining), str(exc), report), 0
             if exc.kind is FailureKind.STOP:
                 # Nothing of this batch was accepted: it goes back to pending for a later --resume.
                 with sessions.begin() as session:
@@ -326,3 +321,81 @@ def _send_one_batch(
         report.sent += sent_total
         report.failed += len(refused)
         return sent_total, len(refused)
+
+
+def _pending_in(session: Session, batch_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.batch_id == batch_id, Delivery.status == "pending")
+    )
+
+
+def _leave_unknown(sessions: sessionmaker, batch_id: int, recipients: int, reason: str, report: SendReport) -> int:
+    """Keep a batch whose request may have been accepted in `submitting`, never to be retried by itself.
+    Returns its recipients when the provider's events settled it while we waited (they count as sent)."""
+    with sessions.begin() as session:
+        still_unknown = move_batch(session, batch_id, ("submitting",), "submitting", error=reason)
+        number = session.scalar(select(Batch.number).where(Batch.id == batch_id))
+    if not still_unknown:
+        report.sent += recipients
+        return recipients
+    log.error("batch %s: %s; left unknown, not re-sent", number, reason)
+    report.new_unknown += 1
+    report.unknown_batches.append(number)
+    report.unknown.append(UnknownBatch(number, recipients, utcnow(), reason))
+    return 0
+
+
+def settle_batch(session: Session, batch_id: int, now: datetime, *, message_id: str | None = None) -> bool:
+    """A batch of unknown fate (`submitting`) was accepted: mark it submitted and its recipients sent.
+    False when it is not in `submitting` (already settled, or never sent)."""
+    if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None):
+        return False
+    session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
+        .values(status="sent", message_id=message_id, sent_at=now)
+    )
+    finish_issue(session, session.scalar(select(Batch.issue_id).where(Batch.id == batch_id)))
+    return True
+
+
+def finish_issue(session: Session, issue_id: int) -> bool:
+    """Mark the issue sent once none of its batches is pending, unknown or failed."""
+    open_batch = session.scalar(
+        select(Batch.id)
+        .where(Batch.issue_id == issue_id, Batch.status.in_(("pending", "submitting", "failed")))
+        .limit(1)
+    )
+    if open_batch is not None:
+        return False
+    result = session.execute(
+        update(Issue).where(Issue.id == issue_id, Issue.status == "sending").values(status="sent", sent_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def settle_from_events(session: Session, claims: Mapping[int, object], *, now: datetime) -> list[tuple[int, int]]:
+    """Settle the batches that the provider's (signed) events prove accepted. `claims` maps a batch id,
+    as our custom_args carried it, to what the events say (`issue_id`, `message_id`). Only a batch that
+    is in `submitting` and belongs to the issue the events name is settled. Returns (issue id, number)s."""
+    if not claims:
+        return []
+    rows = session.execute(
+        select(Batch.id, Batch.issue_id, Batch.number).where(Batch.id.in_(list(claims)), Batch.status == "submitting")
+    ).all()
+    settled = []
+    for batch_id, issue_id, number in rows:
+        claim = claims[batch_id]
+        if claim.issue_id == issue_id and settle_batch(session, batch_id, now, message_id=claim.message_id):
+            settled.append((issue_id, number))
+    return settled
+
+
+def unknown_batches(session: Session, issue_id: int) -> list[UnknownBatch]:
+    """The issue's batches of unknown fate, for `digest send` and the preview."""
+    rows = session.execute(
+        select(Batch.id, Batch.number, Batch.updated_at, Batch.error)
+        .where(Batch.issue_id == issue_id, Batch.status == "submitting")
+        .order_by(Batch.number)
+    ).all()
+    return [UnknownBatch(number, _pending_in(session, id_), since, error) for id_, number, since, error in rows]

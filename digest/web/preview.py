@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from digest import draft, placeholders
 from digest.articles import edit_article
 from digest.config import PACKAGED_TEMPLATES
+from digest.delivery.sender import unknown_batches
 from digest.errors import DigestError, NothingToSend, UsageError
 from digest.figures import issue_figures
 from digest.models import Article, Issue
@@ -90,6 +91,7 @@ def _page(request: Request, issue: Issue, view: str, *, error: str | None = None
     with core.sessions() as session:
         issues = list(session.scalars(select(Issue).order_by(Issue.window_end.desc()).limit(30)))
         figures = issue_figures(session, issue) if issue.status != "draft" else None
+        unknown = unknown_batches(session, issue.id) if issue.status != "draft" else []
     values = dict(
         issue=issue,
         view=view,
@@ -101,6 +103,7 @@ def _page(request: Request, issue: Issue, view: str, *, error: str | None = None
         articles=draft.draft_articles(core, issue),
         pending=draft.pending_changes(core, issue),
         figures=figures,
+        unknown=unknown,
         issues=issues,
         error=error,
         logged_in=EDITOR_COOKIE in request.cookies,

@@ -1,28 +1,66 @@
-"""POST /webhooks/sendgrid: SendGrid's Event Webhook. Every event is committed before the 2xx answer."""
+"""POST /webhooks/sendgrid: SendGrid's Event Webhook. Every event is committed before the 2xx answer.
+
+Events change subscribers (bounces, complaints) and settle batches whose fate was unknown, so only a
+post signed with the configured key is believed. With no key set the endpoint refuses every post:
+503, not 2xx, so that SendGrid keeps the events and retries them (for 24 hours) once the key is set.
+DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS lifts that for local testing only.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from digest.config import Settings
+from digest.delivery.sender import settle_from_events
 from digest.web.deps import core_of
 from subscribers import events
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
+NO_KEY = (
+    "SendGrid events are refused: DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not set. Paste the Verification Key "
+    "from SendGrid's Mail Settings > Signed Event Webhook into it and restart `digest serve`; SendGrid retries "
+    "refused posts for 24 hours"
+)
 
-def _store(request: Request, batch: list[dict]) -> events.EventReport:
+
+def startup_notice(settings: Settings) -> tuple[str, str] | None:
+    """What `digest serve` must say at start about the webhook: (level, text), or None when it is signed."""
+    if settings.sendgrid_webhook_public_key:
+        return None
+    if settings.insecure_accept_unsigned_webhooks:
+        return (
+            "warning",
+            "DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS is on: /webhooks/sendgrid accepts UNSIGNED events, so "
+            "anyone who can reach this server can mark subscribers bounced or complained, suppress addresses, "
+            "forge opens and clicks and settle batches. For local testing only; set "
+            "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY instead.",
+        )
+    return ("info", f"/webhooks/sendgrid: {NO_KEY} (answers 503).")
+
+
+def _store(request: Request, batch: list[dict]) -> tuple[events.EventReport, int]:
     core = core_of(request)
     with core.sessions.begin() as session:
-        return events.store_events(session, batch, now=core.now())
+        report = events.store_events(session, batch, now=core.now())
+        # One request, accepted or refused whole: one event naming a batch proves all of it went out.
+        settled = settle_from_events(session, events.batch_claims(batch), now=core.now())
+    for number in settled:
+        log.warning("batch %s of unknown fate settled as submitted by SendGrid's events", number)
+    return report, len(settled)
 
 
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request):
     core = core_of(request)
     body = await request.body()  # the raw bytes: the signature covers them exactly as sent
-    public_key = core.settings.sendgrid_webhook_public_key
+    settings = core.settings
+    public_key = settings.sendgrid_webhook_public_key
     if public_key:
         try:
             events.verify(
@@ -34,16 +72,19 @@ async def sendgrid_events(request: Request):
             )
         except events.SignatureError as exc:
             return JSONResponse({"error": str(exc)}, 403)
+    elif not settings.insecure_accept_unsigned_webhooks:
+        return JSONResponse({"error": NO_KEY}, 503)
     try:
         batch = events.parse(body)
     except events.BadEvents as exc:
         return JSONResponse({"error": str(exc)}, 400)
-    report = await run_in_threadpool(_store, request, batch)
+    report, settled = await run_in_threadpool(_store, request, batch)
     return JSONResponse(
         {
             "received": report.received,
             "stored": report.stored,
             "duplicates": report.duplicates,
             "status_changes": report.status_changes,
+            "batches_settled": settled,
         }
     )

@@ -11,14 +11,25 @@ personalizations and 1000 recipients (to + cc + bcc) per request, none twice; su
 10,000 bytes per personalization; custom_args under 10,000 bytes; at most 10 categories; none of the
 reserved headers; a body under 30 MB; content text/plain before text/html; from and subject present.
 
+Like SendGrid, it can report what it accepted through the Event Webhook: `events()` makes the events of
+the accepted requests (each carrying the request's custom_args, as SendGrid's do), `WebhookSigner`
+signs a body as SendGrid does (ECDSA P-256 over timestamp + body) and `post_events()` posts them.
+
+    with FakeSendGrid(schedule=[("accept_then_hang", 60)]) as fake:
+        ...  # the sender times out: the batch is unknown
+        signer = WebhookSigner()  # its public_b64 goes in DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY
+        post_events(site_url, signer, fake.events(["processed"]))
+
 Run alone (for benchmarks, so that its memory is not the sender's):
-    python -m tests.fakes.sendgrid [--api-key K] [--count-only]
-prints its URL on the first line; GET /_stats answers the counts as JSON.
+    python -m tests.fakes.sendgrid [--api-key K] [--count-only] [--schedule hostile]
+prints its URL on the first line; GET /_stats answers the counts as JSON, GET /_accepted the accepted
+requests (message id, recipients, custom_args).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import secrets
@@ -29,6 +40,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 MAX_BODY = 30 * 1024 * 1024
 MAX_PERSONALIZATIONS = 1000
@@ -185,13 +200,28 @@ class FakeSendGrid:
             return self._received.wait_for(lambda: self.requests >= n, timeout)
 
     def stats(self) -> dict:
+        counts = self.recipient_counts.values()
         return {
             "requests": self.requests,
             "accepted_requests": len(self.accepted) if not self.count_only else self._accepted_requests,
             "accepted_recipients": self.accepted_recipients,
+            "distinct_recipients": len(self.recipient_counts),
+            "min_per_recipient": min(counts, default=0),
+            "max_per_recipient": max(counts, default=0),
             "duplicates": len(self.duplicates),
             "violations": self.violations[:20],
         }
+
+    def accepted_requests(self) -> list[dict]:
+        with self._lock:
+            return [
+                {"request": a.request, "message_id": a.message_id, "emails": a.emails, "custom_args": a.custom_args}
+                for a in self.accepted
+            ]
+
+    def events(self, kinds: Iterable[str] = ("processed",), requests: Iterable[int] | None = None) -> list[dict]:
+        """The events SendGrid would post for the accepted requests (all, or those numbered `requests`)."""
+        return events_for(self.accepted_requests(), kinds, requests)
 
     _accepted_requests: int = 0
 
@@ -247,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_stats":
             self._answer(200, self.owner.stats())
+        elif self.path == "/_accepted":
+            self._answer(200, self.owner.accepted_requests())
         else:
             self._error(404, "not found")
 
@@ -320,18 +352,91 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+def events_for(accepted: list[dict], kinds: Iterable[str] = ("processed",), requests=None) -> list[dict]:
+    """One event of each kind per recipient of each accepted request, shaped as SendGrid's: the request's
+    custom_args as top-level fields, sg_message_id starting with the request's X-Message-Id."""
+    wanted = set(requests) if requests is not None else None
+    now = int(time.time())
+    events = []
+    for request in accepted:
+        if wanted is not None and request["request"] not in wanted:
+            continue
+        for i, email in enumerate(request["emails"]):
+            for kind in kinds:
+                events.append(
+                    {
+                        **request["custom_args"],
+                        "email": email,
+                        "event": kind,
+                        "timestamp": now,
+                        "sg_event_id": f"{request['message_id']}-{i}-{kind}",
+                        "sg_message_id": f"{request['message_id']}.recvd-fake-{i}",
+                    }
+                )
+    return events
+
+
+class WebhookSigner:
+    """Signs Event Webhook bodies as SendGrid does; `public_b64` is the Verification Key it shows."""
+
+    def __init__(self):
+        self.private = ec.generate_private_key(ec.SECP256R1())
+        der = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public_b64 = base64.b64encode(der).decode()
+
+    def headers(self, body: bytes, when: float | None = None) -> dict[str, str]:
+        timestamp = str(int(time.time() if when is None else when))
+        signature = self.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+            "Content-Type": "application/json",
+        }
+
+
+def post_events(
+    base_url: str, signer: WebhookSigner | None, events: list[dict], *, chunk: int = 1000, when: float | None = None
+) -> list[httpx.Response]:
+    """Post events to our /webhooks/sendgrid in batches of `chunk`, signed (signer None: unsigned)."""
+    answers = []
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        for first in range(0, len(events), chunk):
+            body = json.dumps(events[first : first + chunk]).encode()
+            headers = signer.headers(body, when) if signer else {"Content-Type": "application/json"}
+            answers.append(client.post("/webhooks/sendgrid", content=body, headers=headers))
+    return answers
+
+
 def every(n: int, actions: Iterable[Action]) -> Callable[[int], Action]:
     """A schedule: request k gets the next of `actions` when k is a multiple of n, else accept."""
     cycle = itertools.cycle(list(actions))
     return lambda k: next(cycle) if k % n == 0 else "accept"
 
 
+def _schedule(faults_every: int, faults: list[int], at: list[str]) -> Callable[[int], Action]:
+    special = {}
+    for item in at:
+        number, kind, seconds = item.split(":")
+        special[int(number)] = (kind, float(seconds))
+    regular = every(faults_every, faults) if faults_every else (lambda _n: "accept")
+    return lambda n: special.get(n) or regular(n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api-key", default="SG.fake-key")
     parser.add_argument("--count-only", action="store_true")
+    parser.add_argument("--faults-every", type=int, default=0, help="every Nth request gets the next of --faults")
+    parser.add_argument("--faults", nargs="*", type=int, default=[429, 500, 503], help="HTTP statuses, in turn")
+    parser.add_argument(
+        "--at", action="append", default=[], metavar="N:KIND:SECONDS", help="request N gets (KIND, SECONDS)"
+    )
     args = parser.parse_args()
-    fake = FakeSendGrid(api_key=args.api_key, count_only=args.count_only).start()
+    fake = FakeSendGrid(api_key=args.api_key, count_only=args.count_only)
+    fake.set_schedule(_schedule(args.faults_every, args.faults, args.at))
+    fake.start()
     print(fake.url, flush=True)
     try:
         threading.Event().wait()

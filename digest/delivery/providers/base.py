@@ -38,7 +38,10 @@ class Recipient:
 class FailureKind(Enum):
     """How the sender treats a failed attempt."""
 
-    TRANSIENT = "transient"  # 5xx, timeout, dropped connection: back off and try again, a bounded number of times
+    TRANSIENT = "transient"  # 5xx, refused connection: back off and try again, a bounded number of times
+    # The request may have reached the provider and been accepted (a timeout or a broken connection after it
+    # was sent): never retried by itself; the batch stays `submitting` until events or an operator settle it.
+    UNKNOWN = "unknown"
     RATE_LIMITED = "rate_limited"  # 429: wait `retry_after` seconds, then try again
     REFUSED = "refused"  # 400, 403, 413, ...: this batch cannot go as it is; fail it and go on
     STOP = "stop"  # 401, a wrong SMTP password: no batch can go; stop the whole send

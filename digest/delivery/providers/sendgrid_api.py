@@ -201,22 +201,29 @@ class SendGridProvider:
         return self._builder
 
     def post(self, body: dict) -> str | None:
-        """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on."""
+        """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on.
+
+        urllib wraps in URLError only what fails while connecting or writing the request; past that point
+        (a timeout or a broken connection while waiting for the answer) SendGrid may have accepted the
+        request, and there is no idempotency key to ask, so the attempt's fate is unknown."""
         try:
             response = self.client.client.mail.send.post(request_body=body, timeout=self.timeout)
         except http_errors.HTTPError as exc:
             raise classify_http_error(exc) from None
-        except TimeoutError:
-            raise ProviderError(
-                f"SendGrid did not answer within {self.timeout:g}s", kind=FailureKind.TRANSIENT
-            ) from None
         except urllib.error.URLError as exc:
             raise ProviderError(
                 f"cannot reach SendGrid at {self.host}: {exc.reason}", kind=FailureKind.TRANSIENT
             ) from None
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        except TimeoutError:
             raise ProviderError(
-                f"the connection to SendGrid broke: {type(exc).__name__}: {exc}", kind=FailureKind.TRANSIENT
+                f"SendGrid did not answer within {self.timeout:g}s after the request was sent; it may have accepted it",
+                kind=FailureKind.UNKNOWN,
+            ) from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise ProviderError(
+                f"the connection to SendGrid broke after the request was sent ({type(exc).__name__}: {exc}); "
+                "it may have accepted it",
+                kind=FailureKind.UNKNOWN,
             ) from None
         return _header(response.headers, "X-Message-Id")
 

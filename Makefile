@@ -23,9 +23,10 @@ install: $(STAMP)
 # (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
 demo: export DIGEST_CONFIG = digest.example.toml
 demo: install
-	@grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
+	@umask 077; grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
 		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
-		echo "generated DIGEST_SECRET_KEY into .env"; }
+		echo "generated DIGEST_SECRET_KEY into .env"; }; \
+		chmod 600 .env  # the secret key is in it: the owner's alone
 	$(BIN)/digest db upgrade
 	$(BIN)/digest subscribers import examples/subscribers.csv
 	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} \

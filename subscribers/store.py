@@ -217,7 +217,9 @@ def sign_up(
 
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
     if subscriber.status == "active":
-        if name and not subscriber.name:
+        # Anyone can type someone else's address into the form: only the API, which holds a token,
+        # may fill in an active subscriber's missing name; a visitor changes nothing of theirs.
+        if name and not subscriber.name and consent.source == "api":
             subscriber.name, subscriber.updated_at = name, now
         return SignUpResult(subscriber, created=False, send_confirmation=False)
     # Pending, or back after leaving: a fresh consent record, and confirmation before any issue is sent.

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_WEEK ?= 2026-W48
 
-.PHONY: demo test install chromium mjml-validator lint clean
+.PHONY: demo env-file test install chromium mjml-validator lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,14 +22,18 @@ install: $(STAMP)
 # The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
 # (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
 demo: export DIGEST_CONFIG = digest.example.toml
-demo: install
-	@grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
-		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
-		echo "generated DIGEST_SECRET_KEY into .env"; }
+demo: install env-file
 	$(BIN)/digest db upgrade
 	$(BIN)/digest subscribers import examples/subscribers.csv
 	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} \
 		$(BIN)/digest run --once --week $(DEMO_WEEK)
+
+# .env with a fresh secret key unless it has one; created and kept readable by its owner alone.
+env-file:
+	@umask 077; grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
+		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
+		echo "generated DIGEST_SECRET_KEY into .env"; }; \
+		chmod 600 .env
 
 # Debian's chromium drives the browser tests; installed here when missing and apt is usable.
 chromium:

@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import TEST_SECRET_KEY  # noqa: E402
 from tests.pgschema import throwaway_schema  # noqa: E402
 
 API_KEY = "SG.bench-key"
@@ -68,7 +69,7 @@ def settings_env(database_url: str, api_host: str, workdir: Path) -> dict:
     return {
         "DIGEST_DATABASE_URL": database_url,
         "DIGEST_CONFIG": str(ROOT / "digest.example.toml"),
-        "DIGEST_SECRET_KEY": "bench-secret-key-long-enough-for-the-32-char-rule",
+        "DIGEST_SECRET_KEY": TEST_SECRET_KEY,
         "DIGEST_BASE_URL": "https://news.example.org",
         "DIGEST_PROVIDER": "sendgrid",
         "DIGEST_SENDGRID_API_KEY": API_KEY,

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import TEST_SECRET_KEY  # noqa: E402
 from tests.pgschema import throwaway_schema  # noqa: E402
 
 KINDS = ["processed", "delivered", "delivered", "open", "open", "click", "bounce", "spamreport", "unsubscribe"]
@@ -72,7 +73,7 @@ class Server:
             PYTHONPATH=str(ROOT),
             DIGEST_DATABASE_URL=database_url,
             DIGEST_CONFIG=str(ROOT / "digest.example.toml"),
-            DIGEST_SECRET_KEY="bench-secret-key-long-enough-for-the-32-char-rule",
+            DIGEST_SECRET_KEY=TEST_SECRET_KEY,
             DIGEST_BASE_URL=self.url,
             DIGEST_OUTBOX_DIR=str(workdir / "outbox"),
             DIGEST_PROVIDER="outbox",

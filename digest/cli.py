@@ -439,10 +439,14 @@ def subscribers_add(
     ] = False,
 ) -> None:
     """Add one subscriber as active."""
-    from subscribers.store import add
+    from subscribers.store import InvalidName, add, clean_name
 
     core = _core()
     address = _address(email)
+    try:
+        name = clean_name(name)
+    except InvalidName as exc:
+        raise UsageError(f"--name: {exc}") from None
     with core.sessions.begin() as session:
         subscriber, outcome = add(
             session,

@@ -38,6 +38,9 @@ EXAMPLE_CONFIG = "digest.example.toml"
 # The e-mail (email/) and web page (web/) templates ship inside the package as package data
 # (pyproject.toml), so a wheel carries them; a newsletter's templates_dir is searched before them.
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+SECRET_KEY_MIN_LENGTH = 32
+# Values shown in documentation: whoever read them could sign links, so they are never accepted.
+EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value-of-32-characters-or-more"})
 
 
 class Settings(BaseSettings):
@@ -96,12 +99,19 @@ class Settings(BaseSettings):
     )
 
     def require_secret_key(self) -> str:
-        if self.secret_key is None or not self.secret_key.get_secret_value().strip():
+        """The key that signs links and forms, refused when missing, short or a documented example."""
+        how = "put a long random value in .env (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        value = self.secret_key.get_secret_value().strip() if self.secret_key is not None else ""
+        if not value:
+            raise ConfigError("environment", "DIGEST_SECRET_KEY", f"is not set; {how}")
+        if value in EXAMPLE_SECRET_KEYS:
+            raise ConfigError("environment", "DIGEST_SECRET_KEY", f"is the example's value, known to all; {how}")
+        if len(value) < SECRET_KEY_MIN_LENGTH:
             raise ConfigError(
                 "environment",
                 "DIGEST_SECRET_KEY",
-                "is not set; put a long random value in .env "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                f"is {len(value)} characters long; it needs at least {SECRET_KEY_MIN_LENGTH} "
+                f"(anyone who guesses it can forge unsubscribe and confirm links); {how}",
             )
         return self.secret_key.get_secret_value()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigError("environment", "DIGEST_DATABASE_URL", f"{url!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -45,6 +46,21 @@ def make_engine(url: str) -> Engine:
         "DIGEST_DATABASE_URL",
         f"{parsed.get_backend_name()!r} is not supported; use sqlite or postgresql",
     )
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite store holds every subscriber's address: its folder and file are the owner's alone.
+
+    Created here 0700/0600 before SQLite opens it (SQLite gives its -wal and -shm files the store's
+    mode); a store that exists already keeps the mode its owner gave it.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise ConfigError(
+            "environment", "DIGEST_DATABASE_URL", f"cannot create the store {path}: {exc.strerror or exc}"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

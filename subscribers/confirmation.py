@@ -12,6 +12,7 @@ import jinja2
 from digest.delivery.message import MAIL_POLICY
 from digest.errors import DeliveryError
 from subscribers.models import Subscriber
+from subscribers.store import InvalidName, clean_name
 
 if TYPE_CHECKING:
     from digest.core import Digest
@@ -41,7 +42,9 @@ def confirmation_message(core: Digest, subscriber: Subscriber) -> EmailMessage:
     html = template_environment(core, autoescape=True).get_template("email/confirm.html.j2").render(values)
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = formataddr((config.from_name, config.from_email)) if config.from_name else config.from_email
-    message["To"] = formataddr((subscriber.name, subscriber.email)) if subscriber.name else subscriber.email
+    # Names are cleaned where they enter; cleaned again here for rows stored before that rule.
+    name = _header_name(subscriber.name)
+    message["To"] = formataddr((name, subscriber.email)) if name else subscriber.email
     if config.reply_to:
         message["Reply-To"] = config.reply_to
     message["Subject"] = f"Confirm your subscription to {config.name}"
@@ -52,6 +55,13 @@ def confirmation_message(core: Digest, subscriber: Subscriber) -> EmailMessage:
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
+
+
+def _header_name(name: str | None) -> str | None:
+    try:
+        return clean_name(name)
+    except InvalidName:
+        return None
 
 
 def send_confirmation(core: Digest, subscriber: Subscriber) -> str | None:

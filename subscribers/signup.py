@@ -13,13 +13,14 @@ if TYPE_CHECKING:
 
 
 def sign_up(core: Digest, address: str, name: str | None, consent: store.Consent) -> store.SignUpResult:
-    """Raises store.InvalidAddress for a bad address and DeliveryError when the mail cannot go out."""
+    """Raises store.InvalidInput for a bad address or name and DeliveryError when the mail cannot go out."""
     with core.sessions.begin() as session:
         result = store.sign_up(
             session, address, name, consent, now=core.now(), double_opt_in=core.settings.double_opt_in
         )
-    # The sign-up is committed before the mail goes: a crash in between loses no consent, and the
-    # next sign-up of the same address sends the mail again.
+    # The sign-up is committed before the mail goes: a crash in between loses no consent, and its
+    # claim lapses after store.CONFIRMATION_CLAIM, so a retry soon after sends the mail again. Only a
+    # mail that went out starts the full resend throttle.
     if result.send_confirmation:
         try:
             send_confirmation(core, result.subscriber)
@@ -27,4 +28,6 @@ def sign_up(core: Digest, address: str, name: str | None, consent: store.Consent
             with core.sessions.begin() as session:
                 store.release_confirmation(session, result.subscriber.id)
             raise
+        with core.sessions.begin() as session:
+            store.mark_confirmation_sent(session, result.subscriber.id, core.now())
     return result

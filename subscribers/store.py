@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,21 +29,72 @@ from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberC
 CONSENT_SOURCES = ("form", "api", "import")
 # A second sign-up of a pending address re-sends the confirmation mail, but not more often than this.
 CONFIRMATION_RESEND_AFTER = timedelta(minutes=1)
+# A claim to send the confirmation that was never marked sent (the process died in between) stops
+# other sign-ups of the address for this long only, not for the whole CONFIRMATION_RESEND_AFTER.
+CONFIRMATION_CLAIM = timedelta(seconds=10)
 
 
-class InvalidAddress(ValueError):
+NAME_MAX = 300  # the column's length
+# Bidirectional overrides and isolates can make a name read differently from what it holds; a byte
+# order mark is invisible. Joiners (U+200C, U+200D) stay: some scripts and emoji need them.
+_INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+
+
+class InvalidInput(ValueError):
+    """A field from outside that we refuse; the message says what is wrong and what to do."""
+
+
+class InvalidAddress(InvalidInput):
+    pass
+
+
+class InvalidName(InvalidInput):
     pass
 
 
 def normalize_email(address: str) -> str:
-    """Validated (syntax only, no DNS) and lower-cased, so one person is one row."""
+    """Validated (syntax only, no DNS) and lower-cased, so one person is one row.
+
+    A line break or control character anywhere is refused, not stripped: an address is never guessed.
+    An internationalized domain is kept in its ASCII (IDNA) form, so every provider can carry it; a
+    non-ASCII part before the @ needs SMTPUTF8, which our providers do not offer, and is refused.
+    """
     if not isinstance(address, str) or not address.strip():
         raise InvalidAddress("an e-mail address is required")
+    if bad := next((c for c in address if _is_control(c)), None):
+        raise InvalidAddress(
+            f"the address contains a line break or control character (U+{ord(bad):04X}); type it on one line"
+        )
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidAddress(str(exc)) from None
-    return result.normalized.lower()
+        ascii_only = "before the @-sign are not" in str(exc)
+        hint = "; use an address with only ASCII letters before the @" if ascii_only else ""
+        raise InvalidAddress(f"{exc}{hint}") from None
+    return result.ascii_email.lower()
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cs") or char in _INVISIBLE or char in "\u2028\u2029"
+
+
+def clean_name(name: str | None) -> str | None:
+    """A person's name as every entry point stores it (form, API, CSV import, `subscribers add`).
+
+    Names end up in mail headers and pages, so nothing in them may break a line or hide text: line
+    breaks and tabs become spaces, other control characters, lone surrogates and bidi overrides are
+    dropped, runs of spaces become one. Friendlier than refusing: "Ann\\r\\nLee" is stored "Ann Lee".
+    Raises InvalidName beyond NAME_MAX characters; an empty result is None (no name).
+    """
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise InvalidName("the name must be text")
+    name = unicodedata.normalize("NFC", "".join(" " if c in "\r\n\t\v\f\x85\u2028\u2029" else c for c in name))
+    name = " ".join("".join(c for c in name if not _is_control(c)).split())
+    if len(name) > NAME_MAX:
+        raise InvalidName(f"the name is {len(name)} characters long; give at most {NAME_MAX}")
+    return name or None
 
 
 def email_hash(address: str) -> str:
@@ -124,7 +176,7 @@ def sign_up(
     single opt-in: otherwise anyone could put them back on the list by typing their address.
     """
     address = normalize_email(address)
-    name = (name or "").strip()[:300] or None
+    name = clean_name(name)
     user_agent = (consent.user_agent or "")[:1000] or None
     status = "pending" if double_opt_in else "active"
     # The insert comes first, so that SQLite takes its write lock at once (no read-then-upgrade race),
@@ -140,7 +192,7 @@ def sign_up(
             consent_ip=consent.ip,
             consent_user_agent=user_agent,
             confirmed_at=None if double_opt_in else now,
-            confirmation_sent_at=now if double_opt_in else None,
+            confirmation_sent_at=_claim_stamp(now) if double_opt_in else None,
             preferences={},
             link_key=new_link_key(),
             created_at=now,
@@ -165,7 +217,9 @@ def sign_up(
 
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
     if subscriber.status == "active":
-        if name and not subscriber.name:
+        # Anyone can type someone else's address into the form: only the API, which holds a token,
+        # may fill in an active subscriber's missing name; a visitor changes nothing of theirs.
+        if name and not subscriber.name and consent.source == "api":
             subscriber.name, subscriber.updated_at = name, now
         return SignUpResult(subscriber, created=False, send_confirmation=False)
     # Pending, or back after leaving: a fresh consent record, and confirmation before any issue is sent.
@@ -179,8 +233,19 @@ def sign_up(
     return SignUpResult(subscriber, created=False, send_confirmation=claim_confirmation(session, subscriber, now))
 
 
+def _claim_stamp(now: datetime) -> datetime:
+    # Backdated so that the claim lapses CONFIRMATION_CLAIM from now unless mark_confirmation_sent
+    # moves it to the time the mail went out: one column serves as both claim and throttle.
+    return now - CONFIRMATION_RESEND_AFTER + CONFIRMATION_CLAIM
+
+
 def claim_confirmation(session: Session, subscriber: Subscriber, now: datetime) -> bool:
-    """Compare-and-set on confirmation_sent_at: of many racing requests, one sends the mail."""
+    """Compare-and-set on confirmation_sent_at: of many racing requests, one sends the mail.
+
+    The claim is provisional until mark_confirmation_sent: if the sender dies before the mail goes
+    out, the next sign-up of the address may claim again after CONFIRMATION_CLAIM.
+    """
+    stamp = _claim_stamp(now)
     result = session.execute(
         update(Subscriber)
         .where(
@@ -190,13 +255,18 @@ def claim_confirmation(session: Session, subscriber: Subscriber, now: datetime) 
                 Subscriber.confirmation_sent_at < now - CONFIRMATION_RESEND_AFTER,
             ),
         )
-        .values(confirmation_sent_at=now)
+        .values(confirmation_sent_at=stamp)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
-        subscriber.confirmation_sent_at = now
+        subscriber.confirmation_sent_at = stamp
         return True
     return False
+
+
+def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) -> None:
+    """The mail went out: no other confirmation for this address before CONFIRMATION_RESEND_AFTER."""
+    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now))
 
 
 def release_confirmation(session: Session, subscriber_id: int) -> None:
@@ -257,7 +327,7 @@ def add(
     outcome is one of added, updated, unchanged, reactivated, kept_out.
     """
     address = normalize_email(address)
-    name = (name or "").strip()[:300] or None
+    name = clean_name(name)
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
     if subscriber is None:
         if is_suppressed(session, address):
@@ -355,7 +425,7 @@ def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bo
                         force_consent=force_consent,
                         cause=f"import {path.name}:{line}",
                     )
-                except InvalidAddress as exc:
+                except InvalidInput as exc:
                     report.rejected.append(Rejected(line, raw, str(exc)))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "digest.example.toml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SAMPLE_WEEK = "2026-W48"
+# The one secret key of the tests: DIGEST_SECRET_KEY must be at least 32 characters.
+TEST_SECRET_KEY = "test-secret-key-of-at-least-32-characters"
 
 
 def _postgres_or_skip() -> None:
@@ -52,7 +54,7 @@ def settings(database_url, tmp_path) -> Settings:
         _env_file=None,
         database_url=database_url,
         config=EXAMPLE_CONFIG,
-        secret_key="test-secret-key",
+        secret_key=TEST_SECRET_KEY,
         base_url="https://news.example.org",
         provider="outbox",
         outbox_dir=tmp_path / "outbox",
@@ -74,7 +76,7 @@ def cli_env(settings, tmp_path) -> dict[str, str]:
     env.update(
         DIGEST_DATABASE_URL=settings.database_url,
         DIGEST_CONFIG=str(EXAMPLE_CONFIG),
-        DIGEST_SECRET_KEY="test-secret-key",
+        DIGEST_SECRET_KEY=TEST_SECRET_KEY,
         DIGEST_BASE_URL="https://news.example.org",
         DIGEST_OUTBOX_DIR=str(tmp_path / "outbox"),
         DIGEST_PROVIDER="outbox",

@@ -16,7 +16,7 @@ from digest.errors import DeliveryError
 from digest.models import Batch, Delivery, Issue
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, TEST_SECRET_KEY
 from tests.fakes.seed import address, make_issue, seed_subscribers
 from tests.fakes.sendgrid import FakeSendGrid, every
 
@@ -31,7 +31,7 @@ def sendgrid_core(settings: Settings, fake: FakeSendGrid, **delivery):
     options = {"batch_size": 100, "backoff_seconds": 0.01, "backoff_max_seconds": 0.05, **delivery}
     config = load_newsletter(EXAMPLE_CONFIG)
     config = config.model_copy(update={"delivery": DeliveryConfig(**options)})
-    values = {**settings.model_dump(), "secret_key": "test-secret-key"}
+    values = {**settings.model_dump(), "secret_key": TEST_SECRET_KEY}
     values.update(provider="sendgrid", sendgrid_api_key=fake.api_key, sendgrid_api_host=fake.url)
     return build_core(Settings(_env_file=None, **values), config)
 

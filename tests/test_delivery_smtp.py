@@ -22,7 +22,7 @@ from digest.delivery.providers.smtp import SMTPProvider, SMTPServer
 from digest.delivery.run import deliver
 from digest.errors import ConfigError
 from digest.models import Delivery
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, TEST_SECRET_KEY
 from tests.fakes.seed import address, make_issue, seed_subscribers
 
 
@@ -91,7 +91,7 @@ def smtp_server(certificate, monkeypatch):
 
 
 def smtp_core(settings: Settings, url: str, batch_size: int = 3):
-    values = {**settings.model_dump(), "secret_key": "test-secret-key", "provider": "smtp", "smtp_url": url}
+    values = {**settings.model_dump(), "secret_key": TEST_SECRET_KEY, "provider": "smtp", "smtp_url": url}
     config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"delivery": DeliveryConfig(batch_size=batch_size)})
     return build_core(Settings(_env_file=None, **values), config)
 

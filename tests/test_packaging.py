@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_CONFIG, ROOT
+from tests.conftest import EXAMPLE_CONFIG, ROOT, TEST_SECRET_KEY
 from tests.render_sample import ISSUE_30
 
 SOURCES = ["pyproject.toml", "README.md", "digest", "subscribers"]
@@ -68,7 +68,7 @@ def test_digest_installed_from_the_wheel_renders_an_issue_with_its_own_templates
         PYTHONPATH=str(site),
         DIGEST_CONFIG=str(EXAMPLE_CONFIG),
         DIGEST_DATABASE_URL=f"sqlite:///{tmp_path / 'digest.db'}",
-        DIGEST_SECRET_KEY="test-secret-key",
+        DIGEST_SECRET_KEY=TEST_SECRET_KEY,
         DIGEST_BASE_URL="https://news.example.org",
         DIGEST_PROVIDER="outbox",
         DIGEST_OUTBOX_DIR=str(tmp_path / "outbox"),

@@ -54,7 +54,7 @@ def test_the_login_form_sets_a_cookie_that_opens_the_preview(settings):
         answer = site.http.post("/login", data={"csrf_token": token, "token": TOKEN, "next": "//evil.example/x"})
         assert answer.status_code == 303 and answer.headers["location"] == "/preview"  # never another host
         assert site.http.get(f"/preview/{issue.slug}").status_code == 200
-        site.http.post("/logout")
+        site.http.post("/logout", data={"csrf_token": token})
         assert site.http.get(f"/preview/{issue.slug}").status_code == 401
 
 

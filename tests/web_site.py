@@ -36,6 +36,7 @@ def running_site(
     settings: Settings,
     clock: Callable[[], datetime] | None = None,
     newsletter: NewsletterConfig | None = None,
+    access_log: bool = False,
     **overrides,
 ) -> Iterator[Site]:
     """The app on loopback; `newsletter` replaces the example newsletter file, `overrides` change settings."""
@@ -46,7 +47,11 @@ def running_site(
     # Links in mail must point at this very server, so the base URL is known before the core is built.
     site_settings = Settings(_env_file=None, **{**settings.model_dump(), "base_url": url, **overrides})
     core = build_core(site_settings, newsletter or load_newsletter(EXAMPLE_CONFIG), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(core), log_level="info" if access_log else "warning", access_log=access_log, lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

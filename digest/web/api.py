@@ -54,9 +54,10 @@ async def create_subscriber(request: Request):
         address = store.normalize_email(body["email"])
     except store.InvalidAddress as exc:
         errors["email"] = str(exc)
-    name = (body.get("name") or "").strip()
-    if len(name) > 300:
-        errors["name"] = "must be at most 300 characters"
+    try:
+        name = store.clean_name(body.get("name"))
+    except store.InvalidName as exc:
+        errors["name"] = str(exc)
     if errors:
         return JSONResponse({"errors": errors}, 422)
     consent = store.Consent("api", client_ip(request), request.headers.get("user-agent"))

@@ -17,7 +17,7 @@ from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
 from digest.web.ratelimit import RateLimiter
-from digest.web.security import SecurityHeaders
+from digest.web.security import SecurityHeaders, redact_tokens, redact_tokens_in_logs
 from subscribers.tokens import BadToken
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def create_app(core: Digest) -> FastAPI:
 
         load_public_key(settings.sendgrid_webhook_public_key)
 
+    redact_tokens_in_logs()
     app = FastAPI(title=core.config.name, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.core = core
     app.state.csrf = Csrf(keys)
@@ -51,7 +52,7 @@ def create_app(core: Digest) -> FastAPI:
 
     @app.exception_handler(DigestError)
     async def digest_error(request: Request, exc: DigestError):
-        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        log.warning("%s %s: %s", request.method, redact_tokens(request.url.path), exc)
         if request.url.path.startswith(("/api/", "/webhooks/")):
             return JSONResponse({"error": str(exc)}, 503)
         return error_page(request, 503, "Something went wrong on our side", str(exc))

@@ -66,13 +66,26 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
 @router.get("/issues", response_class=HTMLResponse)
 def archive(request: Request):
     core = core_of(request)
-    page_number = request.query_params.get("page", "1")
-    number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
-    issues, total = public_issues(core, offset=(number - 1) * PER_PAGE)
+    asked = request.query_params.get("page", "1")
+    number = _page_number(asked)
+    with core.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Issue).where(Issue.status.in_(PUBLIC)))
     pages = max(1, -(-total // PER_PAGE))
-    if number > pages:
-        return _not_found(request, f"page {number} of the archive (it has {pages})")
+    # Checked before the query: a page number beyond any store's integer would fail there, not here.
+    if number is None or number > pages:
+        return _not_found(request, f"page {asked[:20]!r} of the archive (it has {pages})")
+    issues, total = public_issues(core, offset=(number - 1) * PER_PAGE)
     return page(request, "archive.html", issues=issues, number=number, pages=pages, total=total)
+
+
+def _page_number(value: str) -> int | None:
+    """1 for a missing or non-positive number; None for anything that cannot be a page."""
+    value = value.strip()
+    if not value:
+        return 1
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
+        return None
+    return max(1, int(value))
 
 
 @router.get("/issues/feed.xml")

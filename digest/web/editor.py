@@ -3,7 +3,9 @@
 With DIGEST_ADMIN_TOKEN set, a request needs `Authorization: Bearer <token>` or the signed cookie the
 login form sets (12 hours; signed with DIGEST_SECRET_KEY over a digest of the admin token, so a new
 admin token logs everyone out). With no admin token, only a request from 127.0.0.1 or ::1 that did
-not come through a proxy (no X-Forwarded-For, Forwarded or X-Real-IP header) is let in.
+not come through a proxy (no X-Forwarded-For, Forwarded or X-Real-IP header) and that names a
+loopback host in its Host header is let in: a page on another site whose name was made to resolve to
+127.0.0.1 (DNS rebinding) reaches us from this very machine, but with its own name as the Host.
 
 Changes made through a form need the sign-up form's CSRF token too (digest.web.csrf), unless the
 request carries the bearer token, which a browser never adds by itself.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -28,6 +31,7 @@ router = APIRouter()
 COOKIE = "digest_editor"
 MAX_AGE = 12 * 3600
 LOOPBACK = {"127.0.0.1", "::1"}
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?")
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
@@ -68,7 +72,13 @@ def _has_cookie(request: Request, expected: str) -> bool:
 
 
 def is_local(request: Request) -> bool:
-    return client_ip(request) in LOOPBACK and not any(h in request.headers for h in PROXY_HEADERS)
+    from_here = client_ip(request) in LOOPBACK and not any(h in request.headers for h in PROXY_HEADERS)
+    return from_here and loopback_host(request.headers.get("host", ""))
+
+
+def loopback_host(host: str) -> bool:
+    """127.0.0.1, localhost or [::1], with or without a port."""
+    return LOOPBACK_HOST.fullmatch(host.strip().lower()) is not None
 
 
 def editor_problem(request: Request) -> Response | None:
@@ -81,7 +91,8 @@ def editor_problem(request: Request) -> Response | None:
             request,
             403,
             "The preview is off",
-            "With no DIGEST_ADMIN_TOKEN set, the preview answers only this machine (127.0.0.1). "
+            "With no DIGEST_ADMIN_TOKEN set, the preview answers only this machine, at http://127.0.0.1 or "
+            "http://localhost (not through a proxy or another host name). "
             "Set DIGEST_ADMIN_TOKEN to open it to editors elsewhere.",
         )
     if has_bearer(request) or _has_cookie(request, expected):
@@ -179,6 +190,13 @@ async def login(request: Request):
 
 @router.post("/logout")
 async def logout(request: Request):
+    # With its CSRF token only: another site must not be able to log an editor out.
+    try:
+        form = await read_form(request)
+    except BadForm as exc:
+        return error_page(request, 400, "The form could not be read", str(exc))
+    if problem := csrf_problem(request, form):
+        return problem
     response = RedirectResponse("/", 303)
     response.delete_cookie(COOKIE)
     return response

@@ -1,4 +1,9 @@
-"""The sign-up form (GET and POST /subscribe) and the confirm link (GET /confirm/{token})."""
+"""The sign-up form (GET and POST /subscribe) and the confirm link (GET and POST /confirm/{token}).
+
+The answer to a sign-up is the same page whether the address is new, pending, active or gone, so the
+form cannot be used to learn who is on the list. Opening the confirm link shows a button; only its POST
+confirms, because mail scanners open (GET) every link in a message before the reader does.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +60,7 @@ async def subscribe(request: Request):
         form = await read_form(request)
     except BadForm as exc:
         return error_page(request, 400, "The form could not be read", str(exc))
-    email, name = str(form.get("email") or "").strip(), str(form.get("name") or "").strip()
+    email, name = str(form.get("email") or ""), str(form.get("name") or "")
     if not request.app.state.csrf.valid(request.cookies.get(COOKIE), str(form.get("csrf_token") or "")):
         return _form(
             request,
@@ -66,25 +71,68 @@ async def subscribe(request: Request):
         )
     if form.get(HONEYPOT):
         # Answer a bot as if it had worked, so it learns nothing, and store nothing.
-        return page(request, "subscribe_done.html", email=email, pending=True)
+        return _done(request, email.strip())
     try:
         address = store.normalize_email(email)
     except store.InvalidAddress as exc:
         return _form(request, status_code=400, error=f"Please check the address: {exc}", email=email, name=name)
-    if len(name) > 300:
-        return _form(
-            request, status_code=400, error="Please give a shorter name (300 characters at most).", email=email
-        )
+    try:
+        name = store.clean_name(name)
+    except store.InvalidName as exc:
+        return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
     try:
-        result = await run_in_threadpool(signup.sign_up, core, address, name, consent)
+        await run_in_threadpool(signup.sign_up, core, address, name, consent)
     except DeliveryError as exc:
         return error_page(request, 503, "We could not send the confirmation", str(exc))
-    return page(request, "subscribe_done.html", email=address, pending=result.subscriber.status == "pending")
+    return _done(request, address)
+
+
+def _done(request: Request, address: str):
+    # Never from the subscriber's status: new, pending, active and unsubscribed get the same page.
+    return page(request, "subscribe_done.html", email=address, double_opt_in=core_of(request).settings.double_opt_in)
+
+
+def _confirm_page(request: Request, token: str, *, status_code: int = 200, error: str | None = None):
+    csrf = request.app.state.csrf
+    cookie = request.cookies.get(COOKIE) or csrf.new_cookie()
+    response = page(
+        request,
+        "confirm.html",
+        status_code=status_code,
+        action=f"/confirm/{token}",
+        csrf_token=csrf.token_for(cookie),
+        error=error,
+    )
+    secure = core_of(request).settings.base_url.startswith("https://")
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure, max_age=24 * 3600)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm(request: Request, token: str):
+def confirm_form(request: Request, token: str):
+    """Reads the link (a bad one gets its reason now) and changes nothing: the button does."""
+    core = core_of(request)
+    with core.sessions() as session:
+        if subscriber_for(session, core, "confirm", token) is None:
+            return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
+    return _confirm_page(request, token)
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+async def confirm(request: Request, token: str):
+    try:
+        form = await read_form(request)
+    except BadForm as exc:
+        return error_page(request, 400, "The form could not be read", str(exc))
+    if not request.app.state.csrf.valid(request.cookies.get(COOKIE), str(form.get("csrf_token") or "")):
+        expired = "This page has expired or came from another site. Press the button again."
+        return _confirm_page(request, token, status_code=400, error=expired)
+    return await run_in_threadpool(_confirm, request, token)
+
+
+def _confirm(request: Request, token: str):
     core = core_of(request)
     with core.sessions.begin() as session:
         subscriber = subscriber_for(session, core, "confirm", token)

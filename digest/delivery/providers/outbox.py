@@ -19,7 +19,7 @@ from digest.models import utcnow
 def write_atomically(path: Path, data: bytes) -> None:
     """Written whole or not at all: a reader never sees half a message."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -38,7 +38,9 @@ class OutboxProvider:
 
     def _make_folder(self, folder: Path) -> None:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            # Messages hold readers' addresses and personal links: the owner's alone.
+            for path in (self.directory, folder):
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ProviderError(f"cannot create the outbox folder {folder}: {exc.strerror or exc}") from None
 

@@ -67,10 +67,12 @@ def test_the_body_is_ascii_json_so_non_ascii_text_survives_any_transport(tmp_pat
     assert json.dumps(accepted.body).isascii()
 
 
-def test_an_oversized_substitution_is_refused_before_sending():
+def test_an_oversized_substitution_refuses_that_recipient_alone_before_sending():
     huge = recipient(1, "x" * 6000)
-    with pytest.raises(ProviderError, match="over SendGrid's 10000"):
-        SendGridRequestBuilder(ISSUE).body([huge], batch_id=1)
+    body, refused = SendGridRequestBuilder(ISSUE).build([huge, recipient(2)], batch_id=1)
+    assert list(refused) == [1] and "over SendGrid's 10000" in refused[1]
+    assert [p["to"][0]["email"] for p in body["personalizations"]] == ["r2@example.org"]
+    assert SendGridRequestBuilder(ISSUE).body([huge], batch_id=1) is None  # nobody left: no request at all
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def parse(data: bytes) -> EmailMessage:
+    """A message as an RFC 6532 reader sees it: headers may be UTF-8 (an internationalized address)."""
+    return email.message_from_string(data.decode("utf-8"), policy=policy.default)
+
+
 class Mailbox:
     """An aiosmtpd handler that keeps every message with its envelope recipients."""
 
@@ -43,8 +48,7 @@ class Mailbox:
         self.messages: list[tuple[list[str], EmailMessage]] = []
 
     async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))
+        self.messages.append((list(envelope.rcpt_tos), parse(envelope.content)))
         return "250 OK"
 
 
@@ -73,7 +77,7 @@ def from_message(to: list[str], message: EmailMessage) -> Mail:
 def outbox_mail(folder: Path) -> list[Mail]:
     mails = []
     for path in sorted(folder.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        message = parse(path.read_bytes())
         mails.append(from_message([a.addr_spec for a in message["To"].addresses], message))
     return mails
 

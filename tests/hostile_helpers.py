@@ -37,8 +37,12 @@ def free_port() -> int:
 
 
 def parse(data: bytes) -> EmailMessage:
-    """A message as an RFC 6532 reader sees it: headers may be UTF-8 (an internationalized address)."""
-    return email.message_from_string(data.decode("utf-8"), policy=policy.default)
+    return email.message_from_bytes(data, policy=policy.default)
+
+
+def utf8_header(value: str) -> str:
+    """A header as an RFC 6532 reader sees it: the email package keeps raw UTF-8 bytes as surrogates."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8")
 
 
 class Mailbox:
@@ -71,14 +75,14 @@ class Mail:
 def from_message(to: list[str], message: EmailMessage) -> Mail:
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    return Mail(to, str(message["Subject"]), text, html, str(message["List-Unsubscribe"]))
+    return Mail(to, utf8_header(str(message["Subject"])), text, html, str(message["List-Unsubscribe"]))
 
 
 def outbox_mail(folder: Path) -> list[Mail]:
     mails = []
     for path in sorted(folder.glob("*.eml")):
         message = parse(path.read_bytes())
-        mails.append(from_message([a.addr_spec for a in message["To"].addresses], message))
+        mails.append(from_message([utf8_header(a.addr_spec) for a in message["To"].addresses], message))
     return mails
 
 

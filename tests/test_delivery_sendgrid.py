@@ -75,6 +75,15 @@ def test_an_oversized_substitution_refuses_that_recipient_alone_before_sending()
     assert SendGridRequestBuilder(ISSUE).body([huge], batch_id=1) is None  # nobody left: no request at all
 
 
+def test_two_spellings_of_one_idn_address_go_as_one_recipient_not_a_refused_request():
+    unicode_form = Recipient(1, "jose@exämple.org", None, recipient(1).values, recipient(1).unsubscribe_url)
+    ascii_form = Recipient(2, "jose@xn--exmple-cua.org", None, recipient(2).values, recipient(2).unsubscribe_url)
+    body, refused = SendGridRequestBuilder(ISSUE).build([unicode_form, ascii_form, recipient(3)], batch_id=1)
+    assert validate(body) == []
+    assert [p["to"][0]["email"] for p in body["personalizations"]] == ["jose@xn--exmple-cua.org", "r3@example.org"]
+    assert list(refused) == [2] and "delivery 1" in refused[2]
+
+
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [

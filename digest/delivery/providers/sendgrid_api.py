@@ -127,12 +127,21 @@ class SendGridRequestBuilder:
             raise ValueError(f"a SendGrid request takes at most {MAX_PERSONALIZATIONS} recipients")
         # Only ids: custom_args travel into every event and log, so never personal data.
         custom_args = {"issue_id": str(self.issue.issue_id), "batch_id": str(batch_id)}
-        personalizations, refused = [], {}
+        personalizations, refused, seen = [], {}, {}
         for recipient in recipients:
             try:
-                personalizations.append(self.personalization(recipient, custom_args))
+                personalization = self.personalization(recipient, custom_args)
             except Exception as exc:  # whatever one recipient's data does, the others still go
                 refused[recipient.delivery_id] = unbuildable(exc)
+                continue
+            # SendGrid refuses a whole request that names an address twice (two stored spellings of one
+            # IDN address, say): the second is left out, and that reader still gets one copy.
+            address = personalization["to"][0]["email"].lower()
+            if address in seen:
+                refused[recipient.delivery_id] = f"the same address as delivery {seen[address]} in this batch"
+                continue
+            seen[address] = recipient.delivery_id
+            personalizations.append(personalization)
         if not personalizations:
             return None, refused
         return {**self.shared, "personalizations": personalizations}, refused

@@ -182,6 +182,8 @@ class SMTPProvider:
             raise ProviderError(
                 f"the SMTP server refused {', '.join(exc.recipients)}", kind=FailureKind.REFUSED
             ) from None
+        except smtplib.SMTPNotSupportedError as exc:  # an internationalized address, a server without SMTPUTF8
+            raise ProviderError(f"the SMTP server cannot take this message: {exc}", kind=FailureKind.REFUSED) from None
         except smtplib.SMTPResponseException as exc:
             kind = FailureKind.REFUSED if exc.smtp_code >= 500 else FailureKind.TRANSIENT
             raise ProviderError(f"the SMTP server answered {exc.smtp_code} {exc.smtp_error!r}", kind=kind) from None

@@ -17,9 +17,11 @@ from sqlalchemy import insert, select, update
 
 from digest.config import load_newsletter
 from digest.core import build_core
+from digest.delivery.run import deliver
 from digest.models import Batch, Delivery
 from subscribers.models import Subscriber
 from tests.conftest import EXAMPLE_CONFIG, ROOT
+from tests.fakes.seed import address, make_issue, seed_subscribers
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.hostile_helpers import WEEK, outbox_mail, sendgrid_mail, smtp_mail, smtp_server
 
@@ -212,3 +214,31 @@ def test_sendgrid_request_leaves_out_only_the_recipients_it_cannot_carry(hostile
     assert_no_injected_header(sendgrid_mail(fake))
     assert_recorded(core, {CRLF_ADDRESS[0], NO_IDNA[0], UTF8_LOCAL[0]})
     assert "not ASCII" in outcomes(core)[UTF8_LOCAL[0]][1]
+
+
+def test_a_subscriber_whose_values_cannot_be_made_fails_alone_and_the_batch_goes(settings, tmp_path):
+    """Whatever breaks while one recipient's values are made (a token for a row the signer chokes on,
+    say) fails that recipient with the reason; the batch is sent and recorded for the others."""
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
+    with core.sessions.begin() as session:
+        seed_subscribers(session, 5)
+        issue = make_issue(session)
+    made = core.recipient_values
+
+    def values(person):
+        if person.email == address(3):
+            raise ValueError("this row cannot be signed")
+        return made(person)
+
+    core.recipient_values = values
+    try:
+        _, report = deliver(core, issue)
+        found = outcomes(core)
+    finally:
+        core.close()
+    assert report.sent == 4 and report.failed == 1 and not report.failed_batches
+    assert found[address(3)] == ("failed", "the message could not be built: ValueError: this row cannot be signed")
+    assert {e for e, (s, _) in found.items() if s == "sent"} == {address(i) for i in (1, 2, 4, 5)}
+    assert sorted(p.name for p in (tmp_path / "outbox" / issue.slug).glob("*.eml")) == [
+        f"{i:08d}.eml" for i in (1, 2, 4, 5)
+    ]

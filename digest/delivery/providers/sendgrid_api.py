@@ -107,7 +107,7 @@ class SendGridRequestBuilder:
                 "shorten the subscriber's name or DIGEST_BASE_URL"
             )
         to = {"email": address.addr_spec}
-        name = safe_display_name(recipient.name)
+        name = safe_display_name(placeholders.neutralize_text(recipient.name or ""))
         # SendGrid refuses a display name with a comma or semicolon; the address alone is enough.
         if name and not any(c in name for c in ",;"):
             to["name"] = name

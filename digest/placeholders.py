@@ -1,15 +1,22 @@
-"""Per-recipient placeholders: the one token syntax of rendered issues.
+"""Per-recipient placeholders: the one token syntax of rendered issues, and ours alone.
 
 An issue is rendered once; what differs per recipient goes in as `%%name%%` tokens, which SendGrid
 substitutes (`substitutions`) and the outbox and SMTP providers fill in themselves. The syntax
-survives Jinja2, MJML, premailer and HTML attribute serialization unchanged, and does not occur in
-ordinary prose or URLs.
+survives Jinja2, MJML, premailer and HTML attribute serialization unchanged.
 
     %%unsubscribe_url%%   the recipient's signed one-click unsubscribe link
     %%preferences_url%%   the recipient's signed preferences link
     %%first_name%%        the recipient's first name, or `issue.first_name_fallback` ("there")
 
 Templates write them as `{{ ph.unsubscribe_url }}`; previews fill sample values (`fill_preview`).
+
+Only the templates may write a token. Every content string (feed titles, links, image URLs, page text,
+editors' overrides, subject lines, subscribers' names) goes through `neutralize` before it reaches a
+template or a provider, so that no `%%` is left in it, nor a `%` at either end that could meet another
+one across a field boundary: text gets a zero-width space (U+200B) after each such `%` (the reader sees
+the same characters), a URL gets each `%` that does not start a `%XX` escape percent-encoded as `%25`
+(which is what it meant). SendGrid replaces its substitution keys anywhere in the body, so this is what
+keeps a feed item from reaching a reader's signed link there too.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ import re
 
 NAMES = ("unsubscribe_url", "preferences_url", "first_name")
 _PATTERN = re.compile(r"%%([a-z_]+)%%")
+# U+200B ZERO WIDTH SPACE: invisible in text and HTML, and kept as it is by Jinja2, MJML and premailer.
+BREAK = "\u200b"
+_TEXT_PERCENT = re.compile(r"%(?=%)|%\Z")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def token(name: str) -> str:
@@ -28,11 +39,48 @@ def token(name: str) -> str:
 TOKENS = {name: token(name) for name in NAMES}
 
 
+def neutralize_text(text: str) -> str:
+    """The same visible text with no `%%` in it and no `%` at either end."""
+    if "%" not in text:
+        return text
+    text = _TEXT_PERCENT.sub("%" + BREAK, text)
+    return BREAK + text if text.startswith("%") else text
+
+
+def neutralize_url(url: str) -> str:
+    """The same URL with every `%` that does not start a `%XX` escape written as `%25`."""
+    return _STRAY_PERCENT.sub("%25", url) if "%" in url else url
+
+
+def _is_url_key(key) -> bool:
+    return isinstance(key, str) and (key == "url" or key.endswith("_url") or key in ("link", "href", "src"))
+
+
+def neutralize(value, *, url: bool = False):
+    """`value` (a string, or lists and dicts of them, as issue content is) with no token in any string.
+
+    Strings under a key named `url`, `*_url`, `link`, `href` or `src` are treated as URLs."""
+    if isinstance(value, str):
+        return neutralize_url(value) if url else neutralize_text(value)
+    if isinstance(value, dict):
+        return {k: neutralize(v, url=_is_url_key(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(neutralize(v, url=url) for v in value)
+    return value
+
+
 def fill(text: str, values: dict[str, str], *, html_part: bool) -> str:
-    """Replace every token; values are escaped for the HTML part. Unknown tokens raise KeyError."""
+    """Replace the tokens named in `values`; values are escaped for the HTML part.
+
+    Any other `%%name%%` is left as it is: only a template can have written one (content cannot), and
+    a template's typo must not stop a send."""
+
+    safe = neutralize(values)  # a subscriber's name is content too
 
     def replace(match: re.Match) -> str:
-        value = values[match[1]]
+        if match[1] not in safe:
+            return match[0]
+        value = safe[match[1]]
         return html.escape(value, quote=True) if html_part else value
 
     return _PATTERN.sub(replace, text)

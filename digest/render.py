@@ -133,14 +133,17 @@ def context(config: NewsletterConfig, content: dict, *, subject: str, preheader:
     source = utm_source(config)
 
     def link(url: str) -> str:
-        return with_utm(url, slug, source, config.email.utm_medium) if config.email.utm else url
+        made = with_utm(url, slug, source, config.email.utm_medium) if config.email.utm else url
+        return placeholders.neutralize_url(made)
 
+    # Content is hostile: none of it may carry a placeholder that a provider would fill.
+    content = placeholders.neutralize(content)
     top = content.get("top")
     return {
         "newsletter": config,
         "social": config.email.social,
-        "subject": subject,
-        "preheader": preheader,
+        "subject": placeholders.neutralize_text(subject),
+        "preheader": placeholders.neutralize_text(preheader),
         "issue_date": content.get("date_display") or content.get("date", ""),
         "intro": content.get("intro") or "",
         "view_url": view_url,

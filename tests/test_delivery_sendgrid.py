@@ -67,10 +67,21 @@ def test_the_body_is_ascii_json_so_non_ascii_text_survives_any_transport(tmp_pat
     assert json.dumps(accepted.body).isascii()
 
 
-def test_an_oversized_substitution_is_refused_before_sending():
+def test_an_oversized_substitution_refuses_that_recipient_alone_before_sending():
     huge = recipient(1, "x" * 6000)
-    with pytest.raises(ProviderError, match="over SendGrid's 10000"):
-        SendGridRequestBuilder(ISSUE).body([huge], batch_id=1)
+    body, refused = SendGridRequestBuilder(ISSUE).build([huge, recipient(2)], batch_id=1)
+    assert list(refused) == [1] and "over SendGrid's 10000" in refused[1]
+    assert [p["to"][0]["email"] for p in body["personalizations"]] == ["r2@example.org"]
+    assert SendGridRequestBuilder(ISSUE).body([huge], batch_id=1) is None  # nobody left: no request at all
+
+
+def test_two_spellings_of_one_idn_address_go_as_one_recipient_not_a_refused_request():
+    unicode_form = Recipient(1, "jose@exämple.org", None, recipient(1).values, recipient(1).unsubscribe_url)
+    ascii_form = Recipient(2, "jose@xn--exmple-cua.org", None, recipient(2).values, recipient(2).unsubscribe_url)
+    body, refused = SendGridRequestBuilder(ISSUE).build([unicode_form, ascii_form, recipient(3)], batch_id=1)
+    assert validate(body) == []
+    assert [p["to"][0]["email"] for p in body["personalizations"]] == ["jose@xn--exmple-cua.org", "r3@example.org"]
+    assert list(refused) == [2] and "delivery 1" in refused[2]
 
 
 @pytest.mark.parametrize(

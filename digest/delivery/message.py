@@ -1,12 +1,23 @@
-"""Build one recipient's RFC 5322 message: multipart/alternative, text first, then HTML."""
+"""Build one recipient's RFC 5322 message: multipart/alternative, text first, then HTML.
+
+Whatever the store holds, a header gets no line break from it: display names lose their control
+characters here (defence in depth: they are also checked where they enter). Addresses are written
+for the wire: the domain as IDNA (ASCII), and a non-ASCII local part only in a message serialized for
+SMTPUTF8 (RFC 6531/6532), which `Prepared.smtputf8` tells the provider it needs.
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
+
+import idna
 
 from digest import placeholders
 from digest.delivery.providers.base import OutgoingIssue, Recipient
@@ -14,6 +25,53 @@ from digest.delivery.providers.base import OutgoingIssue, Recipient
 # Long header lines are allowed up to 998 characters; folding List-Unsubscribe into encoded words
 # would hide its URL from the mail clients that act on it.
 MAIL_POLICY = policy.default.clone(max_line_length=998)
+UTF8_POLICY = MAIL_POLICY.clone(utf8=True)
+_SPACES = re.compile(r"\s+")
+
+
+class UnsendableAddress(ValueError):
+    """An address that cannot be put in a message (the reason says why)."""
+
+
+def safe_display_name(name: str | None) -> str:
+    """The name with CR, LF and every other control or line-separator character folded to one space."""
+    if not name:
+        return ""
+    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in name)
+    return _SPACES.sub(" ", kept).strip()
+
+
+@dataclass(frozen=True)
+class WireAddress:
+    local: str
+    domain: str  # ASCII (IDNA A-labels)
+
+    @property
+    def addr_spec(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def smtputf8(self) -> bool:
+        return not self.local.isascii()
+
+
+def wire_address(address: str) -> WireAddress:
+    """The address as it goes on the wire, or UnsendableAddress saying why it cannot."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain:
+        raise UnsendableAddress(f"{address!r} is not an address (local@domain)")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c.isspace() for c in address.strip()):
+        raise UnsendableAddress("the address holds a space or control character")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise UnsendableAddress(f"the domain {domain!r} has no IDNA form: {exc}") from None
+    return WireAddress(local, domain)
+
+
+def _address_header(name: str | None, address: WireAddress) -> Address:
+    return Address(display_name=safe_display_name(name), username=address.local, domain=address.domain)
 
 
 def list_unsubscribe(issue: OutgoingIssue, recipient: Recipient) -> str:
@@ -33,16 +91,37 @@ def ensure_message_id(message: EmailMessage) -> str:
     return str(message["Message-ID"])
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One recipient's message, serialized, with what the SMTP envelope needs."""
+
+    message: EmailMessage
+    envelope_from: str
+    envelope_to: str
+    smtputf8: bool  # the envelope or headers hold a non-ASCII address: only an SMTPUTF8 server takes it
+
+    def data(self, linesep: str = "\n") -> bytes:
+        chosen = UTF8_POLICY if self.smtputf8 else MAIL_POLICY
+        return self.message.as_bytes(policy=chosen.clone(linesep=linesep))
+
+
 def build_message(issue: OutgoingIssue, recipient: Recipient, *, now: datetime) -> EmailMessage:
+    return prepare(issue, recipient, now=now).message
+
+
+def prepare(issue: OutgoingIssue, recipient: Recipient, *, now: datetime) -> Prepared:
+    """Build the message. Any exception here or from `Prepared.data` means this one recipient cannot be
+    mailed (providers record the reason and go on)."""
+    sender, to = wire_address(issue.from_email), wire_address(recipient.email)
     message = EmailMessage(policy=MAIL_POLICY)
-    message["From"] = formataddr((issue.from_name, issue.from_email)) if issue.from_name else issue.from_email
-    message["To"] = formataddr((recipient.name, recipient.email)) if recipient.name else recipient.email
+    message["From"] = _address_header(issue.from_name, sender)
+    message["To"] = _address_header(recipient.name, to)
     if issue.reply_to:
         message["Reply-To"] = issue.reply_to
-    message["Subject"] = issue.subject
+    # The subject may be made from a headline: content, never a header break.
+    message["Subject"] = safe_display_name(placeholders.neutralize_text(issue.subject))
     message["Date"] = format_datetime(now)
-    domain = Address(addr_spec=issue.from_email).domain
-    message["Message-ID"] = make_msgid(idstring=f"{issue.slug}.{recipient.delivery_id}", domain=domain)
+    message["Message-ID"] = make_msgid(idstring=f"{issue.slug}.{recipient.delivery_id}", domain=sender.domain)
     # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
     message["List-Unsubscribe"] = list_unsubscribe(issue, recipient)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -50,4 +129,4 @@ def build_message(issue: OutgoingIssue, recipient: Recipient, *, now: datetime) 
     html = placeholders.fill(issue.html, recipient.values, html_part=True)
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
-    return message
+    return Prepared(message, sender.addr_spec, to.addr_spec, sender.smtputf8 or to.smtputf8)

@@ -230,7 +230,9 @@ def dry_run(core: Digest, issue: Issue) -> DryRun:
             ).first()
             recipients = []
             if first is not None:
-                recipients, _ = load_recipients(session, first.id, core.recipient_values, core.unsubscribe_url)
+                recipients, _ = load_recipients(
+                    session, first.id, core.recipient_values, core.unsubscribe_url, unbuilt={}
+                )
             total, batches, first_id = state.recipients, sum(state.batches.values()), first.id if first else 0
             segments = _stored_segments(session, issue)
             first_excluded = _segment_names(session, issue).get(first.segment, []) if first is not None else []
@@ -293,7 +295,7 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
     provider = core.provider
     try:
         the_outgoing = outgoing_for_segment(core, issue, excluded, subject_prefix="[TEST] ")
-        ids = provider.send_batch(the_outgoing, [recipient], batch_id=0)
+        result = provider.send_batch(the_outgoing, [recipient], batch_id=0)
     except Exception as exc:
         from digest.delivery.providers.base import ProviderError
 
@@ -302,9 +304,9 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
         raise
     finally:
         provider.close()
-    if 0 not in ids:
-        raise DeliveryError(f"the provider refused {email}")
-    return ids[0]
+    if 0 not in result.sent:
+        raise DeliveryError(f"the test message to {email} was not sent: {result.refused.get(0, 'refused')}")
+    return result.sent[0]
 
 
 def mark_sent(core: Digest, issue: Issue, number: int) -> int:

@@ -9,6 +9,10 @@ by the provider's own events naming it (`settle_from_events`) or by the operator
 
 Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
 suppressed since the plan was made is marked skipped instead of mailed.
+
+One recipient never stops the send: whoever's message cannot be made (their values, their address, a
+name the message cannot carry) or is refused alone by the provider is marked failed with the reason in
+`deliveries.error`, and the rest of the batch goes and is recorded as sent.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, Provider, ProviderError, Recipient
+from digest.delivery.providers.base import (
+    BatchResult,
+    FailureKind,
+    OutgoingIssue,
+    Provider,
+    ProviderError,
+    Recipient,
+    unbuildable,
+)
 from digest.delivery.retry import RetryPolicy
 from digest.errors import DeliveryError
 from digest.models import Batch, Delivery, Issue, utcnow
@@ -124,8 +136,12 @@ def load_recipients(
     batch_id: int,
     recipient_values: Callable[[Subscriber], dict[str, str]],
     unsubscribe_url: Callable[[Subscriber], str],
+    *,
+    unbuilt: dict[int, str] | None = None,
 ) -> tuple[list[Recipient], list[int]]:
-    """The batch's recipients still to mail, and the delivery ids of those who left since the plan."""
+    """The batch's recipients still to mail, and the delivery ids of those who left since the plan.
+
+    A recipient whose values cannot be made is left out, and put in `unbuilt` with the reason."""
     rows = session.execute(
         select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.link_key)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -145,14 +161,15 @@ def load_recipients(
             left.append(delivery_id)
             continue
         person = _RecipientRow(subscriber_id, address, name, status, link_key)
+        try:
+            values, link = recipient_values(person), unsubscribe_url(person)
+        except Exception as exc:  # one subscriber's stored data never stops the batch
+            if unbuilt is None:
+                raise
+            unbuilt[delivery_id] = unbuildable(exc)
+            continue
         recipients.append(
-            Recipient(
-                delivery_id=delivery_id,
-                email=address,
-                name=name,
-                values=recipient_values(person),
-                unsubscribe_url=unsubscribe_url(person),
-            )
+            Recipient(delivery_id=delivery_id, email=address, name=name, values=values, unsubscribe_url=link)
         )
     return recipients, left
 
@@ -172,6 +189,18 @@ def _record_sent(session: Session, batch_id: int, message_ids: dict[int, str | N
         update(Delivery),
         [{"id": d, "status": "sent", "message_id": m, "sent_at": now} for d, m in message_ids.items()],
     )
+
+
+def _record_refused(session: Session, reasons: Mapping[int, str]) -> None:
+    """Recipients failed one by one, each with the reason (a pending one only: never undo a sent)."""
+    if not reasons:
+        return
+    for delivery_id, reason in reasons.items():
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "pending")
+            .values(status="failed", error=reason[:1000])
+        )
 
 
 def send_issue(
@@ -231,16 +260,21 @@ def send_issue(
             with sessions.begin() as session:
                 if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
                     continue  # another process claimed it first
-                recipients, left = load_recipients(session, batch_id, recipient_values, unsubscribe_url)
+                unbuilt: dict[int, str] = {}
+                recipients, left = load_recipients(
+                    session, batch_id, recipient_values, unsubscribe_url, unbuilt=unbuilt
+                )
                 if left:
                     session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
+                _record_refused(session, unbuilt)
             report.batches += 1
             report.skipped += len(left)
+            report.failed += len(unbuilt)
             outcome = _send_one_batch(
                 sessions, provider, segments[segment], batch_id, recipients, options, stop, wait, report
             )
             if on_batch:
-                on_batch(Progress(number, *outcome, len(left)))
+                on_batch(Progress(number, outcome[0], outcome[1] + len(unbuilt), len(left)))
             # A provider that stops answering leaves one unknown batch after another: pause as for failures.
             if len(report.failed_batches) + report.new_unknown > options.max_failed_batches:
                 report.paused = True
@@ -266,25 +300,29 @@ def _send_one_batch(
     """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome."""
     policy = options.policy
     remaining = recipients
-    sent_total = 0
+    sent_total = refused_total = 0
     retries = rate_waits = 0
     while True:
         try:
-            message_ids = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else {}
+            result = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else BatchResult()
         except ProviderError as exc:
-            if exc.sent:  # the part that went out before the failure is recorded now, never sent again
+            if exc.sent or exc.refused:  # what was settled before the failure is recorded now, never sent again
                 with sessions.begin() as session:
                     _record_sent(session, batch_id, exc.sent, utcnow())
+                    _record_refused(session, exc.refused)
                 sent_total += len(exc.sent)
-                remaining = [r for r in remaining if r.delivery_id not in exc.sent]
+                refused_total += len(exc.refused)
+                remaining = [r for r in remaining if r.delivery_id not in exc.sent and r.delivery_id not in exc.refused]
             if exc.kind is FailureKind.UNKNOWN:
                 report.sent += sent_total
-                return sent_total + _leave_unknown(sessions, batch_id, len(remaining), str(exc), report), 0
+                report.failed += refused_total
+                return sent_total + _leave_unknown(sessions, batch_id, len(remaining), str(exc), report), refused_total
             if exc.kind is FailureKind.STOP:
                 # Nothing of this batch was accepted: it goes back to pending for a later --resume.
                 with sessions.begin() as session:
                     move_batch(session, batch_id, ("submitting",), "pending", error=str(exc))
                 report.sent += sent_total
+                report.failed += refused_total
                 raise DeliveryError(str(exc)) from None
             delay = None
             if exc.kind is FailureKind.RATE_LIMITED and rate_waits < policy.rate_limit_waits:
@@ -306,21 +344,28 @@ def _send_one_batch(
                 number = session.scalar(select(Batch.number).where(Batch.id == batch_id))
             log.error("batch %s failed: %s", number, reason)
             report.failed_batches.append((number, reason))
-            report.failed += len(remaining)
+            report.failed += len(remaining) + refused_total
             report.sent += sent_total
-            return sent_total, len(remaining)
+            return sent_total, len(remaining) + refused_total
         now = utcnow()
-        refused = [r.delivery_id for r in remaining if r.delivery_id not in message_ids]
+        refused = dict(result.refused)
+        for r in remaining:
+            if r.delivery_id not in result.sent and r.delivery_id not in refused:
+                refused[r.delivery_id] = "the provider did not accept this recipient"
         with sessions.begin() as session:
             if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None):
                 log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-            _record_sent(session, batch_id, message_ids, now)
-            if refused:
-                session.execute(update(Delivery).where(Delivery.id.in_(refused)).values(status="failed"))
-        sent_total += len(message_ids)
+            _record_sent(session, batch_id, result.sent, now)
+            _record_refused(session, refused)
+        if refused:
+            log.warning(
+                "batch %s: %d recipient(s) not sent; the reasons are in deliveries.error", batch_id, len(refused)
+            )
+        sent_total += len(result.sent)
+        refused_total += len(refused)
         report.sent += sent_total
-        report.failed += len(refused)
-        return sent_total, len(refused)
+        report.failed += refused_total
+        return sent_total, refused_total
 
 
 def _pending_in(session: Session, batch_id: int) -> int:

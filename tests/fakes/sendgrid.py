@@ -20,6 +20,9 @@ signs a body as SendGrid does (ECDSA P-256 over timestamp + body) and `post_even
         signer = WebhookSigner()  # its public_b64 goes in DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY
         post_events(site_url, signer, fake.events(["processed"]))
 
+With keep_bodies, `messages()` gives what SendGrid would deliver: every substitution key replaced
+wherever it occurs in the subject and content, so a key that content could hold shows up as a leak.
+
 Run alone (for benchmarks, so that its memory is not the sender's):
     python -m tests.fakes.sendgrid [--api-key K] [--count-only] [--schedule hostile]
 prints its URL on the first line; GET /_stats answers the counts as JSON, GET /_accepted the accepted
@@ -125,6 +128,29 @@ class Accepted:
     body: dict | None  # kept only when keep_bodies is on
 
 
+def delivered(body: dict) -> list[dict]:
+    """The messages SendGrid would make of an accepted body, one per personalization: as SendGrid does, each
+    substitution key is replaced wherever it occurs in the subject and every content part, one key after
+    the other (a value that holds another key gets that one replaced too)."""
+    messages = []
+    for p in body["personalizations"]:
+        subject = p.get("subject") or body.get("subject") or ""
+        parts = {c["type"]: c["value"] for c in body.get("content") or []}
+        for key, value in (p.get("substitutions") or {}).items():
+            subject = subject.replace(key, value)
+            parts = {kind: text.replace(key, value) for kind, text in parts.items()}
+        messages.append(
+            {
+                "to": [a["email"] for a in p.get("to", [])],
+                "subject": subject,
+                "text": parts.get("text/plain", ""),
+                "html": parts.get("text/html", ""),
+                "headers": dict(p.get("headers") or {}),
+            }
+        )
+    return messages
+
+
 @dataclass
 class FakeSendGrid:
     api_key: str = "SG.fake-key"
@@ -194,6 +220,10 @@ class FakeSendGrid:
     @property
     def duplicates(self) -> dict[str, int]:
         return {e: n for e, n in self.recipient_counts.items() if n > 1}
+
+    def messages(self) -> list[dict]:
+        """Every message delivered so far, substituted as SendGrid would (needs keep_bodies)."""
+        return [m for a in self.accepted if a.body is not None for m in delivered(a.body)]
 
     def wait_for_requests(self, n: int, timeout: float = 30.0) -> bool:
         with self._received:

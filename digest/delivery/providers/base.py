@@ -7,7 +7,7 @@ A provider never retries by itself and never touches the store: it makes one att
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from enum import Enum
 from typing import Protocol
@@ -35,6 +35,19 @@ class Recipient:
     unsubscribe_url: str
 
 
+@dataclass
+class BatchResult:
+    """What became of a batch that was not refused as a whole: each recipient is in one of the two."""
+
+    sent: dict[int, str | None] = field(default_factory=dict)  # delivery id -> the provider's message id
+    refused: dict[int, str] = field(default_factory=dict)  # delivery id -> why this one recipient was not sent
+
+
+def unbuildable(exc: Exception) -> str:
+    """The reason recorded for a recipient whose message could not be built."""
+    return f"the message could not be built: {type(exc).__name__}: {exc}"[:500]
+
+
 class FailureKind(Enum):
     """How the sender treats a failed attempt."""
 
@@ -48,7 +61,8 @@ class FailureKind(Enum):
 
 
 class ProviderError(Exception):
-    """One attempt failed. `sent` holds the recipients that did go out before the failure (SMTP, outbox)."""
+    """One attempt failed. `sent` holds the recipients that did go out before the failure (SMTP, outbox),
+    `refused` those refused one by one before it (with the reason)."""
 
     def __init__(
         self,
@@ -57,6 +71,7 @@ class ProviderError(Exception):
         kind: FailureKind = FailureKind.REFUSED,
         retry_after: float | None = None,
         sent: dict[int, str | None] | None = None,
+        refused: dict[int, str] | None = None,
         retry: bool | None = None,
     ):
         super().__init__(message)
@@ -65,6 +80,7 @@ class ProviderError(Exception):
         self.kind = kind
         self.retry_after = retry_after
         self.sent: dict[int, str | None] = sent or {}
+        self.refused: dict[int, str] = refused or {}
 
     @property
     def retry(self) -> bool:
@@ -75,11 +91,10 @@ class Provider(Protocol):
     name: str
     max_batch_size: int
 
-    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
-        """Send to every recipient; return each delivery id's provider message id.
-
-        Recipients the provider refused one by one (an SMTP server rejecting one address) are left out
-        of the result; an error for the whole batch raises ProviderError."""
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
+        """Send to every recipient; each ends up in the result's `sent` (with the provider's message id)
+        or `refused` (with the reason: a message that could not be built, an SMTP server rejecting one
+        address). One recipient never fails the batch; an error for the whole batch raises ProviderError."""
         ...
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:

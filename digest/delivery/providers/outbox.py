@@ -11,8 +11,15 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.delivery.message import build_message, ensure_message_id
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
+from digest.delivery.message import ensure_message_id, prepare
+from digest.delivery.providers.base import (
+    BatchResult,
+    FailureKind,
+    OutgoingIssue,
+    ProviderError,
+    Recipient,
+    unbuildable,
+)
 from digest.models import utcnow
 
 
@@ -44,24 +51,38 @@ class OutboxProvider:
         except OSError as exc:
             raise ProviderError(f"cannot create the outbox folder {folder}: {exc.strerror or exc}") from None
 
-    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
         folder = self.folder(issue)
         self._make_folder(folder)
-        sent: dict[int, str | None] = {}
+        result = BatchResult()
         for recipient in recipients:
-            message = build_message(issue, recipient, now=utcnow())
+            try:
+                prepared = prepare(issue, recipient, now=utcnow())
+                data = prepared.data()
+            except Exception as exc:  # whatever one recipient's data does, the others still go
+                result.refused[recipient.delivery_id] = unbuildable(exc)
+                continue
             path = folder / f"{recipient.delivery_id:08d}.eml"
             try:
-                write_atomically(path, message.as_bytes())
+                write_atomically(path, data)
             except OSError as exc:
                 raise ProviderError(
-                    f"cannot write {path}: {exc.strerror or exc}", kind=FailureKind.REFUSED, sent=sent
+                    f"cannot write {path}: {exc.strerror or exc}",
+                    kind=FailureKind.REFUSED,
+                    sent=result.sent,
+                    refused=result.refused,
                 ) from None
-            sent[recipient.delivery_id] = message["Message-ID"]
-        return sent
+            result.sent[recipient.delivery_id] = prepared.message["Message-ID"]
+        return result
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
-        return sum(len(build_message(issue, r, now=utcnow()).as_bytes()) for r in recipients)
+        total = 0
+        for recipient in recipients:
+            try:
+                total += len(prepare(issue, recipient, now=utcnow()).data())
+            except Exception:  # noqa: S112 -- such a recipient would be refused alone and sends nothing
+                continue
+        return total
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         message_id = ensure_message_id(message)

@@ -2,7 +2,11 @@
 
 The request body is a plain dict (the package's helper classes reverse the order of personalizations
 and leak `Substitution(p=0)` into all of them). One personalization per recipient, each with the
-recipient's substitutions and their own List-Unsubscribe header. The body is serialized by the
+recipient's substitutions and their own List-Unsubscribe header; a recipient whose personalization
+cannot be made (an address SendGrid cannot take, substitutions over its limit) is refused alone and
+the others go. SendGrid replaces each substitution key wherever it occurs in the subject and content:
+the keys are `%%name%%` tokens, which no content can hold (see `digest.placeholders`). The body is
+serialized by the
 package with `json.dumps`, whose ASCII escapes keep non-ASCII text intact whatever the transport does
 with bytes; SendGrid sends the parts as UTF-8.
 """
@@ -21,8 +25,15 @@ import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from digest import placeholders
-from digest.delivery.message import list_unsubscribe
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
+from digest.delivery.message import list_unsubscribe, safe_display_name, wire_address
+from digest.delivery.providers.base import (
+    BatchResult,
+    FailureKind,
+    OutgoingIssue,
+    ProviderError,
+    Recipient,
+    unbuildable,
+)
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -67,7 +78,8 @@ class SendGridRequestBuilder:
             sender["name"] = issue.from_name
         self.shared: dict = {
             "from": sender,
-            "subject": issue.subject,
+            # A headline may hold a token or a line break: neither may reach SendGrid's subject.
+            "subject": safe_display_name(placeholders.neutralize_text(issue.subject)),
             # text/plain must come before text/html.
             "content": [{"type": "text/plain", "value": issue.text}, {"type": "text/html", "value": html_part}],
         }
@@ -79,21 +91,26 @@ class SendGridRequestBuilder:
             self.shared["asm"] = {"group_id": asm_group_id}
 
     def personalization(self, recipient: Recipient, custom_args: dict[str, str]) -> dict:
+        """One recipient's part of the request; raises (ValueError) when it cannot be made."""
+        address = wire_address(recipient.email)
+        if address.smtputf8:
+            # SendGrid drops or refuses addresses with a non-ASCII local part (sendgrid-python#100, #119).
+            raise ValueError("SendGrid does not deliver to an address whose local part is not ASCII")
         substitutions: dict[str, str] = {}
-        for name, value in recipient.values.items():
+        for name, value in placeholders.neutralize(recipient.values).items():
             substitutions[placeholders.token(name)] = value
             substitutions[html_token(name)] = html.escape(value, quote=True)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
         if size > MAX_SUBSTITUTION_BYTES:
-            raise ProviderError(
-                f"delivery {recipient.delivery_id}: substitutions take {size} bytes, over SendGrid's "
-                f"{MAX_SUBSTITUTION_BYTES}; shorten the subscriber's name or DIGEST_BASE_URL",
-                kind=FailureKind.REFUSED,
+            raise ValueError(
+                f"substitutions take {size} bytes, over SendGrid's {MAX_SUBSTITUTION_BYTES}; "
+                "shorten the subscriber's name or DIGEST_BASE_URL"
             )
-        to = {"email": recipient.email}
+        to = {"email": address.addr_spec}
+        name = safe_display_name(placeholders.neutralize_text(recipient.name or ""))
         # SendGrid refuses a display name with a comma or semicolon; the address alone is enough.
-        if recipient.name and not any(c in recipient.name for c in ",;"):
-            to["name"] = recipient.name
+        if name and not any(c in name for c in ",;"):
+            to["name"] = name
         return {
             "to": [to],
             "substitutions": substitutions,
@@ -104,12 +121,33 @@ class SendGridRequestBuilder:
             "custom_args": custom_args,
         }
 
-    def body(self, recipients: list[Recipient], *, batch_id: int | str) -> dict:
+    def build(self, recipients: list[Recipient], *, batch_id: int | str) -> tuple[dict | None, dict[int, str]]:
+        """(the request body, or None when no recipient is left; the refused recipients with the reason)."""
         if len(recipients) > MAX_PERSONALIZATIONS:
             raise ValueError(f"a SendGrid request takes at most {MAX_PERSONALIZATIONS} recipients")
         # Only ids: custom_args travel into every event and log, so never personal data.
         custom_args = {"issue_id": str(self.issue.issue_id), "batch_id": str(batch_id)}
-        return {**self.shared, "personalizations": [self.personalization(r, custom_args) for r in recipients]}
+        personalizations, refused, seen = [], {}, {}
+        for recipient in recipients:
+            try:
+                personalization = self.personalization(recipient, custom_args)
+            except Exception as exc:  # whatever one recipient's data does, the others still go
+                refused[recipient.delivery_id] = unbuildable(exc)
+                continue
+            # SendGrid refuses a whole request that names an address twice (two stored spellings of one
+            # IDN address, say): the second is left out, and that reader still gets one copy.
+            address = personalization["to"][0]["email"].lower()
+            if address in seen:
+                refused[recipient.delivery_id] = f"the same address as delivery {seen[address]} in this batch"
+                continue
+            seen[address] = recipient.delivery_id
+            personalizations.append(personalization)
+        if not personalizations:
+            return None, refused
+        return {**self.shared, "personalizations": personalizations}, refused
+
+    def body(self, recipients: list[Recipient], *, batch_id: int | str) -> dict | None:
+        return self.build(recipients, batch_id=batch_id)[0]
 
 
 def _error_messages(body: bytes | str | None) -> str:
@@ -227,14 +265,21 @@ class SendGridProvider:
             ) from None
         return _header(response.headers, "X-Message-Id")
 
-    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
-        if not recipients:
-            return {}
-        message_id = self.post(self.builder(issue).body(recipients, batch_id=batch_id))
-        return {r.delivery_id: message_id for r in recipients}
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
+        body, refused = self.builder(issue).build(recipients, batch_id=batch_id)
+        if body is None:
+            return BatchResult(refused=refused)
+        try:
+            message_id = self.post(body)
+        except ProviderError as exc:
+            exc.refused = {**refused, **exc.refused}
+            raise
+        refused_ids = set(refused)
+        return BatchResult({r.delivery_id: message_id for r in recipients if r.delivery_id not in refused_ids}, refused)
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
-        return len(json.dumps(self.builder(issue).body(recipients, batch_id=batch_id)).encode("utf-8"))
+        body = self.builder(issue).body(recipients, batch_id=batch_id)
+        return len(json.dumps(body).encode("utf-8")) if body is not None else 0
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         return self.post(transactional_body(message))

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.delivery.message import build_message, ensure_message_id
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
+from digest.delivery.message import Prepared, ensure_message_id, prepare
+from digest.delivery.providers.base import (
+    BatchResult,
+    FailureKind,
+    OutgoingIssue,
+    ProviderError,
+    Recipient,
+    unbuildable,
+)
 from digest.errors import ConfigError
 from digest.models import utcnow
 
@@ -52,6 +59,11 @@ class SMTPServer:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+def _said(answer: bytes | str) -> str:
+    text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+    return text.strip()[:300]
 
 
 class SMTPProvider:
@@ -95,42 +107,71 @@ class SMTPProvider:
             ) from None
         return conn
 
-    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> dict[int, str | None]:
+    def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
+        result = BatchResult()
         if not recipients:
-            return {}
-        sent: dict[int, str | None] = {}
+            return result
         conn = self.connect()
         try:
             for recipient in recipients:
-                message = build_message(issue, recipient, now=utcnow())
                 try:
-                    conn.send_message(message, from_addr=issue.from_email, to_addrs=[recipient.email])
-                except smtplib.SMTPRecipientsRefused:
-                    continue  # this one address is refused; the others still go
-                except smtplib.SMTPResponseException as exc:
-                    if 500 <= exc.smtp_code < 600:
-                        continue  # a permanent refusal of this one message
-                    raise ProviderError(
-                        f"the SMTP server deferred a message ({exc.smtp_code} {exc.smtp_error!r})",
-                        kind=FailureKind.TRANSIENT,
-                        sent=sent,
-                    ) from None
-                except (smtplib.SMTPException, OSError) as exc:
-                    raise ProviderError(
-                        f"the SMTP connection broke after {len(sent)} messages: {exc}",
-                        kind=FailureKind.TRANSIENT,
-                        sent=sent,
-                    ) from None
-                sent[recipient.delivery_id] = message["Message-ID"]
+                    prepared = prepare(issue, recipient, now=utcnow())
+                    data = prepared.data("\r\n")
+                except Exception as exc:  # whatever one recipient's data does, the others still go
+                    result.refused[recipient.delivery_id] = unbuildable(exc)
+                    continue
+                reason = self._send_one(conn, prepared, data, result)
+                if reason is None:
+                    result.sent[recipient.delivery_id] = prepared.message["Message-ID"]
+                else:
+                    result.refused[recipient.delivery_id] = reason
         finally:
             try:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
-        return sent
+        return result
+
+    def _send_one(self, conn: smtplib.SMTP, prepared: Prepared, data: bytes, result: BatchResult) -> str | None:
+        """None when the server took the message; the reason when it refused this one recipient.
+        Anything that concerns the connection raises ProviderError, carrying what went out before."""
+        options: list[str] = []
+        try:
+            if prepared.smtputf8:
+                conn.ehlo_or_helo_if_needed()  # the server's extensions are known only after EHLO
+                if not conn.has_extn("smtputf8"):
+                    return "the address is internationalized and the SMTP server does not offer SMTPUTF8"
+                options = ["SMTPUTF8", "BODY=8BITMIME"]
+            conn.sendmail(prepared.envelope_from, [prepared.envelope_to], data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, answer = next(iter(exc.recipients.values()), (0, b""))
+            return f"the SMTP server refused the address ({code} {_said(answer)})"
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                return f"the SMTP server refused the message ({exc.smtp_code} {_said(exc.smtp_error)})"
+            raise ProviderError(
+                f"the SMTP server deferred a message ({exc.smtp_code} {exc.smtp_error!r})",
+                kind=FailureKind.TRANSIENT,
+                sent=result.sent,
+                refused=result.refused,
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ProviderError(
+                f"the SMTP connection broke after {len(result.sent)} messages: {exc}",
+                kind=FailureKind.TRANSIENT,
+                sent=result.sent,
+                refused=result.refused,
+            ) from None
+        return None
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
-        return sum(len(build_message(issue, r, now=utcnow()).as_bytes()) for r in recipients)
+        total = 0
+        for recipient in recipients:
+            try:
+                total += len(prepare(issue, recipient, now=utcnow()).data("\r\n"))
+            except Exception:  # noqa: S112 -- such a recipient would be refused alone and sends nothing
+                continue
+        return total
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         message_id = ensure_message_id(message)
@@ -141,6 +182,8 @@ class SMTPProvider:
             raise ProviderError(
                 f"the SMTP server refused {', '.join(exc.recipients)}", kind=FailureKind.REFUSED
             ) from None
+        except smtplib.SMTPNotSupportedError as exc:  # an internationalized address, a server without SMTPUTF8
+            raise ProviderError(f"the SMTP server cannot take this message: {exc}", kind=FailureKind.REFUSED) from None
         except smtplib.SMTPResponseException as exc:
             kind = FailureKind.REFUSED if exc.smtp_code >= 500 else FailureKind.TRANSIENT
             raise ProviderError(f"the SMTP server answered {exc.smtp_code} {exc.smtp_error!r}", kind=kind) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -259,7 +259,8 @@ def add(
     """
     address = normalize_email(address)
     name = (name or "").strip()[:300] or None
-    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    # Locked until the caller commits (PostgreSQL), so a concurrent unsubscribe is never overwritten.
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address).with_for_update()).first()
     if subscriber is None:
         if is_suppressed(session, address):
             if not force_consent:
@@ -347,20 +348,32 @@ IMPORT_PAUSE_SECONDS = 0.12
 
 
 class _Commits:
-    """Commits the import's session every IMPORT_BATCH_ROWS rows or IMPORT_BATCH_SECONDS, whichever is first."""
+    """Commits the import's session every IMPORT_BATCH_ROWS rows or IMPORT_BATCH_SECONDS, whichever is first.
+
+    On SQLite each batch takes the write lock before its first read (BEGIN IMMEDIATE): otherwise its
+    first row would be read outside the transaction, and an unsubscribe committed between that read
+    and the batch's write could be overwritten. (On PostgreSQL `add` locks the row it reads.)
+    """
 
     def __init__(self, session: Session):
         self.session = session
-        self.pause = IMPORT_PAUSE_SECONDS if session.get_bind().dialect.name == "sqlite" else 0.0
-        self.rows, self.started = 0, time.monotonic()
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.rows = 0
+        self._begin()
+
+    def _begin(self) -> None:
+        if self.sqlite:
+            self.session.execute(text("BEGIN IMMEDIATE"))
+        self.started = time.monotonic()
 
     def row_written(self) -> None:
         self.rows += 1
         if self.rows >= IMPORT_BATCH_ROWS or time.monotonic() - self.started >= IMPORT_BATCH_SECONDS:
             self.session.commit()
-            if self.pause:
-                time.sleep(self.pause)
-            self.rows, self.started = 0, time.monotonic()
+            if self.sqlite:
+                time.sleep(IMPORT_PAUSE_SECONDS)
+            self.rows = 0
+            self._begin()
 
 
 def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bool = False) -> ImportReport:
@@ -376,8 +389,8 @@ def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bo
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     report = ImportReport()
     session = Session(session.get_bind(), expire_on_commit=False)
-    commits = _Commits(session)
     with handle, session:
+        commits = _Commits(session)
         try:
             for line, row in read_csv(handle, str(path)):
                 raw = row.get("email", "")

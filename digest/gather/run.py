@@ -1,7 +1,9 @@
 """Gather every configured source into the store, concurrently; one source's failure never stops the rest.
 
 For each source, as soon as its response arrives: parse (on a worker process) and fetch the article
-pages of the items that carry only a short summary (unless the store already holds them unchanged).
+pages of the items that carry only a short summary (unless the store already holds them unchanged);
+those links come from the feed, so they are fetched from public addresses only unless the source is
+marked `internal` (Fetcher.fetch_link), and a refusal is noted on the source.
 Finished sources go to the store in batches, one transaction each; when one fails, source by source,
 so that one bad row costs only its own source. A source's error and its time are stored on its row; the rest of
 the run goes on. Summaries are not made here but when an article is first shown (digest.summaries).

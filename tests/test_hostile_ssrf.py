@@ -75,6 +75,8 @@ def hostile(tmp_path):
             server.url("/secret"),
             server.url("/redirect"),
             f"http://localhost:{server.port}/secret-too",  # a name, not an address: refused after resolving
+            f"http://2130706433:{server.port}/secret-too",  # 127.0.0.1 written as one number
+            f"http://[::ffff:127.0.0.1]:{server.port}/secret-too",  # IPv4 inside IPv6
             "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
             on_disk.as_uri(),
             "file:///etc/passwd",

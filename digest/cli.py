@@ -155,6 +155,8 @@ def gather() -> None:
         report = gather_now(core, progress=advance)
     for failed in (r for r in report.sources if not r.ok):
         err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
+    for refused in (r for r in report.sources if r.ok and r.refused):
+        err.print(f"source {refused.name!r}: {refused.refused_note}", highlight=False)
     out.print(
         f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
         f"updated: {report.updated} ({report.seconds:.1f}s)"

@@ -147,6 +147,11 @@ class SourceConfig(_Strict):
     full_text: bool = Field(
         False, description="Always fetch each new article's page for its full text (not only for short items)."
     )
+    internal: bool = Field(
+        False,
+        description="Trust the links in this feed: fetch its items' pages even from loopback, private and "
+        "link-local addresses (an intranet feed). Otherwise such pages are refused, whatever the feed says.",
+    )
 
 
 class ScheduleConfig(_Strict):

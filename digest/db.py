@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.errors import ConfigError, DigestError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for the write lock before "database is locked"
 _migrate_lock = threading.Lock()
 
 
@@ -36,7 +37,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database))
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -66,9 +67,11 @@ def _private_file(path: Path) -> None:
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    # WAL lets the web app read while a send writes; busy_timeout waits out short write locks.
+    # WAL lets the web app read while a send writes; busy_timeout waits out short write locks. Every
+    # writer commits in short transactions (an import in batches), so a lock held longer than this is
+    # an outage: the web answers 503 with Retry-After then rather than keep a mail client waiting.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -328,7 +329,8 @@ def add(
     """
     address = normalize_email(address)
     name = clean_name(name)
-    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    # Locked until the caller commits (PostgreSQL), so a concurrent unsubscribe is never overwritten.
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address).with_for_update()).first()
     if subscriber is None:
         if is_suppressed(session, address):
             if not force_consent:
@@ -406,13 +408,59 @@ def read_csv(handle: IO[str], name: str) -> Iterator[tuple[int, dict[str, str]]]
         yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k and isinstance(v, str)}
 
 
+# An import writes in short transactions: a writer holds SQLite's one write lock (PostgreSQL's row locks)
+# until it commits, and a sign-up or one-click unsubscribe from the web must not wait for a whole file.
+IMPORT_BATCH_ROWS = 500
+IMPORT_BATCH_SECONDS = 0.2
+# After each commit on SQLite the import steps aside this long: a writer waiting for the lock retries
+# every 100 ms at most (SQLite's busy handler), so a longer gap lets every waiting writer in.
+IMPORT_PAUSE_SECONDS = 0.12
+
+
+class _Commits:
+    """Commits the import's session every IMPORT_BATCH_ROWS rows or IMPORT_BATCH_SECONDS, whichever is first.
+
+    On SQLite each batch takes the write lock before its first read (BEGIN IMMEDIATE): otherwise its
+    first row would be read outside the transaction, and an unsubscribe committed between that read
+    and the batch's write could be overwritten. (On PostgreSQL `add` locks the row it reads.)
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.rows = 0
+        self._begin()
+
+    def _begin(self) -> None:
+        if self.sqlite:
+            self.session.execute(text("BEGIN IMMEDIATE"))
+        self.started = time.monotonic()
+
+    def row_written(self) -> None:
+        self.rows += 1
+        if self.rows >= IMPORT_BATCH_ROWS or time.monotonic() - self.started >= IMPORT_BATCH_SECONDS:
+            self.session.commit()
+            if self.sqlite:
+                time.sleep(IMPORT_PAUSE_SECONDS)
+            self.rows = 0
+            self._begin()
+
+
 def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bool = False) -> ImportReport:
+    """Add or update every row; bad rows are reported, not imported.
+
+    Writes in short transactions of its own on the session's store (see IMPORT_BATCH_ROWS), not in the
+    caller's: rows imported before an interruption stay, and running the same file again is safe
+    (those rows come out unchanged). The given session itself is left untouched.
+    """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     report = ImportReport()
-    with handle:
+    session = Session(session.get_bind(), expire_on_commit=False)
+    with handle, session:
+        commits = _Commits(session)
         try:
             for line, row in read_csv(handle, str(path)):
                 raw = row.get("email", "")
@@ -429,8 +477,8 @@ def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bo
                     report.rejected.append(Rejected(line, raw, str(exc)))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                if line % 1000 == 0:
-                    session.flush()
+                commits.row_written()
+            session.commit()
         except UnicodeDecodeError as exc:
             raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     return report

@@ -32,6 +32,11 @@ def item(n: int, **extra) -> dict:
     }
 
 
+def on_loopback(name: str, url: str, **options) -> SourceConfig:
+    """A source whose article pages are served here on 127.0.0.1: marked internal, as an intranet feed."""
+    return SourceConfig(name=name, url=url, section=options.pop("section", "Reporting"), internal=True, **options)
+
+
 def gather(core, **kwargs):
     return gather_sources(core.sessions, core.config, **kwargs)
 
@@ -191,7 +196,7 @@ def test_a_short_item_gets_the_full_text_image_caption_and_canonical_url_of_its_
         short = {"title": "Red Sea premiums", "link": server.url("/page"), "guid": "rs-1",
                  "description": "Underwriters price danger faster than diplomats."}  # fmt: skip
         server.routes["/feed"] = Reply(body=rss([short]))
-        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))]))
         try:
             gather(core, now=NOW)
             (a,) = articles(core)
@@ -213,7 +218,7 @@ def test_a_missing_page_leaves_the_short_item_as_the_feed_gave_it(settings):
     with FeedServer({}) as server:
         short = {"title": "Gone", "link": server.url("/nowhere"), "description": "Only this."}
         server.routes["/feed"] = Reply(body=rss([short]))
-        core = core_for(settings, newsletter([("wire", server.url("/feed"))]))
+        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))]))
         try:
             report = gather(core, now=NOW)
             assert report.sources[0].ok
@@ -258,7 +263,7 @@ def test_a_full_text_source_fetches_the_page_even_for_long_items(settings):
     page = (ROOT / "examples/pages/restraint-is-not-retreat.html").read_bytes()
     with FeedServer({"/page": Reply(body=page)}) as server:
         server.routes["/feed"] = Reply(body=rss([item(1, link=server.url("/page"))]))
-        source = SourceConfig(name="wire", url=server.url("/feed"), section="Opinion", full_text=True)
+        source = on_loopback("wire", server.url("/feed"), section="Opinion", full_text=True)
         core = core_for(settings, newsletter([source]))
         try:
             gather(core)
@@ -277,7 +282,7 @@ def test_slow_article_pages_share_one_deadline_and_the_items_keep_their_feed_tex
             {"title": f"Short {n}", "link": server.url(f"/page/{n}"), "description": f"Only {n}."} for n in range(6)
         ]
         server.routes["/feed"] = Reply(body=rss(items))
-        core = core_for(settings, newsletter([("wire", server.url("/feed"))], total_timeout=1.5, per_host=1))
+        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))], total_timeout=1.5, per_host=1))
         try:
             started = time.monotonic()
             report = gather(core)

@@ -10,13 +10,23 @@ Limits, all from `[gather]` in the newsletter file:
 * conditional requests: the ETag and Last-Modified of the last success go out as If-None-Match and
   If-Modified-Since, and a 304 is a success with nothing new.
 
+Two kinds of address. `fetch` is for what the operator named (a source's feed URL or path, the
+`digest excerpt` and `inspect-feed` inputs): any http(s) URL, file:// URL or local path. `fetch_link`
+is for a URL found in a feed's content (an item's link): http(s) only, and, unless the source is marked
+`internal`, only to public addresses. That check is made where the connection is opened, on every
+address the host name resolves to, for the first request and for each redirect; the connection then
+goes to the address that was checked, so a name cannot resolve to a public address for the check and
+to 127.0.0.1 for the connection (DNS rebinding).
+
 Every failure is a `FetchError` whose message is one line a person can act on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import socket
 import ssl
 import threading
 from collections import defaultdict
@@ -24,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import httpcore  # noqa: F401 - see below
+import anyio
+import httpcore
 import httpx
 
 from digest import __version__
@@ -74,6 +85,110 @@ class Fetched:
 
 class FetchError(Exception):
     pass
+
+
+class RefusedFetch(FetchError):
+    """A link found in a feed leads to an address we never fetch for feed content (SSRF)."""
+
+
+# Never fetched on behalf of feed content: besides the private and special ranges `ipaddress` knows,
+# the cloud metadata service (link-local, named apart because it is the usual target) and the
+# shared address space of carrier-grade NAT, where some clouds put internal services.
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_SPECIAL = ipaddress.ip_network("192.0.0.0/24")  # IETF protocol assignments; Python 3.11 calls most of it global
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def address_refusal(address: str) -> str | None:
+    """Why a link found in a feed may not be fetched from this IP address; None for a public one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside an IPv6 one reaches the IPv4 host: judge the IPv4 address.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and (reason := address_refusal(str(embedded))):
+            return f"{reason} ({embedded} inside IPv6)"
+    checks = (
+        (ip.is_loopback, "a loopback address"),
+        (ip in _METADATA, "the cloud metadata address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_unspecified, "the unspecified address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.version == 4 and ip in _CGNAT, "a shared (carrier-grade NAT) address"),
+        (ip.version == 4 and ip in _SPECIAL, "a special-purpose address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "not a public address"),
+    )
+    return next((reason for refused, reason in checks if refused), None)
+
+
+class _Refused(Exception):
+    """Raised inside the connection pool; `Fetcher.fetch_link` turns it into a RefusedFetch."""
+
+    def __init__(self, host: str, address: str, reason: str):
+        super().__init__(f"{host} ({address}) is {reason}" if host != address else f"{address} is {reason}")
+        self.host = host
+
+
+class _PublicOnly(httpcore.AsyncNetworkBackend):
+    """Resolves the host, refuses it if any of its addresses is not public, connects to a checked one."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            with anyio.fail_after(timeout):
+                found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} took more than {timeout:g} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        for address in addresses:
+            if reason := address_refusal(address):
+                raise _Refused(host, address, reason)
+        last: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise _Refused(path, path, "a local socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _public_only_transport(options: FetchOptions) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, its connection pool built with the checking network backend.
+
+    httpx has no public way to choose the network backend; its transport keeps the httpcore pool in
+    `_pool` (since httpx 0.18), which is replaced here by one built through httpcore's public API.
+    Proxies from the environment are not used: the check must see the address actually connected to.
+    """
+    transport = httpx.AsyncHTTPTransport(verify=tls_context(), trust_env=False)
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise RuntimeError("this httpx version keeps no httpcore pool in _pool; the address check cannot be set up")
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=tls_context(),
+        max_connections=options.concurrency,
+        max_keepalive_connections=options.concurrency,
+        keepalive_expiry=httpx.Limits(max_connections=None).keepalive_expiry,
+        network_backend=_PublicOnly(),
+    )
+    return transport
 
 
 def _size(n: int) -> str:
@@ -134,29 +249,61 @@ class Fetcher:
         self._all = asyncio.Semaphore(options.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(options.per_host))
         self._client: httpx.AsyncClient | None = None
+        self._public_client: httpx.AsyncClient | None = None  # for links found in feeds: public addresses only
 
-    async def __aenter__(self) -> Fetcher:
+    def _new_client(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
         o = self.options
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT},
             verify=tls_context(),
             timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout, pool=o.total_timeout),
             limits=httpx.Limits(max_connections=o.concurrency, max_keepalive_connections=o.concurrency),
             follow_redirects=True,
             max_redirects=o.max_redirects,
-            transport=self._transport,
+            transport=transport,
         )
+
+    async def __aenter__(self) -> Fetcher:
+        self._client = self._new_client(self._transport)
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client, self._public_client):
+            if client is not None:
+                await client.aclose()
 
     async def fetch(self, location: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
+        """A location the operator named: http(s) to any address, a file:// URL or a local path."""
         path = local_path(location)
         if path is not None:
             return await asyncio.to_thread(read_local, path, self.options.max_bytes)
         assert self._client is not None, "use Fetcher as an async context manager"
+        return await self._http(self._client, location, etag, last_modified)
+
+    async def fetch_link(self, url: str, *, internal: bool = False) -> Fetched:
+        """A URL found in a feed's content: http(s) only, and only to public addresses unless `internal`.
+
+        Never a file or a local path, whatever the source: a remote feed must not read our disk.
+        """
+        assert self._client is not None, "use Fetcher as an async context manager"
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise RefusedFetch(f"refused to fetch {_short(url)}: only http and https links of feed items are fetched")
+        if internal:
+            return await self._http(self._client, url, None, None)
+        if self._public_client is None:
+            self._public_client = self._new_client(_public_only_transport(self.options))
+        try:
+            return await self._http(self._public_client, url, None, None)
+        except _Refused as exc:
+            start = (urlsplit(url).hostname or "").lower()
+            via = "" if exc.host.lower().strip("[]") == start.strip("[]") else " (it redirects there)"
+            raise RefusedFetch(
+                f"refused to fetch {_short(url)}: {exc}{via}; "
+                "mark the source internal = true in the newsletter file if this is intended"
+            ) from None
+
+    async def _http(self, client: httpx.AsyncClient, location: str, etag: str | None, last_modified: str | None):
         host = (urlsplit(location).hostname or "").lower()
         headers = {}
         if etag:
@@ -167,7 +314,7 @@ class Fetcher:
         async with self._hosts[host], self._all:
             try:
                 async with asyncio.timeout(self.options.total_timeout):
-                    return await self._get(location, headers, etag, last_modified)
+                    return await self._get(client, location, headers, etag, last_modified)
             except TimeoutError:
                 raise FetchError(
                     f"no complete response within {self.options.total_timeout:g} s (total_timeout)"
@@ -188,12 +335,14 @@ class Fetcher:
                 raise FetchError(f"the server broke off the response: {_reason(exc)}") from None
             except httpx.InvalidURL as exc:
                 raise FetchError(f"invalid URL: {_reason(exc)}") from None
+            except httpx.UnsupportedProtocol as exc:
+                raise FetchError(f"unsupported URL (a redirect to another scheme?): {_reason(exc)}") from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"{type(exc).__name__}: {_reason(exc)}") from None
 
-    async def _get(self, location: str, headers: dict, etag: str | None, last_modified: str | None) -> Fetched:
+    async def _get(self, client, location: str, headers: dict, etag: str | None, last_modified: str | None) -> Fetched:
         max_bytes = self.options.max_bytes
-        async with self._client.stream("GET", location, headers=headers) as response:
+        async with client.stream("GET", location, headers=headers) as response:
             if response.status_code == 304:
                 # Read the (empty) body: a response left unread takes its keep-alive connection down
                 # with it, and the next request to the host would pay for a new one (a TLS handshake).
@@ -225,6 +374,10 @@ _ACCEPT = (
     "application/feed+json, application/json;q=0.9, application/atom+xml, application/rss+xml, "
     "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, text/html;q=0.7, */*;q=0.5"
 )
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 200 else url[:200] + "…"
 
 
 def _reason(exc: Exception) -> str:

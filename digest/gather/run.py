@@ -1,7 +1,9 @@
 """Gather every configured source into the store, concurrently; one source's failure never stops the rest.
 
 For each source, as soon as its response arrives: parse (on a worker process) and fetch the article
-pages of the items that carry only a short summary (unless the store already holds them unchanged).
+pages of the items that carry only a short summary (unless the store already holds them unchanged);
+those links come from the feed, so they are fetched from public addresses only unless the source is
+marked `internal` (Fetcher.fetch_link), and a refusal is noted on the source.
 Finished sources go to the store in batches, one transaction each; when one fails, source by source,
 so that one bad row costs only its own source. A source's error and its time are stored on its row; the rest of
 the run goes on. Summaries are not made here but when an article is first shown (digest.summaries).
@@ -21,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
 from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
-from digest.gather.fetch import Fetcher, FetchError, FetchOptions, prepare_tls
+from digest.gather.fetch import Fetcher, FetchError, FetchOptions, RefusedFetch, prepare_tls
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
 from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
 from digest.models import Source, utcnow
@@ -38,7 +40,16 @@ class SourceReport:
     error: str | None = None
     not_modified: bool = False
     articles: int = 0  # in the feed this time
-    warning: str | None = None  # a best-effort parse of a malformed feed
+    warning: str | None = None  # a best-effort parse of a malformed feed; article pages refused
+    refused: list[str] = field(default_factory=list)  # item links not fetched (internal addresses)
+
+    @property
+    def refused_note(self) -> str | None:
+        """The first refusal, and how many more: one line for the source's record and the CLI."""
+        if not self.refused:
+            return None
+        more = f" (and {len(self.refused) - 1} more article pages)" if len(self.refused) > 1 else ""
+        return f"{self.refused[0]}{more}"
 
 
 @dataclass
@@ -206,7 +217,9 @@ async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, 
                 found = known.find(source_id, article)
                 if found is None or found.content_hash != article.feed_hash:
                     wanted.append(article)
-            await _full_text(config, sc, cpu, fetcher, wanted)
+            outcome.report.refused = await _full_text(config, sc, cpu, fetcher, wanted)
+            if outcome.report.refused:
+                outcome.report.warning = "; ".join(filter(None, [outcome.report.warning, outcome.report.refused_note]))
         for article in feed.articles:
             section = section_for(sc.section, sc.categories, article.categories)
             outcome.items.append(Incoming(source_id, section, article, article.feed_hash))
@@ -225,13 +238,22 @@ def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArtic
     return sc.full_text or article.words < config.gather.full_text_min_words
 
 
-async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[ParsedArticle]) -> None:
-    """Replace the items' content with their page's main text; a page that fails leaves the item as is."""
+async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[ParsedArticle]) -> list[str]:
+    """Replace the items' content with their page's main text; a page that fails leaves the item as is.
+
+    The links come from the feed, so whoever writes it chooses them: unless the source is marked
+    internal, a link to a non-public address is refused (see Fetcher.fetch_link). Returns those refusals.
+    """
+    refused: list[str] = []
 
     async def one(article: ParsedArticle) -> None:
         try:
-            page = await fetcher.fetch(article.url)
+            page = await fetcher.fetch_link(article.url, internal=sc.internal)
             canonical, found = await cpu.run(page_job, page.body, page.url)
+        except RefusedFetch as exc:
+            log.warning("source %r: %s", sc.name, exc)
+            refused.append(str(exc))
+            return
         except (FetchError, WorkerCrashed) as exc:
             log.info("source %r: no full text for %s: %s", sc.name, article.url, exc)
             return
@@ -239,7 +261,7 @@ async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[Parsed
             merge_page(article, canonical, found)
 
     if not wanted:
-        return
+        return refused
     # One deadline for all of a source's pages, so twenty slow pages cannot hold the gather for
     # twenty deadlines; the items whose pages did not arrive in time keep the feed's text.
     try:
@@ -247,6 +269,7 @@ async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[Parsed
             await asyncio.gather(*(one(a) for a in wanted))
     except TimeoutError:
         log.info("source %r: full text of some articles not fetched within %g s", sc.name, config.gather.total_timeout)
+    return refused
 
 
 def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticle) -> None:
@@ -302,20 +325,25 @@ def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
 def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
     items = [item for o in outcomes if o.report.ok for item in o.items]
     counts = upsert(session, items, now=now) if items else {}
-    succeeded, failed = [], []
+    succeeded, noted, failed = [], [], []
     for o in outcomes:
         c = counts.get(o.source_id, UpsertCounts())
         o.report.new, o.report.updated = c.new, c.updated
         if o.report.ok:
-            succeeded.append({"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
-                              "last_success_at": now, "last_fetched_at": now})  # fmt: skip
+            row = {"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
+                   "last_success_at": now, "last_fetched_at": now}  # fmt: skip
+            if o.report.refused:
+                # Kept where `digest sources` shows it; at the success's own time, so not "failing".
+                noted.append({**row, "last_error": o.report.refused_note[:2000], "last_error_at": now})
+            else:
+                succeeded.append(row)
         else:
             failed.append(
                 {"source_id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
             )
     # One Core executemany per shape: a statement per source, or the ORM's bulk path, cost more.
     table = Source.__table__
-    for rows in (succeeded, failed):
+    for rows in (succeeded, noted, failed):
         if rows:
             columns = {key: bindparam(key) for key in rows[0] if key != "source_id"}
             session.execute(update(table).where(table.c.id == bindparam("source_id")).values(columns), rows)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.errors import DeliveryError
+from digest.web.busy import retry_when_busy
 from digest.web.deps import bearer_problem, client_ip, core_of
 from subscribers import signup, store
 
@@ -95,4 +96,4 @@ async def api_unsubscribe(request: Request):
         address = store.normalize_email(body["email"])
     except store.InvalidAddress as exc:
         return JSONResponse({"errors": {"email": str(exc)}}, 422)
-    return JSONResponse(await run_in_threadpool(_unsubscribe, request, address))
+    return JSONResponse(await run_in_threadpool(retry_when_busy, _unsubscribe, request, address))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
-from digest.web import api, archive, editor, home, preview, subscribe, unsubscribe, webhooks
+from digest.web import api, archive, busy, editor, home, preview, subscribe, unsubscribe, webhooks
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
@@ -45,6 +45,8 @@ def create_app(core: Digest) -> FastAPI:
 
     for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
         app.include_router(module.router)
+
+    busy.install(app)  # a busy store answers 503 with Retry-After, never 500
 
     @app.exception_handler(BadToken)
     async def bad_token(request: Request, exc: BadToken):

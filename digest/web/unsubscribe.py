@@ -1,7 +1,9 @@
 """Unsubscribe (the page with one button, and RFC 8058 one-click), resubscribe, and preferences.
 
 The signed link alone identifies the subscriber: the one-click POST carries no cookie, no CSRF token
-and no login, is answered 200 without a redirect, and may come any number of times.
+and no login, is answered 200 without a redirect, and may come any number of times. An unsubscribe is
+never lost to a busy store: it is tried again, and if the store stays busy the answer is 503 with
+Retry-After (digest.web.busy), which mail clients retry, never a 500 that looks final.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from digest.web.busy import retry_when_busy
 from digest.web.deps import BadForm, core_of, read_form, subscriber_for
 from digest.web.pages import error_page, page
 from subscribers import store
@@ -48,7 +51,7 @@ async def unsubscribe(request: Request, token: str):
         return error_page(request, 400, "The request could not be read", str(exc))
     one_click = form.get("List-Unsubscribe") == "One-Click" and form.get("source") != "page"
     cause = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page"
-    return await run_in_threadpool(_unsubscribe, request, token, cause)
+    return await run_in_threadpool(retry_when_busy, _unsubscribe, request, token, cause)
 
 
 @router.post("/resubscribe/{token}", response_class=HTMLResponse)
@@ -121,4 +124,4 @@ async def save_preferences(request: Request, token: str):
     unknown = [s for s in received if s not in core_of(request).config.sections]
     if unknown:
         return error_page(request, 400, "The form could not be read", f"unknown section {unknown[0]!r}")
-    return await run_in_threadpool(_save_preferences, request, token, received, action)
+    return await run_in_threadpool(retry_when_busy, _save_preferences, request, token, received, action)

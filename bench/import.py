@@ -1,0 +1,99 @@
+"""Benchmark: `digest subscribers import` of 20,000 rows, and the web's writes while it runs.
+
+For each store: the import alone on a fresh store (its time), then the import again on another fresh
+store while readers unsubscribe by one click and visitors sign up through the real app on loopback
+(the import's time under load, and the worst and typical wait of a web write). Target: no web write
+waits more than about 1 s, no answer is a 500.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/import.py [--rows 20000] [--db sqlite postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digest.config import Settings  # noqa: E402
+from tests.import_load import load_while_importing, readers_who_will_leave, start_import, write_people  # noqa: E402
+from tests.pgschema import throwaway_schema  # noqa: E402
+from tests.web_site import running_site  # noqa: E402
+
+EXAMPLE = ROOT / "digest.example.toml"
+KEY = "bench-secret-key-" + "x" * 32
+
+
+@contextlib.contextmanager
+def store(kind: str, folder: Path, name: str):
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / name}.db"
+    else:
+        with throwaway_schema("bench") as url:
+            yield url
+
+
+def environment(url: str, folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
+               DIGEST_PROVIDER="outbox", DIGEST_OUTBOX_DIR=str(folder / "outbox"))  # fmt: skip
+    return env
+
+
+def import_alone(kind: str, folder: Path, people: Path) -> float:
+    with store(kind, folder, "alone") as url:
+        started = time.monotonic()
+        importing = start_import(environment(url, folder), people, folder)
+        _, err = importing.communicate()
+        if importing.returncode:
+            raise SystemExit(f"the import failed: {err}")
+        return time.monotonic() - started
+
+
+def import_under_load(kind: str, folder: Path, rows: int) -> None:
+    with store(kind, folder, "loaded") as url:
+        settings = Settings(_env_file=None, database_url=url, config=EXAMPLE, secret_key=KEY,
+                            provider="outbox", outbox_dir=folder / "outbox")  # fmt: skip
+        with running_site(settings, subscribe_per_ip_per_hour=1_000_000) as site:
+            leavers = readers_who_will_leave(site.core, 300)
+            people = write_people(folder / "loaded.csv", rows, also=[(a, "Renamed") for a in leavers])
+            started = time.monotonic()
+            importing = start_import(environment(url, folder), people, folder)
+            load = load_while_importing(site, importing, leavers, wait_for_rows=800)
+            importing.communicate()
+            seconds = time.monotonic() - started
+    during = load.during()
+    waits = sorted(w.seconds for w in during)
+    statuses = sorted({w.status for w in load.writes})
+    print(f"  import under load: {seconds:.1f} s; web writes during it: {len(during)} "
+          f"({sum(w.kind == 'unsubscribe' for w in during)} one-click unsubscribes, "
+          f"{sum(w.kind == 'sign-up' for w in during)} sign-ups)")  # fmt: skip
+    if waits:
+        p95 = waits[int(0.95 * (len(waits) - 1))]
+        print(f"  web write wait: median {statistics.median(waits) * 1000:.0f} ms, 95th percentile "
+              f"{p95 * 1000:.0f} ms, worst {waits[-1] * 1000:.0f} ms; answers {statuses}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        people = write_people(folder / "people.csv", args.rows)
+        for kind in args.db:
+            print(f"{kind}: {args.rows} rows")
+            print(f"  import alone: {import_alone(kind, folder, people):.1f} s")
+            import_under_load(kind, folder, args.rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -166,6 +166,9 @@ def test_links_in_a_feed_never_fetch_internal_pages_or_files_and_the_send_goes_o
         assert "root:x:0:0" not in text, f"/etc/passwd is in the {place}"
     # The items keep their feed's own text and go out.
     assert "Feed text of item 0." in seen["mail"] and "Feed text of item 2." in seen["mail"]
+    # A link to a file on our disk is no link for a reader either: it never reaches the mail or the archive.
+    for place in ("issue", "issue files", "mail", "archive"):
+        assert "file:/" not in seen[place], f"a file: link from the feed is in the {place}"
 
     # The refusal is on record, saying why and what to do.
     result = digest_cmd(["sources", "--json"], env, tmp_path)

@@ -127,15 +127,24 @@ def _canonical(url: str, base: str | None) -> tuple[str, str]:
     return urlunsplit((scheme, netloc, path, query, "")), scheme
 
 
+def _from_network(base: str | None) -> bool:
+    return bool(base) and urlsplit(base.strip()).scheme.lower() not in ("", "file")
+
+
 def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
-    """canonical_url, or None for a URL that is not http(s)/file or does not fit the store."""
+    """canonical_url, or None for a URL that is not http(s)/file or does not fit the store.
+
+    A `file:` URL is kept only in a document read from disk (the operator's own sample feeds): in a
+    document fetched over the network it names a file on our machine, chosen by whoever wrote it.
+    """
     if not url or not url.strip():
         return None
     try:
         result, scheme = _canonical(url, base)
     except ValueError:  # a malformed port or IPv6 literal
         return None
-    if scheme not in ("http", "https", "file") or len(result) > MAX_URL:
+    allowed = ("http", "https") if _from_network(base) else ("http", "https", "file")
+    if scheme not in allowed or len(result) > MAX_URL:
         return None
     if "[" in result or "]" in result or not result.isascii():
         try:  # what urlsplit refuses (stray brackets, odd Unicode in the host) must not be stored

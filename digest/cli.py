@@ -134,8 +134,10 @@ def run(
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
-    from digest.delivery.cli_send import unknown_lines
+    from digest.delivery.cli_send import failed_recipient_lines, unknown_lines
 
+    for line in failed_recipient_lines(core, issue):
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in unknown_lines(s, issue.period):
         err.print(line, highlight=False)
     if core.provider.name == "outbox":

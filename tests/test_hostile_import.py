@@ -85,6 +85,10 @@ def test_an_import_stopped_halfway_keeps_its_rows_and_a_second_run_finishes_it(c
     assert count(core) == ROWS
 
 
+# SQLite's single write lock: PostgreSQL locks rows, and waits for them, so these run on SQLite alone.
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def locked_sqlite(settings, tmp_path, monkeypatch):
     """A site on a SQLite store whose writers give up after 0.5 s, and a way to hold its write lock."""
@@ -92,8 +96,6 @@ def locked_sqlite(settings, tmp_path, monkeypatch):
 
     from digest import db
 
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite's single write lock; PostgreSQL locks rows, and waits for them")
     monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 500)
     path = Path(settings.database_url.removeprefix("sqlite:///"))
 
@@ -117,6 +119,7 @@ def locked_sqlite(settings, tmp_path, monkeypatch):
         yield site, hold_write_lock
 
 
+@ON_SQLITE
 def test_a_store_locked_for_long_answers_503_with_retry_after_and_a_retry_then_works(locked_sqlite):
     site, hold_write_lock = locked_sqlite
     leavers = readers_who_will_leave(site.core, 2)
@@ -140,6 +143,7 @@ def test_a_store_locked_for_long_answers_503_with_retry_after_and_a_retry_then_w
     assert set(statuses(site.core, leavers).values()) == {"unsubscribed"}
 
 
+@ON_SQLITE
 def test_a_one_click_unsubscribe_outlasts_a_lock_longer_than_the_busy_timeout(locked_sqlite):
     site, hold_write_lock = locked_sqlite
     ((address, path),) = readers_who_will_leave(site.core, 1).items()

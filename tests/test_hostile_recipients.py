@@ -127,6 +127,9 @@ def test_outbox_send_completes_for_everyone_else_and_records_the_unmailable_as_f
     assert b"\nBcc:" not in headers and b"Mallory Bcc: victim@example.org" in headers
     assert_recorded(core, {CRLF_ADDRESS[0], NO_IDNA[0]})
     assert "IDNA" in outcomes(core)[NO_IDNA[0]][1]
+    # The operator is told who was not mailed and why, one escaped line each.
+    assert "2 recipient(s) could not be mailed" in result.stderr
+    assert f"  {NO_IDNA[0]}: " in result.stderr and ascii(CRLF_ADDRESS[0]) in result.stderr
 
     # Nobody is mailed again: a resume, even one that re-sends unknown batches, finds nothing to send.
     before = written(folder)

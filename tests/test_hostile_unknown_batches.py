@@ -21,7 +21,7 @@ from digest.delivery.providers.sendgrid_api import SendGridProvider
 from digest.delivery.run import deliver
 from digest.models import Batch, Delivery, Issue
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
-from tests.fakes.seed import address, make_issue, seed_subscribers
+from tests.fakes.seed import address, make_issue, seed_subscribers, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner, post_events
 from tests.test_delivery_sendgrid import ISSUE, recipient
 from tests.web_site import running_site
@@ -40,26 +40,7 @@ def fake():
 @pytest.fixture
 def env(cli_env, settings, fake, tmp_path):
     """300 subscribers, the sample week's issue rendered, batches of 100, a 1 s answer timeout."""
-    config = tmp_path / "digest.toml"
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
-    text = text.replace("batch_size = 1000", "batch_size = 100").replace(
-        "backoff_seconds = 1.0", "backoff_seconds = 0.01"
-    )
-    text = text.replace("request_timeout_seconds = 30", "request_timeout_seconds = 1")
-    assert "request_timeout_seconds = 1 " in text
-    config.write_text(text, encoding="utf-8")
-    core = build_core(settings, load_newsletter(config))
-    with core.sessions.begin() as session:
-        seed_subscribers(session, 300)
-        make_issue(session, SAMPLE_WEEK)
-    core.close()
-    return {
-        **cli_env,
-        "DIGEST_CONFIG": str(config),
-        "DIGEST_PROVIDER": "sendgrid",
-        "DIGEST_SENDGRID_API_KEY": fake.api_key,
-        "DIGEST_SENDGRID_API_HOST": fake.url,
-    }
+    return sendgrid_send_env(cli_env, settings, fake, tmp_path, subscribers=300, timeout_seconds=1)
 
 
 def digest_send(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:

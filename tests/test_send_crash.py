@@ -18,7 +18,7 @@ from digest.config import load_newsletter
 from digest.core import build_core
 from digest.models import Batch
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
-from tests.fakes.seed import address, make_issue, seed_subscribers
+from tests.fakes.seed import address, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid
 
 ALL = [address(i) for i in range(1, 1001)]
@@ -33,24 +33,7 @@ def fake():
 @pytest.fixture
 def env(cli_env, settings, fake, tmp_path):
     """1,000 subscribers, a rendered issue for the sample week, batches of 100, SendGrid = the fake."""
-    config = tmp_path / "digest.toml"
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
-    text = text.replace("batch_size = 1000", "batch_size = 100").replace(
-        "backoff_seconds = 1.0", "backoff_seconds = 0.01"
-    )
-    config.write_text(text, encoding="utf-8")
-    core = build_core(settings, load_newsletter(config))
-    with core.sessions.begin() as session:
-        seed_subscribers(session, 1000)
-        make_issue(session, SAMPLE_WEEK)
-    core.close()
-    return {
-        **cli_env,
-        "DIGEST_CONFIG": str(config),
-        "DIGEST_PROVIDER": "sendgrid",
-        "DIGEST_SENDGRID_API_KEY": fake.api_key,
-        "DIGEST_SENDGRID_API_HOST": fake.url,
-    }
+    return sendgrid_send_env(cli_env, settings, fake, tmp_path, subscribers=1000)
 
 
 def start_send(env: dict, cwd: Path, *args: str) -> subprocess.Popen:

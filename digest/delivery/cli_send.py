@@ -93,6 +93,20 @@ def unknown_lines(report: SendReport, period: str) -> list[str]:
     return lines
 
 
+def failed_recipient_lines(core: Digest, issue: Issue, limit: int = 10) -> list[str]:
+    """The recipients refused one by one and why, so the operator can fix or remove them."""
+    count, rows = run.failed_recipients(core, issue.id, limit=limit)
+    if not count:
+        return []
+    lines = [f"{count} recipient(s) could not be mailed (the rest were not held up):"]
+    # An address stored by an older version may hold line breaks: shown escaped, it cannot fake a line.
+    lines += [f"  {email if email.isprintable() else ascii(email)}: {reason}" for email, reason in rows]
+    if count > len(rows):
+        lines.append(f"  … and {count - len(rows)} more (deliveries.error in the store)")
+    lines.append("  fix or remove these subscribers (`digest subscribers show ADDRESS`); they are not retried")
+    return lines
+
+
 def mark_sent(core: Digest, issue: Issue, number: int, out: Console) -> None:
     recipients = run.mark_sent(core, issue, number)
     out.print(
@@ -154,6 +168,8 @@ def send(
         out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
     for number, reason in report.failed_batches:
         err.print(f"batch {number} failed: {reason}", highlight=False)
+    for line in failed_recipient_lines(core, issue):
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in unknown_lines(report, issue.period):
         err.print(line, highlight=False)
     if report.paused:

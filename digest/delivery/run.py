@@ -332,3 +332,21 @@ def mark_sent(core: Digest, issue: Issue, number: int) -> int:
             )
             settle_batch(session, row.id, core.now())
     return pending
+
+
+def failed_recipients(core: Digest, issue_id: int, *, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
+    """Recipients of the issue refused one by one (their message could not be built, or the provider
+    refused the address): how many, and the first `limit` addresses with the reason recorded."""
+    from subscribers.models import Subscriber
+
+    failed = (Delivery.issue_id == issue_id, Delivery.status == "failed", Delivery.error.is_not(None))
+    with core.sessions() as session:
+        count = session.scalar(select(func.count()).select_from(Delivery).where(*failed))
+        rows = session.execute(
+            select(Subscriber.email, Delivery.error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(*failed)
+            .order_by(Delivery.id)
+            .limit(limit)
+        ).all()
+    return count or 0, [(email, error) for email, error in rows]

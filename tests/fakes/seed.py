@@ -61,3 +61,35 @@ def make_issue(
     session.add(issue)
     session.flush()
     return issue
+
+
+def sendgrid_send_env(
+    cli_env: dict[str, str], settings, fake, tmp_path, *, subscribers: int, timeout_seconds: int | None = None
+) -> dict[str, str]:
+    """The environment of a real `digest send` against the fake SendGrid: `subscribers` readers, the
+    sample week's issue rendered, batches of 100, quick backoff, and optionally a short answer timeout."""
+    from digest.config import load_newsletter
+    from digest.core import build_core
+    from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
+
+    config = tmp_path / "digest.toml"
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text.replace("batch_size = 1000", "batch_size = 100").replace(
+        "backoff_seconds = 1.0", "backoff_seconds = 0.01"
+    )
+    if timeout_seconds is not None:
+        text = text.replace("request_timeout_seconds = 30", f"request_timeout_seconds = {timeout_seconds}")
+        assert f"request_timeout_seconds = {timeout_seconds} " in text
+    config.write_text(text, encoding="utf-8")
+    core = build_core(settings, load_newsletter(config))
+    with core.sessions.begin() as session:
+        seed_subscribers(session, subscribers)
+        make_issue(session, SAMPLE_WEEK)
+    core.close()
+    return {
+        **cli_env,
+        "DIGEST_CONFIG": str(config),
+        "DIGEST_PROVIDER": "sendgrid",
+        "DIGEST_SENDGRID_API_KEY": fake.api_key,
+        "DIGEST_SENDGRID_API_HOST": fake.url,
+    }

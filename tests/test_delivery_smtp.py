@@ -3,6 +3,7 @@ for the test, a login, one connection per batch, one message per recipient, refu
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import ssl
@@ -159,3 +160,51 @@ def test_the_smtp_url_names_server_port_tls_and_credentials(url, expected):
 def test_a_bad_smtp_url_names_the_setting():
     with pytest.raises(ConfigError, match="DIGEST_SMTP_URL"):
         SMTPServer.from_url("http://mail.example.org")
+
+
+class SlowToAnswer(Mailbox):
+    """Takes every message, but answers the one for `address` only after the client has given up."""
+
+    def __init__(self, address: str, seconds: float):
+        super().__init__()
+        self.address, self.seconds = address, seconds
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.address in envelope.rcpt_tos:
+            await asyncio.sleep(self.seconds)
+        return answer
+
+
+def test_a_message_whose_answer_never_came_is_not_sent_again_and_the_rest_go(settings):
+    mailbox = SlowToAnswer(address(2), seconds=3)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        values = {
+            **settings.model_dump(),
+            "provider": "smtp",
+            "smtp_url": f"smtp://127.0.0.1:{controller.port}?tls=none",
+        }
+        delivery = DeliveryConfig(batch_size=5, request_timeout_seconds=1, backoff_seconds=0.01)
+        config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"delivery": delivery})
+        core = build_core(Settings(_env_file=None, **values), config)
+        with core.sessions.begin() as session:
+            seed_subscribers(session, 5)
+            issue = make_issue(session)
+        _, report = deliver(core, issue)
+        # A resume, even one that re-sends batches of unknown fate, has nobody left to mail.
+        _, again = deliver(core, issue, resume=True, retry_unknown=True)
+        with core.sessions() as session:
+            outcome = {s: (status, error) for s, status, error in session.execute(
+                select(Delivery.subscriber_id, Delivery.status, Delivery.error))}  # fmt: skip
+        core.close()
+    finally:
+        controller.stop()
+
+    # The server took reader 2's message once (its answer was lost), and everyone else's once.
+    received = sorted(r for rcpts, _ in mailbox.messages for r in rcpts)
+    assert received == [address(i) for i in range(1, 6)]
+    assert report.sent == 4 and report.failed == 1 and again.sent == 0
+    assert outcome[2][0] == "failed" and "may have been delivered" in outcome[2][1]
+    assert {outcome[i][0] for i in (1, 3, 4, 5)} == {"sent"}

@@ -8,6 +8,7 @@ DIGEST_SMTP_URL names the server and credentials:
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -59,6 +60,50 @@ class SMTPServer:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+class _AnswerLost(Exception):
+    """The whole message reached the server, and its answer did not come back: it may have been taken."""
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _transmit(conn: smtplib.SMTP, sender: str, to: str, data: bytes, options: list[str]) -> None:
+    """MAIL, RCPT and DATA, as `smtplib.SMTP.sendmail` sends them, but telling a failure after the whole
+    message was written (`_AnswerLost`: the server may have taken it) from one before it (it did not)."""
+    conn.ehlo_or_helo_if_needed()
+    code, answer = conn.mail(sender, options)
+    if code != 250:
+        _reset(conn)
+        raise smtplib.SMTPSenderRefused(code, answer, sender)
+    code, answer = conn.rcpt(to)
+    if code not in (250, 251):
+        _reset(conn)
+        raise smtplib.SMTPRecipientsRefused({to: (code, answer)})
+    code, answer = conn.docmd("data")
+    if code != 354:
+        _reset(conn)
+        raise smtplib.SMTPDataError(code, answer)
+    body = _LEADING_DOT.sub(b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    conn.send(body + b".\r\n")
+    try:
+        code, answer = conn.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _AnswerLost(str(exc) or type(exc).__name__) from None
+    if code != 250:
+        _reset(conn)
+        raise smtplib.SMTPDataError(code, answer)
+
+
+def _reset(conn: smtplib.SMTP) -> None:
+    """Clear a refused transaction so the next recipient can use the connection (as sendmail does)."""
+    try:
+        conn.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
 
 
 def _said(answer: bytes | str) -> str:
@@ -120,7 +165,7 @@ class SMTPProvider:
                 except Exception as exc:  # whatever one recipient's data does, the others still go
                     result.refused[recipient.delivery_id] = unbuildable(exc)
                     continue
-                reason = self._send_one(conn, prepared, data, result)
+                reason = self._send_one(conn, prepared, data, result, recipient.delivery_id)
                 if reason is None:
                     result.sent[recipient.delivery_id] = prepared.message["Message-ID"]
                 else:
@@ -132,7 +177,9 @@ class SMTPProvider:
                 conn.close()
         return result
 
-    def _send_one(self, conn: smtplib.SMTP, prepared: Prepared, data: bytes, result: BatchResult) -> str | None:
+    def _send_one(
+        self, conn: smtplib.SMTP, prepared: Prepared, data: bytes, result: BatchResult, delivery_id: int
+    ) -> str | None:
         """None when the server took the message; the reason when it refused this one recipient.
         Anything that concerns the connection raises ProviderError, carrying what went out before."""
         options: list[str] = []
@@ -142,7 +189,7 @@ class SMTPProvider:
                 if not conn.has_extn("smtputf8"):
                     return "the address is internationalized and the SMTP server does not offer SMTPUTF8"
                 options = ["SMTPUTF8", "BODY=8BITMIME"]
-            conn.sendmail(prepared.envelope_from, [prepared.envelope_to], data, mail_options=options)
+            _transmit(conn, prepared.envelope_from, prepared.envelope_to, data, options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()), (0, b""))
             return f"the SMTP server refused the address ({code} {_said(answer)})"
@@ -151,6 +198,19 @@ class SMTPProvider:
                 return f"the SMTP server refused the message ({exc.smtp_code} {_said(exc.smtp_error)})"
             raise ProviderError(
                 f"the SMTP server deferred a message ({exc.smtp_code} {exc.smtp_error!r})",
+                kind=FailureKind.TRANSIENT,
+                sent=result.sent,
+                refused=result.refused,
+            ) from None
+        except _AnswerLost as exc:
+            # At most once: the server may have taken this message, so it is not sent again; the rest
+            # of the batch goes on a new connection.
+            result.refused[delivery_id] = (
+                f"the connection broke after the whole message was sent, before the server answered ({exc}): "
+                "it may have been delivered, so it is not sent again"
+            )
+            raise ProviderError(
+                f"the SMTP connection broke while waiting for the server's answer after {len(result.sent)} messages",
                 kind=FailureKind.TRANSIENT,
                 sent=result.sent,
                 refused=result.refused,

@@ -1,16 +1,22 @@
 """The exceptions the digest raises, and how they reach the user.
 
 Every error the user can fix carries a message that names the file, key, source or input at fault
-and says what to do. Library code raises them; only the edges (CLI, web app, scheduler) turn them into
-exit codes, pages or log lines.
+and says what to do. Library code raises them; only the edges turn them into an exit code (the CLI's
+`main`) or an HTTP answer (the web app's one handler), each reading it from the class.
 
-    DigestError            anything the digest reports to a person; exit code 1
-    ├── UsageError         bad input on the command line or in a file given to it; exit code 2
-    │   └── ConfigError    a bad or missing setting or newsletter-file value; exit code 2
-    ├── SourceError        one source could not be fetched or parsed (never stops the others)
-    ├── TemplateError      a template failed to render or compile; names the file and line
-    ├── NothingToSend      a week with no new articles: no issue composed
-    └── DeliveryError      the provider refused or failed a batch
+                           exit  HTTP
+    DigestError               1   503  anything the digest reports to a person (our side failed)
+    ├── UsageError            2   400  bad input: the command line, a file given to it, a request
+    │   ├── ConfigError       2   503  a bad or missing setting or newsletter-file value
+    │   ├── InvalidInput      2   422  a form, API or CSV field we refuse (subscribers.store)
+    │   ├── BadToken          2   400  a link we did not sign, altered or expired (subscribers.tokens)
+    │   ├── SignatureError    2   403  a webhook post not signed with our key (subscribers.events)
+    │   └── BadEvents         2   400  a webhook body that is not a JSON array of events
+    ├── FetchError            1   502  a source or page could not be fetched (never stops the others)
+    ├── ProviderError         1   502  one attempt at the e-mail provider failed (delivery.providers)
+    ├── TemplateError         1   500  a template failed to render or compile; names the file and line
+    ├── NothingToSend         1   404  a week with no new articles: no issue composed
+    └── DeliveryError         1   503  the send cannot go on (the provider refused or failed)
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ class DigestError(Exception):
     """An error meant for a person: the message says what went wrong and what to do."""
 
     exit_code = 1
+    http_status = 503
+    title = "Something went wrong on our side"  # the heading of the web page that shows it
 
 
 class UsageError(DigestError):
     exit_code = 2
+    http_status = 400
+    title = "That did not work"
 
 
 class ConfigError(UsageError):
     """A setting or a newsletter-file value is missing or wrong."""
+
+    http_status = 503  # the server's own settings, not the request
+    title = DigestError.title
 
     def __init__(self, where: str, key: str | None, problem: str):
         self.where, self.key, self.problem = where, key, problem
@@ -35,18 +48,14 @@ class ConfigError(UsageError):
         super().__init__(f"{located}: {problem}")
 
 
-class SourceError(DigestError):
-    def __init__(self, source: str, problem: str):
-        self.source, self.problem = source, problem
-        super().__init__(f"source {source!r}: {problem}")
-
-
 class TemplateError(DigestError):
-    pass
+    http_status = 500
 
 
 class NothingToSend(DigestError):
     """Raised when a week has no new articles; callers usually report it and exit 0."""
+
+    http_status = 404
 
 
 class DeliveryError(DigestError):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from digest.delivery.message import MAIL_POLICY
+from digest.delivery.providers.base import ProviderError
 from digest.errors import DeliveryError
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
@@ -69,6 +70,6 @@ def send_confirmation(core: Digest, subscriber: Subscriber) -> str | None:
     message = confirmation_message(core, subscriber)
     try:
         return core.provider.send_transactional(message)
-    except Exception as exc:  # any provider failure: the caller releases the claim so a retry can send
+    except ProviderError as exc:  # the caller releases the claim so a retry can send
         log.warning("confirmation mail to subscriber %s failed: %s", subscriber.id, exc)
         raise DeliveryError(f"the confirmation mail could not be sent ({exc}); try again in a few minutes") from exc

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key, lo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.errors import UsageError
 from digest.models import Event, Issue
 from subscribers import store
 from subscribers.models import Subscriber, Suppression
@@ -45,11 +46,13 @@ CHUNK = 500
 _RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 
 
-class SignatureError(Exception):
+class SignatureError(UsageError):
     """The request is not signed by the holder of the configured key, or is too old."""
 
+    http_status = 403
 
-class BadEvents(ValueError):
+
+class BadEvents(UsageError, ValueError):
     """The body is not a JSON array of event objects."""
 
 

@@ -41,8 +41,10 @@ NAME_MAX = 300  # the column's length
 _INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
 
 
-class InvalidInput(ValueError):
+class InvalidInput(UsageError, ValueError):
     """A field from outside that we refuse; the message says what is wrong and what to do."""
+
+    http_status = 422
 
 
 class InvalidAddress(InvalidInput):

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+from digest.errors import UsageError
+
 PURPOSES = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None}
 
 
@@ -24,8 +26,10 @@ class HasLinkKey(Protocol):
     link_key: str
 
 
-class BadToken(Exception):
+class BadToken(UsageError):
     """The token is forged, altered, expired or made for another purpose."""
+
+    title = "This link is not valid"
 
 
 class Tokens:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from digest.core import Digest
 from digest.delivery.lock import send_lock
 from digest.delivery.plan import count_segments, plan_issue, recipients_query
-from digest.delivery.providers.base import OutgoingIssue, Recipient
+from digest.delivery.providers.base import OutgoingIssue, ProviderError, Recipient
 from digest.delivery.retry import RetryPolicy
 from digest.delivery.sender import (
     Progress,
@@ -296,12 +296,8 @@ def send_test(core: Digest, issue: Issue, address: str) -> str | None:
     try:
         the_outgoing = outgoing_for_segment(core, issue, excluded, subject_prefix="[TEST] ")
         result = provider.send_batch(the_outgoing, [recipient], batch_id=0)
-    except Exception as exc:
-        from digest.delivery.providers.base import ProviderError
-
-        if isinstance(exc, ProviderError):
-            raise DeliveryError(f"the test message to {email} was not sent: {exc}") from None
-        raise
+    except ProviderError as exc:
+        raise DeliveryError(f"the test message to {email} was not sent: {exc}") from None
     finally:
         provider.close()
     if 0 not in result.sent:

@@ -39,6 +39,7 @@ import httpcore
 import httpx
 
 from digest import __version__
+from digest.errors import DigestError
 
 # httpx imports its transport (httpcore) and anyio's asyncio backend on first use: ~55 ms inside the
 # first gather, before its first request. Importing them with this module moves that to start-up.
@@ -83,8 +84,10 @@ class Fetched:
     not_modified: bool = False
 
 
-class FetchError(Exception):
-    pass
+class FetchError(DigestError):
+    """A source or page could not be fetched; the message is one line a person can act on."""
+
+    http_status = 502
 
 
 class RefusedFetch(FetchError):

@@ -18,7 +18,6 @@ from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
 from digest.web.ratelimit import RateLimiter
 from digest.web.security import SecurityHeaders, redact_tokens, redact_tokens_in_logs
-from subscribers.tokens import BadToken
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +47,26 @@ def create_app(core: Digest) -> FastAPI:
 
     busy.install(app)  # a busy store answers 503 with Retry-After, never 500
 
-    @app.exception_handler(BadToken)
-    async def bad_token(request: Request, exc: BadToken):
-        return error_page(request, 400, "This link is not valid", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
-
+    # The one place where an error becomes an answer: each class says its status and page heading.
     @app.exception_handler(DigestError)
     async def digest_error(request: Request, exc: DigestError):
-        log.warning("%s %s: %s", request.method, redact_tokens(request.url.path), exc)
+        status = exc.http_status
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, redact_tokens(request.url.path), exc)
         if request.url.path.startswith(("/api/", "/webhooks/")):
-            return JSONResponse({"error": str(exc)}, 503)
-        return error_page(request, 503, "Something went wrong on our side", str(exc))
+            return JSONResponse({"error": str(exc)}, status)
+        return error_page(request, status, exc.title, _sentence(str(exc)))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
         return {"ok": True}
 
     return app
+
+
+def _sentence(text: str) -> str:
+    """An error message as a sentence on a page: a capital first and a full stop last."""
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

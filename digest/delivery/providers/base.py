@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from enum import Enum
 from typing import Protocol
 
+from digest.errors import DigestError
+
 
 @dataclass(frozen=True)
 class OutgoingIssue:
@@ -60,9 +62,11 @@ class FailureKind(Enum):
     STOP = "stop"  # 401, a wrong SMTP password: no batch can go; stop the whole send
 
 
-class ProviderError(Exception):
+class ProviderError(DigestError):
     """One attempt failed. `sent` holds the recipients that did go out before the failure (SMTP, outbox),
     `refused` those refused one by one before it (with the reason)."""
+
+    http_status = 502
 
     def __init__(
         self,
@@ -72,19 +76,12 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         sent: dict[int, str | None] | None = None,
         refused: dict[int, str] | None = None,
-        retry: bool | None = None,
     ):
         super().__init__(message)
-        if retry is not None:  # the foundation's spelling: retry=True means transient
-            kind = FailureKind.TRANSIENT if retry else kind
         self.kind = kind
         self.retry_after = retry_after
         self.sent: dict[int, str | None] = sent or {}
         self.refused: dict[int, str] = refused or {}
-
-    @property
-    def retry(self) -> bool:
-        return self.kind in (FailureKind.TRANSIENT, FailureKind.RATE_LIMITED)
 
 
 class Provider(Protocol):

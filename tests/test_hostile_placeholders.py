@@ -152,12 +152,7 @@ def test_smtp_mail_carries_no_reader_link_where_a_feed_put_a_placeholder(hostile
 def test_sendgrid_substitution_reaches_no_feed_text(hostile, tmp_path):
     env, core = hostile
     with FakeSendGrid(keep_bodies=True) as fake:
-        sg_env = {
-            **env,
-            "DIGEST_PROVIDER": "sendgrid",
-            "DIGEST_SENDGRID_API_KEY": fake.api_key,
-            "DIGEST_SENDGRID_API_HOST": fake.url,
-        }
+        sg_env = {**env, **fake.env()}
         result = digest_cmd(["run", "--once", "--week", WEEK], sg_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert fake.violations == []

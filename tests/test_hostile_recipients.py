@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,10 @@ from digest.delivery.run import deliver
 from digest.models import Batch, Delivery
 from subscribers.models import Subscriber
 from tests.conftest import EXAMPLE_CONFIG, ROOT
-from tests.fakes.seed import address, make_issue, seed_subscribers
+from tests.fakes.seed import address, make_issue, seed_subscribers, subscriber_row
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.hostile_helpers import WEEK, outbox_mail, sendgrid_mail, smtp_mail, smtp_server
 
-NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 MALLORY = ("mallory@example.org", "Mallory\r\nBcc: victim@example.org")
 CRLF_ADDRESS = ("eve@example.org\r\nBcc: victim@example.org", None)
 UTF8_LOCAL = ("josé@exämple.org", "José Ñandú")
@@ -43,20 +41,7 @@ def digest_cmd(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedPro
 
 
 def _store(session, people) -> None:
-    rows = [
-        {
-            "email": email,
-            "name": name,
-            "status": "active",
-            "consent_source": "import",
-            "consent_at": NOW,
-            "confirmed_at": NOW,
-            "preferences": {},
-            "created_at": NOW,
-            "updated_at": NOW,
-        }
-        for email, name in people
-    ]
+    rows = [subscriber_row(email, name) for email, name in people]
     session.execute(insert(Subscriber), rows)
 
 
@@ -201,12 +186,7 @@ def test_smtp_send_completes_and_an_internationalized_address_goes_only_where_th
 def test_sendgrid_request_leaves_out_only_the_recipients_it_cannot_carry(hostile, tmp_path):
     env, core = hostile
     with FakeSendGrid(keep_bodies=True) as fake:
-        sg_env = {
-            **env,
-            "DIGEST_PROVIDER": "sendgrid",
-            "DIGEST_SENDGRID_API_KEY": fake.api_key,
-            "DIGEST_SENDGRID_API_HOST": fake.url,
-        }
+        sg_env = {**env, **fake.env()}
         run_once(sg_env, tmp_path)
         again = digest_cmd(["send", "--week", WEEK, "--resume", "--retry-unknown"], sg_env, tmp_path)
         assert again.returncode == 0, again.stderr

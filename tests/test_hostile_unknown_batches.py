@@ -7,9 +7,7 @@ settling events go through the real /webhooks/sendgrid of a running site on the 
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +22,7 @@ from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner, post_events
 from tests.test_delivery_sendgrid import ISSUE, recipient
+from tests.test_send_crash import run_send
 from tests.web_site import running_site
 
 ALL = [address(i) for i in range(1, 301)]
@@ -41,19 +40,6 @@ def fake():
 def env(cli_env, settings, fake, tmp_path):
     """300 subscribers, the sample week's issue rendered, batches of 100, a 1 s answer timeout."""
     return sendgrid_send_env(cli_env, settings, fake, tmp_path, subscribers=300, timeout_seconds=1)
-
-
-def digest_send(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "send", "--week", SAMPLE_WEEK, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def flat(text: str) -> str:
@@ -74,7 +60,7 @@ def store_state(settings) -> dict:
 
 def send_with_one_hung_batch(env, fake, tmp_path) -> subprocess.CompletedProcess:
     fake.set_schedule(lambda n: HUNG if n == 2 else "accept")
-    first = digest_send(env, tmp_path)
+    first = run_send(env, tmp_path)
     assert first.returncode == 1, first.stderr
     return first
 
@@ -89,7 +75,7 @@ def test_an_accepted_batch_whose_answer_never_came_is_unknown_and_never_sent_aga
     assert fake.requests == 3  # the hung request was not retried
     assert store_state(settings)["batches"] == {1: "submitted", 2: "submitting", 3: "submitted"}
 
-    again = digest_send(env, tmp_path, "--resume")
+    again = run_send(env, tmp_path, "--resume")
     assert again.returncode == 1 and "batch 2 (100 recipients) is in an unknown state" in flat(again.stderr)
     assert fake.requests == 3
     assert sorted(fake.emails) == ALL and fake.duplicates == {}  # SendGrid had taken batch 2: everyone once
@@ -111,7 +97,7 @@ def test_sendgrids_signed_events_for_the_batch_settle_it(env, fake, settings, tm
     batch_2 = [(status, message) for number, status, message in state["deliveries"] if number == 2]
     assert batch_2 == [("sent", hung.message_id)] * 100
 
-    resumed = digest_send(env, tmp_path, "--resume")
+    resumed = run_send(env, tmp_path, "--resume")
     assert resumed.returncode == 0 and "was already sent to 300 recipients" in resumed.stdout
     assert fake.requests == 3 and sorted(fake.emails) == ALL and fake.duplicates == {}
 
@@ -141,12 +127,12 @@ def test_events_that_do_not_prove_the_batch_was_accepted_settle_nothing(env, fak
 
 def test_the_operator_settles_an_unknown_batch_with_mark_sent(env, fake, settings, tmp_path):
     send_with_one_hung_batch(env, fake, tmp_path)
-    wrong = digest_send(env, tmp_path, "--mark-sent", "1")
+    wrong = run_send(env, tmp_path, "--mark-sent", "1")
     assert wrong.returncode == 2 and "batch 1 of issue 2026-W48 is submitted, not of unknown fate" in flat(wrong.stderr)
-    missing = digest_send(env, tmp_path, "--mark-sent", "9")
+    missing = run_send(env, tmp_path, "--mark-sent", "9")
     assert missing.returncode == 2 and "has no batch 9" in missing.stderr
 
-    marked = digest_send(env, tmp_path, "--mark-sent", "2")
+    marked = run_send(env, tmp_path, "--mark-sent", "2")
     assert marked.returncode == 0, marked.stderr
     assert "batch 2 of issue 2026-W48 marked submitted; 100 recipients recorded as sent" in flat(marked.stdout)
     state = store_state(settings)
@@ -156,10 +142,10 @@ def test_the_operator_settles_an_unknown_batch_with_mark_sent(env, fake, setting
 
 
 def test_retry_unknown_states_its_risk_before_sending_again(env, fake, tmp_path):
-    help_text = flat(digest_send({**env, "COLUMNS": "400"}, tmp_path, "--help").stdout)
+    help_text = flat(run_send({**env, "COLUMNS": "400"}, tmp_path, "--help").stdout)
     assert "RISK" in help_text and "its recipients get the issue twice" in help_text
     send_with_one_hung_batch(env, fake, tmp_path)
-    again = digest_send(env, tmp_path, "--resume", "--retry-unknown")
+    again = run_send(env, tmp_path, "--resume", "--retry-unknown")
     assert "anyone they had already reached gets the issue a second time" in flat(again.stderr)
     assert len(fake.duplicates) == 100  # what the warning warned of: SendGrid had taken batch 2
 

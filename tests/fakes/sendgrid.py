@@ -211,6 +211,14 @@ class FakeSendGrid:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def env(self) -> dict[str, str]:
+        """The environment that makes the digest send through this fake."""
+        return {
+            "DIGEST_PROVIDER": "sendgrid",
+            "DIGEST_SENDGRID_API_KEY": self.api_key,
+            "DIGEST_SENDGRID_API_HOST": self.url,
+        }
+
     # --- what tests look at ----------------------------------------------------------------------
     @property
     def emails(self) -> list[str]:

@@ -21,8 +21,8 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from digest import db  # noqa: E402
-from digest.figures import issue_figures  # noqa: E402
-from digest.models import Batch, Delivery, Event, Issue  # noqa: E402
+from digest.jobs.figures import issue_figures  # noqa: E402
+from digest.store.models import Batch, Delivery, Event, Issue  # noqa: E402
 from subscribers.models import Subscriber  # noqa: E402
 from tests.fakes.seed import NOW, address, make_issue, seed_subscribers  # noqa: E402
 from tests.pgschema import throwaway_schema  # noqa: E402

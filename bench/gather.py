@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digest.config import GatherConfig, NewsletterConfig, Settings, SourceConfig  # noqa: E402
+from digest.content.periods import Week  # noqa: E402
 from digest.core import build_core  # noqa: E402
-from digest.periods import Week  # noqa: E402
 from tests.fakes.feed_server import FeedServer, Reply, serve_forever  # noqa: E402
 
 WORDS = (
@@ -185,10 +185,10 @@ def summaries(core, workers: int | None) -> None:
     """What the summaries cost now that compose makes them: one issue's worth, then all of them."""
     from sqlalchemy import func, select
 
-    from digest.compose import compose_content
-    from digest.gather.cpu import default_workers
-    from digest.models import Article
-    from digest.summaries import ensure_summaries
+    from digest.content.compose import compose_content
+    from digest.content.summaries import ensure_summaries
+    from digest.store.models import Article
+    from digest.workers import default_workers
 
     shown = core.config.issue.articles_per_section * len(core.config.sections) + 1
     for label in ("compose the week's issue (summarizes the articles it shows)", "compose again (all current)"):

@@ -15,9 +15,9 @@ import statistics
 import time
 from pathlib import Path
 
-from digest.compose import content_from_document
 from digest.config import load_newsletter
-from digest.render import (
+from digest.content.compose import content_from_document
+from digest.email.render import (
     GMAIL_CLIP_BYTES,
     compile_mjml,
     context,

@@ -109,7 +109,7 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
 
     from digest.config import load_newsletter, load_settings
     from digest.core import build_core
-    from digest.models import Issue, utcnow
+    from digest.store.models import Issue, utcnow
 
     core = build_core(load_settings(database_url=database_url), load_newsletter(ROOT / "digest.example.toml"))
     now = utcnow().replace(tzinfo=None)
@@ -426,12 +426,12 @@ def peak_mb() -> float:
 
 def child_send(count: int) -> dict:
     """`digest send` as the CLI does it: plan in the store, then send every batch."""
+    from digest.content.periods import Week
     from digest.core import build_core
     from digest.delivery import run
     from digest.delivery.plan import plan_batches
-    from digest.models import Issue
-    from digest.periods import Week
-    from digest.weekly import find_issue
+    from digest.jobs.weekly import find_issue
+    from digest.store.models import Issue
 
     core = build_core()
     issue = find_issue(core, Week.parse(WEEK))
@@ -453,12 +453,12 @@ def child_send(count: int) -> dict:
 def child_bare(count: int) -> dict:
     """The same payloads built and POSTed with no store: the recipients are generated in memory,
     one batch at a time, with the same per-recipient values (signed links) and the same provider."""
+    from digest.content.periods import Week
     from digest.core import build_core
     from digest.delivery import run
     from digest.delivery.providers.base import Recipient
     from digest.delivery.sender import _RecipientRow
-    from digest.periods import Week
-    from digest.weekly import find_issue
+    from digest.jobs.weekly import find_issue
 
     core = build_core()
     issue = find_issue(core, Week.parse(WEEK))

@@ -12,6 +12,7 @@ A bad value stops the command with one line naming the file, the key and what is
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 import tomllib
@@ -35,9 +36,9 @@ from digest.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EXAMPLE_CONFIG = "digest.example.toml"
-# The e-mail (email/) and web page (web/) templates ship inside the package as package data
-# (pyproject.toml), so a wheel carries them; a newsletter's templates_dir is searched before them.
-PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The e-mail (email/) and web page (web/) templates: the top-level templates/ folder, which the build
+# installs as `digest.templates` (pyproject.toml); a newsletter's templates_dir is searched before them.
+PACKAGED_TEMPLATES = Path(str(importlib.resources.files("digest.templates")))
 SECRET_KEY_MIN_LENGTH = 32
 # Values shown in documentation: whoever read them could sign links, so they are never accepted.
 EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value-of-32-characters-or-more"})

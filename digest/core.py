@@ -13,11 +13,11 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from digest import db
 from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
+from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
-from digest.models import utcnow
-from digest.summaries import summary_limits
+from digest.store import db
+from digest.store.models import utcnow
 from digest.summarize import SummaryLimits
 from subscribers.models import Subscriber
 from subscribers.tokens import Tokens

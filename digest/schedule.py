@@ -6,7 +6,7 @@ between processes: two schedulers on one database would both fire. What keeps a 
 the store: one issue row per period (a unique key) and the batches' compare-and-set.
 
 Which issue a weekly run sends: what was published since the end of the last sent issue's window (see
-`digest.compose`), filed under the ISO week of the day before the run. With the default Monday 08:00
+`digest.content.compose`), filed under the ISO week of the day before the run. With the default Monday 08:00
 that is the week that just ended; articles of a week whose send was skipped go out with the next one.
 
 Missed runs: a weekly run missed while the process was down still runs when it comes back within the
@@ -28,8 +28,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest.compose import default_period
 from digest.config import NewsletterConfig
+from digest.content.compose import default_period
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
 from digest.errors import ConfigError, NothingToSend
@@ -90,7 +90,7 @@ def next_fire_times(trigger, count: int, now: datetime) -> list[datetime]:
 
 
 def gather_job() -> None:
-    from digest.weekly import gather
+    from digest.jobs.weekly import gather
 
     core = _current()
     started = time.monotonic()
@@ -108,7 +108,7 @@ def gather_job() -> None:
 
 def weekly_job() -> None:
     """Compose, render and send the issue of the run that is due (see the module's notes)."""
-    from digest.weekly import run_once
+    from digest.jobs.weekly import run_once
 
     core = _current()
     now = core.now()
@@ -153,8 +153,8 @@ def resume_job() -> None:
     """At start: continue a send that a stop or crash left unfinished, if it is not stale."""
     from sqlalchemy import select
 
-    from digest.models import Issue
-    from digest.weekly import send
+    from digest.jobs.weekly import send
+    from digest.store.models import Issue
 
     core = _current()
     with core.sessions() as session:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from digest.delivery.message import MAIL_POLICY
 from digest.delivery.providers.base import ProviderError
+from digest.email.message import MAIL_POLICY
 from digest.errors import DeliveryError
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def template_environment(core: Digest, *, autoescape: bool) -> jinja2.Environment:
-    """Templates from the newsletter's own folder first, then the packaged ones (digest/templates/)."""
+    """Templates from the newsletter's own folder first, then the packaged ones (templates/)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in core.config.template_dirs()]),
-        autoescape=autoescape,
+        autoescape=autoescape,  # noqa: S701 (off only for the plain-text part)
         undefined=jinja2.StrictUndefined,
     )
 

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
-from digest.models import Event, Issue
+from digest.store.models import Event, Issue
 from subscribers import store
 from subscribers.models import Subscriber, Suppression
 
@@ -282,7 +282,7 @@ ON CONFLICT DO NOTHING
 
 def _as_json_rows(rows: list[dict]) -> str:
     def plain(value):
-        # Naive UTC, as the store keeps every time (see digest.models.UTCDateTime).
+        # Naive UTC, as the store keeps every time (see digest.store.models.UTCDateTime).
         return value.astimezone(UTC).replace(tzinfo=None).isoformat() if isinstance(value, datetime) else value
 
     return json.dumps([{k: plain(v) for k, v in row.items()} for row in rows])

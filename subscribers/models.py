@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from digest.models import Base, utcnow
+from digest.store.models import Base, utcnow
 
 
 def new_link_key() -> str:

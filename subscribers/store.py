@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
-from digest.models import Event
+from digest.store.models import Event
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
 
 CONSENT_SOURCES = ("form", "api", "import")

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from digest import weekly
 from digest.config import Settings
 from digest.delivery.lock import SendInProgress
-from digest.models import Issue
+from digest.jobs import weekly
+from digest.store.models import Issue
 from subscribers import store
 from subscribers.models import Subscriber
 from tests.web_site import Site, running_site

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from digest.compose import content_from_document
 from digest.config import NewsletterConfig, load_newsletter
-from digest.render import Rendered, render_issue
+from digest.content.compose import content_from_document
+from digest.email.render import Rendered, render_issue
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 ISSUE_30 = ROOT / "examples/issue-30.json"

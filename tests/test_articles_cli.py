@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from digest.articles import edit_article
 from digest.config import load_newsletter
+from digest.content.summaries import is_stale
 from digest.core import build_core
-from digest.models import Article
-from digest.summaries import is_stale
-from digest.weekly import gather
+from digest.jobs.articles import edit_article
+from digest.jobs.weekly import gather
+from digest.store.models import Article
 from tests.conftest import ROOT, SAMPLE_WEEK
 
 PAGE = ROOT / "examples/pages/embassies-need-linguists.html"

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.compose import compose_issue, issue_window
 from digest.config import load_newsletter
+from digest.content.compose import compose_issue, issue_window
+from digest.content.periods import Week
+from digest.content.summaries import summary_limits, summary_marker
 from digest.errors import NothingToSend, UsageError
-from digest.models import Article, Issue, Source
-from digest.periods import Week
-from digest.summaries import summary_limits, summary_marker
+from digest.store.models import Article, Issue, Source
 from tests.conftest import EXAMPLE_CONFIG
 
 W48 = Week(2026, 48)

@@ -13,7 +13,7 @@ from digest.core import build_core
 from digest.delivery.lock import SendInProgress, send_lock
 from digest.delivery.run import deliver
 from digest.errors import DeliveryError
-from digest.models import Batch, Delivery, Issue
+from digest.store.models import Batch, Delivery, Issue
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
 from tests.conftest import EXAMPLE_CONFIG, TEST_SECRET_KEY
@@ -39,8 +39,7 @@ def sendgrid_core(settings: Settings, fake: FakeSendGrid, **delivery):
 def prepare(core, subscribers: int) -> Issue:
     with core.sessions.begin() as session:
         seed_subscribers(session, subscribers)
-        issue = make_issue(session)
-    return issue
+        return make_issue(session)
 
 
 def statuses(core, issue) -> dict[str, int]:
@@ -196,9 +195,11 @@ def test_a_second_send_of_the_same_issue_is_refused_while_one_runs(settings, fak
     core = sendgrid_core(settings, fake)
     issue = prepare(core, 10)
     other = sendgrid_core(settings, fake)  # another process would have its own engine and connections
-    with send_lock(other.engine, issue.id, issue.period):
-        with pytest.raises(SendInProgress, match="is being sent by another process"):
-            deliver(core, issue, sleep=lambda s: None)
+    with (
+        send_lock(other.engine, issue.id, issue.period),
+        pytest.raises(SendInProgress, match="is being sent by another process"),
+    ):
+        deliver(core, issue, sleep=lambda s: None)
     assert fake.requests == 0
     deliver(core, issue, sleep=lambda s: None)  # free again once the first let go
     core.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from digest.delivery.plan import count_recipients, plan_batches
-from digest.models import Batch, Delivery
+from digest.store.models import Batch, Delivery
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
 from tests.fakes.seed import NOW, address, make_issue, seed_subscribers

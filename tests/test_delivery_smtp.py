@@ -22,7 +22,7 @@ from digest.delivery.providers.base import FailureKind, ProviderError
 from digest.delivery.providers.smtp import SMTPProvider, SMTPServer
 from digest.delivery.run import deliver
 from digest.errors import ConfigError
-from digest.models import Delivery
+from digest.store.models import Delivery
 from tests.conftest import EXAMPLE_CONFIG, TEST_SECRET_KEY
 from tests.fakes.seed import address, make_issue, seed_subscribers
 

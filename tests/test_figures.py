@@ -1,7 +1,7 @@
 """An issue's figures straight from the store: clicks matched to articles, other issues' events left out."""
 
-from digest.figures import issue_figures
-from digest.models import Event
+from digest.jobs.figures import issue_figures
+from digest.store.models import Event
 from tests.fakes.seed import NOW, address, make_issue
 
 ARTICLE = "https://meridian-review.example.org/2026/11/cafe-diplomacy"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from digest.gather import gather_sources
 from digest.gather.feeds import parse_document
 from digest.gather.normalize import NotAFeed
-from digest.models import Article, Source
+from digest.store.models import Article, Source
 from tests.fakes.feed_server import FeedServer, Reply
 from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from digest.config import SourceConfig
 from digest.gather import gather_sources
 from digest.gather.fetch import USER_AGENT, Fetcher, FetchOptions
-from digest.models import Article, Source
+from digest.store.models import Article, Source
 from tests.conftest import ROOT
 from tests.fakes.feed_server import FeedServer, Reply
 from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss

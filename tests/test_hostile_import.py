@@ -94,7 +94,7 @@ def locked_sqlite(settings, tmp_path, monkeypatch):
     """A site on a SQLite store whose writers give up after 0.5 s, and a way to hold its write lock."""
     import sqlite3
 
-    from digest import db
+    from digest.store import db
 
     monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 500)
     path = Path(settings.database_url.removeprefix("sqlite:///"))

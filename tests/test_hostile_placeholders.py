@@ -19,10 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from digest import placeholders
 from digest.config import load_newsletter
 from digest.core import build_core
-from digest.models import Delivery
+from digest.email import placeholders
+from digest.store.models import Delivery
 from subscribers.models import Subscriber
 from tests.conftest import ROOT
 from tests.fakes.feed_server import FeedServer, Reply

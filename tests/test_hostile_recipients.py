@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from digest.config import load_newsletter
 from digest.core import build_core
 from digest.delivery.run import deliver
-from digest.models import Batch, Delivery
+from digest.store.models import Batch, Delivery
 from subscribers.models import Subscriber
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.fakes.seed import address, make_issue, seed_subscribers, subscriber_row
@@ -83,7 +83,7 @@ def assert_recorded(core, failed: set[str]) -> None:
 
 def assert_no_injected_header(mails) -> None:
     for mail in mails:
-        assert all("victim@example.org" != a for a in mail.to)
+        assert all(a != "victim@example.org" for a in mail.to)
 
 
 def written(folder: Path) -> dict[str, int]:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from digest.delivery.run import deliver
-from digest.models import Batch
+from digest.store.models import Batch
 from subscribers.models import Subscriber
 from tests.fakes.seed import make_issue
 from tests.test_subscribers_cli import digest

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from digest.config import EXAMPLE_SECRET_KEYS, Settings
 from digest.errors import ConfigError
-from digest.models import utcnow
+from digest.store.models import utcnow
 from subscribers import store
 from subscribers.models import Subscriber
 from tests.conftest import ROOT, TEST_SECRET_KEY

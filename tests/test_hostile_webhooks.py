@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from digest.models import Event
+from digest.store.models import Event
 from subscribers import store
 from subscribers.models import Subscriber, SubscriberChange, Suppression
 from tests.fakes.sendgrid import WebhookSigner, post_events

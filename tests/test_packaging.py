@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import EXAMPLE_CONFIG, ROOT, TEST_SECRET_KEY
 from tests.render_sample import ISSUE_30
 
-SOURCES = ["pyproject.toml", "README.md", "digest", "subscribers"]
+SOURCES = ["pyproject.toml", "README.md", "digest", "subscribers", "templates"]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +49,25 @@ def test_a_wheel_carries_the_email_and_web_templates(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     packaged = {name for name in names if name.startswith("digest/templates/")}
     on_disk = {
-        path.relative_to(ROOT).as_posix()
-        for path in (ROOT / "digest" / "templates").rglob("*")
+        "digest/templates/" + path.relative_to(ROOT / "templates").as_posix()
+        for path in (ROOT / "templates").rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert "digest/templates/email/digest.mjml.j2" in packaged
     assert "digest/templates/email/partials/article_card.mjml.j2" in packaged
     assert "digest/templates/web/base.html" in packaged and "digest/templates/web/static/preview.js" in packaged
     assert packaged == on_disk
+
+
+def test_a_wheel_carries_every_module_of_the_checkout(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    on_disk = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("digest", "subscribers")
+        for path in (ROOT / package).rglob("*")
+        if path.suffix in {".py", ".mako"} and "__pycache__" not in path.parts
+    }
+    assert on_disk - names == set()
 
 
 def test_digest_installed_from_the_wheel_renders_an_issue_with_its_own_templates(wheel, tmp_path):

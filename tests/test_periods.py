@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from digest.content.periods import Week
 from digest.errors import UsageError
-from digest.periods import Week
 
 
 def test_a_week_parses_and_prints_the_same():

@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from digest import placeholders
 from digest.config import EmailConfig
-from digest.render import CONTENT_WIDTH, GMAIL_CLIP_BYTES, compile_mjml, inline_css, inline_styles
+from digest.email import placeholders
+from digest.email.render import CONTENT_WIDTH, GMAIL_CLIP_BYTES, compile_mjml, inline_css, inline_styles
 from tests.render_sample import all_articles, example_config, render_sample, sample_content
 
 
@@ -178,7 +178,7 @@ def test_an_unknown_mj_tag_is_an_error_naming_the_template():
 
 
 def test_missing_optional_fields_render_and_a_card_without_dek_uses_the_teaser():
-    from digest.compose import content_from_document
+    from digest.content.compose import content_from_document
 
     config = example_config()
     content = content_from_document(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest import placeholders
+from digest.email import placeholders
 from tests.conftest import ARTIFACTS
 from tests.render_sample import render_sample
 

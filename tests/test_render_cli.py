@@ -8,9 +8,9 @@ import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from digest import placeholders
-from digest.models import Issue
-from digest.periods import Week
+from digest.content.periods import Week
+from digest.email import placeholders
+from digest.store.models import Issue
 from tests.conftest import ROOT, SAMPLE_WEEK
 from tests.render_sample import ISSUE_30
 

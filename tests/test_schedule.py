@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from digest import schedule
-from digest.compose import default_period
 from digest.config import load_newsletter
+from digest.content.compose import default_period
+from digest.content.periods import Week
 from digest.core import build_core
-from digest.models import Issue
-from digest.periods import Week
+from digest.store.models import Issue
 from subscribers.store import import_csv
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.scheduling import Clock, ManualScheduler
@@ -101,7 +101,7 @@ def test_the_jobs_have_fixed_ids_and_are_not_duplicated_by_a_restart(sample_core
 
 def test_a_run_missed_inside_the_grace_period_still_sends_once(sample_core, caplog):
     core, clock = sample_core
-    from digest.weekly import gather
+    from digest.jobs.weekly import gather
 
     gather(core)
     scheduler = started(core)  # came up at 07:00, then (say) the machine slept until 10:00
@@ -118,7 +118,7 @@ def test_a_run_missed_inside_the_grace_period_still_sends_once(sample_core, capl
 
 def test_a_run_missed_beyond_the_grace_period_sends_nothing_stale_and_says_why(sample_core, caplog):
     core, clock = sample_core
-    from digest.weekly import gather
+    from digest.jobs.weekly import gather
 
     gather(core)
     scheduler = started(core)
@@ -136,7 +136,7 @@ def test_a_run_missed_beyond_the_grace_period_sends_nothing_stale_and_says_why(s
 
 def test_missed_runs_coalesce_into_one(sample_core, caplog):
     core, clock = sample_core
-    from digest.weekly import gather
+    from digest.jobs.weekly import gather
 
     gather(core)
     scheduler = started(core)
@@ -179,7 +179,7 @@ def test_two_scheduler_processes_on_one_store_send_the_issue_once(settings, cli_
     import subprocess
     import sys
 
-    from digest.models import Batch, Delivery
+    from digest.store.models import Batch, Delivery
 
     core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
     with core.sessions.begin() as session:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from digest.config import load_newsletter
 from digest.core import build_core
 from digest.delivery.plan import plan_batches
-from digest.models import Batch, Issue, utcnow
+from digest.store.models import Batch, Issue, utcnow
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
 from tests.fakes.sendgrid import FakeSendGrid

@@ -12,16 +12,16 @@ from email import policy
 import pytest
 from sqlalchemy import func, select
 
-from digest import render as render_module
-from digest import segments as segments_module
+from digest.content.periods import Week
 from digest.delivery import run
 from digest.delivery.plan import plan_batches
 from digest.delivery.sender import send_issue
+from digest.email import render as render_module
+from digest.email import segments as segments_module
+from digest.email.segments import segment_content
 from digest.errors import DeliveryError
-from digest.models import Batch, Delivery, IssueRendering
-from digest.periods import Week
-from digest.segments import segment_content
-from digest.weekly import build
+from digest.jobs.weekly import build
+from digest.store.models import Batch, Delivery, IssueRendering
 from subscribers import store
 from subscribers.models import Subscriber
 from tests.fakes.seed import NOW

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from digest.cli import main
 from digest.delivery.providers.outbox import OutboxProvider
-from digest.models import Batch, Delivery
+from digest.store.models import Batch, Delivery
 from tests.conftest import SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
 

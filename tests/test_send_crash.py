@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from digest.config import load_newsletter
 from digest.core import build_core
-from digest.models import Batch
+from digest.store.models import Batch
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid
@@ -84,7 +84,7 @@ def test_killed_after_the_provider_accepted_a_batch_resume_mails_nobody_twice(en
     assert child.returncode == -signal.SIGKILL
     states = batch_statuses(settings)
     assert states[1] == states[2] == "submitted" and states[3] == "submitting"
-    assert set(states[n] for n in range(4, 11)) == {"pending"}
+    assert {states[n] for n in range(4, 11)} == {"pending"}
 
     plain = run_send(env, tmp_path)
     assert plain.returncode == 2 and "unfinished send" in plain.stderr and "--resume" in plain.stderr

@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from digest import db
-from digest.models import Base, Source
+from digest.store import db
+from digest.store.models import Base, Source
 
 
 def test_migrations_create_every_table_and_reach_head(core):

@@ -197,9 +197,11 @@ def test_import_reports_bad_rows_by_line_merges_duplicates_and_keeps_leavers_out
 
 def test_import_without_an_email_column_names_the_file_and_line(core, tmp_path):
     path = write_csv(tmp_path, "address,name\nann@example.org,Ann\n")
-    with pytest.raises(UsageError, match=r"people.csv: line 1: the header needs an 'email' column"):
-        with core.sessions.begin() as session:
-            store.import_csv(session, path, now=core.now())
+    with (
+        pytest.raises(UsageError, match=r"people.csv: line 1: the header needs an 'email' column"),
+        core.sessions.begin() as session,
+    ):
+        store.import_csv(session, path, now=core.now())
 
 
 def test_erase_deletes_the_person_and_keeps_a_suppression_that_stops_later_imports(core, tmp_path):

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from digest.articles import edit_article
-from digest.compose import compose_content, compose_issue
 from digest.config import SummaryConfig
+from digest.content.compose import compose_content, compose_issue
+from digest.content.periods import Week
+from digest.content.summaries import INLINE_MAX, ensure_summaries, is_stale, summary_limits
 from digest.gather import gather_sources
-from digest.models import Article
-from digest.periods import Week
-from digest.summaries import INLINE_MAX, ensure_summaries, is_stale, summary_limits
+from digest.jobs.articles import edit_article
+from digest.store.models import Article
 from digest.summarize import SummaryLimits, summarize_html
 from tests.fakes.feed_server import FeedServer, Reply
 from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss

@@ -8,10 +8,10 @@ import re
 import feedparser
 from sqlalchemy import select
 
-from digest import weekly
-from digest.models import Article, Issue
-from digest.periods import Week
-from digest.summaries import is_stale
+from digest.content.periods import Week
+from digest.content.summaries import is_stale
+from digest.jobs import weekly
+from digest.store.models import Article, Issue
 from tests.fakes.seed import make_issue
 from tests.fakes.sendgrid import WebhookSigner
 from tests.preview_site import NOW, card_titles, issue_of, mark_sent, send_to_readers, site_with_draft

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
-from digest.models import Event
+from digest.store.models import Event
 from subscribers import store
 from subscribers.models import Subscriber, SubscriberChange, Suppression
 from tests.web_site import running_site

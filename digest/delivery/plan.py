@@ -3,7 +3,7 @@
 The plan is made inside the database (INSERT ... SELECT): a million recipients never pass through
 Python, and it takes seconds, not an ORM object per delivery. Recipients are the active, confirmed
 subscribers whose address is not suppressed, numbered by subscriber id into batches of `batch_size`,
-grouped by segment (the set of the issue's sections they left out, see digest.segments) so that every
+grouped by segment (the set of the issue's sections they left out, see digest.email.segments) so that every
 batch carries one rendering.
 """
 
@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from digest.models import Batch, Issue, IssueRendering
-from digest.segments import FULL, issue_sections, segment_content, segment_key
+from digest.email.segments import FULL, issue_sections, segment_content, segment_key
+from digest.store.models import Batch, Issue, IssueRendering
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
 

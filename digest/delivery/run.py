@@ -25,9 +25,9 @@ from digest.delivery.sender import (
     send_issue,
     settle_batch,
 )
+from digest.email.segments import issue_sections, leaves_nothing, render_missing, render_segment, segment_key
 from digest.errors import DeliveryError, UsageError
-from digest.models import Batch, Delivery, Issue, IssueRendering
-from digest.segments import issue_sections, leaves_nothing, render_missing, render_segment, segment_key
+from digest.store.models import Batch, Delivery, Issue, IssueRendering
 from subscribers.models import Subscriber
 from subscribers.store import InvalidAddress, normalize_email
 
@@ -309,24 +309,22 @@ def mark_sent(core: Digest, issue: Issue, number: int) -> int:
     """The operator's word that batch `number` of a send of unknown fate did go out (the provider's
     activity shows it): it becomes submitted and its recipients sent, without sending anything.
     Returns its recipients marked sent."""
-    with send_lock(core.engine, issue.id, issue.period):  # not while a send may still be waiting on it
-        with core.sessions.begin() as session:
-            row = session.execute(
-                select(Batch.id, Batch.status).where(Batch.issue_id == issue.id, Batch.number == number)
-            ).first()
-            if row is None:
-                raise UsageError(f"issue {issue.period} has no batch {number}")
-            if row.status != "submitting":
-                raise UsageError(
-                    f"batch {number} of issue {issue.period} is {row.status}, not of unknown fate; "
-                    "only a batch left in `submitting` can be marked sent"
-                )
-            pending = session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.batch_id == row.id, Delivery.status == "pending")
+    # Not while a send may still be waiting on it.
+    with send_lock(core.engine, issue.id, issue.period), core.sessions.begin() as session:
+        row = session.execute(
+            select(Batch.id, Batch.status).where(Batch.issue_id == issue.id, Batch.number == number)
+        ).first()
+        if row is None:
+            raise UsageError(f"issue {issue.period} has no batch {number}")
+        if row.status != "submitting":
+            raise UsageError(
+                f"batch {number} of issue {issue.period} is {row.status}, not of unknown fate; "
+                "only a batch left in `submitting` can be marked sent"
             )
-            settle_batch(session, row.id, core.now())
+        pending = session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.batch_id == row.id, Delivery.status == "pending")
+        )
+        settle_batch(session, row.id, core.now())
     return pending
 
 

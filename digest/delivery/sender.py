@@ -38,7 +38,7 @@ from digest.delivery.providers.base import (
 )
 from digest.delivery.retry import RetryPolicy
 from digest.errors import DeliveryError
-from digest.models import Batch, Delivery, Issue, utcnow
+from digest.store.models import Batch, Delivery, Issue, utcnow
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash
 
@@ -65,7 +65,9 @@ class SendReport:
     failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
     already_submitted: int = 0  # batches a previous run had sent
     left_failed: int = 0  # batches failed by an earlier run, not retried by this one
-    not_planned: int = 0  # left out every section of the issue when it was planned: not mailed (see digest.segments)
+    not_planned: int = (
+        0  # left out every section of the issue when it was planned: not mailed (see digest.email.segments)
+    )
     paused: bool = False  # too many failed batches
     stopped: bool = False  # a signal asked us to stop
     seconds: float = 0.0

@@ -8,8 +8,8 @@
                 (about 4x cheaper on the benchmark feeds; what it does not reproduce goes to feedparser)
     pages       an article page's main text and metadata (trafilatura), for pages and full text
     normalize   canonical URLs, sanitized HTML (nh3), UTC times, images
-    cpu         parsing on worker processes, off the event loop (and summaries, for digest.summaries)
-    store       idempotent batched upsert (summaries are made later, when shown: digest.summaries)
+    cpu         parsing on worker processes, off the event loop (and summaries, for digest.content.summaries)
+    store       idempotent batched upsert (summaries are made later, when shown: digest.content.summaries)
     run         the whole gather; inspect   parse without the store; status   each source's state
 
 One bad source is recorded on its row and never stops the others.

@@ -15,6 +15,7 @@ feedparser gives a meaning we do not copy (itunes:*, media:title, dc:subject, so
 
 from __future__ import annotations
 
+import contextlib
 import re
 from functools import cache, lru_cache
 
@@ -99,10 +100,9 @@ def _text(element) -> str:
     value = (element.text or "").strip()
     if value.isascii():
         return value
-    try:  # feedparser repairs UTF-8 that was read as Latin-1 somewhere upstream
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        # feedparser repairs UTF-8 that was read as Latin-1 somewhere upstream
         value = value.encode("iso-8859-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
     return value.translate(_cp1252) if _C1.search(value) else value
 
 

@@ -24,6 +24,7 @@ Every failure is a `FetchError` whose message is one line a person can act on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import socket
@@ -43,10 +44,9 @@ from digest.errors import DigestError
 
 # httpx imports its transport (httpcore) and anyio's asyncio backend on first use: ~55 ms inside the
 # first gather, before its first request. Importing them with this module moves that to start-up.
-try:
+# A future anyio may move it; then it is imported on first use, as before.
+with contextlib.suppress(ImportError):
     import anyio._backends._asyncio  # noqa: F401
-except ImportError:  # a future anyio may move it; then it is imported on first use, as before
-    pass
 
 USER_AGENT = f"digest/{__version__} (+https://github.com/digest-builder/digest; weekly newsletter builder)"
 
@@ -280,7 +280,8 @@ class Fetcher:
         path = local_path(location)
         if path is not None:
             return await asyncio.to_thread(read_local, path, self.options.max_bytes)
-        assert self._client is not None, "use Fetcher as an async context manager"
+        if self._client is None:
+            raise RuntimeError("use Fetcher as an async context manager")
         return await self._http(self._client, location, etag, last_modified)
 
     async def fetch_link(self, url: str, *, internal: bool = False) -> Fetched:
@@ -288,7 +289,8 @@ class Fetcher:
 
         Never a file or a local path, whatever the source: a remote feed must not read our disk.
         """
-        assert self._client is not None, "use Fetcher as an async context manager"
+        if self._client is None:
+            raise RuntimeError("use Fetcher as an async context manager")
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
             raise RefusedFetch(f"refused to fetch {_short(url)}: only http and https links of feed items are fetched")

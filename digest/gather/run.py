@@ -6,7 +6,7 @@ those links come from the feed, so they are fetched from public addresses only u
 marked `internal` (Fetcher.fetch_link), and a refusal is noted on the source.
 Finished sources go to the store in batches, one transaction each; when one fails, source by source,
 so that one bad row costs only its own source. A source's error and its time are stored on its row; the rest of
-the run goes on. Summaries are not made here but when an article is first shown (digest.summaries).
+the run goes on. Summaries are not made here but when an article is first shown (digest.content.summaries).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.config import NewsletterConfig, SourceConfig
-from digest.gather.cpu import Cpu, WorkerCrashed, default_workers, page_job, parse_job
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions, RefusedFetch, prepare_tls
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
 from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
-from digest.models import Source, utcnow
+from digest.gather.work import page_job, parse_job
+from digest.store.models import Source, utcnow
+from digest.workers import Cpu, WorkerCrashed, default_workers
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,12 @@ def gather_sources(
     workers: int | None = None,
     now: datetime | None = None,
 ) -> GatherReport:
-    """Fetch every source now and store new and changed articles (not summarized: see digest.summaries)."""
+    """Fetch every source now and store new and changed articles (not summarized: see digest.content.summaries)."""
     started = time.monotonic()
     now = now or utcnow()
     if workers is None:
         workers = default_workers() if len(config.sources) > 4 else 0
-    cpu = Cpu(workers)
+    cpu = Cpu(workers, preload=["digest.gather.work"])
     try:
         cpu.start()  # first: forking is safest (and fastest) before any thread starts
         prepare_tls()

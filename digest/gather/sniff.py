@@ -101,9 +101,8 @@ def check_entities(body: bytes) -> None:
         if not quoted:  # SYSTEM or PUBLIC: external entities are never fetched, and never wanted
             raise NotAFeed(f"refused: the document declares an external entity &{name}; (XXE)")
         value = quoted.group(2) if quoted.group(2) is not None else quoted.group(3)
-        if "&" in value or "%" in value:
-            if not re.fullmatch(r"&#x?[0-9a-fA-F]+;", value):
-                raise NotAFeed(f"{bomb}: &{name}; refers to other entities")
+        if ("&" in value or "%" in value) and not re.fullmatch(r"&#x?[0-9a-fA-F]+;", value):
+            raise NotAFeed(f"{bomb}: &{name}; refers to other entities")
         if len(value) > MAX_ENTITY_CHARS:
             raise NotAFeed(f"{bomb}: &{name}; is {len(value)} characters long")
         expansion += body_text.count(f"&{name};") * len(value)

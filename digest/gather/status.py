@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Article, Source
+from digest.store.models import Article, Source
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from digest.gather.normalize import ParsedArticle
-from digest.models import Article
+from digest.store.models import Article
 
 CHUNK = 400
 
@@ -106,22 +106,22 @@ def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> Known
 
 def _values(item: Incoming, now: datetime) -> dict:
     a = item.article
-    return dict(
-        title=a.title,
-        url=a.url,
-        guid=a.guid,
-        dek=a.dek,
-        author=a.author,
-        section=item.section,
-        categories=list(a.categories),
-        content_html=a.content_html,
-        content_hash=item.content_hash,
-        image_url=a.image.url if a.image else None,
-        image_alt=a.image.alt if a.image else None,
-        image_credit=a.image.credit if a.image else None,
-        image_caption=a.image.caption if a.image else None,
-        updated_at=now,
-    )
+    return {
+        "title": a.title,
+        "url": a.url,
+        "guid": a.guid,
+        "dek": a.dek,
+        "author": a.author,
+        "section": item.section,
+        "categories": list(a.categories),
+        "content_html": a.content_html,
+        "content_hash": item.content_hash,
+        "image_url": a.image.url if a.image else None,
+        "image_alt": a.image.alt if a.image else None,
+        "image_credit": a.image.credit if a.image else None,
+        "image_caption": a.image.caption if a.image else None,
+        "updated_at": now,
+    }
 
 
 def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dict[int, UpsertCounts]:

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
-from digest import placeholders
 from digest.core import Digest
-from digest.models import Issue
+from digest.email import placeholders
+from digest.store.models import Issue
 from digest.web.deps import core_of
 from digest.web.pages import page
 from digest.web.security import email_csp

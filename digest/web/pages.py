@@ -1,4 +1,4 @@
-"""HTML pages from digest/templates/web/ (a file of the same name under the newsletter's templates_dir replaces one)."""
+"""HTML pages from templates/web/ (a file of the same name under the newsletter's templates_dir replaces one)."""
 
 from __future__ import annotations
 

@@ -14,14 +14,15 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from digest import draft, placeholders
-from digest.articles import edit_article
 from digest.config import PACKAGED_TEMPLATES
 from digest.delivery.sender import unknown_batches
+from digest.email import placeholders
+from digest.email.render import GMAIL_CLIP_BYTES
 from digest.errors import DigestError, NothingToSend, UsageError
-from digest.figures import issue_figures
-from digest.models import Article, Issue
-from digest.render import GMAIL_CLIP_BYTES
+from digest.jobs import draft
+from digest.jobs.articles import edit_article
+from digest.jobs.figures import issue_figures
+from digest.store.models import Article, Issue
 from digest.web.deps import BadForm, core_of, read_form
 from digest.web.editor import COOKIE as EDITOR_COOKIE
 from digest.web.editor import csrf_problem, editor_problem, with_csrf
@@ -69,7 +70,7 @@ async def build_current(request: Request):
     form = await _form(request)
     if isinstance(form, Response):
         return form
-    from digest.weekly import build
+    from digest.jobs.weekly import build
 
     try:
         issue = await run_in_threadpool(build, core_of(request), None)
@@ -92,22 +93,22 @@ def _page(request: Request, issue: Issue, view: str, *, error: str | None = None
         issues = list(session.scalars(select(Issue).order_by(Issue.window_end.desc()).limit(30)))
         figures = issue_figures(session, issue) if issue.status != "draft" else None
         unknown = unknown_batches(session, issue.id) if issue.status != "draft" else []
-    values = dict(
-        issue=issue,
-        view=view,
-        frame_width=VIEWS[view],
-        text=text,
-        size_kb=size / 1024,
-        limit_kb=GMAIL_LIMIT_KB,
-        over_limit=size > GMAIL_CLIP_BYTES,
-        articles=draft.draft_articles(core, issue),
-        pending=draft.pending_changes(core, issue),
-        figures=figures,
-        unknown=unknown,
-        issues=issues,
-        error=error,
-        logged_in=EDITOR_COOKIE in request.cookies,
-    )
+    values = {
+        "issue": issue,
+        "view": view,
+        "frame_width": VIEWS[view],
+        "text": text,
+        "size_kb": size / 1024,
+        "limit_kb": GMAIL_LIMIT_KB,
+        "over_limit": size > GMAIL_CLIP_BYTES,
+        "articles": draft.draft_articles(core, issue),
+        "pending": draft.pending_changes(core, issue),
+        "figures": figures,
+        "unknown": unknown,
+        "issues": issues,
+        "error": error,
+        "logged_in": EDITOR_COOKIE in request.cookies,
+    }
     return with_csrf(
         request, lambda token: page(request, "preview.html", status_code=status_code, csrf_token=token, **values)
     )

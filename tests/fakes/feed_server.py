@@ -105,10 +105,7 @@ class FeedServer:
                 request = Request(path, headers)
                 self.requests.append(request)
                 route = self.routes.get(path)
-                if route is None:
-                    reply = Reply(404, b"not found")
-                else:
-                    reply = route(request) if callable(route) else route
+                reply = Reply(404, b"not found") if route is None else route(request) if callable(route) else route
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from digest.models import Issue
+from digest.store.models import Issue
 from subscribers.models import Subscriber
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)

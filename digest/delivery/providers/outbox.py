@@ -11,7 +11,6 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.delivery.message import ensure_message_id, prepare
 from digest.delivery.providers.base import (
     BatchResult,
     FailureKind,
@@ -20,7 +19,8 @@ from digest.delivery.providers.base import (
     Recipient,
     unbuildable,
 )
-from digest.models import utcnow
+from digest.email.message import ensure_message_id, prepare
+from digest.store.models import utcnow
 
 
 def write_atomically(path: Path, data: bytes) -> None:

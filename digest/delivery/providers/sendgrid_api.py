@@ -5,7 +5,7 @@ and leak `Substitution(p=0)` into all of them). One personalization per recipien
 recipient's substitutions and their own List-Unsubscribe header; a recipient whose personalization
 cannot be made (an address SendGrid cannot take, substitutions over its limit) is refused alone and
 the others go. SendGrid replaces each substitution key wherever it occurs in the subject and content:
-the keys are `%%name%%` tokens, which no content can hold (see `digest.placeholders`). The body is
+the keys are `%%name%%` tokens, which no content can hold (see `digest.email.placeholders`). The body is
 serialized by the
 package with `json.dumps`, whose ASCII escapes keep non-ASCII text intact whatever the transport does
 with bytes; SendGrid sends the parts as UTF-8.
@@ -24,8 +24,6 @@ from email.utils import getaddresses
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from digest import placeholders
-from digest.delivery.message import list_unsubscribe, safe_display_name, wire_address
 from digest.delivery.providers.base import (
     BatchResult,
     FailureKind,
@@ -34,6 +32,8 @@ from digest.delivery.providers.base import (
     Recipient,
     unbuildable,
 )
+from digest.email import placeholders
+from digest.email.message import list_unsubscribe, safe_display_name, wire_address
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000

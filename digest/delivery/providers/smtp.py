@@ -8,6 +8,7 @@ DIGEST_SMTP_URL names the server and credentials:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.delivery.message import Prepared, ensure_message_id, prepare
 from digest.delivery.providers.base import (
     BatchResult,
     FailureKind,
@@ -24,8 +24,9 @@ from digest.delivery.providers.base import (
     Recipient,
     unbuildable,
 )
+from digest.email.message import Prepared, ensure_message_id, prepare
 from digest.errors import ConfigError
-from digest.models import utcnow
+from digest.store.models import utcnow
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,8 @@ def _transmit(conn: smtplib.SMTP, sender: str, to: str, data: bytes, options: li
 
 def _reset(conn: smtplib.SMTP) -> None:
     """Clear a refused transaction so the next recipient can use the connection (as sendmail does)."""
-    try:
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
         conn.rset()
-    except smtplib.SMTPServerDisconnected:
-        pass
 
 
 def _said(answer: bytes | str) -> str:

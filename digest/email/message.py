@@ -19,8 +19,8 @@ from email.utils import format_datetime, make_msgid
 
 import idna
 
-from digest import placeholders
 from digest.delivery.providers.base import OutgoingIssue, Recipient
+from digest.email import placeholders
 
 # Long header lines are allowed up to 998 characters; folding List-Unsubscribe into encoded words
 # would hide its URL from the mail clients that act on it.

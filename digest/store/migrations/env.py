@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from digest.models import Base
+from digest.store.models import Base
 
 config = context.config
 engine = config.attributes["engine"]

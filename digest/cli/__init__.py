@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.main import get_command
 
+from digest.cli.progress import progress_bar
+from digest.content.periods import Week
 from digest.core import Digest, build_core
 from digest.errors import DigestError, NothingToSend, UsageError
-from digest.periods import Week
-from digest.progress import progress_bar
 
 app = typer.Typer(
     help="Build and send a publication's weekly e-mail digest.",
@@ -61,14 +61,14 @@ def _core() -> Digest:
 
 
 def _week(core: Digest, week: str | None) -> Week:
-    """--week, or the period of the issue `digest build` makes now without one (see digest.compose)."""
-    from digest.compose import default_period
+    """--week, or the period of the issue `digest build` makes now without one (see digest.content.compose)."""
+    from digest.content.compose import default_period
 
     return Week.parse(week) if week else default_period(core.now(), core.config)
 
 
 def _week_or_window(week: str | None) -> Week | None:
-    """--week, or None: the window since the last sent issue (digest.compose.issue_window)."""
+    """--week, or None: the window since the last sent issue (digest.content.compose.issue_window)."""
     return Week.parse(week) if week else None
 
 
@@ -81,7 +81,7 @@ def _write_issue_files(issue, folder: Path) -> Path:
 
 
 def _size_line(html: str, path: Path) -> str:
-    from digest.render import GMAIL_CLIP_BYTES
+    from digest.email.render import GMAIL_CLIP_BYTES
 
     size = len(html.encode())
     line = f"rendered issue: {path} ({size / 1024:.0f} KB)"
@@ -112,12 +112,12 @@ def run(
     """Gather, compose, render and send the week's issue (the weekly job)."""
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
-    from digest.weekly import run_once
+    from digest.jobs.weekly import run_once
 
     core = _core()
     the_week = _week_or_window(week)
     progress, advance = _gather_progress(core)
-    from digest.delivery.cli_send import stop_on_signals
+    from digest.cli.send_report import stop_on_signals
 
     try:
         # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
@@ -134,7 +134,7 @@ def run(
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
-    from digest.delivery.cli_send import failed_recipient_lines, unknown_lines
+    from digest.cli.send_report import failed_recipient_lines, unknown_lines
 
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -149,7 +149,7 @@ def run(
 @app.command()
 def gather() -> None:
     """Fetch every source now and store new and changed articles."""
-    from digest.weekly import gather as gather_now
+    from digest.jobs.weekly import gather as gather_now
 
     core = _core()
     progress, advance = _gather_progress(core)
@@ -257,8 +257,8 @@ def build(
     Writes issue.html and issue.txt (per-recipient placeholders left in), issue.mjml (the MJML after
     Jinja2, before compiling) and preview.html (sample values filled in, to open in a browser).
     """
-    from digest import placeholders
-    from digest.weekly import build as build_issue
+    from digest.email import placeholders
+    from digest.jobs.weekly import build as build_issue
 
     if top is not None and unpin:
         raise UsageError("--top and --unpin contradict each other; give one")
@@ -289,10 +289,10 @@ def render(
     The newsletter's name, address and links come from the newsletter file; each article needs only a
     title and a url. Without a "top", the first article of the first section is the top story.
     """
-    from digest import placeholders
-    from digest.compose import content_from_document, subject_for
     from digest.config import load_newsletter, load_settings
-    from digest.render import render_issue
+    from digest.content.compose import content_from_document, subject_for
+    from digest.email import placeholders
+    from digest.email.render import render_issue
 
     try:
         doc = json.loads(issue_json.read_text(encoding="utf-8"))
@@ -354,8 +354,8 @@ def send(
     ] = None,
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
-    from digest.delivery import cli_send
-    from digest.weekly import find_issue
+    from digest.cli import send_report as cli_send
+    from digest.jobs.weekly import find_issue
 
     if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
         raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")
@@ -600,8 +600,8 @@ def excerpt(
 ) -> None:
     """Clean and summarize articles without touching the store."""
     from digest.config import load_settings
-    from digest.excerpts import excerpt_input
-    from digest.summaries import summary_limits
+    from digest.content.summaries import summary_limits
+    from digest.jobs.excerpt import excerpt_input
     from digest.summarize import SummaryLimits
 
     limits = SummaryLimits()
@@ -639,7 +639,7 @@ def articles_list(
 
     Articles not summarized yet (gathering does not summarize) are summarized now, and stored.
     """
-    from digest.articles import articles_in_week
+    from digest.jobs.articles import articles_in_week
 
     core = _core()
     rows = articles_in_week(core, _week(core, week))
@@ -681,7 +681,7 @@ def articles_edit(
     ] = False,
 ) -> None:
     """Override an article's teaser or excerpt; the override survives regathering."""
-    from digest.articles import edit_article
+    from digest.jobs.articles import edit_article
 
     if not (teaser or excerpt_text or reset):
         raise UsageError("give --teaser, --excerpt or --reset")
@@ -752,7 +752,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the store's migrations (also done automatically on first use)."""
-    from digest import db
+    from digest.store import db
 
     core = build_core(migrate=False)
     db.upgrade(core.engine)
@@ -773,7 +773,3 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return 2
     return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 Counted from the store each time they are asked for, so they follow the events as the webhook stores
 them. Each figure counts people (distinct addresses), not events; clicks per article also give the
 number of clicks. A click is matched to an article by its URL with the utm_* parameters taken off,
-since the issue's links carry them (`digest.render.with_utm`).
+since the issue's links carry them (`digest.email.render.with_utm`).
 
 Unsubscribed counts the issue's recipients who left after it was sent and before the next issue was
 (through our one-click link or page, which the provider never sees), plus any provider unsubscribe
@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, Event, Issue
+from digest.store.models import Delivery, Event, Issue
 from subscribers.events import effect
 from subscribers.models import SubscriberChange
 

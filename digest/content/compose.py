@@ -11,7 +11,7 @@ day finds that issue and, once it is sent, sends nothing twice.
 The composed content is a plain dict (the shape `digest render ISSUE.json` accepts, plus `top`),
 stored on the issue so that rendering, previews and the archive all read one thing. The articles are
 chosen by section and recency alone; then exactly those chosen get their summaries made, if missing
-or older than their content (digest.summaries), written with the caller's session.
+or older than their content (digest.content.summaries), written with the caller's session.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.config import NewsletterConfig
+from digest.content.periods import Week
+from digest.content.summaries import ensure_summaries, summary_limits
 from digest.errors import NothingToSend, UsageError
-from digest.models import Article, Issue
-from digest.periods import Week
-from digest.summaries import ensure_summaries, summary_limits
+from digest.store.models import Article, Issue
 
 
 @dataclass(frozen=True)
@@ -179,19 +179,19 @@ def compose_issue(
     top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
     left_out = list(issue.left_out or []) if issue else []
     content = compose_content(session, config, window, top_article_id=top_article_id, left_out=left_out)
-    values = dict(
-        slug=window.period.slug,
-        window_start=window.start,
-        window_end=window.end,
-        subject=subject_for(config, content),
-        preheader=content["top"]["teaser"] if content["top"] else "",
-        content=content,
-        top_article_id=top_article_id,
-        html=None,
-        text=None,
-        mjml=None,
-        rendered_at=None,
-    )
+    values = {
+        "slug": window.period.slug,
+        "window_start": window.start,
+        "window_end": window.end,
+        "subject": subject_for(config, content),
+        "preheader": content["top"]["teaser"] if content["top"] else "",
+        "content": content,
+        "top_article_id": top_article_id,
+        "html": None,
+        "text": None,
+        "mjml": None,
+        "rendered_at": None,
+    }
     if issue is None:
         issue = Issue(period=str(window.period), status="draft", created_at=now, **values)
         session.add(issue)

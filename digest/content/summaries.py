@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from functools import partial
 
 from digest.config import NewsletterConfig
-from digest.models import Article
+from digest.store.models import Article
 from digest.summarize import Summary, SummaryLimits, summarize_html
+from digest.workers import Cpu, WorkerCrashed, default_workers
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,15 @@ def summary_values(s: Summary, content_hash: str, dek: str | None, limits: Summa
     """The article columns a summary fills in, marked as made from `content_hash` with `limits`.
 
     A dek that only repeats the teaser is dropped, so a card does not say the same thing twice."""
-    values = dict(
-        teaser=s.teaser or None,
-        excerpt=s.excerpt or None,
-        pull_quote=s.pull_quote,
-        pull_quote_speaker=s.pull_quote_speaker,
-        reading_minutes=s.reading_minutes,
-        text=s.text,
-        summary_hash=summary_marker(content_hash, limits),
-    )
+    values = {
+        "teaser": s.teaser or None,
+        "excerpt": s.excerpt or None,
+        "pull_quote": s.pull_quote,
+        "pull_quote_speaker": s.pull_quote_speaker,
+        "reading_minutes": s.reading_minutes,
+        "text": s.text,
+        "summary_hash": summary_marker(content_hash, limits),
+    }
     if dek and dek == s.teaser:
         values["dek"] = None
     return values
@@ -72,14 +73,14 @@ def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, work
 
     The values go onto the rows (ORM objects), to be written by the caller's session. More than
     INLINE_MAX stale articles are summarized on worker processes (`workers`: how many; default
-    `digest.gather.cpu.default_workers()`; 0 for inline).
+    `digest.workers.default_workers()`; 0 for inline).
     """
     stale = [a for a in dict.fromkeys(articles) if is_stale(a, limits)]  # a row listed twice is summarized once
     if not stale:
         return 0
     fragments = [a.content_html or "" for a in stale]
     if workers is None:
-        workers = 0 if len(stale) <= INLINE_MAX else _default_workers()
+        workers = 0 if len(stale) <= INLINE_MAX else default_workers()
     summaries = _summarize(fragments, limits, workers)
     for article, summary in zip(stale, summaries, strict=True):
         for key, value in summary_values(summary, article.content_hash, article.dek, limits).items():
@@ -87,21 +88,17 @@ def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, work
     return len(stale)
 
 
-def _default_workers() -> int:
-    from digest.gather.cpu import default_workers
-
-    return default_workers()
+def summarize_job(fragments: list[str], limits: SummaryLimits) -> list[Summary]:
+    """One chunk of fragments, on a worker process."""
+    return [summarize_html(fragment, limits=limits) for fragment in fragments]
 
 
 def _summarize(fragments: list[str], limits: SummaryLimits, workers: int) -> list[Summary]:
     if workers <= 0:
         return [summarize_html(fragment, limits=limits) for fragment in fragments]
-    # Imported here: the worker pool belongs to the gather package, which a compose rarely needs.
-    from digest.gather.cpu import Cpu, WorkerCrashed, summarize_job
-
     size = -(-len(fragments) // (workers * 4))  # about four chunks a worker, so none idles at the end
     chunks = [fragments[i : i + size] for i in range(0, len(fragments), size)]
-    cpu = Cpu(workers)
+    cpu = Cpu(workers, preload=[__name__])
     try:
         cpu.start()
         done = cpu.map(partial(summarize_job, limits=limits), chunks)

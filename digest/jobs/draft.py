@@ -2,7 +2,7 @@
 
 The changes are stored on the issue (`left_out`, `top_article_id`) and take effect when the draft is
 rebuilt, by the editor or by the weekly run, which recomposes a draft the same way. Teaser and
-excerpt overrides belong to the article (`digest.articles.edit_article`).
+excerpt overrides belong to the article (`digest.jobs.articles.edit_article`).
 
 A rebuild composes the way the draft was built: a draft built with --week (its window is that ISO
 week's) by its week again; the current period's draft built without one (by the weekly job, or
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.compose import Window, compose_content, default_period, issue_window
+from digest.content.compose import Window, compose_content, default_period, issue_window
+from digest.content.periods import Week
+from digest.content.summaries import ensure_summaries
 from digest.core import Digest
 from digest.errors import DigestError, UsageError
-from digest.models import Article, Issue
-from digest.periods import Week
-from digest.summaries import ensure_summaries
+from digest.store.models import Article, Issue
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def pin(core: Digest, issue_id: int, article_id: int | None) -> None:
 
 def rebuild(core: Digest, issue: Issue) -> Issue:
     """Compose and render the draft again, as `digest build` would."""
-    from digest.weekly import build
+    from digest.jobs.weekly import build
 
     if issue.status != "draft":
         raise UsageError(f"issue {issue.period} is {issue.status}; it can no longer be rebuilt")

@@ -1,9 +1,9 @@
-"""CPU-bound steps (parsing, page extraction, summaries) on worker processes, off the event loop.
+"""A pool of worker processes for CPU-bound steps (parsing, page extraction, summaries), off the event loop.
 
 Feedparser, trafilatura and the summarizer are pure-Python work that holds the GIL: in threads they
 would stall the event loop that keeps a hundred downloads going. With `workers=0` everything runs
 inline, which is what small gathers (and the tests of single functions) want. `Cpu.run` serves the
-gather's event loop; `Cpu.map` serves synchronous code (digest.summaries, when many are due at once).
+gather's event loop; `Cpu.map` serves synchronous code (digest.content.summaries, when many are due at once).
 """
 
 from __future__ import annotations
@@ -16,36 +16,19 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
-from digest.gather.feeds import parse_document
-from digest.gather.normalize import ParsedArticle, ParsedFeed
-from digest.gather.pages import parse_page
-from digest.summarize import Summary, SummaryLimits, summarize_html
-
-
-def parse_job(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
-    return parse_document(body, url=url, content_type=content_type)
-
-
-def page_job(body: bytes, url: str) -> tuple[str | None, ParsedArticle | None]:
-    return parse_page(body, url)
-
-
-def summarize_job(fragments: list[str], limits: SummaryLimits) -> list[Summary]:
-    return [summarize_html(fragment, limits=limits) for fragment in fragments]
-
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _context():
+def _context(preload: list[str]):
     """fork when this is the only thread: workers start in milliseconds with everything imported.
     With other threads about (a scheduler, a web server), a fork could copy a lock one of them holds,
-    so workers come from a forkserver instead, which imports the parsers once."""
+    so workers come from a forkserver instead, which imports the `preload` modules (the jobs' own) once."""
     if threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["digest.gather.cpu"])
+    context.set_forkserver_preload(preload)
     return context
 
 
@@ -54,13 +37,16 @@ class WorkerCrashed(Exception):
 
 
 class Cpu:
-    def __init__(self, workers: int):
+    """`workers` processes (0: run inline); `preload` names the modules whose functions they run."""
+
+    def __init__(self, workers: int, preload: list[str] | None = None):
         self.workers = workers
+        self.preload = preload or []
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(self.preload))
         return self._pool
 
     def start(self) -> None:

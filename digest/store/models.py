@@ -98,7 +98,7 @@ class Article(Base):
     image_alt: Mapped[str | None] = mapped_column(Text)
     image_credit: Mapped[str | None] = mapped_column(Text)
     image_caption: Mapped[str | None] = mapped_column(Text)
-    # Summaries: computed when the article is first shown (an issue, the editor's lists: digest.summaries),
+    # Summaries: computed when the article is first shown (an issue, the editor's lists: digest.content.summaries),
     # not on gather; an editor's overrides win and survive regathering.
     teaser: Mapped[str | None] = mapped_column(Text)
     excerpt: Mapped[str | None] = mapped_column(Text)
@@ -109,7 +109,7 @@ class Article(Base):
     teaser_override: Mapped[str | None] = mapped_column(Text)
     excerpt_override: Mapped[str | None] = mapped_column(Text)
     # Marks what the summaries above were made from: content_hash, lengths, summarizer version
-    # (digest.summaries.summary_marker); differing (or NULL) means "summarize again".
+    # (digest.content.summaries.summary_marker); differing (or NULL) means "summarize again".
     summary_hash: Mapped[str | None] = mapped_column(String(64))
 
     source: Mapped[Source] = relationship(back_populates="articles")
@@ -174,7 +174,7 @@ class Batch(Base):
 
 
 class IssueRendering(Base):
-    """The issue rendered without some sections, for the subscribers who left them out (see digest.segments).
+    """The issue rendered without some sections, for the subscribers who left them out (see digest.email.segments).
 
     One row per distinct set of left-out sections among an issue's planned recipients, created with the
     plan (html NULL) and rendered right after it; the full issue stays on `issues` (segment "")."""
@@ -214,7 +214,7 @@ class Event(Base):
     """A provider event (delivered, open, click, bounce, ...), stored before the webhook answers."""
 
     __tablename__ = "events"
-    # An issue's figures read its events by type and count distinct addresses (`digest.figures`): this
+    # An issue's figures read its events by type and count distinct addresses (`digest.jobs.figures`): this
     # one index finds them and answers those counts by itself. It also serves lookups by issue alone.
     __table_args__ = (Index("ix_events_issue_id_type_email", "issue_id", "type", "email"),)
 

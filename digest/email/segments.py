@@ -24,10 +24,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import select, update
 
-from digest.compose import subject_for
 from digest.config import NewsletterConfig
-from digest.models import Issue, IssueRendering, utcnow
-from digest.render import render_issue
+from digest.content.compose import subject_for
+from digest.email.render import render_issue
+from digest.store.models import Issue, IssueRendering, utcnow
 
 FULL = ""  # the segment of subscribers who left nothing out (of this issue): the issue's own rendering
 

@@ -1,7 +1,7 @@
 """Render an issue once: Jinja2 fills MJML, mjml-python compiles it, premailer inlines the CSS.
 
 The plain-text part comes from its own template over the same data. Per-recipient values stay as
-placeholders (see `digest.placeholders`). A template error names the file and line.
+placeholders (see `digest.email.placeholders`). A template error names the file and line.
 
 Size: Gmail clips messages over about 102 KB, so premailer inlines only the rules of the templates'
 `<mj-style inline="inline">` blocks (as the official MJML does); every other `<style>` (MJML's own
@@ -20,8 +20,8 @@ import jinja2
 from mjml import mjml2html
 from premailer import Premailer
 
-from digest import placeholders
 from digest.config import NewsletterConfig
+from digest.email import placeholders
 from digest.errors import TemplateError
 
 MJML_TEMPLATE = "email/digest.mjml.j2"
@@ -51,7 +51,7 @@ class Rendered:
 
 
 def environment(config: NewsletterConfig) -> jinja2.Environment:
-    """The e-mail templates: the newsletter's templates_dir first, then the packaged ones (digest/templates/)."""
+    """The e-mail templates: the newsletter's templates_dir first, then the packaged ones (templates/)."""
     dirs = config.template_dirs()
     for folder in dirs[:-1]:
         if not folder.is_dir():
@@ -60,7 +60,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
             )
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        autoescape=lambda name: not (name or "").endswith(".txt.j2"),
+        autoescape=lambda name: not (name or "").endswith(".txt.j2"),  # noqa: S701 (the text part is not HTML)
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

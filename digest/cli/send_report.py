@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
+from digest.cli.progress import progress_bar
 from digest.core import Digest
 from digest.delivery import run
 from digest.delivery.sender import Progress as BatchProgress
 from digest.delivery.sender import SendReport
 from digest.errors import UsageError
-from digest.models import Issue
-from digest.progress import progress_bar
+from digest.store.models import Issue
 
 
 def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:

@@ -1,18 +1,18 @@
 """An editor's view of the store's articles: the week's list and overrides of a summary.
 
 Both show computed summaries, so both make the missing or stale ones of the articles they show, and
-store them (digest.summaries).
+store them (digest.content.summaries).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
+from digest.content.periods import Week
+from digest.content.summaries import ensure_summaries
 from digest.core import Digest
 from digest.errors import UsageError
-from digest.models import Article
-from digest.periods import Week
-from digest.summaries import ensure_summaries
+from digest.store.models import Article
 
 
 def articles_in_week(core: Digest, week: Week) -> list[Article]:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from digest import shutdown
-from digest.compose import compose_issue
+from digest.content.compose import compose_issue
+from digest.content.periods import Week
 from digest.core import Digest
 from digest.delivery.sender import SendReport
+from digest.email.render import render_issue
 from digest.gather import GatherReport, gather_sources
-from digest.models import Issue
-from digest.periods import Week
-from digest.render import render_issue
+from digest.store.models import Issue
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def gather(core: Digest, progress=None) -> GatherReport:
 def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: bool = False) -> Issue:
     """Compose and render the draft; an issue already sending or sent is returned as it is.
 
-    `week=None` is the scheduled default: the window since the last sent issue (see digest.compose)."""
+    `week=None` is the scheduled default: the window since the last sent issue (see digest.content.compose)."""
     try:
         return _build(core, week, pin=pin, unpin=unpin)
     except IntegrityError:

@@ -456,8 +456,8 @@ def child_bare(count: int) -> dict:
     from digest.content.periods import Week
     from digest.core import build_core
     from digest.delivery import run
-    from digest.delivery.providers.base import Recipient
     from digest.delivery.sender import _RecipientRow
+    from digest.email.message import Recipient
     from digest.jobs.weekly import find_issue
 
     core = build_core()

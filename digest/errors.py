@@ -13,13 +13,15 @@ and says what to do. Library code raises them; only the edges turn them into an 
     │   ├── SignatureError    2   403  a webhook post not signed with our key (subscribers.events)
     │   └── BadEvents         2   400  a webhook body that is not a JSON array of events
     ├── FetchError            1   502  a source or page could not be fetched (never stops the others)
-    ├── ProviderError         1   502  one attempt at the e-mail provider failed (delivery.providers)
+    ├── ProviderError         1   502  one attempt at the e-mail provider failed; its `kind` says what next
     ├── TemplateError         1   500  a template failed to render or compile; names the file and line
     ├── NothingToSend         1   404  a week with no new articles: no issue composed
     └── DeliveryError         1   503  the send cannot go on (the provider refused or failed)
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 
 class DigestError(Exception):
@@ -60,3 +62,39 @@ class NothingToSend(DigestError):
 
 class DeliveryError(DigestError):
     pass
+
+
+class FailureKind(Enum):
+    """How the sender treats a failed attempt at the provider."""
+
+    TRANSIENT = "transient"  # 5xx, refused connection: back off and try again, a bounded number of times
+    # The request may have reached the provider and been accepted (a timeout or a broken connection after it
+    # was sent): never retried by itself; the batch stays `submitting` until events or an operator settle it.
+    UNKNOWN = "unknown"
+    RATE_LIMITED = "rate_limited"  # 429: wait `retry_after` seconds, then try again
+    REFUSED = "refused"  # 400, 403, 413, ...: this batch cannot go as it is; fail it and go on
+    STOP = "stop"  # 401, a wrong SMTP password: no batch can go; stop the whole send
+
+
+class ProviderError(DigestError):
+    """One attempt at the provider failed. `sent` holds the recipients (delivery ids) that did go out
+    before the failure (SMTP, outbox), `refused` those refused one by one before it (with the reason).
+
+    It lives here, not with the providers, because the audience's confirmation mail meets it too."""
+
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind = FailureKind.REFUSED,
+        retry_after: float | None = None,
+        sent: dict[int, str | None] | None = None,
+        refused: dict[int, str] | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.sent: dict[int, str | None] = sent or {}
+        self.refused: dict[int, str] = refused or {}

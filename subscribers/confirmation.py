@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from digest.delivery.providers.base import ProviderError
 from digest.email.message import MAIL_POLICY
-from digest.errors import DeliveryError
+from digest.errors import DeliveryError, ProviderError
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
 

@@ -8,8 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, ProviderError, Recipient
 from digest.delivery.providers.sendgrid_api import SendGridProvider, SendGridRequestBuilder, retry_after_seconds
+from digest.email.message import OutgoingIssue, Recipient
+from digest.errors import FailureKind, ProviderError
 from tests.fakes.sendgrid import FakeSendGrid, validate
 
 ISSUE = OutgoingIssue(

@@ -18,10 +18,9 @@ from sqlalchemy import select
 
 from digest.config import DeliveryConfig, Settings, load_newsletter
 from digest.core import build_core
-from digest.delivery.providers.base import FailureKind, ProviderError
 from digest.delivery.providers.smtp import SMTPProvider, SMTPServer
 from digest.delivery.run import deliver
-from digest.errors import ConfigError
+from digest.errors import ConfigError, FailureKind, ProviderError
 from digest.store.models import Delivery
 from tests.conftest import EXAMPLE_CONFIG, TEST_SECRET_KEY
 from tests.fakes.seed import address, make_issue, seed_subscribers

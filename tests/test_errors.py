@@ -8,8 +8,15 @@ from fastapi.testclient import TestClient
 
 from digest.cli import main
 from digest.core import build_core
-from digest.delivery.providers.base import ProviderError
-from digest.errors import ConfigError, DeliveryError, DigestError, NothingToSend, TemplateError, UsageError
+from digest.errors import (
+    ConfigError,
+    DeliveryError,
+    DigestError,
+    NothingToSend,
+    ProviderError,
+    TemplateError,
+    UsageError,
+)
 from digest.gather.fetch import FetchError, RefusedFetch
 from digest.web.app import create_app
 from subscribers.events import BadEvents, SignatureError

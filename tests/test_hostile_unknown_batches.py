@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from digest.config import DeliveryConfig, Settings, load_newsletter
 from digest.core import build_core
-from digest.delivery.providers.base import FailureKind, ProviderError
 from digest.delivery.providers.sendgrid_api import SendGridProvider
 from digest.delivery.run import deliver
+from digest.errors import FailureKind, ProviderError
 from digest.store.models import Batch, Delivery, Issue
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers, sendgrid_send_env

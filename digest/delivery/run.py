@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from digest.core import Digest
 from digest.delivery.lock import send_lock
 from digest.delivery.plan import count_segments, plan_issue, recipients_query
-from digest.delivery.providers.base import OutgoingIssue, ProviderError, Recipient
 from digest.delivery.retry import RetryPolicy
 from digest.delivery.sender import (
     Progress,
@@ -25,8 +24,9 @@ from digest.delivery.sender import (
     send_issue,
     settle_batch,
 )
+from digest.email.message import OutgoingIssue, Recipient
 from digest.email.segments import issue_sections, leaves_nothing, render_missing, render_segment, segment_key
-from digest.errors import DeliveryError, UsageError
+from digest.errors import DeliveryError, ProviderError, UsageError
 from digest.store.models import Batch, Delivery, Issue, IssueRendering
 from subscribers.models import Subscriber
 from subscribers.store import InvalidAddress, normalize_email

@@ -27,17 +27,10 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.delivery.providers.base import (
-    BatchResult,
-    FailureKind,
-    OutgoingIssue,
-    Provider,
-    ProviderError,
-    Recipient,
-    unbuildable,
-)
+from digest.delivery.providers.base import BatchResult, Provider, unbuildable
 from digest.delivery.retry import RetryPolicy
-from digest.errors import DeliveryError
+from digest.email.message import OutgoingIssue, Recipient
+from digest.errors import DeliveryError, FailureKind, ProviderError
 from digest.store.models import Batch, Delivery, Issue, utcnow
 from subscribers.models import Subscriber, Suppression
 from subscribers.store import email_hash

@@ -19,7 +19,6 @@ from email.utils import format_datetime, make_msgid
 
 import idna
 
-from digest.delivery.providers.base import OutgoingIssue, Recipient
 from digest.email import placeholders
 
 # Long header lines are allowed up to 998 characters; folding List-Unsubscribe into encoded words
@@ -27,6 +26,32 @@ from digest.email import placeholders
 MAIL_POLICY = policy.default.clone(max_line_length=998)
 UTF8_POLICY = MAIL_POLICY.clone(utf8=True)
 _SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class OutgoingIssue:
+    """One rendering of an issue, ready for a provider: the same for every recipient of a batch."""
+
+    issue_id: int
+    slug: str
+    subject: str
+    html: str  # with placeholders, rendered once
+    text: str
+    from_email: str
+    from_name: str
+    reply_to: str | None
+    unsubscribe_mailto: str | None = None  # an extra List-Unsubscribe target, when configured
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person a message goes to, with the values of their placeholders (made by the audience)."""
+
+    delivery_id: int
+    email: str
+    name: str | None
+    values: dict[str, str]  # placeholder name -> this recipient's value
+    unsubscribe_url: str
 
 
 class UnsendableAddress(ValueError):

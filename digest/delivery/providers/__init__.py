@@ -4,19 +4,11 @@ else the outbox, unless DIGEST_PROVIDER names one."""
 from __future__ import annotations
 
 from digest.config import DeliveryConfig, Settings
-from digest.delivery.providers.base import FailureKind, OutgoingIssue, Provider, ProviderError, Recipient
+from digest.delivery.providers.base import Provider
 from digest.delivery.providers.outbox import OutboxProvider
 from digest.errors import ConfigError
 
-__all__ = [
-    "FailureKind",
-    "OutgoingIssue",
-    "Provider",
-    "ProviderError",
-    "Recipient",
-    "OutboxProvider",
-    "make_provider",
-]
+__all__ = ["OutboxProvider", "Provider", "make_provider"]
 
 
 def make_provider(settings: Settings, delivery: DeliveryConfig | None = None) -> Provider:

@@ -2,39 +2,16 @@
 transactional message (a confirmation mail), and say clearly how a failure should be handled.
 
 A provider never retries by itself and never touches the store: it makes one attempt and raises a
-`ProviderError` whose `kind` tells the sender what to do next (see `FailureKind`).
+`digest.errors.ProviderError` whose `kind` tells the sender what to do next (see `FailureKind`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from enum import Enum
 from typing import Protocol
 
-from digest.errors import DigestError
-
-
-@dataclass(frozen=True)
-class OutgoingIssue:
-    issue_id: int
-    slug: str
-    subject: str
-    html: str  # with placeholders, rendered once
-    text: str
-    from_email: str
-    from_name: str
-    reply_to: str | None
-    unsubscribe_mailto: str | None = None  # an extra List-Unsubscribe target, when configured
-
-
-@dataclass(frozen=True)
-class Recipient:
-    delivery_id: int
-    email: str
-    name: str | None
-    values: dict[str, str]  # placeholder name -> this recipient's value
-    unsubscribe_url: str
+from digest.email.message import OutgoingIssue, Recipient
 
 
 @dataclass
@@ -48,40 +25,6 @@ class BatchResult:
 def unbuildable(exc: Exception) -> str:
     """The reason recorded for a recipient whose message could not be built."""
     return f"the message could not be built: {type(exc).__name__}: {exc}"[:500]
-
-
-class FailureKind(Enum):
-    """How the sender treats a failed attempt."""
-
-    TRANSIENT = "transient"  # 5xx, refused connection: back off and try again, a bounded number of times
-    # The request may have reached the provider and been accepted (a timeout or a broken connection after it
-    # was sent): never retried by itself; the batch stays `submitting` until events or an operator settle it.
-    UNKNOWN = "unknown"
-    RATE_LIMITED = "rate_limited"  # 429: wait `retry_after` seconds, then try again
-    REFUSED = "refused"  # 400, 403, 413, ...: this batch cannot go as it is; fail it and go on
-    STOP = "stop"  # 401, a wrong SMTP password: no batch can go; stop the whole send
-
-
-class ProviderError(DigestError):
-    """One attempt failed. `sent` holds the recipients that did go out before the failure (SMTP, outbox),
-    `refused` those refused one by one before it (with the reason)."""
-
-    http_status = 502
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: FailureKind = FailureKind.REFUSED,
-        retry_after: float | None = None,
-        sent: dict[int, str | None] | None = None,
-        refused: dict[int, str] | None = None,
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-        self.sent: dict[int, str | None] = sent or {}
-        self.refused: dict[int, str] = refused or {}
 
 
 class Provider(Protocol):

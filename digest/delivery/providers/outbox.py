@@ -11,15 +11,9 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.delivery.providers.base import (
-    BatchResult,
-    FailureKind,
-    OutgoingIssue,
-    ProviderError,
-    Recipient,
-    unbuildable,
-)
-from digest.email.message import ensure_message_id, prepare
+from digest.delivery.providers.base import BatchResult, unbuildable
+from digest.email.message import OutgoingIssue, Recipient, ensure_message_id, prepare
+from digest.errors import FailureKind, ProviderError
 from digest.store.models import utcnow
 
 

@@ -16,16 +16,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.delivery.providers.base import (
-    BatchResult,
-    FailureKind,
-    OutgoingIssue,
-    ProviderError,
-    Recipient,
-    unbuildable,
-)
-from digest.email.message import Prepared, ensure_message_id, prepare
-from digest.errors import ConfigError
+from digest.delivery.providers.base import BatchResult, unbuildable
+from digest.email.message import OutgoingIssue, Prepared, Recipient, ensure_message_id, prepare
+from digest.errors import ConfigError, FailureKind, ProviderError
 from digest.store.models import utcnow
 
 

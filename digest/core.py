@@ -19,6 +19,8 @@ from digest.delivery.providers import Provider, make_provider
 from digest.store import db
 from digest.store.models import utcnow
 from digest.summarize import SummaryLimits
+
+# Importing the audience's models also registers its tables in the store's `Base.metadata`.
 from subscribers.models import Subscriber
 from subscribers.tokens import Tokens
 

@@ -1,7 +1,10 @@
 """The store's tables: sources, articles, issues, batches, deliveries and events.
 
 The audience's tables (subscribers and their history, suppressions) live in `subscribers.models` on the
-same metadata. Every time is stored in UTC; `UTCDateTime` hands back aware datetimes on SQLite too.
+same metadata; the composition root (digest.core) imports them, so `Base.metadata` is complete wherever
+a core is built, and this layer never imports the one above it.
+
+Every time is stored in UTC; `UTCDateTime` hands back aware datetimes on SQLite too.
 """
 
 from __future__ import annotations
@@ -227,7 +230,3 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-# The audience's tables share this metadata; importing them here makes `Base.metadata` complete.
-from subscribers import models as _subscriber_models  # noqa: E402,F401

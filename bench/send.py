@@ -437,9 +437,12 @@ def child_send(count: int) -> dict:
     issue = find_issue(core, Week.parse(WEEK))
     started = time.perf_counter()
     with core.sessions.begin() as session:
-        plan_batches(session, session.get(Issue, issue.id), batch_size=run.batch_size(core), now=core.now())
+        mailer = core.mailer()
+        plan_batches(
+            session, mailer.audience, session.get_one(Issue, issue.id), batch_size=mailer.batch_size, now=core.now()
+        )
     planned = time.perf_counter()
-    _, report = run.deliver(core, issue)
+    _, report = run.deliver(core.mailer(), issue)
     done = time.perf_counter()
     assert report.sent == count, (report.sent, count)
     return {
@@ -456,23 +459,22 @@ def child_bare(count: int) -> dict:
     from digest.content.periods import Week
     from digest.core import build_core
     from digest.delivery import run
-    from digest.delivery.sender import _RecipientRow
-    from digest.email.message import Recipient
     from digest.jobs.weekly import find_issue
 
     core = build_core()
     issue = find_issue(core, Week.parse(WEEK))
-    outgoing = run.outgoing(core, issue)
-    provider = core.provider
-    size = run.batch_size(core)
+    from subscribers.audience import Person
+
+    mailer = core.mailer()
+    outgoing = run.outgoing(mailer.addresses, issue)
+    provider = mailer.provider
+    size = mailer.batch_size
     started = time.perf_counter()
     for first in range(1, count + 1, size):
         recipients = []
         for i in range(first, min(first + size, count + 1)):
-            person = _RecipientRow(i, f"bare{i}@example.org", f"Reader {i}", "active", f"bench-key-{i}")
-            recipients.append(
-                Recipient(i, person.email, person.name, core.recipient_values(person), core.unsubscribe_url(person))
-            )
+            person = Person(i, f"bare{i}@example.org", f"Reader {i}", f"bench-key-{i}")
+            recipients.append(core.audience.recipient(i, person))
         provider.send_batch(outgoing, recipients, batch_id=first // size + 1)
     seconds = time.perf_counter() - started
     return {"send_s": seconds, "rate": count / seconds, "peak_mb": peak_mb()}

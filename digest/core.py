@@ -16,13 +16,17 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
 from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
+from digest.delivery.run import Addresses, Mailer
+from digest.email.segments import SegmentRendering, render_segment
 from digest.store import db
-from digest.store.models import utcnow
+from digest.store.models import Issue, utcnow
 from digest.summarize import SummaryLimits
+from subscribers.audience import StoredAudience
+from subscribers.confirmation import OptIn
 
 # Importing the audience's models also registers its tables in the store's `Base.metadata`.
 from subscribers.models import Subscriber
-from subscribers.tokens import Tokens
+from subscribers.tokens import Links, Tokens
 
 
 @dataclass
@@ -55,20 +59,48 @@ class Digest:
         return self.url(f"issues/{slug}")
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
-        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
+        return self.links.unsubscribe(subscriber)
 
     def preferences_url(self, subscriber: Subscriber) -> str:
-        return self.url(f"preferences/{self.tokens.make('preferences', subscriber)}")
+        return self.links.preferences(subscriber)
 
     def confirm_url(self, subscriber: Subscriber) -> str:
-        return self.url(f"confirm/{self.tokens.make('confirm', subscriber)}")
+        return self.links.confirm(subscriber)
 
-    def recipient_values(self, subscriber: Subscriber) -> dict[str, str]:
-        return {
-            "unsubscribe_url": self.unsubscribe_url(subscriber),
-            "preferences_url": self.preferences_url(subscriber),
-            "first_name": subscriber.first_name or self.config.issue.first_name_fallback,
-        }
+    # --- the pieces delivery and the audience are given ---------------------------------------------
+
+    @cached_property
+    def links(self) -> Links:
+        return Links(self.tokens, self.settings.base_url)
+
+    @cached_property
+    def audience(self) -> StoredAudience:
+        return StoredAudience(self.links, self.config.issue.first_name_fallback)
+
+    def mailer(self) -> Mailer:
+        """What a send is made with (digest.delivery.run)."""
+        audience = self.audience  # first: without the secret key, fail before planning, not halfway
+        config = self.config
+
+        def render(issue: Issue, left_out: list[str]) -> SegmentRendering | None:
+            return render_segment(config, issue, left_out, view_url=self.issue_url(issue.slug))
+
+        return Mailer(
+            engine=self.engine,
+            sessions=self.sessions,
+            provider=self.provider,
+            audience=audience,
+            addresses=Addresses(
+                config.from_email, config.from_name or config.name, config.reply_to, config.delivery.unsubscribe_mailto
+            ),
+            settings=config.delivery,
+            render_segment=render,
+            now=self.now,
+        )
+
+    def opt_in(self) -> OptIn:
+        """What sign-up and the confirmation mail are made with (subscribers.signup, .confirmation)."""
+        return OptIn(self.sessions, self.config, self.links, self.provider, self.settings.double_opt_in, self.now)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -3,24 +3,50 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import jinja2
+from sqlalchemy.orm import Session, sessionmaker
 
+from digest.config import NewsletterConfig
 from digest.email.message import MAIL_POLICY
 from digest.errors import DeliveryError, ProviderError
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
-
-if TYPE_CHECKING:
-    from digest.core import Digest
+from subscribers.tokens import Links
 
 log = logging.getLogger(__name__)
 
 
-def template_environment(core: Digest, *, autoescape: bool) -> jinja2.Environment:
+class TransactionalSender(Protocol):
+    """The one thing the audience asks of a provider (digest.delivery.providers meets it)."""
+
+    def send_transactional(self, message: EmailMessage) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """What sign-up and the double opt-in mail are made with; built by digest.core.Digest.opt_in."""
+
+    sessions: sessionmaker[Session]
+    config: NewsletterConfig  # the newsletter's name, sender, postal address and templates
+    links: Links
+    provider: TransactionalSender
+    double_opt_in: bool
+    now: Callable[[], datetime]
+
+
+class _Configured(Protocol):
+    @property
+    def config(self) -> NewsletterConfig: ...
+
+
+def template_environment(core: _Configured, *, autoescape: bool) -> jinja2.Environment:
     """Templates from the newsletter's own folder first, then the packaged ones (templates/)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in core.config.template_dirs()]),
@@ -29,17 +55,17 @@ def template_environment(core: Digest, *, autoescape: bool) -> jinja2.Environmen
     )
 
 
-def confirmation_message(core: Digest, subscriber: Subscriber) -> EmailMessage:
-    config = core.config
+def confirmation_message(opt_in: OptIn, subscriber: Subscriber) -> EmailMessage:
+    config = opt_in.config
     values = {
         "name": subscriber.first_name,
         "newsletter": config.name,
-        "confirm_url": core.confirm_url(subscriber),
+        "confirm_url": opt_in.links.confirm(subscriber),
         "postal_address": config.postal_address,
         "language": config.language,
     }
-    text = template_environment(core, autoescape=False).get_template("email/confirm.txt.j2").render(values)
-    html = template_environment(core, autoescape=True).get_template("email/confirm.html.j2").render(values)
+    text = template_environment(opt_in, autoescape=False).get_template("email/confirm.txt.j2").render(values)
+    html = template_environment(opt_in, autoescape=True).get_template("email/confirm.html.j2").render(values)
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = formataddr((config.from_name, config.from_email)) if config.from_name else config.from_email
     # Names are cleaned where they enter; cleaned again here for rows stored before that rule.
@@ -48,7 +74,7 @@ def confirmation_message(core: Digest, subscriber: Subscriber) -> EmailMessage:
     if config.reply_to:
         message["Reply-To"] = config.reply_to
     message["Subject"] = f"Confirm your subscription to {config.name}"
-    message["Date"] = format_datetime(core.now())
+    message["Date"] = format_datetime(opt_in.now())
     message["Message-ID"] = make_msgid(idstring="confirm", domain=config.from_email.rpartition("@")[2])
     # Transactional, not bulk: it goes to one person who just asked for it, and has no List-Unsubscribe.
     message["Auto-Submitted"] = "auto-generated"
@@ -64,11 +90,11 @@ def _header_name(name: str | None) -> str | None:
         return None
 
 
-def send_confirmation(core: Digest, subscriber: Subscriber) -> str | None:
+def send_confirmation(opt_in: OptIn, subscriber: Subscriber) -> str | None:
     """Send the confirm link; a provider failure becomes a DeliveryError the web layer turns into 503."""
-    message = confirmation_message(core, subscriber)
+    message = confirmation_message(opt_in, subscriber)
     try:
-        return core.provider.send_transactional(message)
+        return opt_in.provider.send_transactional(message)
     except ProviderError as exc:  # the caller releases the claim so a retry can send
         log.warning("confirmation mail to subscriber %s failed: %s", subscriber.id, exc)
         raise DeliveryError(f"the confirmation mail could not be sent ({exc}); try again in a few minutes") from exc

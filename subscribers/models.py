@@ -17,6 +17,11 @@ def new_link_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+def first_name(name: str | None) -> str | None:
+    """The first word of a name, what `%%first_name%%` and the confirmation mail greet with."""
+    return name.split()[0] if name and name.strip() else None
+
+
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Statuses a person (or their mailbox) chose; an import must never turn them back into active.
 FINAL_STATUSES = frozenset({"unsubscribed", "bounced", "complained"})
@@ -34,7 +39,7 @@ class Subscriber(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(64))
     consent_user_agent: Mapped[str | None] = mapped_column(Text)
     confirmed_at: Mapped[datetime | None]
-    # {"exclude_sections": ["Opinion", ...]}: the sections this subscriber chose to leave out.
+    # {"exclude_sections": ["Opinion", ...]}: the sections this subscriber left out (the key is stored data).
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
     link_key: Mapped[str] = mapped_column(String(32), unique=True, default=new_link_key)
     confirmation_sent_at: Mapped[datetime | None]
@@ -42,12 +47,12 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
-    def excluded_sections(self) -> list[str]:
+    def left_out_sections(self) -> list[str]:
         return list((self.preferences or {}).get("exclude_sections", []))
 
     @property
     def first_name(self) -> str | None:
-        return self.name.split()[0] if self.name and self.name.strip() else None
+        return first_name(self.name)
 
 
 class SubscriberChange(Base):

@@ -308,11 +308,11 @@ def resubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> s
     return subscriber.status
 
 
-def set_excluded_sections(
-    session: Session, subscriber: Subscriber, excluded: Iterable[str], known: list[str], *, now: datetime
+def set_left_out_sections(
+    session: Session, subscriber: Subscriber, left_out: Iterable[str], known: list[str], *, now: datetime
 ) -> list[str]:
     """Store the sections left out, in the newsletter's order; unknown names are dropped."""
-    wanted = set(excluded)
+    wanted = set(left_out)
     kept = [s for s in known if s in wanted]
     subscriber.preferences = {**(subscriber.preferences or {}), "exclude_sections": kept}
     subscriber.updated_at = now
@@ -518,7 +518,7 @@ def export_csv(session: Session, handle: IO[str], status: str | None = None) -> 
                 s.consent_at.isoformat() if s.consent_at else "",
                 s.consent_ip or "",
                 s.confirmed_at.isoformat() if s.confirmed_at else "",
-                ";".join(s.excluded_sections),
+                ";".join(s.left_out_sections),
                 s.created_at.isoformat(),
                 s.updated_at.isoformat(),
             ]

@@ -8,11 +8,13 @@ neighbours' ids; a random key tells nothing, and erasing the subscriber erases t
 Each purpose has its own salt, so a token made for one purpose is worthless for another. The confirm
 link expires after 7 days; unsubscribe and preferences links never do (they sit in old mail).
 Signing keys can be rotated: the newest key signs, older keys are still accepted for reading.
+`Links` turns a token into the page of the web app it opens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -58,3 +60,23 @@ class Tokens:
         if not isinstance(value, str) or not value:
             raise BadToken(f"this {purpose} link is not valid: it was altered or is not ours")
         return value
+
+
+@dataclass(frozen=True)
+class Links:
+    """A subscriber's signed links, as pages of the web app at `base_url`."""
+
+    tokens: Tokens
+    base_url: str
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def unsubscribe(self, subscriber: HasLinkKey) -> str:
+        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
+
+    def preferences(self, subscriber: HasLinkKey) -> str:
+        return self.url(f"preferences/{self.tokens.make('preferences', subscriber)}")
+
+    def confirm(self, subscriber: HasLinkKey) -> str:
+        return self.url(f"confirm/{self.tokens.make('confirm', subscriber)}")

@@ -58,7 +58,7 @@ def test_five_thousand_recipients_each_once_while_a_fifth_of_requests_fail(setti
     core = sendgrid_core(settings, fake)
     issue = prepare(core, 5000)
     waits: list[float] = []
-    planned, report = deliver(core, issue, sleep=waits.append)
+    planned, report = deliver(core.mailer(), issue, sleep=waits.append)
     core.close()
 
     assert planned == 50
@@ -84,7 +84,7 @@ def test_a_429_waits_until_the_rate_limit_resets(settings, fake):
     core = sendgrid_core(settings, fake)
     issue = prepare(core, 10)
     waits: list[float] = []
-    deliver(core, issue, sleep=waits.append)
+    deliver(core.mailer(), issue, sleep=waits.append)
     core.close()
     assert len(waits) == 1 and 1.5 < waits[0] <= 3.0  # X-RateLimit-Reset is a whole second 3s ahead
     assert sorted(fake.emails) == [address(i) for i in range(1, 11)]
@@ -94,7 +94,7 @@ def test_a_refused_batch_fails_with_sendgrids_message_and_the_others_go(settings
     fake.set_schedule(lambda n: 400 if n == 2 else (413 if n == 4 else "accept"))
     core = sendgrid_core(settings, fake)
     issue = prepare(core, 500)
-    _, report = deliver(core, issue, sleep=lambda s: None)
+    _, report = deliver(core.mailer(), issue, sleep=lambda s: None)
     core.close()
     assert [n for n, _ in report.failed_batches] == [2, 4]
     assert "does not match a verified Sender Identity" in report.failed_batches[0][1]
@@ -111,7 +111,7 @@ def test_a_5xx_that_does_not_stop_fails_the_batch_after_the_retries(settings, fa
     core = sendgrid_core(settings, fake, retries=3)
     issue = prepare(core, 150)
     waits: list[float] = []
-    _, report = deliver(core, issue, sleep=waits.append)
+    _, report = deliver(core.mailer(), issue, sleep=waits.append)
     core.close()
     assert report.failed_batches == [(1, "SendGrid failed (500): simulated failure")]
     assert len(waits) == 3  # backoff with jitter: each wait between half and all of 0.01, 0.02, 0.04 s
@@ -124,13 +124,13 @@ def test_too_many_failed_batches_pause_the_send_and_resume_finishes_it(settings,
     fake.set_schedule(lambda n: 400 if failing["on"] else "accept")
     core = sendgrid_core(settings, fake, max_failed_batches=2)
     issue = prepare(core, 1000)
-    _, report = deliver(core, issue, sleep=lambda s: None)
+    _, report = deliver(core.mailer(), issue, sleep=lambda s: None)
     assert report.paused and len(report.failed_batches) == 3
     assert statuses(core, issue) == {"failed": 3, "pending": 7}
     assert fake.emails == []
 
     failing["on"] = False
-    _, again = deliver(core, issue, resume=True, sleep=lambda s: None)
+    _, again = deliver(core.mailer(), issue, resume=True, sleep=lambda s: None)
     core.close()
     assert not again.paused and again.sent == 1000
     assert sorted(fake.emails) == [address(i) for i in range(1, 1001)]
@@ -142,11 +142,11 @@ def test_a_401_stops_the_whole_send_and_names_the_setting(settings, fake):
     issue = prepare(core, 300)
     fake.api_key = "SG.another-key"  # the server no longer accepts ours
     with pytest.raises(DeliveryError, match="check DIGEST_SENDGRID_API_KEY"):
-        deliver(core, issue, sleep=lambda s: None)
+        deliver(core.mailer(), issue, sleep=lambda s: None)
     assert fake.requests == 0 and fake.emails == []
     assert statuses(core, issue) == {"pending": 3}  # nothing lost: all can go once the key is fixed
     fake.api_key = core.settings.sendgrid_api_key.get_secret_value()
-    deliver(core, issue, resume=True, sleep=lambda s: None)
+    deliver(core.mailer(), issue, resume=True, sleep=lambda s: None)
     core.close()
     assert len(fake.emails) == 300 and fake.duplicates == {}
 
@@ -155,7 +155,7 @@ def test_a_timeout_after_the_request_was_sent_is_unknown_and_not_retried(setting
     fake.set_schedule(lambda n: ("hang", 2.0) if n == 1 else "accept")
     core = sendgrid_core(settings, fake, request_timeout_seconds=0.3, batch_size=10)
     issue = prepare(core, 20)
-    _, report = deliver(core, issue, sleep=lambda s: None)
+    _, report = deliver(core.mailer(), issue, sleep=lambda s: None)
     core.close()
     assert fake.requests == 2  # batch 1 was not sent again; batch 2 went
     assert report.sent == 10 and report.failed == 0 and report.unknown_batches == [1]
@@ -174,7 +174,7 @@ def test_people_who_leave_after_the_plan_are_not_mailed(settings, fake):
             first_batch_done.set()
             gate.wait(10)
 
-    worker = threading.Thread(target=lambda: deliver(core, issue, on_batch=on_batch, sleep=lambda s: None))
+    worker = threading.Thread(target=lambda: deliver(core.mailer(), issue, on_batch=on_batch, sleep=lambda s: None))
     worker.start()
     assert first_batch_done.wait(10)
     with core.sessions.begin() as session:
@@ -199,9 +199,9 @@ def test_a_second_send_of_the_same_issue_is_refused_while_one_runs(settings, fak
         send_lock(other.engine, issue.id, issue.period),
         pytest.raises(SendInProgress, match="is being sent by another process"),
     ):
-        deliver(core, issue, sleep=lambda s: None)
+        deliver(core.mailer(), issue, sleep=lambda s: None)
     assert fake.requests == 0
-    deliver(core, issue, sleep=lambda s: None)  # free again once the first let go
+    deliver(core.mailer(), issue, sleep=lambda s: None)  # free again once the first let go
     core.close()
     other.close()
     assert len(fake.emails) == 10

@@ -22,8 +22,8 @@ def test_the_plan_freezes_active_confirmed_unsuppressed_subscribers_into_batches
         session.add(Suppression(email_hash=email_hash("someone.erased@example.org"), reason="erased"))
         issue = make_issue(session)
     with core.sessions.begin() as session:
-        assert count_recipients(session) == 21
-        assert plan_batches(session, issue, batch_size=10, now=NOW) == 3
+        assert count_recipients(session, core.audience) == 21
+        assert plan_batches(session, core.audience, issue, batch_size=10, now=NOW) == 3
     with core.sessions() as session:
         rows = session.execute(
             select(Batch.number, Subscriber.email)
@@ -42,9 +42,9 @@ def test_a_plan_that_exists_is_kept(core):
     with core.sessions.begin() as session:
         seed_subscribers(session, 5)
         issue = make_issue(session)
-        assert plan_batches(session, issue, batch_size=2, now=NOW) == 3
+        assert plan_batches(session, core.audience, issue, batch_size=2, now=NOW) == 3
     with core.sessions.begin() as session:
         seed_subscribers(session, 5, start=6)  # joined after the plan: not in this issue
-        assert plan_batches(session, issue, batch_size=2, now=NOW) == 3
+        assert plan_batches(session, core.audience, issue, batch_size=2, now=NOW) == 3
     with core.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 5

@@ -102,7 +102,7 @@ def test_an_issue_goes_out_over_starttls_one_connection_per_batch(settings, smtp
     with core.sessions.begin() as session:
         seed_subscribers(session, 7)
         issue = make_issue(session)
-    planned, report = deliver(core, issue)
+    planned, report = deliver(core.mailer(), issue)
 
     assert planned == 3  # 7 recipients in batches of 3
     assert mailbox.logins == 3  # one connection (and login) per batch
@@ -191,9 +191,9 @@ def test_a_message_whose_answer_never_came_is_not_sent_again_and_the_rest_go(set
         with core.sessions.begin() as session:
             seed_subscribers(session, 5)
             issue = make_issue(session)
-        _, report = deliver(core, issue)
+        _, report = deliver(core.mailer(), issue)
         # A resume, even one that re-sends batches of unknown fate, has nobody left to mail.
-        _, again = deliver(core, issue, resume=True, retry_unknown=True)
+        _, again = deliver(core.mailer(), issue, resume=True, retry_unknown=True)
         with core.sessions() as session:
             outcome = {s: (status, error) for s, status, error in session.execute(
                 select(Delivery.subscriber_id, Delivery.status, Delivery.error))}  # fmt: skip

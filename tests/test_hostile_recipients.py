@@ -206,16 +206,16 @@ def test_a_subscriber_whose_values_cannot_be_made_fails_alone_and_the_batch_goes
     with core.sessions.begin() as session:
         seed_subscribers(session, 5)
         issue = make_issue(session)
-    made = core.recipient_values
+    made = core.audience.values
 
     def values(person):
         if person.email == address(3):
             raise ValueError("this row cannot be signed")
         return made(person)
 
-    core.recipient_values = values
+    core.audience.values = values
     try:
-        _, report = deliver(core, issue)
+        _, report = deliver(core.mailer(), issue)
         found = outcomes(core)
     finally:
         core.close()

@@ -77,7 +77,7 @@ def test_a_name_with_a_line_break_given_after_confirming_cannot_add_a_header_or_
 
     with site.core.sessions.begin() as session:
         issue = make_issue(session)
-    deliver(site.core, issue)
+    deliver(site.core.mailer(), issue)
     with site.core.sessions() as session:
         assert set(session.scalars(select(Batch.status).where(Batch.issue_id == issue.id))) == {"submitted"}
     sent = [headers_of(p.read_text()) for p in sorted((site.core.settings.outbox_dir / issue.slug).glob("*.eml"))]

@@ -183,7 +183,7 @@ def test_events_that_arrive_while_the_sender_still_waits_count_the_batch_as_sent
 
         reporter = threading.Thread(target=report_when_accepted)
         reporter.start()
-        _, report = deliver(core, issue, sleep=lambda s: None)
+        _, report = deliver(core.mailer(), issue, sleep=lambda s: None)
         reporter.join(10)
     core.close()
     assert report.sent == 20 and report.unknown == [] and fake.requests == 2

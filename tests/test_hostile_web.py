@@ -282,7 +282,7 @@ from subscribers import signup, store
 core = build_core()
 # The process dies after the sign-up (and its claim to send) is committed, before the mail goes.
 core.provider.send_transactional = lambda message: os.kill(os.getpid(), signal.SIGKILL)
-signup.sign_up(core, "crashed@example.org", None, store.Consent("form"))
+signup.sign_up(core.opt_in(), "crashed@example.org", None, store.Consent("form"))
 """
 
 

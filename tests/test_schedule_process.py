@@ -42,7 +42,7 @@ def test_sigterm_finishes_the_batch_in_flight_and_a_restart_resumes_the_send(cli
     with core.sessions.begin() as session:
         seed_subscribers(session, 1000)
         # An issue whose send was planned and then interrupted before any batch went out.
-        plan_batches(session, make_issue(session, SAMPLE_WEEK), batch_size=100, now=utcnow())
+        plan_batches(session, core.audience, make_issue(session, SAMPLE_WEEK), batch_size=100, now=utcnow())
 
     def batches() -> dict[int, str]:
         with core.sessions() as session:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from digest.content.periods import Week
 from digest.delivery import run
 from digest.delivery.plan import plan_batches
-from digest.delivery.sender import send_issue
+from digest.delivery.sender import SendOptions, send_issue
 from digest.email import render as render_module
 from digest.email import segments as segments_module
 from digest.email.segments import segment_content
@@ -58,7 +58,7 @@ def add_subscriber(core, name: str, excluded: list[str]) -> None:
         session.add(person)
         session.flush()
         if excluded:
-            store.set_excluded_sections(session, person, excluded, core.config.sections, now=NOW)
+            store.set_left_out_sections(session, person, excluded, core.config.sections, now=NOW)
 
 
 def outbox_by_recipient(core) -> dict[str, email.message.EmailMessage]:
@@ -81,7 +81,7 @@ def test_a_subscriber_without_a_section_gets_an_issue_without_it(core):
     add_subscriber(core, "nothing", SECTIONS)
     issue = build(core, W48)
 
-    planned, report = run.deliver(core, issue)
+    planned, report = run.deliver(core.mailer(), issue)
 
     assert report.sent == 3 and report.failed == 0 and report.not_planned == 1
     mail = outbox_by_recipient(core)
@@ -111,7 +111,7 @@ def test_a_subscriber_without_a_section_gets_an_issue_without_it(core):
 
     with core.sessions() as session:
         renderings = session.scalars(select(IssueRendering).order_by(IssueRendering.id)).all()
-        assert sorted(r.excluded_sections for r in renderings) == [["Opinion"], ["Reporting"]]
+        assert sorted(r.left_out_sections for r in renderings) == [["Opinion"], ["Reporting"]]
         assert all(r.html and r.text and r.rendered_at for r in renderings)
         segments = session.execute(select(Batch.segment).order_by(Batch.number)).scalars().all()
     assert planned == 3 and segments[0] == "" and sorted(segments[1:]) == sorted(r.segment for r in renderings)
@@ -133,9 +133,12 @@ def test_the_issue_is_rendered_once_per_distinct_set_of_left_out_sections_and_ba
     monkeypatch.setattr(segments_module, "render_issue", counting_render)
     with core.sessions.begin() as session:
         # Batches of 2, so each segment needs several: none may hold two segments.
-        assert plan_batches(session, session.get(type(issue), issue.id), batch_size=2, now=core.now()) == 5 + 3 + 5
+        assert (
+            plan_batches(session, core.audience, session.get(type(issue), issue.id), batch_size=2, now=core.now())
+            == 5 + 3 + 5
+        )
 
-    _, report = run.deliver(core, issue)
+    _, report = run.deliver(core.mailer(), issue)
 
     assert report.sent == 25
     assert len(renders) == 2  # without Opinion; without Analysis and Opinion (the same set, either order)
@@ -166,7 +169,7 @@ def test_a_preference_for_a_section_the_issue_does_not_have_changes_nothing(core
     add_subscriber(core, "noanalysis", ["Analysis"])
     add_subscriber(core, "everyone", [])
     issue = build(core, W48)
-    _, report = run.deliver(core, issue)
+    _, report = run.deliver(core.mailer(), issue)
     assert report.sent == 2
     with core.sessions() as session:
         assert session.scalar(select(func.count()).select_from(IssueRendering)) == 0
@@ -179,14 +182,18 @@ def test_a_send_that_died_before_rendering_renders_the_missing_segment_on_resume
     add_subscriber(core, "noopinion", ["Opinion"])
     issue = build(core, W48)
     with core.sessions.begin() as session:
-        plan_batches(session, session.get(type(issue), issue.id), batch_size=10, now=core.now())
+        plan_batches(session, core.audience, session.get(type(issue), issue.id), batch_size=10, now=core.now())
     # Without its rendering the sender refuses before claiming anything.
+    mailer = core.mailer()
+    options = SendOptions.from_config(mailer.settings)
     with pytest.raises(DeliveryError, match="no rendering for segment"):
-        send_issue(core.sessions, core.provider, run.outgoing(core, issue), core.recipient_values, core.unsubscribe_url)
+        send_issue(
+            mailer.sessions, mailer.provider, mailer.audience, run.outgoing(mailer.addresses, issue), options=options
+        )
     with core.sessions() as session:
         assert set(session.scalars(select(Batch.status))) == {"pending"}
 
-    _, report = run.deliver(core, issue, resume=True)
+    _, report = run.deliver(core.mailer(), issue, resume=True)
 
     assert report.sent == 2
     text, _ = bodies(outbox_by_recipient(core)["noopinion@example.org"])
@@ -199,9 +206,9 @@ def test_dry_run_shows_the_segments_and_stores_nothing(core):
     add_subscriber(core, "noopinion", ["Opinion"])
     add_subscriber(core, "nothing", SECTIONS)
     issue = build(core, W48)
-    plan = run.dry_run(core, issue)
+    plan = run.dry_run(core.mailer(), issue)
     assert not plan.planned and plan.recipients == 2 and plan.batches == 2
-    assert [(s.excluded, s.recipients) for s in plan.segments] == [([], 1), (["Opinion"], 1)]
+    assert [(s.left_out, s.recipients) for s in plan.segments] == [([], 1), (["Opinion"], 1)]
     assert plan.left_out_everything == 1
     with core.sessions() as session:
         assert session.scalar(select(func.count()).select_from(IssueRendering)) == 0
@@ -235,7 +242,7 @@ def test_a_test_send_to_a_subscriber_shows_the_issue_as_they_get_it(core):
     titles = seed_articles(core)
     add_subscriber(core, "noopinion", ["Opinion"])
     issue = build(core, W48)
-    run.send_test(core, issue, "NoOpinion@example.org")
+    run.send_test(core.mailer(), issue, "NoOpinion@example.org")
     [path] = (core.settings.outbox_dir / "2026-w48").glob("*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     text, html = bodies(message)

@@ -224,7 +224,7 @@ def test_export_writes_every_subscriber_with_consent_and_preferences(core, tmp_p
     sign_up(core, "jo@example.org", "Jo")
     with core.sessions.begin() as session:
         jo = session.scalars(select(Subscriber)).one()
-        store.set_excluded_sections(session, jo, ["Opinion", "Nonexistent"], core.config.sections, now=core.now())
+        store.set_left_out_sections(session, jo, ["Opinion", "Nonexistent"], core.config.sections, now=core.now())
     buffer = io.StringIO()
     with core.sessions() as session:
         assert store.export_csv(session, buffer) == 1

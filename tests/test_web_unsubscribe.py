@@ -87,7 +87,7 @@ def test_preferences_store_the_sections_left_out_and_can_unsubscribe(site):
     assert saved.status_code == 200 and "Saved." in saved.text
     assert 'value="Opinion">' in saved.text
     with site.core.sessions() as session:
-        assert session.scalars(select(Subscriber)).one().excluded_sections == ["Opinion"]
+        assert session.scalars(select(Subscriber)).one().left_out_sections == ["Opinion"]
     assert site.http.post(path, data={"section": ["Sports"]}).status_code == 400
     left = site.http.post(path, data={"action": "unsubscribe"})
     assert left.status_code == 200 and "You are unsubscribed" in left.text

@@ -419,7 +419,7 @@ def _subscriber_json(s) -> dict:
         "consent_ip": s.consent_ip,
         "consent_user_agent": s.consent_user_agent,
         "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
-        "exclude_sections": s.excluded_sections,
+        "exclude_sections": s.left_out_sections,
         "created_at": s.created_at.isoformat(),
         "updated_at": s.updated_at.isoformat(),
     }

@@ -20,7 +20,7 @@ from digest.store.models import Issue
 
 
 def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
-    plan = run.dry_run(core, issue)
+    plan = run.dry_run(core.mailer(), issue)
     out.print(f"dry run of issue {issue.period} ({issue.status}): {issue.subject}", highlight=False)
     out.print(f"provider: {plan.provider}; batch size {plan.batch_size}")
     if plan.planned:
@@ -28,10 +28,10 @@ def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
         out.print(f"stored plan: {plan.recipients} recipients in {plan.batches} batches ({states})")
     else:
         out.print(f"would plan: {plan.recipients} recipients in {plan.batches} batches (nothing stored)")
-    if len(plan.segments) > 1 or any(seg.excluded for seg in plan.segments):
+    if len(plan.segments) > 1 or any(seg.left_out for seg in plan.segments):
         # One rendering per set of left-out sections; each batch carries one of them.
         for seg in plan.segments:
-            name = "without " + ", ".join(seg.excluded) if seg.excluded else "the full issue"
+            name = "without " + ", ".join(seg.left_out) if seg.left_out else "the full issue"
             out.print(f"  {name}: {seg.recipients} recipients in {seg.batches} batches", highlight=False)
     if plan.left_out_everything:
         out.print(f"not mailed: {plan.left_out_everything} subscribers left out every section this issue has")
@@ -46,7 +46,7 @@ def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
 
 
 def send_test(core: Digest, issue: Issue, address: str, out: Console) -> None:
-    message_id = run.send_test(core, issue, address)
+    message_id = run.send_test(core.mailer(), issue, address)
     out.print(f"test message of {issue.period} sent to {address} via {core.provider.name} (message id {message_id})")
 
 
@@ -95,7 +95,7 @@ def unknown_lines(report: SendReport, period: str) -> list[str]:
 
 def failed_recipient_lines(core: Digest, issue: Issue, limit: int = 10) -> list[str]:
     """The recipients refused one by one and why, so the operator can fix or remove them."""
-    count, rows = run.failed_recipients(core, issue.id, limit=limit)
+    count, rows = run.failed_recipients(core.mailer(), issue.id, limit=limit)
     if not count:
         return []
     lines = [f"{count} recipient(s) could not be mailed (the rest were not held up):"]
@@ -108,7 +108,7 @@ def failed_recipient_lines(core: Digest, issue: Issue, limit: int = 10) -> list[
 
 
 def mark_sent(core: Digest, issue: Issue, number: int, out: Console) -> None:
-    recipients = run.mark_sent(core, issue, number)
+    recipients = run.mark_sent(core.mailer(), issue, number)
     out.print(
         f"batch {number} of issue {issue.period} marked submitted; {recipients} recipients recorded as sent "
         "(nothing was sent now)",
@@ -128,7 +128,7 @@ def send(
     core: Digest, issue: Issue, *, out: Console, err: Console, resume: bool = False, retry_unknown: bool = False
 ) -> int:
     """Run the send with a progress bar; returns the exit code."""
-    state = run.plan_state(core, issue.id)
+    state = run.plan_state(core.sessions, issue.id)
     if state.unfinished and not resume:
         parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
         raise UsageError(
@@ -160,7 +160,13 @@ def send(
 
     with stop_on_signals(err) as stop, bar:
         planned, report = run.deliver(
-            core, issue, resume=resume, retry_unknown=retry_unknown, stop=stop, on_start=on_start, on_batch=on_batch
+            core.mailer(),
+            issue,
+            resume=resume,
+            retry_unknown=retry_unknown,
+            stop=stop,
+            on_start=on_start,
+            on_batch=on_batch,
         )
     out.print(f"issue {issue.period}: {planned} batches planned; {report.already_submitted} were sent before")
     out.print(summary(report))

@@ -23,17 +23,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.delivery.providers.base import BatchResult, Provider, unbuildable
+from digest.config import DeliveryConfig
+from digest.delivery.audience import Audience
+from digest.delivery.providers.base import BatchResult, Provider
 from digest.delivery.retry import RetryPolicy
 from digest.email.message import OutgoingIssue, Recipient
 from digest.errors import DeliveryError, FailureKind, ProviderError
 from digest.store.models import Batch, Delivery, Issue, utcnow
-from subscribers.models import Subscriber, Suppression
-from subscribers.store import email_hash
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,15 @@ class SendReport:
 
 @dataclass(frozen=True)
 class SendOptions:
+    max_failed_batches: int
+    policy: RetryPolicy
     retry_failed: bool = False  # --resume: batches a previous run failed go again
     retry_unknown: bool = False  # --retry-unknown: batches left in `submitting` go again
-    max_failed_batches: int = 3
-    policy: RetryPolicy = RetryPolicy()
+
+    @classmethod
+    def from_config(cls, delivery: DeliveryConfig, *, resume: bool = False, retry_unknown: bool = False) -> SendOptions:
+        """The newsletter file's `[delivery]` values (their defaults live there, and only there)."""
+        return cls(delivery.max_failed_batches, RetryPolicy.from_config(delivery), resume, retry_unknown)
 
 
 @dataclass
@@ -92,81 +98,48 @@ class Progress:
     skipped: int
 
 
-class _RecipientRow:
-    """The columns of a subscriber that per-recipient values are made from (lighter than an ORM object)."""
-
-    __slots__ = ("id", "email", "name", "status", "link_key")
-
-    def __init__(self, id: int, email: str, name: str | None, status: str, link_key: str):  # noqa: A002
-        self.id, self.email, self.name, self.status, self.link_key = id, email, name, status, link_key
-
-    @property
-    def first_name(self) -> str | None:
-        return self.name.split()[0] if self.name and self.name.strip() else None
+def _rowcount(result: object) -> int:
+    # Session.execute is typed as returning a Result; an UPDATE's is a CursorResult, which counts rows.
+    return cast(CursorResult[Any], result).rowcount
 
 
-def move_batch(session: Session, batch_id: int, from_statuses: tuple[str, ...], to_status: str, **values) -> bool:
+def move_batch(
+    session: Session, batch_id: int, from_statuses: tuple[str, ...], to_status: str, **values: object
+) -> bool:
     """Compare-and-set; False when another process moved the batch first."""
     result = session.execute(
         update(Batch)
         .where(Batch.id == batch_id, Batch.status.in_(from_statuses))
         .values(status=to_status, updated_at=utcnow(), **values)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
-def pending_count(sessions: sessionmaker, issue_id: int, statuses: tuple[str, ...]) -> int:
+def pending_count(sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...]) -> int:
     """Recipients still to mail in batches of these statuses (the progress bar's total)."""
     with sessions() as session:
-        return session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .join(Batch, Batch.id == Delivery.batch_id)
-            .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .join(Batch, Batch.id == Delivery.batch_id)
+                .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
+            )
+            or 0
         )
 
 
 def load_recipients(
-    session: Session,
-    batch_id: int,
-    recipient_values: Callable[[Subscriber], dict[str, str]],
-    unsubscribe_url: Callable[[Subscriber], str],
-    *,
-    unbuilt: dict[int, str] | None = None,
-) -> tuple[list[Recipient], list[int]]:
-    """The batch's recipients still to mail, and the delivery ids of those who left since the plan.
-
-    A recipient whose values cannot be made is left out, and put in `unbuilt` with the reason."""
-    rows = session.execute(
-        select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.link_key)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+    session: Session, audience: Audience, batch_id: int
+) -> tuple[list[Recipient], list[int], dict[int, str]]:
+    """The batch's recipients still to mail; the delivery ids of those who left since the plan; and the
+    delivery ids whose values could not be made, with the reason (see `Audience.recipients`)."""
+    pending = session.execute(
+        select(Delivery.id, Delivery.subscriber_id)
         .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
         .order_by(Delivery.id)
     ).all()
-    hashes = {email_hash(row[2]): row[0] for row in rows}
-    suppressed = set()
-    if hashes:
-        suppressed = {
-            hashes[h] for h in session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
-        }
-    recipients, left = [], []
-    for delivery_id, subscriber_id, address, name, status, link_key in rows:
-        # Unsubscribes win: someone who left after the plan was made is not mailed.
-        if status != "active" or delivery_id in suppressed:
-            left.append(delivery_id)
-            continue
-        person = _RecipientRow(subscriber_id, address, name, status, link_key)
-        try:
-            values, link = recipient_values(person), unsubscribe_url(person)
-        except Exception as exc:  # one subscriber's stored data never stops the batch
-            if unbuilt is None:
-                raise
-            unbuilt[delivery_id] = unbuildable(exc)
-            continue
-        recipients.append(
-            Recipient(delivery_id=delivery_id, email=address, name=name, values=values, unsubscribe_url=link)
-        )
-    return recipients, left
+    return audience.recipients(session, dict(pending))
 
 
 def _record_sent(session: Session, batch_id: int, message_ids: dict[int, str | None], now: datetime) -> None:
@@ -199,13 +172,12 @@ def _record_refused(session: Session, reasons: Mapping[int, str]) -> None:
 
 
 def send_issue(
-    sessions: sessionmaker,
+    sessions: sessionmaker[Session],
     provider: Provider,
+    audience: Audience,
     outgoing: OutgoingIssue,
-    recipient_values: Callable[[Subscriber], dict[str, str]],
-    unsubscribe_url: Callable[[Subscriber], str],
     *,
-    options: SendOptions | None = None,
+    options: SendOptions,
     stop: threading.Event | None = None,
     sleep: Callable[[float], object] | None = None,
     on_batch: Callable[[Progress], None] | None = None,
@@ -213,8 +185,7 @@ def send_issue(
 ) -> SendReport:
     """Send the issue's batches. `outgoing` is the full issue (segment ""); `segments` holds the other
     renderings by segment key, and each batch goes with the one its plan names."""
-    options = options or SendOptions()
-    segments = {**(segments or {}), "": outgoing}
+    renderings = {**(segments or {}), "": outgoing}
     stop = stop or threading.Event()
     # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
     wait = sleep or stop.wait
@@ -226,7 +197,7 @@ def send_issue(
             .where(Batch.issue_id == outgoing.issue_id)
             .order_by(Batch.number)
         ).all()
-    missing = sorted({b.segment for b in batches if b.status != "submitted" and b.segment not in segments})
+    missing = sorted({b.segment for b in batches if b.status != "submitted" and b.segment not in renderings})
     if missing:
         # Checked before any claim: a batch is never moved to submitting without the body it needs.
         raise DeliveryError(
@@ -255,10 +226,7 @@ def send_issue(
             with sessions.begin() as session:
                 if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
                     continue  # another process claimed it first
-                unbuilt: dict[int, str] = {}
-                recipients, left = load_recipients(
-                    session, batch_id, recipient_values, unsubscribe_url, unbuilt=unbuilt
-                )
+                recipients, left, unbuilt = load_recipients(session, audience, batch_id)
                 if left:
                     session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
                 _record_refused(session, unbuilt)
@@ -266,7 +234,7 @@ def send_issue(
             report.skipped += len(left)
             report.failed += len(unbuilt)
             outcome = _send_one_batch(
-                sessions, provider, segments[segment], batch_id, recipients, options, stop, wait, report
+                sessions, provider, renderings[segment], batch_id, recipients, options, stop, wait, report
             )
             if on_batch:
                 on_batch(Progress(number, outcome[0], outcome[1] + len(unbuilt), len(left)))
@@ -282,7 +250,7 @@ def send_issue(
 
 
 def _send_one_batch(
-    sessions: sessionmaker,
+    sessions: sessionmaker[Session],
     provider: Provider,
     outgoing: OutgoingIssue,
     batch_id: int,
@@ -364,12 +332,19 @@ def _send_one_batch(
 
 
 def _pending_in(session: Session, batch_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Delivery).where(Delivery.batch_id == batch_id, Delivery.status == "pending")
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
+        )
+        or 0
     )
 
 
-def _leave_unknown(sessions: sessionmaker, batch_id: int, recipients: int, reason: str, report: SendReport) -> int:
+def _leave_unknown(
+    sessions: sessionmaker[Session], batch_id: int, recipients: int, reason: str, report: SendReport
+) -> int:
     """Keep a batch whose request may have been accepted in `submitting`, never to be retried by itself.
     Returns its recipients when the provider's events settled it while we waited (they count as sent)."""
     with sessions.begin() as session:
@@ -395,7 +370,7 @@ def settle_batch(session: Session, batch_id: int, now: datetime, *, message_id: 
         .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
         .values(status="sent", message_id=message_id, sent_at=now)
     )
-    finish_issue(session, session.scalar(select(Batch.issue_id).where(Batch.id == batch_id)))
+    finish_issue(session, session.scalars(select(Batch.issue_id).where(Batch.id == batch_id)).one())
     return True
 
 
@@ -411,10 +386,20 @@ def finish_issue(session: Session, issue_id: int) -> bool:
     result = session.execute(
         update(Issue).where(Issue.id == issue_id, Issue.status == "sending").values(status="sent", sent_at=utcnow())
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
-def settle_from_events(session: Session, claims: Mapping[int, object], *, now: datetime) -> list[tuple[int, int]]:
+class Claim(Protocol):
+    """What the provider's events say about the request that carried a batch (subscribers.events.BatchClaim)."""
+
+    @property
+    def issue_id(self) -> int: ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+
+def settle_from_events(session: Session, claims: Mapping[int, Claim], *, now: datetime) -> list[tuple[int, int]]:
     """Settle the batches that the provider's (signed) events prove accepted. `claims` maps a batch id,
     as our custom_args carried it, to what the events say (`issue_id`, `message_id`). Only a batch that
     is in `submitting` and belongs to the issue the events name is settled. Returns (issue id, number)s."""
@@ -423,7 +408,7 @@ def settle_from_events(session: Session, claims: Mapping[int, object], *, now: d
     rows = session.execute(
         select(Batch.id, Batch.issue_id, Batch.number).where(Batch.id.in_(list(claims)), Batch.status == "submitting")
     ).all()
-    settled = []
+    settled: list[tuple[int, int]] = []
     for batch_id, issue_id, number in rows:
         claim = claims[batch_id]
         if claim.issue_id == issue_id and settle_batch(session, batch_id, now, message_id=claim.message_id):

@@ -54,6 +54,11 @@ class Recipient:
     unsubscribe_url: str
 
 
+def unbuildable(exc: Exception) -> str:
+    """The reason recorded for a recipient whose message could not be built."""
+    return f"the message could not be built: {type(exc).__name__}: {exc}"[:500]
+
+
 class UnsendableAddress(ValueError):
     """An address that cannot be put in a message (the reason says why)."""
 

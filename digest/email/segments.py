@@ -20,9 +20,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import NewsletterConfig
 from digest.content.compose import subject_for
@@ -32,7 +35,7 @@ from digest.store.models import Issue, IssueRendering, utcnow
 FULL = ""  # the segment of subscribers who left nothing out (of this issue): the issue's own rendering
 
 
-def issue_sections(content: dict) -> list[str]:
+def issue_sections(content: dict[str, Any]) -> list[str]:
     """The sections this issue shows, each once: the top story's, then those of its section list."""
     names: list[str] = []
     top = content.get("top") or {}
@@ -42,26 +45,27 @@ def issue_sections(content: dict) -> list[str]:
     return names
 
 
-def segment_key(excluded: Iterable[str]) -> str:
+def segment_key(left_out: Iterable[str]) -> str:
     """A short stable key for a set of left-out sections; "" for none."""
-    names = sorted(set(excluded))
+    names = sorted(set(left_out))
     if not names:
         return FULL
     return hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
-def leaves_nothing(content: dict, excluded: Iterable[str]) -> bool:
-    left_out = list(excluded)
-    return bool(left_out) and segment_content(content, left_out) is None
+def left_out_everything(content: dict[str, Any], left_out: Iterable[str]) -> bool:
+    """Whether leaving these sections out leaves no article to read."""
+    names = list(left_out)
+    return bool(names) and segment_content(content, names) is None
 
 
-def segment_content(content: dict, excluded: Iterable[str]) -> dict | None:
+def segment_content(content: dict[str, Any], left_out: Iterable[str]) -> dict[str, Any] | None:
     """The content without the left-out sections; None when no article would be left."""
-    left_out = set(excluded)
+    gone = set(left_out)
     result = copy.deepcopy(content)
-    sections = [s for s in result.get("sections", []) if s.get("name") not in left_out and s.get("articles")]
+    sections = [s for s in result.get("sections", []) if s.get("name") not in gone and s.get("articles")]
     top = result.get("top")
-    if top is not None and (top.get("section") or "") in left_out:
+    if top is not None and (top.get("section") or "") in gone:
         top = None
         if sections:
             # The first remaining article becomes the top story, as compose would have picked it.
@@ -74,42 +78,58 @@ def segment_content(content: dict, excluded: Iterable[str]) -> dict | None:
     return result
 
 
-def render_segment(config: NewsletterConfig, issue: Issue, excluded: list[str], *, view_url: str):
-    """(subject, preheader, Rendered) of the issue without `excluded`; None when nothing would be left."""
-    content = segment_content(issue.content or {}, excluded)
+@dataclass(frozen=True)
+class SegmentRendering:
+    """The issue as one segment gets it."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+# (issue, sections left out) -> the rendering, or None when nothing would be left: what delivery is given
+# (digest.core binds the newsletter's config and the issue's view URL).
+RenderSegment = Callable[[Issue, list[str]], SegmentRendering | None]
+
+
+def render_segment(
+    config: NewsletterConfig, issue: Issue, left_out: list[str], *, view_url: str
+) -> SegmentRendering | None:
+    """The issue without the `left_out` sections; None when nothing would be left."""
+    content = segment_content(issue.content or {}, left_out)
     if content is None:
         return None
     same_top = (content.get("top") or {}).get("url") == ((issue.content or {}).get("top") or {}).get("url")
     subject = issue.subject if same_top else subject_for(config, content)
     preheader = issue.preheader if same_top else (content["top"] or {}).get("teaser") or ""
     rendered = render_issue(config, content, subject=subject, preheader=preheader, view_url=view_url, slug=issue.slug)
-    return subject, preheader, rendered
+    return SegmentRendering(subject, preheader, rendered.html, rendered.text)
 
 
-def render_missing(core, issue_id: int) -> int:
+def render_missing(sessions: sessionmaker[Session], render: RenderSegment, issue_id: int) -> int:
     """Render the issue's planned segments that have no rendering yet; returns how many were rendered.
 
     Each is rendered outside any transaction (it takes a tenth of a second or so) and stored by
     compare-and-set, so a send that died between the plan and here picks up where it stopped."""
-    with core.sessions() as session:
-        issue = session.get(Issue, issue_id)
+    with sessions() as session:
+        issue = session.get_one(Issue, issue_id)
         todo = session.execute(
-            select(IssueRendering.id, IssueRendering.excluded_sections).where(
+            select(IssueRendering.id, IssueRendering.left_out_sections).where(
                 IssueRendering.issue_id == issue_id, IssueRendering.html.is_(None)
             )
         ).all()
     done = 0
-    for rendering_id, excluded in todo:
-        made = render_segment(core.config, issue, list(excluded), view_url=core.issue_url(issue.slug))
+    for rendering_id, left_out in todo:
+        made = render(issue, list(left_out))
         if made is None:  # the plan never gives such a segment a batch; nothing to render
             continue
-        subject, preheader, rendered = made
-        with core.sessions.begin() as session:
+        with sessions.begin() as session:
             session.execute(
                 update(IssueRendering)
                 .where(IssueRendering.id == rendering_id, IssueRendering.html.is_(None))
                 .values(
-                    subject=subject, preheader=preheader, html=rendered.html, text=rendered.text, rendered_at=utcnow()
+                    subject=made.subject, preheader=made.preheader, html=made.html, text=made.text, rendered_at=utcnow()
                 )
             )
         done += 1

@@ -78,7 +78,7 @@ def send(core: Digest, issue: Issue, on_batch=None, stop: threading.Event | None
     flight finishes and is recorded, then the send stops."""
     from digest.delivery.run import deliver
 
-    return deliver(core, issue, on_batch=on_batch, stop=stop or shutdown.requested)
+    return deliver(core.mailer(), issue, on_batch=on_batch, stop=stop or shutdown.requested)
 
 
 def find_issue(core: Digest, week: Week) -> Issue | None:

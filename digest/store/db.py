@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -18,6 +21,16 @@ from digest.errors import ConfigError, DigestError
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for the write lock before "database is locked"
 _migrate_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TextSelect:
+    """A SELECT as SQL text and its bound parameters, for a caller to wrap in a statement of its own
+    (`INSERT ... SELECT ... FROM (<sql>) r`): how one layer hands another a query that must run inside
+    the database, over rows it does not own."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def normalize_url(url: str) -> str:

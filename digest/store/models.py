@@ -188,7 +188,8 @@ class IssueRendering(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
     segment: Mapped[str] = mapped_column(String(64))
-    excluded_sections: Mapped[list[str]] = mapped_column(default=list)  # in the issue's order
+    # In the issue's order. The column keeps the name migration 0007 gave it.
+    left_out_sections: Mapped[list[str]] = mapped_column("excluded_sections", default=list)
     subject: Mapped[str | None] = mapped_column(Text)
     preheader: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)

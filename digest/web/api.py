@@ -63,7 +63,7 @@ async def create_subscriber(request: Request):
         return JSONResponse({"errors": errors}, 422)
     consent = store.Consent("api", client_ip(request), request.headers.get("user-agent"))
     try:
-        result = await run_in_threadpool(signup.sign_up, core_of(request), address, name, consent)
+        result = await run_in_threadpool(signup.sign_up, core_of(request).opt_in(), address, name, consent)
     except DeliveryError as exc:
         return JSONResponse({"error": str(exc)}, 503)
     subscriber = result.subscriber

@@ -82,7 +82,7 @@ async def subscribe(request: Request):
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
     try:
-        await run_in_threadpool(signup.sign_up, core, address, name, consent)
+        await run_in_threadpool(signup.sign_up, core.opt_in(), address, name, consent)
     except DeliveryError as exc:
         return error_page(request, 503, "We could not send the confirmation", str(exc))
     return _done(request, address)

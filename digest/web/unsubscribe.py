@@ -66,7 +66,7 @@ def resubscribe(request: Request, token: str):
     if needs_confirmation:
         from subscribers.confirmation import send_confirmation
 
-        send_confirmation(core, subscriber)
+        send_confirmation(core.opt_in(), subscriber)
     return page(request, "resubscribed.html", subscriber=subscriber, status=status)
 
 
@@ -82,7 +82,7 @@ def preferences_page(request: Request, token: str):
             "preferences.html",
             subscriber=subscriber,
             sections=core.config.sections,
-            excluded=subscriber.excluded_sections,
+            excluded=subscriber.left_out_sections,
             saved=False,
         )
 
@@ -103,7 +103,7 @@ def _save_preferences(request: Request, token: str, received: list[str], action:
                 done=True,
             )
         sections = core.config.sections
-        excluded = store.set_excluded_sections(
+        excluded = store.set_left_out_sections(
             session, subscriber, [s for s in sections if s not in received], sections, now=core.now()
         )
         return page(

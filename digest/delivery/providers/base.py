@@ -22,11 +22,6 @@ class BatchResult:
     refused: dict[int, str] = field(default_factory=dict)  # delivery id -> why this one recipient was not sent
 
 
-def unbuildable(exc: Exception) -> str:
-    """The reason recorded for a recipient whose message could not be built."""
-    return f"the message could not be built: {type(exc).__name__}: {exc}"[:500]
-
-
 class Provider(Protocol):
     name: str
     max_batch_size: int

@@ -11,8 +11,8 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.delivery.providers.base import BatchResult, unbuildable
-from digest.email.message import OutgoingIssue, Recipient, ensure_message_id, prepare
+from digest.delivery.providers.base import BatchResult
+from digest.email.message import OutgoingIssue, Recipient, ensure_message_id, prepare, unbuildable
 from digest.errors import FailureKind, ProviderError
 from digest.store.models import utcnow
 

@@ -24,9 +24,16 @@ from email.utils import getaddresses
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from digest.delivery.providers.base import BatchResult, unbuildable
+from digest.delivery.providers.base import BatchResult
 from digest.email import placeholders
-from digest.email.message import OutgoingIssue, Recipient, list_unsubscribe, safe_display_name, wire_address
+from digest.email.message import (
+    OutgoingIssue,
+    Recipient,
+    list_unsubscribe,
+    safe_display_name,
+    unbuildable,
+    wire_address,
+)
 from digest.errors import FailureKind, ProviderError
 
 MAX_PERSONALIZATIONS = 1000

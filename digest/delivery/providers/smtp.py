@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.delivery.providers.base import BatchResult, unbuildable
-from digest.email.message import OutgoingIssue, Prepared, Recipient, ensure_message_id, prepare
+from digest.delivery.providers.base import BatchResult
+from digest.email.message import OutgoingIssue, Prepared, Recipient, ensure_message_id, prepare, unbuildable
 from digest.errors import ConfigError, FailureKind, ProviderError
 from digest.store.models import utcnow
 

@@ -1,0 +1,40 @@
+"""What delivery needs from the people it mails, and nothing more: delivery knows batches and deliveries,
+the audience (`subscribers.audience.StoredAudience`, wired in by digest.core) knows who they are.
+
+A person is only ever an id here: delivery stores it in `deliveries.subscriber_id` and hands it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from digest.email.message import Recipient
+from digest.store.db import TextSelect
+
+
+class Audience(Protocol):
+    def eligible(self, session: Session, sections: Sequence[str]) -> TextSelect:
+        """A SELECT of everyone to mail now (active, confirmed, not suppressed) with two columns: `id`,
+        and `m`, the bit mask of the `sections` they left out (bit i: sections[i]). The plan runs it
+        inside its own INSERT ... SELECT."""
+        ...
+
+    def recipients(
+        self, session: Session, deliveries: Mapping[int, int]
+    ) -> tuple[list[Recipient], list[int], dict[int, str]]:
+        """For delivery id -> person id (a batch's pending deliveries, in order): the recipients to mail
+        now; the delivery ids of those who left since the plan (not to be mailed); and the delivery ids
+        whose values or links could not be made, with the reason."""
+        ...
+
+    def test_recipient(self, session: Session, address: str) -> tuple[Recipient, list[str]]:
+        """The recipient of a test send (delivery id 0) and the sections that person left out; raises a
+        UsageError when `address` is not an address."""
+        ...
+
+    def addresses(self, session: Session, ids: Collection[int]) -> dict[int, str]:
+        """Person id -> address, for a report."""
+        ...

@@ -1,0 +1,149 @@
+"""The audience as delivery meets it (the `digest.delivery.audience.Audience` interface): who is mailed,
+and with which per-recipient values and links.
+
+Delivery never reads these tables itself. It gets the people to mail as SQL that it wraps in its own
+INSERT ... SELECT, so a plan of a million recipients never passes through Python; then, one batch at a
+time, their `Recipient`s, with whoever left or was suppressed since the plan set apart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.email.message import Recipient, unbuildable
+from digest.store.db import TextSelect
+from subscribers.models import Subscriber, Suppression, first_name, new_link_key
+from subscribers.store import email_hash, normalize_email
+from subscribers.tokens import Links
+
+_HASH_FUNCTION = "digest_email_hash"
+_ELIGIBLE = "FROM subscribers s WHERE s.status = 'active' AND s.confirmed_at IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class Person:
+    """The columns of a subscriber that a recipient is made from (lighter than an ORM object)."""
+
+    id: int
+    email: str
+    name: str | None
+    link_key: str
+
+
+def _suppression_filter(session: Session) -> str:
+    """SQL that keeps suppressed addresses out, or nothing when there are no suppressions.
+
+    Suppressions are stored as SHA-256 of the lower-cased address; PostgreSQL computes it itself,
+    SQLite through a function registered on this connection (the same `email_hash` the store uses)."""
+    if session.scalar(select(Suppression.id).limit(1)) is None:
+        return ""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        hashed = "encode(sha256(convert_to(lower(btrim(s.email)), 'UTF8')), 'hex')"
+    else:
+        sqlite = cast(sqlite3.Connection, conn.connection.driver_connection)  # a checked-out SQLite connection
+        sqlite.create_function(_HASH_FUNCTION, 1, email_hash, deterministic=True)
+        hashed = f"{_HASH_FUNCTION}(s.email)"
+    # Fixed fragments only; every value the plan needs is a bound parameter.
+    return f" AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = {hashed})"  # noqa: S608
+
+
+def _mask_sql(dialect: str, sections: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """SQL for each subscriber's segment as a bit mask over the issue's sections (bit i: left out
+    sections[i]), and its parameters. Computed in the one statement that freezes the recipients, so a
+    preference saved while the plan is made is either wholly in it or wholly not."""
+    if not sections:
+        return "0", {}
+    params = {f"section_{i}": name for i, name in enumerate(sections)}
+    if dialect == "postgresql":
+        listed = "(s.preferences -> 'exclude_sections')"
+        has_any = f"json_typeof({listed}) = 'array' AND json_array_length({listed}) > 0"
+        leaves = f"CAST({listed} AS jsonb) @> jsonb_build_array(CAST(:{{p}} AS text))"
+    else:
+        has_any = "json_array_length(s.preferences, '$.exclude_sections') > 0"
+        leaves = "EXISTS (SELECT 1 FROM json_each(s.preferences, '$.exclude_sections') j WHERE j.value = :{p})"
+    bits = " + ".join(f"CASE WHEN {leaves.format(p=p)} THEN {1 << i} ELSE 0 END" for i, p in enumerate(params))
+    # Most subscribers leave nothing out: they skip the per-section tests.
+    return f"CASE WHEN {has_any} THEN {bits} ELSE 0 END", params
+
+
+class StoredAudience:
+    """The subscribers in the store, as delivery's Audience. `values` is the one place a recipient's
+    placeholder values are made (a test may replace it on the instance to make one of them fail)."""
+
+    def __init__(self, links: Links, first_name_fallback: str):
+        self.links = links
+        self.first_name_fallback = first_name_fallback
+
+    def values(self, person: Person) -> dict[str, str]:
+        return {
+            "unsubscribe_url": self.links.unsubscribe(person),
+            "preferences_url": self.links.preferences(person),
+            "first_name": first_name(person.name) or self.first_name_fallback,
+        }
+
+    def recipient(self, delivery_id: int, person: Person) -> Recipient:
+        values = self.values(person)
+        return Recipient(delivery_id, person.email, person.name, values, values["unsubscribe_url"])
+
+    def eligible(self, session: Session, sections: Sequence[str]) -> TextSelect:
+        """Active, confirmed subscribers whose address is not suppressed: `id` and the mask `m` of the
+        `sections` they left out."""
+        mask, params = _mask_sql(session.connection().dialect.name, sections)
+        where = f"{_ELIGIBLE}{_suppression_filter(session)}"
+        return TextSelect(f"SELECT s.id AS id, {mask} AS m {where}", params)  # noqa: S608 (fixed fragments)
+
+    def recipients(
+        self, session: Session, deliveries: Mapping[int, int]
+    ) -> tuple[list[Recipient], list[int], dict[int, str]]:
+        """For delivery id -> subscriber id, in that order: the recipients to mail now; the delivery ids of
+        those who left (unsubscribed, bounced, complained, suppressed, erased) since the plan; and the
+        delivery ids whose values could not be made, with the reason."""
+        rows = session.execute(
+            select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.link_key).where(
+                Subscriber.id.in_(set(deliveries.values()))
+            )
+        ).all()
+        people = {row.id: row for row in rows}
+        hashes = {email_hash(row.email): row.id for row in rows}
+        suppressed: set[int] = set()
+        if hashes:
+            found = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+            suppressed = {hashes[h] for h in found}
+        recipients: list[Recipient] = []
+        left: list[int] = []
+        unbuilt: dict[int, str] = {}
+        for delivery_id, subscriber_id in deliveries.items():
+            row = people.get(subscriber_id)
+            # Unsubscribes win: someone who left after the plan was made is not mailed.
+            if row is None or row.status != "active" or subscriber_id in suppressed:
+                left.append(delivery_id)
+                continue
+            try:
+                recipients.append(self.recipient(delivery_id, Person(row.id, row.email, row.name, row.link_key)))
+            except Exception as exc:  # one subscriber's stored data never stops the batch
+                unbuilt[delivery_id] = unbuildable(exc)
+        return recipients, left, unbuilt
+
+    def test_recipient(self, session: Session, address: str) -> tuple[Recipient, list[str]]:
+        """The recipient of a test send to `address`, and the sections they left out (none for someone not
+        on the list, who gets well-formed links that lead nowhere: a random key no subscriber has).
+        Raises InvalidAddress for what is not an address."""
+        email = normalize_email(address)
+        known = session.scalars(select(Subscriber).where(Subscriber.email == email)).first()
+        if known is None:
+            return self.recipient(0, Person(0, email, None, new_link_key())), []
+        return self.recipient(0, Person(known.id, email, known.name, known.link_key)), known.left_out_sections
+
+    def addresses(self, session: Session, ids: Collection[int]) -> dict[int, str]:
+        """Subscriber id -> address, for those still in the store."""
+        if not ids:
+            return {}
+        query = select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(ids))
+        return dict(session.execute(query).all())

@@ -25,15 +25,17 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any, NoReturn, TypedDict, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
@@ -44,6 +46,11 @@ from subscribers.models import Subscriber, Suppression
 MAX_AGE_SECONDS = 600
 CHUNK = 500
 _RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+# One event as SendGrid posts it: JSON, whatever its fields hold.
+EventBody = dict[str, Any]
+# Declarative tables (never a join or a select), which the insert constructs take.
+_EVENTS = cast(Table, Event.__table__)
+_SUPPRESSIONS = cast(Table, Suppression.__table__)
 
 
 class SignatureError(UsageError):
@@ -94,21 +101,21 @@ def verify(public_key: str, signature: str | None, timestamp: str | None, body: 
         raise SignatureError("the signature does not match the body and timestamp") from None
 
 
-def _no_constants(name: str):
+def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse(body: bytes) -> list[dict]:
+def parse(body: bytes) -> list[EventBody]:
     try:
         events = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadEvents(f"the body is not JSON: {exc}") from None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise BadEvents("the body must be a JSON array of event objects")
-    return events
+    return cast(list[EventBody], events)
 
 
-def effect(event: dict) -> str | None:
+def effect(event: EventBody) -> str | None:
     """The status this event puts the subscriber in, if any."""
     kind = event.get("event")
     if kind == "bounce":
@@ -133,23 +140,23 @@ class EventReport:
     status_changes: int = 0
 
 
-def _occurred_at(value) -> datetime | None:
+def _occurred_at(value: object) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(value), UTC)
+        return datetime.fromtimestamp(int(value), UTC) if isinstance(value, str | int | float) else None
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
-def _row_id(value) -> int | None:
+def _row_id(value: object) -> int | None:
     """A store row id from an event's custom_args (strings, as SendGrid sends them back), if it is one."""
     try:
-        number = int(value)
+        number = int(value) if isinstance(value, str | int | float) else 0  # 0: not a row id
     except (TypeError, ValueError):
         return None
     return number if 0 < number < 2**31 else None
 
 
-def event_key(event: dict) -> str:
+def event_key(event: EventBody) -> str:
     """The event's id for deduplication: SendGrid's sg_event_id, else a hash of the event itself."""
     given = event.get("sg_event_id")
     if given not in (None, ""):
@@ -170,7 +177,7 @@ class BatchClaim:
     message_id: str | None  # the request's X-Message-Id: sg_message_id up to its first dot
 
 
-def batch_claims(events: list[dict]) -> dict[int, BatchClaim]:
+def batch_claims(events: list[EventBody]) -> dict[int, BatchClaim]:
     """Batch id -> claim, from the events that prove a request was accepted."""
     claims: dict[int, BatchClaim] = {}
     for event in events:
@@ -187,12 +194,23 @@ def batch_claims(events: list[dict]) -> dict[int, BatchClaim]:
     return claims
 
 
-def _email(event: dict) -> str | None:
+def _email(event: EventBody) -> str | None:
     value = event.get("email")
     return value.strip().lower()[:320] if isinstance(value, str) and value.strip() else None
 
 
-def store_events(session: Session, events: list[dict], *, now: datetime) -> EventReport:
+class _EventRow(TypedDict):
+    provider_event_id: str
+    type: str
+    email: str | None
+    issue_id: int | None
+    subscriber_id: int | None
+    payload: EventBody
+    occurred_at: datetime | None
+    received_at: datetime
+
+
+def store_events(session: Session, events: list[EventBody], *, now: datetime) -> EventReport:
     """Insert the batch (duplicates skipped), then apply the status changes of the new events."""
     report = EventReport(received=len(events))
     emails = {e for e in map(_email, events) if e}
@@ -203,7 +221,8 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
     wanted_issues = {i for i in (_row_id(e.get("issue_id")) for e in events) if i}
     known_issues = set(session.scalars(select(Issue.id).where(Issue.id.in_(wanted_issues)))) if wanted_issues else set()
 
-    rows, seen = [], set()
+    rows: list[_EventRow] = []
+    seen: set[str] = set()
     for event in events:
         event_id = event_key(event)
         if event_id in seen:
@@ -236,7 +255,11 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
         # A retry of an event already acted on does nothing more.
         and row["provider_event_id"] in new_ids
     ]
-    strangers = {row["email"]: f"sendgrid {row['type']}" for row, _ in acting if row["subscriber_id"] is None}
+    strangers = {
+        email: f"sendgrid {row['type']}"
+        for row, _ in acting
+        if row["subscriber_id"] is None and (email := row["email"]) is not None
+    }
     if strangers:
         suppressions = [
             {"email_hash": store.email_hash(a), "reason": r[:50], "created_at": now} for a, r in strangers.items()
@@ -245,13 +268,14 @@ def store_events(session: Session, events: list[dict], *, now: datetime) -> Even
     ids = sorted({row["subscriber_id"] for row, _ in acting if row["subscriber_id"] is not None})
     subscribers = {s.id: s for s in session.scalars(select(Subscriber).where(Subscriber.id.in_(ids)))} if ids else {}
     for row, new_status in acting:
-        subscriber = subscribers.get(row["subscriber_id"])
+        known = row["subscriber_id"]
+        subscriber = subscribers.get(known) if known is not None else None
         if subscriber is not None and _apply(session, subscriber, row, new_status, now):
             report.status_changes += 1
     return report
 
 
-def _apply(session: Session, subscriber: Subscriber, row: dict, new_status: str, now: datetime) -> bool:
+def _apply(session: Session, subscriber: Subscriber, row: _EventRow, new_status: str, now: datetime) -> bool:
     if _RANK[new_status] <= _RANK[subscriber.status]:
         return False
     event = row["payload"]
@@ -280,15 +304,15 @@ ON CONFLICT DO NOTHING
 """
 
 
-def _as_json_rows(rows: list[dict]) -> str:
-    def plain(value):
+def _as_json_rows(rows: Sequence[Mapping[str, object]]) -> str:
+    def plain(value: object) -> object:
         # Naive UTC, as the store keeps every time (see digest.store.models.UTCDateTime).
         return value.astimezone(UTC).replace(tzinfo=None).isoformat() if isinstance(value, datetime) else value
 
     return json.dumps([{k: plain(v) for k, v in row.items()} for row in rows])
 
 
-def _insert_events(session: Session, rows: list[dict]) -> list[str]:
+def _insert_events(session: Session, rows: list[_EventRow]) -> list[str]:
     """Insert, skipping duplicate sg_event_ids; returns the provider ids of the rows inserted."""
     if not rows:
         return []
@@ -296,19 +320,18 @@ def _insert_events(session: Session, rows: list[dict]) -> list[str]:
     if connection.dialect.name == "postgresql":
         return list(connection.exec_driver_sql(_PG_EVENTS, {"rows": _as_json_rows(rows)}).scalars())
     # SQLite: an executemany, which SQLAlchemy sends as multi-row INSERTs from one cached statement.
-    table = Event.__table__
-    statement = store.insert_ignoring_duplicates(session, table).returning(table.c.provider_event_id)
+    statement = store.insert_ignoring_duplicates(session, _EVENTS).returning(_EVENTS.c.provider_event_id)
     return list(connection.execute(statement, rows).scalars())
 
 
-def _insert_suppressions(session: Session, rows: list[dict]) -> None:
+def _insert_suppressions(session: Session, rows: list[dict[str, object]]) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(_PG_SUPPRESSIONS, {"rows": _as_json_rows(rows)})
         return
-    connection.execute(store.insert_ignoring_duplicates(session, Suppression.__table__), rows)
+    connection.execute(store.insert_ignoring_duplicates(session, _SUPPRESSIONS), rows)
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -16,15 +16,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import CursorResult, Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
-from digest.store.models import Event
+from digest.store.models import Base, Event
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
 
 CONSENT_SOURCES = ("form", "api", "import")
@@ -74,7 +74,8 @@ def normalize_email(address: str) -> str:
         ascii_only = "before the @-sign are not" in str(exc)
         hint = "; use an address with only ASCII letters before the @" if ascii_only else ""
         raise InvalidAddress(f"{exc}{hint}") from None
-    return result.ascii_email.lower()
+    # Without SMTPUTF8 every valid address has an ASCII form.
+    return (result.ascii_email or result.normalized).lower()
 
 
 def _is_control(char: str) -> bool:
@@ -104,11 +105,11 @@ def email_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
 
 
-def insert_ignoring_duplicates(session: Session, model):
+def insert_ignoring_duplicates(session: Session, model: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT … ON CONFLICT DO NOTHING on either store, so racing writers never fail on a unique key."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model).on_conflict_do_nothing()
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()
 
 
 def set_status(session: Session, subscriber: Subscriber, status: str, cause: str, now: datetime) -> bool:
@@ -215,7 +216,7 @@ def sign_up(
         )
         if not double_opt_in:
             lift_suppression(session, address)
-        subscriber = session.get(Subscriber, inserted)
+        subscriber = session.get_one(Subscriber, inserted)
         return SignUpResult(subscriber, created=True, send_confirmation=double_opt_in)
 
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
@@ -261,7 +262,8 @@ def claim_confirmation(session: Session, subscriber: Subscriber, now: datetime) 
         .values(confirmation_sent_at=stamp)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
+    # Session.execute is typed as returning a Result; an UPDATE's is a CursorResult, which counts rows.
+    if cast(CursorResult[Any], result).rowcount == 1:
         subscriber.confirmation_sent_at = stamp
         return True
     return False

@@ -25,7 +25,8 @@ PURPOSES = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None}
 
 
 class HasLinkKey(Protocol):
-    link_key: str
+    @property
+    def link_key(self) -> str: ...
 
 
 class BadToken(UsageError):

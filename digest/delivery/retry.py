@@ -24,9 +24,8 @@ class RetryPolicy:
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Wait before retry number `attempt` (1-based): half fixed, half random, so that many senders
         that failed together do not all come back at the same moment."""
-        ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-        jitter: float = (rng or random).uniform(0, ceiling / 2)
-        return ceiling / 2 + jitter
+        ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2.0 ** (attempt - 1))
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
     def rate_limit_wait(self, retry_after: float | None) -> float:
         if retry_after is None or retry_after < 0:

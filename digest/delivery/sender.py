@@ -304,7 +304,7 @@ def _send_one_batch(
                 reason = str(exc)
             with sessions.begin() as session:
                 move_batch(session, batch_id, ("submitting",), "failed", error=reason)
-                number = session.scalar(select(Batch.number).where(Batch.id == batch_id))
+                number = session.scalars(select(Batch.number).where(Batch.id == batch_id)).one()
             log.error("batch %s failed: %s", number, reason)
             report.failed_batches.append((number, reason))
             report.failed += len(remaining) + refused_total
@@ -349,7 +349,7 @@ def _leave_unknown(
     Returns its recipients when the provider's events settled it while we waited (they count as sent)."""
     with sessions.begin() as session:
         still_unknown = move_batch(session, batch_id, ("submitting",), "submitting", error=reason)
-        number = session.scalar(select(Batch.number).where(Batch.id == batch_id))
+        number = session.scalars(select(Batch.number).where(Batch.id == batch_id)).one()
     if not still_unknown:
         report.sent += recipients
         return recipients

@@ -13,8 +13,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from digest.errors import ConfigError, DigestError
 
@@ -77,7 +79,7 @@ def _private_file(path: Path) -> None:
         ) from None
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     # WAL lets the web app read while a send writes; busy_timeout waits out short write locks. Every

@@ -20,6 +20,7 @@ import time
 import urllib.error
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import Any
 
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
@@ -38,8 +39,9 @@ from digest.errors import FailureKind, ProviderError
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
-MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_CATEGORIES = 10
+# A Mail Send request body, as JSON: the boundary with SendGrid's API.
+Body = dict[str, Any]
 # Headers SendGrid sets itself and refuses in `headers`.
 RESERVED_HEADERS = frozenset(
     h.lower()
@@ -77,7 +79,7 @@ class SendGridRequestBuilder:
         sender = {"email": issue.from_email}
         if issue.from_name:
             sender["name"] = issue.from_name
-        self.shared: dict = {
+        self.shared: Body = {
             "from": sender,
             # A headline may hold a token or a line break: neither may reach SendGrid's subject.
             "subject": safe_display_name(placeholders.neutralize_text(issue.subject)),
@@ -91,7 +93,7 @@ class SendGridRequestBuilder:
         if asm_group_id is not None:
             self.shared["asm"] = {"group_id": asm_group_id}
 
-    def personalization(self, recipient: Recipient, custom_args: dict[str, str]) -> dict:
+    def personalization(self, recipient: Recipient, custom_args: dict[str, str]) -> Body:
         """One recipient's part of the request; raises (ValueError) when it cannot be made."""
         address = wire_address(recipient.email)
         if address.smtputf8:
@@ -122,13 +124,16 @@ class SendGridRequestBuilder:
             "custom_args": custom_args,
         }
 
-    def build(self, recipients: list[Recipient], *, batch_id: int | str) -> tuple[dict | None, dict[int, str]]:
+    def build(self, recipients: list[Recipient], *, batch_id: int | str) -> tuple[Body | None, dict[int, str]]:
         """(the request body, or None when no recipient is left; the refused recipients with the reason)."""
         if len(recipients) > MAX_PERSONALIZATIONS:
             raise ValueError(f"a SendGrid request takes at most {MAX_PERSONALIZATIONS} recipients")
-        # Only ids: custom_args travel into every event and log, so never personal data.
+        # Only ids: custom_args travel into every event and log, so never personal data. Two short ids
+        # stay far below SendGrid's 10,000-byte custom_args limit, so that limit needs no check here.
         custom_args = {"issue_id": str(self.issue.issue_id), "batch_id": str(batch_id)}
-        personalizations, refused, seen = [], {}, {}
+        personalizations: list[Body] = []
+        refused: dict[int, str] = {}
+        seen: dict[str, int] = {}  # address -> the delivery it goes to
         for recipient in recipients:
             try:
                 personalization = self.personalization(recipient, custom_args)
@@ -147,7 +152,7 @@ class SendGridRequestBuilder:
             return None, refused
         return {**self.shared, "personalizations": personalizations}, refused
 
-    def body(self, recipients: list[Recipient], *, batch_id: int | str) -> dict | None:
+    def body(self, recipients: list[Recipient], *, batch_id: int | str) -> Body | None:
         return self.build(recipients, batch_id=batch_id)[0]
 
 
@@ -169,16 +174,14 @@ def _error_messages(body: bytes | str | None) -> str:
     return text.strip()[:500]
 
 
-def _header(headers, name: str) -> str | None:
-    if headers is None:
-        return None
-    try:
-        return headers.get(name)
-    except AttributeError:
-        return None
+def _header(headers: object, name: str) -> str | None:
+    """A header from whatever the client hands back (an HTTPMessage, a dict, or nothing)."""
+    get = getattr(headers, "get", None)
+    value = get(name) if callable(get) else None
+    return None if value is None else str(value)
 
 
-def retry_after_seconds(headers, now: float | None = None) -> float | None:
+def retry_after_seconds(headers: object, now: float | None = None) -> float | None:
     """Seconds until SendGrid lets us in again: X-RateLimit-Reset is a Unix time, Retry-After seconds."""
     now = time.time() if now is None else now
     reset = _header(headers, "X-RateLimit-Reset")
@@ -239,7 +242,7 @@ class SendGridProvider:
             self._builder = SendGridRequestBuilder(issue, categories=self.categories, asm_group_id=self.asm_group_id)
         return self._builder
 
-    def post(self, body: dict) -> str | None:
+    def post(self, body: Body) -> str | None:
         """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on.
 
         urllib wraps in URLError only what fails while connecting or writing the request; past that point
@@ -289,12 +292,12 @@ class SendGridProvider:
         self._builder = None
 
 
-def _address(value: str) -> dict:
+def _address(value: str) -> dict[str, str]:
     name, address = getaddresses([value])[0]
     return {"email": address, "name": name} if name else {"email": address}
 
 
-def transactional_body(message: EmailMessage) -> dict:
+def transactional_body(message: EmailMessage) -> Body:
     """One ready EmailMessage as a one-personalization Mail Send body."""
     to = [_address(a) for a in message.get_all("To", [])]
     if not to or message["From"] is None or message["Subject"] is None:
@@ -307,7 +310,7 @@ def transactional_body(message: EmailMessage) -> dict:
     if not content:
         raise ProviderError("a transactional message needs a text/plain or text/html part", kind=FailureKind.REFUSED)
     headers = {k: str(v) for k, v in message.items() if k.lower() not in _MESSAGE_FIELDS}
-    personalization: dict = {"to": to}
+    personalization: Body = {"to": to}
     if headers:
         personalization["headers"] = headers
     body = {

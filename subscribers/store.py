@@ -16,14 +16,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import CursorResult, Table, delete, func, or_, select, text, update
+from sqlalchemy import Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
+from digest.store.db import rowcount
 from digest.store.models import Base, Event
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
 
@@ -262,8 +263,7 @@ def claim_confirmation(session: Session, subscriber: Subscriber, now: datetime) 
         .values(confirmation_sent_at=stamp)
         .execution_options(synchronize_session=False)
     )
-    # Session.execute is typed as returning a Result; an UPDATE's is a CursorResult, which counts rows.
-    if cast(CursorResult[Any], result).rowcount == 1:
+    if rowcount(result) == 1:
         subscriber.confirmation_sent_at = stamp
         return True
     return False

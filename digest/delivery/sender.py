@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
@@ -34,6 +34,7 @@ from digest.delivery.providers.base import BatchResult, Provider
 from digest.delivery.retry import RetryPolicy
 from digest.email.message import OutgoingIssue, Recipient
 from digest.errors import DeliveryError, FailureKind, ProviderError
+from digest.store.db import rowcount
 from digest.store.models import Batch, Delivery, Issue, utcnow
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,6 @@ class Progress:
     skipped: int
 
 
-def _rowcount(result: object) -> int:
-    # Session.execute is typed as returning a Result; an UPDATE's is a CursorResult, which counts rows.
-    return cast(CursorResult[Any], result).rowcount
-
-
 def move_batch(
     session: Session, batch_id: int, from_statuses: tuple[str, ...], to_status: str, **values: object
 ) -> bool:
@@ -112,7 +108,7 @@ def move_batch(
         .where(Batch.id == batch_id, Batch.status.in_(from_statuses))
         .values(status=to_status, updated_at=utcnow(), **values)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 def pending_count(sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...]) -> int:
@@ -386,7 +382,7 @@ def finish_issue(session: Session, issue_id: int) -> bool:
     result = session.execute(
         update(Issue).where(Issue.id == issue_id, Issue.status == "sending").values(status="sent", sent_at=utcnow())
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 class Claim(Protocol):

@@ -7,11 +7,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -33,6 +33,12 @@ class TextSelect:
 
     sql: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched: Session.execute is typed as returning a Result, and what it returns
+    for those statements is a CursorResult, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def normalize_url(url: str) -> str:

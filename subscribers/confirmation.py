@@ -42,6 +42,8 @@ class OptIn:
 
 
 class _Configured(Protocol):
+    """Whatever carries the newsletter's config: the web pages pass the Digest, this module its OptIn."""
+
     @property
     def config(self) -> NewsletterConfig: ...
 

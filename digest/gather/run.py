@@ -58,8 +58,7 @@ class SourceReport:
 class GatherReport:
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
-    fetch_seconds: float = 0.0  # fetching, parsing and page fetches
-    store_seconds: float = 0.0
+    store_seconds: float = 0.0  # the last store write, after the last response was in
 
     @property
     def ok(self) -> int:
@@ -163,7 +162,6 @@ def gather_sources(
         stored_at = time.monotonic()
     finally:
         cpu.close()
-    report.fetch_seconds = fetched_at - started
     report.store_seconds = stored_at - fetched_at
     report.seconds = time.monotonic() - started
     return report

@@ -36,6 +36,11 @@ from digest.gather.pages import looks_like_article, parse_page
 
 __all__ = ["NotAFeed", "ParsedArticle", "ParsedFeed", "parse_document", "parse_feed"]
 
+# An entry as feedparser makes it (its dictionaries are untyped) or as fastfeed copies one.
+FeedEntry = Mapping[str, Any]
+# An object of a JSON Feed, as json.loads gives it.
+JsonObject = dict[str, Any]
+
 # Feedparser's bozo exceptions that still leave a fully usable feed.
 _HARMLESS = (feedparser.CharacterEncodingOverride,)
 
@@ -107,7 +112,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning)
 
 
-def _credit(entry: Mapping[str, Any]) -> str | None:
+def _credit(entry: FeedEntry) -> str | None:
     for credit in entry.get("media_credit") or []:
         value = credit.get("content") if isinstance(credit, dict) else None
         if value and value.strip():
@@ -115,7 +120,7 @@ def _credit(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _image(entry: Mapping[str, Any], content_html: str | None, base: str) -> Image | None:
+def _image(entry: FeedEntry, content_html: str | None, base: str) -> Image | None:
     credit = _credit(entry)
     alt = None
     # feedparser files <media:description> (the image's alt text) under summary_detail, after the item's
@@ -142,7 +147,7 @@ def _image(entry: Mapping[str, Any], content_html: str | None, base: str) -> Ima
     return first_image(content_html, base)
 
 
-def _entry(entry: Mapping[str, Any], base: str) -> ParsedArticle | None:
+def _entry(entry: FeedEntry, base: str) -> ParsedArticle | None:
     link = entry.get("link")
     if not link:
         for candidate in entry.get("links") or []:
@@ -200,7 +205,7 @@ def _untitled(summary: str | None, content_html: str | None, url: str) -> str:
     return text if len(text) <= 120 else text[:117].rsplit(" ", 1)[0] + "…"
 
 
-def _author(entry: Mapping[str, Any]) -> str | None:
+def _author(entry: FeedEntry) -> str | None:
     name = entry.get("author")
     detail = entry.get("author_detail") or {}
     if detail.get("name"):
@@ -241,7 +246,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _json_authors(obj: dict[str, Any]) -> str | None:
+def _json_authors(obj: JsonObject) -> str | None:
     authors = obj.get("authors")
     if not isinstance(authors, list):
         authors = [obj["author"]] if isinstance(obj.get("author"), dict) else []
@@ -249,7 +254,7 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
     return clip(", ".join(names), MAX_AUTHOR) if names else None
 
 
-def _json_item(item: dict[str, Any], base: str, feed_authors: str | None) -> ParsedArticle | None:
+def _json_item(item: JsonObject, base: str, feed_authors: str | None) -> ParsedArticle | None:
     guid = _str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None)
     url = safe_canonical_url(_str(item.get("url")) or _str(item.get("external_url")), base)
     if not url and guid and guid.startswith(("http://", "https://")):

@@ -41,6 +41,41 @@ lock: $(BIN)/python
 	$(UV) pip compile requirements/tools.in --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(TOOLS_LOCK)
 
+# The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
+# (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
+demo: export DIGEST_CONFIG = digest.example.toml
+demo: install env-file
+	$(BIN)/digest db upgrade
+	$(BIN)/digest subscribers import examples/subscribers.csv
+	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} \
+		$(BIN)/digest run --once --week $(DEMO_WEEK)
+
+# .env with a fresh secret key unless it has one; created and kept readable by its owner alone.
+env-file:
+	@umask 077; grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
+		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
+		echo "generated DIGEST_SECRET_KEY into .env"; }; \
+		chmod 600 .env
+
+# Debian's chromium drives the browser tests; installed here when missing and apt is usable.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing and apt is not usable: browser tests will be skipped (CI fails instead)"; fi; }
+
+# The official MJML validator (npm package mjml) for a dev-time test; the product itself never needs Node.
+# Installed from tools/mjml/package-lock.json, and again only when that file changes.
+MJML_STAMP := tools/mjml/node_modules/.installed
+$(MJML_STAMP): tools/mjml/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools/mjml --no-audit --no-fund --silent && touch $(MJML_STAMP) || \
+		echo "npm ci in tools/mjml failed: the MJML validator test will be skipped (CI fails instead)"; \
+	else echo "npm is missing: the MJML validator test will be skipped (CI fails instead)"; fi
+
+mjml-validator: $(MJML_STAMP)
+
 # The static checks, each named as it runs; all run, and the names of those that failed end the output.
 CHECKS := "ruff check ." "ruff format --check ." "lint-imports" "mypy"
 check: install
@@ -57,7 +92,6 @@ test: install check chromium mjml-validator
 		echo "pytest collected no tests"; \
 		if [ "$$CI" = "true" ]; then exit 1; else exit 0; fi; \
 	fi; exit $$rc
-
 
 clean:
 	rm -rf var test-artifacts .pytest_cache

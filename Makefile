@@ -80,7 +80,7 @@ mjml-validator: $(MJML_STAMP)
 CHECKS := "ruff check ." "ruff format --check ." "lint-imports" "mypy"
 check: install
 	@failed=""; for c in $(CHECKS); do \
-		echo "--- $$c"; $(BIN)/$$c || failed="$$failed; $$c"; \
+		echo ">>> $$c"; $(BIN)/$$c || failed="$$failed; $$c"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "check failed: $${failed#; }"; exit 1; fi; \
 	echo "checks passed: ruff, ruff format, lint-imports, mypy"

@@ -31,7 +31,6 @@ from digest.content.summaries import ensure_summaries, summary_limits
 from digest.errors import NothingToSend, UsageError
 from digest.store.models import Article, Issue
 
-
 # An issue's content: the JSON document stored on the issue (and given to `digest render`).
 Content = dict[str, Any]
 
@@ -126,8 +125,7 @@ def compose_content(
     articles = articles_in_window(session, start, end, sections=config.sections)
     if not articles:
         raise NothingToSend(
-            f"no new articles in {window.week} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); "
-            "no issue composed"
+            f"no new articles in {window.week} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); no issue composed"
         )
     if top_article_id is not None and top_article_id in left_out:
         raise UsageError(f"article {top_article_id} is pinned as the top story but left out; put it back or unpin it")

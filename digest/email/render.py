@@ -3,7 +3,7 @@
 The plain-text part comes from its own template over the same data. Per-recipient values stay as
 placeholders (see `digest.email.placeholders`). A template error names the file and line.
 
-Size: Gmail clips messages over about 102 KB, so premailer inlines only the rules of the templates'
+Size: Gmail clips messages over 102 KB (`GMAIL_CLIP_BYTES`), so premailer inlines only the rules of the templates'
 `<mj-style inline="inline">` blocks (as the official MJML does); every other `<style>` (MJML's own
 resets, media queries, dark mode) is marked `data-premailer="ignore"` and stays in <head> only.
 Left alone, premailer would copy MJML's reset rules onto every table and cell.
@@ -22,12 +22,14 @@ from premailer import Premailer
 
 from digest.config import NewsletterConfig
 from digest.email import placeholders
+from digest.email.templates import template_environment
 from digest.errors import TemplateError
 
 MJML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
-# Gmail clips a message's HTML beyond about 102 KB; an issue should stay at or under this.
-GMAIL_CLIP_BYTES = 100_000
+# Gmail clips a message whose HTML is over 102 KB; an issue should stay at or under this.
+GMAIL_CLIP_KB = 102
+GMAIL_CLIP_BYTES = GMAIL_CLIP_KB * 1024
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
 
@@ -58,14 +60,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
             raise TemplateError(
                 f"{config.path}: templates_dir {str(folder)!r} is not a folder; create it or fix the path"
             )
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        autoescape=lambda name: not (name or "").endswith(".txt.j2"),  # noqa: S701 (the text part is not HTML)
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return template_environment(dirs)
 
 
 # --- links --------------------------------------------------------------------------------------

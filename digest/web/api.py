@@ -23,19 +23,17 @@ from subscribers import store
 router = APIRouter(prefix="/api")
 
 
-async def _json_object(
-    request: Request, fields: dict[str, bool]
-) -> tuple[dict[str, Any], None] | tuple[None, JSONResponse]:
+async def _json_object(request: Request, fields: dict[str, bool]) -> dict[str, Any] | JSONResponse:
     """The body as a dict of known string fields (name -> required), or the answer to give instead."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
-        return None, JSONResponse({"error": "send the body as application/json"}, 415)
+        return JSONResponse({"error": "send the body as application/json"}, 415)
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, JSONResponse({"error": f"the body is not valid JSON: {exc}"}, 400)
+        return JSONResponse({"error": f"the body is not valid JSON: {exc}"}, 400)
     if not isinstance(body, dict):
-        return None, JSONResponse({"errors": {"body": "must be a JSON object"}}, 422)
+        return JSONResponse({"errors": {"body": "must be a JSON object"}}, 422)
     errors = {key: "unknown field" for key in body if key not in fields}
     for key, required in fields.items():
         if key not in body or body[key] is None:
@@ -44,17 +42,17 @@ async def _json_object(
         elif not isinstance(body[key], str):
             errors[key] = "must be a string"
     if errors:
-        return None, JSONResponse({"errors": errors}, 422)
-    return body, None
+        return JSONResponse({"errors": errors}, 422)
+    return body
 
 
 @router.post("/subscribers")
 async def create_subscriber(request: Request) -> JSONResponse:
     if problem := bearer_problem(request):
         return problem
-    body, problem = await _json_object(request, {"email": True, "name": False})
-    if body is None:
-        return problem
+    body = await _json_object(request, {"email": True, "name": False})
+    if isinstance(body, JSONResponse):
+        return body
     errors: dict[str, str] = {}
     try:
         address = store.normalize_email(body["email"])
@@ -82,9 +80,9 @@ async def create_subscriber(request: Request) -> JSONResponse:
 async def api_unsubscribe(request: Request) -> JSONResponse:
     if problem := bearer_problem(request):
         return problem
-    body, problem = await _json_object(request, {"email": True})
-    if body is None:
-        return problem
+    body = await _json_object(request, {"email": True})
+    if isinstance(body, JSONResponse):
+        return body
     try:
         address = store.normalize_email(body["email"])
     except store.InvalidAddress as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jinja2
 from fastapi import Request
@@ -25,16 +26,16 @@ def page(
     *,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
-    **values: object,
+    **values: Any,  # the template's variables
 ) -> HTMLResponse:
     html = _environment(request).get_template(f"web/{template}").render(newsletter=core_of(request).config, **values)
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
-def error_page(request: Request, status_code: int, title: str, message: str, **values: object) -> HTMLResponse:
+def error_page(request: Request, status_code: int, title: str, message: str, **values: Any) -> HTMLResponse:
     return page(request, "error.html", status_code=status_code, title=title, message=message, **values)
 
 
-def editor_message(request: Request, status_code: int, title: str, text: str, **values: object) -> HTMLResponse:
+def editor_message(request: Request, status_code: int, title: str, text: str, **values: Any) -> HTMLResponse:
     """A message on the editor's pages (with a way back to where they were)."""
     return page(request, "editor_message.html", status_code=status_code, title=title, message=text, **values)

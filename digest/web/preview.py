@@ -9,6 +9,8 @@ editors only (digest.web.access).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -78,7 +80,7 @@ def _page(request: Request, issue: Issue, view: str, *, error: str | None = None
             issue.text, core.settings.base_url, core.config.issue.first_name_fallback, html_part=False
         )
     review = draft.review(core, issue)
-    values = {
+    values: dict[str, Any] = {
         "issue": issue,
         "view": view,
         "frame_width": VIEWS[view],
@@ -182,14 +184,13 @@ async def _change(request: Request, slug: str, action: str, article_id: int | No
             await run_in_threadpool(draft.pin, core, issue.id, article_id)
         elif action == "edit":
             await run_in_threadpool(
-                lambda: draft.edit_draft_article(
-                    core,
-                    issue,
-                    article_id,
-                    _optional(form.get("teaser")),
-                    _optional(form.get("excerpt")),
-                    reset=form.get("reset") is not None,
-                )
+                draft.edit_draft_article,
+                core,
+                issue,
+                article_id,
+                _optional(form.get("teaser")),
+                _optional(form.get("excerpt")),
+                reset=form.get("reset") is not None,
             )
     except DigestError as exc:
         issue = find_issue(core, slug) or issue

@@ -43,8 +43,8 @@ def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: boo
     try:
         return _build(core, week, pin=pin, unpin=unpin)
     except IntegrityError:
-        # Another process (a second scheduler) created the period's issue at the same moment; the
-        # unique period kept it to one row. Build again: this time the row is found.
+        # Another process (a second scheduler) created the week's issue at the same moment; the
+        # unique Issue.period kept it to one row. Build again: this time the row is found.
         log.info("another process composed the same issue at the same time; using its issue")
         return _build(core, week, pin=pin, unpin=unpin)
 

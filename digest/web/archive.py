@@ -15,8 +15,8 @@ from xml.etree import ElementTree
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from digest.core import Digest
 from digest.email import placeholders
+from digest.email.links import Links
 from digest.jobs.issues import count_public, find_issue, public_issues
 from digest.store.models import Issue
 from digest.web.deps import core_of
@@ -29,17 +29,18 @@ FEED_ENTRIES = 20
 _BODY = re.compile(r"<body\b[^>]*>", re.I)
 
 
-def neutral_values(core: Digest) -> dict[str, str]:
-    manage = core.url("manage")
-    return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": core.config.issue.first_name_fallback}
+def neutral_values(links: Links, first_name: str) -> dict[str, str]:
+    manage = links.url("manage")
+    return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": first_name}
 
 
-def public_html(core: Digest, issue: Issue) -> str:
-    html = placeholders.fill(issue.html or "", neutral_values(core), html_part=True)
+def public_html(issue: Issue, links: Links, first_name: str) -> str:
+    """The issue as sent, its placeholders filled with neutral values (`first_name`: the fallback)."""
+    html = placeholders.fill(issue.html or "", neutral_values(links, first_name), html_part=True)
     banner = (
         '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px;background:#f4f4f2">'
-        f'<a href="{core.url("issues")}" style="color:#1f3a5f">All issues</a> · '
-        f'<a href="{core.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
+        f'<a href="{links.url("issues")}" style="color:#1f3a5f">All issues</a> · '
+        f'<a href="{links.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
     )
     match = _BODY.search(html)
     return html[: match.end()] + banner + html[match.end() :] if match else banner + html
@@ -106,10 +107,11 @@ def feed(request: Request) -> Response:
         titles = ([content["top"]["title"]] if content.get("top") else []) + [
             a["title"] for s in content.get("sections", []) for a in s["articles"]
         ]
-        summary = issue.preheader or ""
+        # Atom's <summary>: the preheader and the articles' titles.
+        blurb = issue.preheader or ""
         if titles:
-            summary = (summary + "\n\n" if summary else "") + "In this issue: " + "; ".join(titles)
-        add(entry, "summary", summary)
+            blurb = (blurb + "\n\n" if blurb else "") + "In this issue: " + "; ".join(titles)
+        add(entry, "summary", blurb)
     body = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
@@ -120,7 +122,8 @@ def issue_page(request: Request, slug: str) -> HTMLResponse:
     issue = find_issue(core, slug, public=True)
     if issue is None or issue.html is None:
         return _not_found(request, f"issue {slug!r}")
-    return HTMLResponse(public_html(core, issue), headers={"Content-Security-Policy": email_csp("'none'")})
+    html = public_html(issue, core.links, core.config.issue.first_name_fallback)
+    return HTMLResponse(html, headers={"Content-Security-Policy": email_csp("'none'")})
 
 
 @router.get("/manage", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-"""The editor's preview: /preview (this period's draft) and /preview/{slug} (any stored issue).
+"""The editor's preview: /preview (this week's draft) and /preview/{slug} (any stored issue).
 
 The e-mail is shown in a frame exactly as rendered and stored, with sample values in the
 per-recipient placeholders; the page around it gives the subject, preheader, size, a plain-text tab,

@@ -1,5 +1,6 @@
-"""What the audience's web pages and API do: sign up, confirm, unsubscribe, resubscribe, preferences, and
-the provider's events. Each runs in one transaction and returns what the page shows.
+"""What is done with the audience: the web's sign-up, confirm, unsubscribe, resubscribe and preferences
+pages, the API, the provider's events, and the operator's `digest subscribers` commands. Each runs in
+one transaction and returns what the page or command shows.
 
 A signed link identifies its subscriber: `core.tokens.read` raises BadToken for a link we did not sign;
 a valid link whose subscriber was erased finds None, which every page answers as "not on our list".
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from sqlalchemy.orm import Session
 
 from digest.core import Digest
 from digest.delivery.sender import settle_from_events
+from digest.errors import UsageError
 from subscribers import events, signup, store
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, SubscriberChange
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +138,82 @@ def store_provider_events(core: Digest, batch: list[dict[str, Any]]) -> Provider
     for number in settled:
         log.warning("batch %s of unknown fate settled as submitted by SendGrid's events", number)
     return ProviderEvents(report, list(settled))
+
+
+# --- the operator's commands (`digest subscribers ...`) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Added:
+    address: str
+    outcome: str  # added, updated, unchanged, reactivated, kept_out (subscribers.store.add)
+    status: str  # the subscriber's status now; "erased" for an address kept out by its suppression
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    subscriber: Subscriber
+    history: list[SubscriberChange]  # oldest first
+
+
+@dataclass(frozen=True)
+class Removed:
+    address: str
+    status: str  # unsubscribed (or the final status they had), or "erased"
+    found: bool  # False: erased an address that was never a subscriber (its suppression stays)
+
+
+def add_subscriber(core: Digest, address: str, name: str | None, *, force_consent: bool = False) -> Added:
+    """One subscriber, active at once on the operator's word."""
+    with core.sessions.begin() as session:
+        subscriber, outcome = store.add(
+            session,
+            address,
+            name,
+            now=core.now(),
+            force_consent=force_consent,
+            cause="added with digest subscribers add",
+        )
+        return Added(address, outcome, subscriber.status if subscriber else "erased")
+
+
+def import_subscribers(core: Digest, path: Path, *, force_consent: bool = False) -> store.ImportReport:
+    with core.sessions.begin() as session:
+        return store.import_csv(session, path, now=core.now(), force_consent=force_consent)
+
+
+def export_subscribers(core: Digest, handle: IO[str], status: str | None = None) -> int:
+    """Stream the subscribers (or one status) as CSV to `handle`; returns how many."""
+    with core.sessions() as session:
+        return store.export_csv(session, handle, status)
+
+
+def count_subscribers(core: Digest) -> dict[str, int]:
+    with core.sessions() as session:
+        return store.count_by_status(session)
+
+
+def list_subscribers(core: Digest, status: str | None = None, limit: int | None = None) -> list[Subscriber]:
+    with core.sessions() as session:
+        return store.list_subscribers(session, status, limit)
+
+
+def show_subscriber(core: Digest, address: str) -> SubscriberRecord | None:
+    with core.sessions() as session:
+        subscriber = store.find(session, address)
+        if subscriber is None:
+            return None
+        return SubscriberRecord(subscriber, store.history(session, subscriber))
+
+
+def remove_subscriber(core: Digest, address: str, *, erase: bool = False) -> Removed:
+    """Unsubscribe someone (kept with their history), or erase their data for good (a hash stays)."""
+    with core.sessions.begin() as session:
+        if erase:
+            found = store.erase(session, address, now=core.now())
+            return Removed(address, "erased", found)
+        subscriber = store.find(session, address)
+        if subscriber is None:
+            raise UsageError(f"no subscriber {address}; use --erase to suppress an address we never had")
+        store.unsubscribe(session, subscriber, "removed with digest subscribers remove", now=core.now())
+        return Removed(address, subscriber.status, found=True)

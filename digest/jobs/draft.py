@@ -26,7 +26,7 @@ from digest.delivery.sender import UnknownBatch, unknown_batches
 from digest.errors import DigestError, UsageError
 from digest.jobs.articles import edit_article
 from digest.jobs.figures import Figures, issue_figures
-from digest.jobs.issues import recent_issues
+from digest.jobs.issues import find_issue, issue_week, recent_issues
 from digest.jobs.weekly import build
 from digest.store.models import Article, Issue
 
@@ -54,14 +54,12 @@ class IssueReview:
 
 def current_issue(core: Digest) -> Issue | None:
     """This week's issue, else the newest draft."""
-    with core.sessions() as session:
-        week = str(default_week(core.now(), core.config.tz))
-        issue = session.scalars(select(Issue).where(Issue.period == week)).first()
-        if issue is None:
-            issue = session.scalars(
-                select(Issue).where(Issue.status == "draft").order_by(Issue.window_end.desc()).limit(1)
-            ).first()
-        return issue
+    issue = find_issue(core, issue_week(core, None))
+    if issue is None:
+        with core.sessions() as session:
+            query = select(Issue).where(Issue.status == "draft").order_by(Issue.window_end.desc()).limit(1)
+            issue = session.scalars(query).first()
+    return issue
 
 
 def rebuild_week(core: Digest, issue: Issue) -> Week | None:

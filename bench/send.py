@@ -430,7 +430,7 @@ def child_send(count: int) -> dict:
     from digest.core import build_core
     from digest.delivery import run
     from digest.delivery.plan import plan_batches
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
     from digest.store.models import Issue
 
     core = build_core()
@@ -459,12 +459,11 @@ def child_bare(count: int) -> dict:
     from digest.content.periods import Week
     from digest.core import build_core
     from digest.delivery import run
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
+    from subscribers.audience import Person
 
     core = build_core()
     issue = find_issue(core, Week.parse(WEEK))
-    from subscribers.audience import Person
-
     mailer = core.mailer()
     outgoing = run.outgoing(mailer.addresses, issue)
     provider = mailer.provider

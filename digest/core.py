@@ -1,6 +1,8 @@
-"""The one core object: settings, newsletter, store and provider, built in one place.
+"""The one core object (`Digest`, named `core` where it is held): settings, newsletter, store, provider
+and links, built in one place (`build_core`).
 
-The CLI, the web app and the scheduler each call `build_core()` and stay thin.
+The CLI, the web app and the scheduler each call `build_core()` and hand the core to the use cases
+(digest.jobs); the layers below get only the pieces they need (sessions, config sections, links, a clock).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from digest.config import NewsletterConfig, Settings, load_newsletter, load_sett
 from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
 from digest.delivery.run import Addresses, Mailer
+from digest.email.links import Links
 from digest.email.segments import SegmentRendering, render_segment
 from digest.store import db
 from digest.store.models import Issue, utcnow
@@ -26,7 +29,7 @@ from subscribers.confirmation import OptIn
 
 # Importing the audience's models also registers its tables in the store's `Base.metadata`.
 from subscribers.models import Subscriber
-from subscribers.tokens import Links, Tokens
+from subscribers.tokens import SignedLinks, Tokens
 
 
 @dataclass
@@ -52,30 +55,34 @@ class Digest:
     def summary_limits(self) -> SummaryLimits:
         return summary_limits(self.config)
 
+    @property
+    def links(self) -> Links:
+        return Links(self.settings.base_url)
+
     def url(self, path: str) -> str:
-        return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
+        return self.links.url(path)
 
     def issue_url(self, slug: str) -> str:
-        return self.url(f"issues/{slug}")
+        return self.links.issue_url(slug)
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
-        return self.links.unsubscribe(subscriber)
+        return self.signed_links.unsubscribe(subscriber)
 
     def preferences_url(self, subscriber: Subscriber) -> str:
-        return self.links.preferences(subscriber)
+        return self.signed_links.preferences(subscriber)
 
     def confirm_url(self, subscriber: Subscriber) -> str:
-        return self.links.confirm(subscriber)
+        return self.signed_links.confirm(subscriber)
 
     # --- the pieces delivery and the audience are given ---------------------------------------------
 
     @cached_property
-    def links(self) -> Links:
-        return Links(self.tokens, self.settings.base_url)
+    def signed_links(self) -> SignedLinks:
+        return SignedLinks(self.tokens, self.links)
 
     @cached_property
     def audience(self) -> StoredAudience:
-        return StoredAudience(self.links, self.config.issue.first_name_fallback)
+        return StoredAudience(self.signed_links, self.config.issue.first_name_fallback)
 
     def mailer(self) -> Mailer:
         """What a send is made with (digest.delivery.run)."""
@@ -100,7 +107,9 @@ class Digest:
 
     def opt_in(self) -> OptIn:
         """What sign-up and the confirmation mail are made with (subscribers.signup, .confirmation)."""
-        return OptIn(self.sessions, self.config, self.links, self.provider, self.settings.double_opt_in, self.now)
+        return OptIn(
+            self.sessions, self.config, self.signed_links, self.provider, self.settings.double_opt_in, self.now
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,7 +20,7 @@ from digest.email.message import Recipient, unbuildable
 from digest.store.db import TextSelect
 from subscribers.models import Subscriber, Suppression, first_name, new_link_key
 from subscribers.store import email_hash, normalize_email
-from subscribers.tokens import Links
+from subscribers.tokens import SignedLinks
 
 _HASH_FUNCTION = "digest_email_hash"
 _ELIGIBLE = "FROM subscribers s WHERE s.status = 'active' AND s.confirmed_at IS NOT NULL"
@@ -77,7 +77,7 @@ class StoredAudience:
     """The subscribers in the store, as delivery's Audience. `values` is the one place a recipient's
     placeholder values are made (a test may replace it on the instance to make one of them fail)."""
 
-    def __init__(self, links: Links, first_name_fallback: str):
+    def __init__(self, links: SignedLinks, first_name_fallback: str):
         self.links = links
         self.first_name_fallback = first_name_fallback
 

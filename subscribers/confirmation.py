@@ -10,15 +10,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Protocol
 
-import jinja2
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import NewsletterConfig
 from digest.email.message import MAIL_POLICY
+from digest.email.templates import template_environment
 from digest.errors import DeliveryError, ProviderError
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
-from subscribers.tokens import Links
+from subscribers.tokens import SignedLinks
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +35,10 @@ class OptIn:
 
     sessions: sessionmaker[Session]
     config: NewsletterConfig  # the newsletter's name, sender, postal address and templates
-    links: Links
+    links: SignedLinks
     provider: TransactionalSender
     double_opt_in: bool
     now: Callable[[], datetime]
-
-
-class _Configured(Protocol):
-    """Whatever carries the newsletter's config: the web pages pass the Digest, this module its OptIn."""
-
-    @property
-    def config(self) -> NewsletterConfig: ...
-
-
-def template_environment(core: _Configured, *, autoescape: bool) -> jinja2.Environment:
-    """Templates from the newsletter's own folder first, then the packaged ones (templates/)."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in core.config.template_dirs()]),
-        autoescape=autoescape,  # noqa: S701 (off only for the plain-text part)
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 def confirmation_message(opt_in: OptIn, subscriber: Subscriber) -> EmailMessage:
@@ -66,8 +50,9 @@ def confirmation_message(opt_in: OptIn, subscriber: Subscriber) -> EmailMessage:
         "postal_address": config.postal_address,
         "language": config.language,
     }
-    text = template_environment(opt_in, autoescape=False).get_template("email/confirm.txt.j2").render(values)
-    html = template_environment(opt_in, autoescape=True).get_template("email/confirm.html.j2").render(values)
+    templates = template_environment(config.template_dirs())
+    text = templates.get_template("email/confirm.txt.j2").render(values)
+    html = templates.get_template("email/confirm.html.j2").render(values)
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = formataddr((config.from_name, config.from_email)) if config.from_name else config.from_email
     # Names are cleaned where they enter; cleaned again here for rows stored before that rule.

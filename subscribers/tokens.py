@@ -8,7 +8,7 @@ neighbours' ids; a random key tells nothing, and erasing the subscriber erases t
 Each purpose has its own salt, so a token made for one purpose is worthless for another. The confirm
 link expires after 7 days; unsubscribe and preferences links never do (they sit in old mail).
 Signing keys can be rotated: the newest key signs, older keys are still accepted for reading.
-`Links` turns a token into the page of the web app it opens.
+`SignedLinks` turns a token into the page of the site it opens.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Protocol
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+from digest.email.links import Links
 from digest.errors import UsageError
 
 PURPOSES = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None}
@@ -64,20 +65,17 @@ class Tokens:
 
 
 @dataclass(frozen=True)
-class Links:
-    """A subscriber's signed links, as pages of the web app at `base_url`."""
+class SignedLinks:
+    """A subscriber's signed links: pages of the site (`digest.email.links.Links`) that carry a token."""
 
     tokens: Tokens
-    base_url: str
-
-    def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+    site: Links
 
     def unsubscribe(self, subscriber: HasLinkKey) -> str:
-        return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
+        return self.site.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
 
     def preferences(self, subscriber: HasLinkKey) -> str:
-        return self.url(f"preferences/{self.tokens.make('preferences', subscriber)}")
+        return self.site.url(f"preferences/{self.tokens.make('preferences', subscriber)}")
 
     def confirm(self, subscriber: HasLinkKey) -> str:
-        return self.url(f"confirm/{self.tokens.make('confirm', subscriber)}")
+        return self.site.url(f"confirm/{self.tokens.make('confirm', subscriber)}")

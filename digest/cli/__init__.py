@@ -61,10 +61,10 @@ def _core() -> Digest:
 
 
 def _week(core: Digest, week: str | None) -> Week:
-    """--week, or the period of the issue `digest build` makes now without one (see digest.content.compose)."""
-    from digest.content.compose import default_period
+    """--week, or the week of the issue `digest build` makes now without one (digest.jobs.issues.issue_week)."""
+    from digest.jobs.issues import issue_week
 
-    return Week.parse(week) if week else default_period(core.now(), core.config)
+    return issue_week(core, Week.parse(week) if week else None)
 
 
 def _week_or_window(week: str | None) -> Week | None:
@@ -81,14 +81,12 @@ def _write_issue_files(issue, folder: Path) -> Path:
 
 
 def _size_line(html: str, path: Path) -> str:
-    from digest.email.render import GMAIL_CLIP_BYTES
+    from digest.email.render import GMAIL_CLIP_BYTES, GMAIL_CLIP_KB
 
     size = len(html.encode())
     line = f"rendered issue: {path} ({size / 1024:.0f} KB)"
     if size > GMAIL_CLIP_BYTES:
-        line += (
-            f" [yellow]over {GMAIL_CLIP_BYTES // 1000} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
-        )
+        line += f" [yellow]over {GMAIL_CLIP_KB} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
     return line
 
 
@@ -355,7 +353,7 @@ def send(
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
     from digest.cli import send_report as cli_send
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
 
     if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
         raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")

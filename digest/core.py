@@ -50,7 +50,7 @@ class Digest:
         return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
 
     def issue_url(self, slug: str) -> str:
-        return self.url(f"issues/{slug}")
+        return issue_url(self.settings.base_url, slug)
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
         return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
@@ -70,6 +70,12 @@ class Digest:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def issue_url(base_url: str, slug: str) -> str:
+    """An issue's page on the site: its archive page and the "view in a browser" link of its mail.
+    A function of its own, so that `digest render` (no store, so no core) makes the same link."""
+    return base_url.rstrip("/") + f"/issues/{slug}"
 
 
 def build_core(

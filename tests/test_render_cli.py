@@ -6,6 +6,7 @@ import json
 from email import message_from_bytes, policy
 
 from digest.content.periods import Week
+from digest.core import issue_url
 from digest.email import placeholders
 from digest.store.models import Issue
 from tests.cli_helpers import run_cli
@@ -22,6 +23,8 @@ def test_render_writes_the_three_files_from_json_content(cli_env, tmp_path):
     assert html.startswith("<!doctype html>") and "<mj-" not in html and len(html.encode()) <= 100_000
     assert mjml.startswith("<mjml") and "{{" not in mjml and "{%" not in mjml
     assert "The Meridian Review" in text and "1200 Harbor Street" in text
+    # The "view in a browser" link is the one the issue would have if it were stored under the file's name.
+    assert f'href="{issue_url("https://news.example.org", "issue-30")}"' in html
     # The preview beside them has every placeholder filled with a sample value.
     assert placeholders.leftover((out / "preview.html").read_text()) == []
 

@@ -1,5 +1,6 @@
-"""The `digest` command: the Typer app, its commands in the order `digest --help` lists them, and
-`main`, the one place an error becomes a line on stderr and an exit code.
+"""The `digest` command: the Typer app with its commands in the order `digest --help` lists them,
+DigestGroup, the one place an error becomes a line on stderr and an exit code, and `main`, the
+console script.
 
 Errors reach the user as one line on stderr: exit code 2 for bad input or configuration, 1 for
 failures (each DigestError class says its code). `--json` output is one object per line.

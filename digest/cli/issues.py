@@ -10,6 +10,7 @@ import typer
 
 from digest.cli.common import WeekOption, WindowOption, open_core, week_or_default, week_or_window
 from digest.cli.output import err, out, size_line, write_issue_files
+from digest.cli.sources import gather_progress
 from digest.errors import NothingToSend, UsageError
 
 OutFolder = Annotated[Path, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")]
@@ -23,7 +24,6 @@ def run(
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
     from digest.cli.send_report import failed_recipient_lines, stop_on_signals, unknown_lines
-    from digest.cli.sources import gather_progress
     from digest.jobs.weekly import run_once
 
     core = open_core()

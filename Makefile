@@ -3,21 +3,43 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The test (and demo) environment, every package pinned with its hashes, and uv, which installs it;
+# `make lock` writes both.
+LOCK := requirements/dev.lock
+TOOLS_LOCK := requirements/tools.lock
+UV := $(BIN)/uv
 DEMO_WEEK ?= 2026-W48
 
-.PHONY: demo env-file test install chromium mjml-validator lint clean
+.PHONY: demo env-file test check install lock chromium mjml-validator clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version)); set PYTHON=python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Installed again whenever a lock or pyproject.toml changes. uv (pinned in requirements/tools.lock)
+# installs the lock, several times faster than pip, and makes .venv match it exactly; the project
+# goes in editable, without dependencies (a local folder has no hash to check; setuptools comes
+# from the lock). `uv pip check` then catches a lock that lacks what pyproject.toml asks for.
+$(STAMP): $(BIN)/python $(TOOLS_LOCK) $(LOCK) pyproject.toml
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(TOOLS_LOCK)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	@$(UV) pip check --quiet --python $(BIN)/python || { \
+		echo "$(LOCK) does not match pyproject.toml: run make lock"; exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Pins what pyproject.toml's dependencies and its dev and postgres extras resolve to, on every
+# platform and Python 3.11+, keeping the current pins where they still fit (and uv's own, from
+# requirements/tools.in); `make lock LOCK_ARGS=--upgrade` takes the newest releases instead.
+lock: $(BIN)/python
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet --require-hashes -r $(TOOLS_LOCK)
+	$(UV) pip compile pyproject.toml --extra dev --extra postgres --generate-hashes --universal \
+		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(LOCK)
+	$(UV) pip compile requirements/tools.in --generate-hashes --universal \
+		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(TOOLS_LOCK)
 
 # The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
 # (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
@@ -54,16 +76,22 @@ $(MJML_STAMP): tools/mjml/package-lock.json
 
 mjml-validator: $(MJML_STAMP)
 
+# The static checks, each named as it runs; all run, and the names of those that failed end the output.
+CHECKS := "ruff check ." "ruff format --check ." "lint-imports" "mypy"
+check: install
+	@failed=""; for c in $(CHECKS); do \
+		echo ">>> $$c"; $(BIN)/$$c || failed="$$failed; $$c"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "check failed: $${failed#; }"; exit 1; fi; \
+	echo "checks passed: ruff, ruff format, lint-imports, mypy"
+
 # pytest exits 5 when it collected no tests: a broken selection, reported plainly (a failure in CI).
-test: install chromium mjml-validator
+test: install check chromium mjml-validator
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "pytest collected no tests"; \
 		if [ "$$CI" = "true" ]; then exit 1; else exit 0; fi; \
 	fi; exit $$rc
-
-lint: install
-	$(BIN)/ruff check .
 
 clean:
 	rm -rf var test-artifacts .pytest_cache

@@ -430,7 +430,7 @@ def child_send(count: int) -> dict:
     from digest.core import build_core
     from digest.delivery import run
     from digest.delivery.plan import plan_batches
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
     from digest.store.models import Issue
 
     core = build_core()
@@ -458,7 +458,7 @@ def child_bare(count: int) -> dict:
     from digest.delivery import run
     from digest.delivery.providers.base import Recipient
     from digest.delivery.sender import _RecipientRow
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
 
     core = build_core()
     issue = find_issue(core, Week.parse(WEEK))

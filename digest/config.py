@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -102,7 +101,8 @@ class Settings(BaseSettings):
     def require_secret_key(self) -> str:
         """The key that signs links and forms, refused when missing, short or a documented example."""
         how = "put a long random value in .env (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-        value = self.secret_key.get_secret_value().strip() if self.secret_key is not None else ""
+        raw = self.secret_key.get_secret_value() if self.secret_key is not None else ""
+        value = raw.strip()
         if not value:
             raise ConfigError("environment", "DIGEST_SECRET_KEY", f"is not set; {how}")
         if value in EXAMPLE_SECRET_KEYS:
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
                 f"is {len(value)} characters long; it needs at least {SECRET_KEY_MIN_LENGTH} "
                 f"(anyone who guesses it can forge unsubscribe and confirm links); {how}",
             )
-        return self.secret_key.get_secret_value()
+        return raw
 
     def old_secret_key_list(self) -> list[str]:
         if self.old_secret_keys is None:
@@ -122,7 +122,9 @@ class Settings(BaseSettings):
         return [k.strip() for k in self.old_secret_keys.get_secret_value().split(",") if k.strip()]
 
 
-def load_settings(**overrides) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and .env; `overrides` are field values (or pydantic-settings'
+    own `_env_file`) by name, of whatever type each takes: Settings validates them."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -309,7 +311,7 @@ class NewsletterConfig(_Strict):
         return str(path)
 
 
-def _format_location(loc: tuple) -> str:
+def _format_location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for p in loc:
         if isinstance(p, int):
@@ -350,7 +352,3 @@ def load_newsletter(path: Path | str | None = None) -> NewsletterConfig:
         if not key:  # model-level validators put the key in the message
             key, _, msg = msg.partition(": ")
         raise ConfigError(str(path), key, msg) from None
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

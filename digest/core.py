@@ -1,6 +1,8 @@
-"""The one core object: settings, newsletter, store and provider, built in one place.
+"""The one core object (`Digest`, named `core` where it is held): settings, newsletter, store, provider
+and links, built in one place (`build_core`).
 
-The CLI, the web app and the scheduler each call `build_core()` and stay thin.
+The CLI, the web app and the scheduler each call `build_core()` and hand the core to the use cases
+(digest.jobs); the layers below get only the pieces they need (sessions, config sections, links, a clock).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
 from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
+from digest.email.links import Links
 from digest.store import db
 from digest.store.models import utcnow
 from digest.summarize import SummaryLimits
@@ -46,11 +49,15 @@ class Digest:
     def summary_limits(self) -> SummaryLimits:
         return summary_limits(self.config)
 
+    @property
+    def links(self) -> Links:
+        return Links(self.settings.base_url)
+
     def url(self, path: str) -> str:
-        return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
+        return self.links.url(path)
 
     def issue_url(self, slug: str) -> str:
-        return issue_url(self.settings.base_url, slug)
+        return self.links.issue_url(slug)
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
         return self.url(f"unsubscribe/{self.tokens.make('unsubscribe', subscriber)}")
@@ -70,12 +77,6 @@ class Digest:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def issue_url(base_url: str, slug: str) -> str:
-    """An issue's page on the site: its archive page and the "view in a browser" link of its mail.
-    A function of its own, so that `digest render` (no store, so no core) makes the same link."""
-    return base_url.rstrip("/") + f"/issues/{slug}"
 
 
 def build_core(

@@ -2,8 +2,8 @@
 
 Jobs have fixed ids and are added with replace_existing=True, so restarting the process (or running
 `digest schedule` after editing the schedule) never duplicates them. APScheduler 3 has no locking
-between processes: two schedulers on one database would both fire. What keeps a period to one send is
-the store: one issue row per period (a unique key) and the batches' compare-and-set.
+between processes: two schedulers on one database would both fire. What keeps a week to one send is
+the store: one issue row per week (a unique key) and the batches' compare-and-set.
 
 Which issue a weekly run sends: what was published since the end of the last sent issue's window (see
 `digest.content.compose`), filed under the ISO week of the day before the run. With the default Monday 08:00
@@ -19,17 +19,19 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from types import FrameType
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobEvent
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import NewsletterConfig
-from digest.content.compose import default_period
+from digest.content.periods import default_week
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
 from digest.errors import ConfigError, NothingToSend
@@ -79,8 +81,9 @@ def previous_fire_time(config: NewsletterConfig, now: datetime) -> datetime | No
     return latest
 
 
-def next_fire_times(trigger, count: int, now: datetime) -> list[datetime]:
-    times, previous = [], None
+def next_fire_times(trigger: BaseTrigger, count: int, now: datetime) -> list[datetime]:
+    times: list[datetime] = []
+    previous = None
     moment = trigger.get_next_fire_time(None, now)
     while moment is not None and len(times) < count:
         times.append(moment)
@@ -118,7 +121,7 @@ def weekly_job() -> None:
         return
     late = now - scheduled
     grace = timedelta(hours=core.config.schedule.grace_hours)
-    week = default_period(scheduled, core.config)
+    week = default_week(scheduled, core.config.tz)
     if late > grace:
         # APScheduler's own misfire check normally catches this first; the core's clock decides too.
         log.warning(
@@ -151,14 +154,11 @@ def weekly_job() -> None:
 
 def resume_job() -> None:
     """At start: continue a send that a stop or crash left unfinished, if it is not stale."""
-    from sqlalchemy import select
-
+    from digest.jobs.issues import unfinished_sends
     from digest.jobs.weekly import send
-    from digest.store.models import Issue
 
     core = _current()
-    with core.sessions() as session:
-        unfinished = session.scalars(select(Issue).where(Issue.status == "sending").order_by(Issue.id)).all()
+    unfinished = unfinished_sends(core)
     grace = timedelta(hours=core.config.schedule.grace_hours)
     for issue in unfinished:
         age = core.now() - (issue.send_started_at or issue.created_at)
@@ -193,7 +193,7 @@ def resume_job() -> None:
 def _on_event(event: JobEvent) -> None:
     if event.code == EVENT_JOB_MISSED and event.job_id == WEEKLY_JOB:
         config = _current().config
-        week = default_period(event.scheduled_run_time, config)
+        week = default_week(event.scheduled_run_time, config.tz)
         log.warning(
             "weekly: issue %s not sent: the process was down at %s and came back after the %d-hour grace period",
             week,
@@ -204,7 +204,9 @@ def _on_event(event: JobEvent) -> None:
         log.error("%s: failed: %s", event.job_id, getattr(event, "exception", "unknown error"))
 
 
-def make_scheduler(core: Digest, scheduler_cls: type[BaseScheduler] = BlockingScheduler, **options) -> BaseScheduler:
+def make_scheduler(
+    core: Digest, scheduler_cls: type[BaseScheduler] = BlockingScheduler, **options: object
+) -> BaseScheduler:
     """A scheduler whose jobs live in the store's own database, with the two jobs added."""
     use_core(core)
     scheduler = scheduler_cls(
@@ -270,7 +272,7 @@ def install_signal_handlers(scheduler: BaseScheduler) -> None:
 
     from digest import shutdown
 
-    def stop(signum, _frame) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the work in hand, then stopping", signal.Signals(signum).name)
         shutdown.requested.set()
         scheduler.shutdown(wait=True)

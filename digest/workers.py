@@ -12,16 +12,23 @@ import asyncio
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
+from multiprocessing.context import BaseContext
+from typing import TypeVar, TypeVarTuple
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+Args = TypeVarTuple("Args")
 
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _context(preload: list[str]):
+def _context(preload: list[str]) -> BaseContext:
     """fork when this is the only thread: workers start in milliseconds with everything imported.
     With other threads about (a scheduler, a web server), a fork could copy a lock one of them holds,
     so workers come from a forkserver instead, which imports the `preload` modules (the jobs' own) once."""
@@ -55,7 +62,7 @@ class Cpu:
         if self.workers > 0:
             self._executor().submit(int).result()
 
-    async def run(self, fn, *args):
+    async def run(self, fn: Callable[[*Args], T], *args: *Args) -> T:
         if self.workers <= 0:
             return fn(*args)
         try:
@@ -63,7 +70,7 @@ class Cpu:
         except BrokenProcessPool:
             raise self._crashed("parsing it") from None
 
-    def map(self, fn, items) -> list:
+    def map(self, fn: Callable[[Item], T], items: Iterable[Item]) -> list[T]:
         """`fn` of each item, in order, from synchronous code (no event loop needed)."""
         if self.workers <= 0:
             return [fn(item) for item in items]

@@ -1,4 +1,4 @@
-"""`digest build` and `digest render`, run as real commands, and the placeholders in delivered mail."""
+"""`digest build` and `digest render` run as the command line, and the placeholders in delivered mail."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from email import message_from_bytes, policy
 
 from digest.content.periods import Week
-from digest.core import issue_url
 from digest.email import placeholders
+from digest.email.links import Links
 from digest.store.models import Issue
 from tests.cli_helpers import run_cli
 from tests.conftest import ROOT, SAMPLE_WEEK
@@ -24,7 +24,7 @@ def test_render_writes_the_three_files_from_json_content(cli_env, tmp_path):
     assert mjml.startswith("<mjml") and "{{" not in mjml and "{%" not in mjml
     assert "The Meridian Review" in text and "1200 Harbor Street" in text
     # The "view in a browser" link is the one the issue would have if it were stored under the file's name.
-    assert f'href="{issue_url("https://news.example.org", "issue-30")}"' in html
+    assert f'href="{Links("https://news.example.org").issue_url("issue-30")}"' in html
     # The preview beside them has every placeholder filled with a sample value.
     assert placeholders.leftover((out / "preview.html").read_text()) == []
 

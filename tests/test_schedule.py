@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from digest import schedule
 from digest.config import load_newsletter
-from digest.content.compose import default_period
-from digest.content.periods import Week
+from digest.content.periods import Week, default_week
 from digest.core import build_core
 from digest.store.models import Issue
 from subscribers.store import import_csv
@@ -83,8 +82,8 @@ def test_spring_forward_keeps_the_local_hour_in_berlin():
 
 def test_a_monday_run_files_the_week_that_just_ended():
     config = load_newsletter(EXAMPLE_CONFIG)
-    assert default_period(at("2026-11-30T08:00"), config) == Week(2026, 48)
-    assert default_period(at("2026-11-27T17:00"), config) == Week(2026, 48)  # a Friday send: its own week
+    assert default_week(at("2026-11-30T08:00"), config.tz) == Week(2026, 48)
+    assert default_week(at("2026-11-27T17:00"), config.tz) == Week(2026, 48)  # a Friday send: its own week
 
 
 def test_the_jobs_have_fixed_ids_and_are_not_duplicated_by_a_restart(sample_core):

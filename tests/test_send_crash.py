@@ -131,10 +131,12 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(env, fake, setti
 
 
 def test_a_second_send_while_one_runs_is_refused(env, fake, tmp_path):
-    fake.set_schedule(lambda n: ("delay", 3.0) if n == 1 else "accept")
+    # The first send's first request is held until the second has run, however slow its start.
+    fake.set_schedule(lambda n: ("delay", 120.0) if n == 1 else "accept")
     first = start_send(env, tmp_path)
     assert fake.wait_for_requests(1)
     second = run_send(env, tmp_path, "--resume")
+    fake.release()
     assert second.returncode == 1
     assert f"issue {SAMPLE_WEEK} is being sent by another process" in second.stderr
     first.communicate(timeout=60)

@@ -50,10 +50,10 @@ def closing_cores() -> Iterator[None]:
 
 
 def week_or_default(core: Digest, week: str | None) -> Week:
-    """--week, or the period of the issue `digest build` makes now without one (see digest.content.compose)."""
-    from digest.content.compose import default_period
+    """--week, or the week of the issue `digest build` makes now without one (digest.jobs.issues.issue_week)."""
+    from digest.jobs.issues import issue_week
 
-    return Week.parse(week) if week else default_period(core.now(), core.config)
+    return issue_week(core, Week.parse(week) if week else None)
 
 
 def week_or_window(week: str | None) -> Week | None:

@@ -142,7 +142,7 @@ def send(
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
     from digest.cli import send_report
-    from digest.jobs.weekly import find_issue
+    from digest.jobs.issues import find_issue
 
     if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
         raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")

@@ -88,12 +88,10 @@ def write_issue_files(issue: IssueParts, folder: Path) -> Path:
 
 
 def size_line(html: str, path: Path) -> str:
-    from digest.email.render import GMAIL_CLIP_BYTES
+    from digest.email.render import GMAIL_CLIP_BYTES, GMAIL_CLIP_KB
 
     size = len(html.encode())
     line = f"rendered issue: {path} ({size / 1024:.0f} KB)"
     if size > GMAIL_CLIP_BYTES:
-        line += (
-            f" [yellow]over {GMAIL_CLIP_BYTES // 1000} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
-        )
+        line += f" [yellow]over {GMAIL_CLIP_KB} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
     return line

@@ -39,7 +39,7 @@ def subscribers_import(
     ] = False,
 ) -> None:
     """Import subscribers from CSV: bad rows are reported by line and skipped, duplicates merged."""
-    from digest.cli.usecases import import_subscribers
+    from digest.jobs.audience import import_subscribers
 
     report = import_subscribers(open_core(), file, force_consent=force_consent)
     for rejected in report.rejected:
@@ -62,7 +62,7 @@ def subscribers_add(
     ] = False,
 ) -> None:
     """Add one subscriber as active."""
-    from digest.cli.usecases import add_subscriber
+    from digest.jobs.audience import add_subscriber
     from subscribers.store import InvalidName, clean_name
 
     core = open_core()
@@ -85,7 +85,7 @@ def subscribers_export(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
     """Export subscribers with their consent record as CSV (streamed)."""
-    from digest.cli.usecases import export_subscribers
+    from digest.jobs.audience import export_subscribers
 
     core = open_core()
     if file is None:
@@ -104,7 +104,7 @@ def subscribers_export(
 @app.command("count")
 def subscribers_count(as_json: JsonObject = False) -> None:
     """Count subscribers by status."""
-    from digest.cli.usecases import count_subscribers
+    from digest.jobs.audience import count_subscribers
 
     counts = count_subscribers(open_core())
     total = sum(counts.values())
@@ -122,11 +122,11 @@ def subscribers_show(
     as_json: JsonObject = False,
 ) -> None:
     """One subscriber: consent record, preferences and the history of status changes."""
-    from digest.cli.usecases import subscriber_history
+    from digest.cli.usecases import subscriber_shown
 
     core = open_core()
     address = _address(email)
-    subscriber = subscriber_history(core, address)
+    subscriber = subscriber_shown(core, address)
     if subscriber is None:
         raise UsageError(f"no subscriber {address}; `digest subscribers list` shows who there is")
     if as_json:
@@ -151,19 +151,15 @@ def subscribers_remove(
     ] = False,
 ) -> None:
     """Unsubscribe someone (kept with their history), or erase them for good with --erase."""
-    from digest.cli.usecases import erase_subscriber, remove_subscriber
+    from digest.jobs.audience import remove_subscriber
 
     core = open_core()
-    address = _address(email)
+    removed = remove_subscriber(core, _address(email), erase=erase)
     if erase:
-        found = erase_subscriber(core, address)
-        message = f"{address}: erased; its hash stays as a suppression" + ("" if found else " (was not a subscriber)")
+        found = "" if removed.found else " (was not a subscriber)"
+        out.print(f"{removed.address}: erased; its hash stays as a suppression{found}", highlight=False)
     else:
-        status = remove_subscriber(core, address)
-        if status is None:
-            raise UsageError(f"no subscriber {address}; use --erase to suppress an address we never had")
-        message = f"{address}: {status}"
-    out.print(message, highlight=False)
+        out.print(f"{removed.address}: {removed.status}", highlight=False)
 
 
 @app.command("list")
@@ -173,12 +169,12 @@ def subscribers_list(
     as_json: JsonLines = False,
 ) -> None:
     """List subscribers."""
-    from digest.cli.usecases import list_subscribers
+    from digest.cli.usecases import subscriber_lines
     from subscribers.models import STATUSES
 
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
-    rows = list_subscribers(open_core(), status, limit)
+    rows = subscriber_lines(open_core(), status, limit)
     if as_json:
         for s in rows:
             print_json(s)

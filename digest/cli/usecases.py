@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self
 
 from digest.config import load_newsletter, load_settings
 from digest.errors import ConfigError, UsageError
@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # the commands import this module at start; what they use is 
     from digest.core import Digest
     from digest.email.render import Rendered
     from subscribers.models import Subscriber, SubscriberChange
-    from subscribers.store import ImportReport
 
 # --- sources ----------------------------------------------------------------------------------------
 
@@ -44,13 +43,8 @@ class SourceState:
 
 def source_states(core: Digest, week: Week) -> list[SourceState]:
     """Every source of the newsletter file, in file order (the store's rows made to match it first)."""
-    from digest.gather.run import sync_sources
-    from digest.gather.status import source_statuses
+    from digest.jobs.sources import sources_in_week
 
-    start, end = week.window(core.config.tz)
-    with core.sessions.begin() as session:
-        sync_sources(session, core.config)
-        rows = source_statuses(session, [s.name for s in core.config.sources], start, end)
     return [
         SourceState(
             r.name,
@@ -63,7 +57,7 @@ def source_states(core: Digest, week: Week) -> list[SourceState]:
             r.articles_this_week,
             r.articles_total,
         )
-        for r in rows
+        for r in sources_in_week(core, week).sources
     ]
 
 
@@ -133,7 +127,7 @@ def render_document(path: Path) -> RenderedDocument:
     """Content given as a JSON file, rendered with the newsletter's templates; the store is not used.
     The view link is the one the issue would have if it were stored under the file's name."""
     from digest.content.compose import content_from_document, subject_for
-    from digest.core import issue_url
+    from digest.email.links import Links
     from digest.email.render import render_issue
 
     try:
@@ -151,7 +145,7 @@ def render_document(path: Path) -> RenderedDocument:
         content,
         subject=doc.get("title") or subject_for(config, content),
         preheader=content["top"].get("teaser") or content["top"].get("dek") or "",
-        view_url=issue_url(settings.base_url, slug),
+        view_url=Links(settings.base_url).issue_url(slug),
         slug=slug,
     )
     count = 1 + sum(len(s["articles"]) for s in content["sections"])
@@ -169,12 +163,13 @@ def upgrade_store(core: Digest) -> str | None:
     return db.current_revision(core.engine)
 
 
-# --- the audience -----------------------------------------------------------------------------------
+# --- the audience ---------------------------------------------------------------------------------
+# The work is digest.jobs.audience's; these turn its rows into the records the commands print.
 
 
 @dataclass(frozen=True)
-class SubscriberRecord:
-    """A subscriber with their consent record and preferences."""
+class SubscriberLine:
+    """A subscriber with their consent record and preferences: one line of `subscribers list --json`."""
 
     id: int
     email: str
@@ -220,87 +215,23 @@ class StatusChange:
 
 
 @dataclass(frozen=True)
-class SubscriberHistory(SubscriberRecord):
-    """A subscriber and every change of their status, oldest first."""
+class SubscriberShown(SubscriberLine):
+    """What `subscribers show` prints: the subscriber and every change of their status, oldest first."""
 
     history: list[StatusChange] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Added:
-    outcome: str  # added, updated, unchanged, reactivated or kept_out
-    status: str  # the subscriber's status now ("erased": only the hash of an erased address is left)
+def subscriber_lines(core: Digest, status: str | None, limit: int | None) -> list[SubscriberLine]:
+    from digest.jobs.audience import list_subscribers
+
+    return [SubscriberLine.of(s) for s in list_subscribers(core, status, limit)]
 
 
-def add_subscriber(core: Digest, address: str, name: str | None, *, force_consent: bool) -> Added:
-    from subscribers.store import add
+def subscriber_shown(core: Digest, address: str) -> SubscriberShown | None:
+    from digest.jobs.audience import show_subscriber
 
-    with core.sessions.begin() as session:
-        subscriber, outcome = add(
-            session,
-            address,
-            name,
-            now=core.now(),
-            force_consent=force_consent,
-            cause="added with digest subscribers add",
-        )
-        return Added(outcome, subscriber.status if subscriber else "erased")
-
-
-def import_subscribers(core: Digest, path: Path, *, force_consent: bool) -> ImportReport:
-    from subscribers.store import import_csv
-
-    with core.sessions.begin() as session:
-        return import_csv(session, path, now=core.now(), force_consent=force_consent)
-
-
-def export_subscribers(core: Digest, handle: IO[str], status: str | None) -> int:
-    from subscribers.store import export_csv
-
-    with core.sessions() as session:
-        return export_csv(session, handle, status)
-
-
-def count_subscribers(core: Digest) -> dict[str, int]:
-    from subscribers.store import count_by_status
-
-    with core.sessions() as session:
-        return count_by_status(session)
-
-
-def list_subscribers(core: Digest, status: str | None, limit: int | None) -> list[SubscriberRecord]:
-    from subscribers import store
-
-    with core.sessions() as session:
-        return [SubscriberRecord.of(s) for s in store.list_subscribers(session, status, limit)]
-
-
-def subscriber_history(core: Digest, address: str) -> SubscriberHistory | None:
-    from subscribers.store import find, history
-
-    with core.sessions() as session:
-        subscriber = find(session, address)
-        if subscriber is None:
-            return None
-        changes = [StatusChange.of(c) for c in history(session, subscriber)]
-        return replace(SubscriberHistory.of(subscriber), history=changes)
-
-
-def remove_subscriber(core: Digest, address: str) -> str | None:
-    """Unsubscribe them (kept with their history); returns their status now, None if there is no such subscriber."""
-    from subscribers import store
-
-    with core.sessions.begin() as session:
-        subscriber = store.find(session, address)
-        if subscriber is None:
-            return None
-        store.unsubscribe(session, subscriber, "removed with digest subscribers remove", now=core.now())
-        return subscriber.status
-
-
-def erase_subscriber(core: Digest, address: str) -> bool:
-    """Delete their personal data, keeping a hash of the address as a suppression; False if we never had them."""
-    from subscribers import store
-
-    with core.sessions.begin() as session:
-        return store.erase(session, address, now=core.now())
+    record = show_subscriber(core, address)
+    if record is None:
+        return None
+    history = [StatusChange.of(c) for c in record.history]
+    return replace(SubscriberShown.of(record.subscriber), history=history)

@@ -18,41 +18,45 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.config import NewsletterConfig
-from digest.content.periods import Week
+from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries, summary_limits
 from digest.errors import NothingToSend, UsageError
 from digest.store.models import Article, Issue
 
+# An issue's content: the JSON document stored on the issue (and given to `digest render`).
+Content = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class Window:
-    period: Week
+    """What an issue holds: the articles published in [start, end), filed under `week`."""
+
+    week: Week
     start: datetime  # UTC, inclusive
     end: datetime  # UTC, exclusive
+
+    @classmethod
+    def of_week(cls, week: Week, tz: tzinfo) -> Window:
+        return cls(week, *week.window(tz))
 
 
 @dataclass(frozen=True)
 class Composed:
     issue: Issue
-    created: bool  # False when the period's issue was already sending or sent and was left as it was
-
-
-def default_period(now: datetime, config: NewsletterConfig) -> Week:
-    """The period of an issue built now without --week: the ISO week of yesterday, local time."""
-    return Week.containing(now - timedelta(days=1), config.tz)
+    created: bool  # False when the week's issue was already sending or sent and was left as it was
 
 
 def issue_window(session: Session, config: NewsletterConfig, week: Week | None, *, now: datetime) -> Window:
     if week is not None:
-        start, end = week.window(config.tz)
-        return Window(week, start, end)
+        return Window.of_week(week, config.tz)
     start = now - timedelta(days=config.issue.window_days)
     if config.issue.window == "since_last_sent":
         last = session.scalars(
@@ -60,10 +64,23 @@ def issue_window(session: Session, config: NewsletterConfig, week: Week | None, 
         ).first()
         if last is not None:
             start = last.window_end
-    return Window(default_period(now, config), start, now)
+    return Window(default_week(now, config.tz), start, now)
 
 
-def article_card(article: Article) -> dict:
+def articles_in_window(
+    session: Session, start: datetime, end: datetime, *, sections: Collection[str] | None = None
+) -> list[Article]:
+    """The articles published in [start, end), newest first; with `sections`, only those sections' articles.
+
+    The one query of a window's articles: an issue's content takes its sections only (`sections`), an
+    editor's list of the week takes every article."""
+    query = select(Article).where(Article.published_at >= start, Article.published_at < end)
+    if sections is not None:
+        query = query.where(Article.section.in_(sections))
+    return list(session.scalars(query.order_by(Article.published_at.desc(), Article.id.desc())))
+
+
+def article_card(article: Article) -> dict[str, Any]:
     return {
         "id": article.id,
         "title": article.title,
@@ -96,31 +113,26 @@ def compose_content(
     *,
     top_article_id: int | None = None,
     left_out: Collection[int] = (),
-) -> dict:
+) -> Content:
     """The issue's content; `left_out`: ids of articles an editor left out of the issue.
 
     The chosen articles' summaries are brought up to date on their rows: the caller commits them
     (or not: a read-only caller makes them again next time).
     """
     if isinstance(window, Week):
-        window = Window(window, *window.window(config.tz))
+        window = Window.of_week(window, config.tz)
     start, end = window.start, window.end
-    articles = session.scalars(
-        select(Article)
-        .where(Article.published_at >= start, Article.published_at < end, Article.section.in_(config.sections))
-        .order_by(Article.published_at.desc(), Article.id.desc())
-    ).all()
+    articles = articles_in_window(session, start, end, sections=config.sections)
     if not articles:
         raise NothingToSend(
-            f"no new articles in {window.period} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); "
-            "no issue composed"
+            f"no new articles in {window.week} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); no issue composed"
         )
     if top_article_id is not None and top_article_id in left_out:
         raise UsageError(f"article {top_article_id} is pinned as the top story but left out; put it back or unpin it")
     left_out = set(left_out)
     articles = [a for a in articles if a.id not in left_out]
     if not articles:
-        raise UsageError(f"every article of {window.period} is left out; put at least one back")
+        raise UsageError(f"every article of {window.week} is left out; put at least one back")
     by_section: dict[str, list[Article]] = {name: [] for name in config.sections}
     for article in articles:
         by_section[article.section].append(article)
@@ -128,7 +140,7 @@ def compose_content(
         top = next((a for a in articles if a.id == top_article_id), None)
         if top is None:
             raise UsageError(
-                f"article {top_article_id} cannot be the top story of {window.period}: it is not one of the "
+                f"article {top_article_id} cannot be the top story of {window.week}: it is not one of the "
                 f"issue's articles (published {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC in a section)"
             )
     else:
@@ -142,7 +154,7 @@ def compose_content(
     issue_date = end.astimezone(config.tz).date()
     return {
         "title": config.name,
-        "period": str(window.period),
+        "period": str(window.week),
         "date": issue_date.isoformat(),
         "date_display": _display_date(issue_date),
         "intro": "",
@@ -151,7 +163,7 @@ def compose_content(
     }
 
 
-def subject_for(config: NewsletterConfig, content: dict) -> str:
+def subject_for(config: NewsletterConfig, content: Content) -> str:
     top_title = content["top"]["title"] if content.get("top") else ""
     return config.issue.subject.format(name=config.name, top_title=top_title, date=content["date"])
 
@@ -171,7 +183,7 @@ def compose_issue(
     the newest article of the first section.
     """
     window = issue_window(session, config, week, now=now)
-    issue = session.scalars(select(Issue).where(Issue.period == str(window.period))).first()
+    issue = session.scalars(select(Issue).where(Issue.period == str(window.week))).first()
     if issue is not None and issue.status != "draft":
         if pin is not None or unpin:
             raise UsageError(f"issue {issue.period} is {issue.status}; its top story can no longer change")
@@ -180,7 +192,7 @@ def compose_issue(
     left_out = list(issue.left_out or []) if issue else []
     content = compose_content(session, config, window, top_article_id=top_article_id, left_out=left_out)
     values = {
-        "slug": window.period.slug,
+        "slug": window.week.slug,
         "window_start": window.start,
         "window_end": window.end,
         "subject": subject_for(config, content),
@@ -193,7 +205,7 @@ def compose_issue(
         "rendered_at": None,
     }
     if issue is None:
-        issue = Issue(period=str(window.period), status="draft", created_at=now, **values)
+        issue = Issue(period=str(window.week), status="draft", created_at=now, **values)
         session.add(issue)
     else:
         for key, value in values.items():
@@ -205,7 +217,7 @@ def compose_issue(
 # --- content given as JSON (`digest render ISSUE.json`) --------------------------------------
 
 
-def content_from_document(doc: object, config: NewsletterConfig, *, source: str | Path = "ISSUE.json") -> dict:
+def content_from_document(doc: object, config: NewsletterConfig, *, source: str | Path = "ISSUE.json") -> Content:
     """Check and complete content given as JSON; only each article's title and url are required.
 
     Without a `top`, the first article of the first section becomes the top story, as in a composed
@@ -221,7 +233,7 @@ def content_from_document(doc: object, config: NewsletterConfig, *, source: str 
     if not isinstance(sections_in, list):
         raise bad("sections", 'must be a list of {"name", "articles": [...]}')
 
-    def article(value: object, where: str, section: str) -> dict:
+    def article(value: object, where: str, section: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise bad(where, "must be an object with at least 'title' and 'url'")
         for key in ("title", "url"):

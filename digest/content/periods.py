@@ -1,4 +1,7 @@
-"""Issue periods: an ISO week such as 2026-W48, and its window in the newsletter's timezone."""
+"""An issue's week: an ISO week such as 2026-W48, and its window (UTC span) in the newsletter's timezone.
+
+`default_week` is the one answer to "which week, when none is given": the week of yesterday.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +53,9 @@ class Week:
         end = datetime.combine(self.monday + timedelta(days=7), datetime.min.time(), tzinfo=tz)
         return start.astimezone(UTC), end.astimezone(UTC)
 
-    def previous(self) -> Week:
-        iso = (self.monday - timedelta(days=7)).isocalendar()
-        return Week(iso.year, iso.week)
+
+def default_week(now: datetime, tz: tzinfo) -> Week:
+    """The week of an issue built at `now` without --week: the ISO week of yesterday, local time.
+
+    The weekly job runs on Monday morning, so Monday's issue is the week that just ended."""
+    return Week.containing(now - timedelta(days=1), tz)

@@ -46,11 +46,11 @@ def summary_marker(content_hash: str, limits: SummaryLimits) -> str:
     return hashlib.sha256(made_with.encode()).hexdigest()
 
 
-def summary_values(s: Summary, content_hash: str, dek: str | None, limits: SummaryLimits) -> dict:
+def summary_values(s: Summary, content_hash: str, dek: str | None, limits: SummaryLimits) -> dict[str, object]:
     """The article columns a summary fills in, marked as made from `content_hash` with `limits`.
 
     A dek that only repeats the teaser is dropped, so a card does not say the same thing twice."""
-    values = {
+    values: dict[str, object] = {
         "teaser": s.teaser or None,
         "excerpt": s.excerpt or None,
         "pull_quote": s.pull_quote,

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import html
 import re
+from typing import TypeVar, cast
+
+_Content = TypeVar("_Content")
 
 NAMES = ("unsubscribe_url", "preferences_url", "first_name")
 _PATTERN = re.compile(r"%%([a-z_]+)%%")
@@ -52,20 +55,24 @@ def neutralize_url(url: str) -> str:
     return _STRAY_PERCENT.sub("%25", url) if "%" in url else url
 
 
-def _is_url_key(key) -> bool:
+def _is_url_key(key: object) -> bool:
     return isinstance(key, str) and (key == "url" or key.endswith("_url") or key in ("link", "href", "src"))
 
 
-def neutralize(value, *, url: bool = False):
+def neutralize(value: _Content, *, url: bool = False) -> _Content:
     """`value` (a string, or lists and dicts of them, as issue content is) with no token in any string.
 
     Strings under a key named `url`, `*_url`, `link`, `href` or `src` are treated as URLs."""
+    return cast(_Content, _neutralized(value, url))  # the same shape, strings replaced
+
+
+def _neutralized(value: object, url: bool) -> object:
     if isinstance(value, str):
         return neutralize_url(value) if url else neutralize_text(value)
     if isinstance(value, dict):
-        return {k: neutralize(v, url=_is_url_key(k)) for k, v in value.items()}
+        return {k: _neutralized(v, _is_url_key(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(neutralize(v, url=url) for v in value)
+        return type(value)(_neutralized(v, url) for v in value)
     return value
 
 
@@ -77,9 +84,9 @@ def fill(text: str, values: dict[str, str], *, html_part: bool) -> str:
 
     safe = neutralize(values)  # a subscriber's name is content too
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         if match[1] not in safe:
-            return match[0]
+            return str(match[0])
         value = safe[match[1]]
         return html.escape(value, quote=True) if html_part else value
 

@@ -3,7 +3,7 @@
 The plain-text part comes from its own template over the same data. Per-recipient values stay as
 placeholders (see `digest.email.placeholders`). A template error names the file and line.
 
-Size: Gmail clips messages over about 102 KB, so premailer inlines only the rules of the templates'
+Size: Gmail clips messages over 102 KB (`GMAIL_CLIP_BYTES`), so premailer inlines only the rules of the templates'
 `<mj-style inline="inline">` blocks (as the official MJML does); every other `<style>` (MJML's own
 resets, media queries, dark mode) is marked `data-premailer="ignore"` and stays in <head> only.
 Left alone, premailer would copy MJML's reset rules onto every table and cell.
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
@@ -21,13 +23,16 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from digest.config import NewsletterConfig
+from digest.content.compose import Content
 from digest.email import placeholders
+from digest.email.templates import template_environment
 from digest.errors import TemplateError
 
 MJML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
-# Gmail clips a message's HTML beyond about 102 KB; an issue should stay at or under this.
-GMAIL_CLIP_BYTES = 100_000
+# Gmail clips a message whose HTML is over 102 KB; an issue should stay at or under this.
+GMAIL_CLIP_KB = 102
+GMAIL_CLIP_BYTES = GMAIL_CLIP_KB * 1024
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
 
@@ -41,6 +46,10 @@ log = logging.getLogger(__name__)
 _INLINE_MJ_STYLE = re.compile(r"<mj-style\b[^>]*\binline=[\"']inline[\"'][^>]*>(.*?)</mj-style>", re.S | re.I)
 _STYLE = re.compile(r"<style\b([^>]*)>(.*?)</style>", re.S | re.I)
 _COMMENT = re.compile(r"(<!--.*?-->)", re.S)
+
+
+# What the templates are given (the issue's content, made safe, and the newsletter's settings).
+Context = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
             raise TemplateError(
                 f"{config.path}: templates_dir {str(folder)!r} is not a folder; create it or fix the path"
             )
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        autoescape=lambda name: not (name or "").endswith(".txt.j2"),  # noqa: S701 (the text part is not HTML)
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return template_environment(dirs)
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ def with_utm(url: str, campaign: str, source: str, medium: str = "email") -> str
 # --- the template context -----------------------------------------------------------------------
 
 
-def _image(image: dict | None, title: str) -> dict | None:
+def _image(image: dict[str, Any] | None, title: str) -> dict[str, Any] | None:
     if not image or not image.get("url"):
         return None
     width, height = image.get("width"), image.get("height")
@@ -107,7 +109,7 @@ def _image(image: dict | None, title: str) -> dict | None:
     }
 
 
-def _card(card: dict, link) -> dict:
+def _card(card: dict[str, Any], link: Callable[[str], str]) -> dict[str, Any]:
     dek, teaser, excerpt = (card.get(k) or "" for k in ("dek", "teaser", "excerpt"))
     # The line under the headline is the dek, or the teaser when there is none; the teaser then
     # stands in for a missing excerpt only if it was not already used above.
@@ -129,7 +131,9 @@ def _card(card: dict, link) -> dict:
     }
 
 
-def context(config: NewsletterConfig, content: dict, *, subject: str, preheader: str, view_url: str, slug: str) -> dict:
+def context(
+    config: NewsletterConfig, content: Content, *, subject: str, preheader: str, view_url: str, slug: str
+) -> Context:
     source = utm_source(config)
 
     def link(url: str) -> str:
@@ -160,13 +164,14 @@ def context(config: NewsletterConfig, content: dict, *, subject: str, preheader:
 # --- the stages ---------------------------------------------------------------------------------
 
 
-def _render_template(env: jinja2.Environment, name: str, ctx: dict) -> str:
+def _render_template(env: jinja2.Environment, name: str, ctx: Context) -> str:
     try:
         return env.get_template(name).render(ctx)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"template {exc.name!r} not found in {[str(d) for d in env.loader.searchpath]}") from None
+        searched = env.loader.searchpath if isinstance(env.loader, jinja2.FileSystemLoader) else []
+        raise TemplateError(f"template {exc.name!r} not found in {[str(d) for d in searched]}") from None
     except jinja2.TemplateError as exc:  # UndefinedError and the rest: the failing template's frame says where
         raise TemplateError(f"{_template_line(exc) or name}: {exc.message}") from None
 
@@ -182,11 +187,11 @@ def _template_line(exc: Exception) -> str:
     return where
 
 
-def render_mjml(env: jinja2.Environment, ctx: dict) -> str:
+def render_mjml(env: jinja2.Environment, ctx: Context) -> str:
     return _render_template(env, MJML_TEMPLATE, ctx)
 
 
-def render_text(env: jinja2.Environment, ctx: dict) -> str:
+def render_text(env: jinja2.Environment, ctx: Context) -> str:
     return _render_template(env, TEXT_TEMPLATE, ctx)
 
 
@@ -211,10 +216,10 @@ def inline_styles(mjml_source: str) -> list[str]:
 def _mark_ignored(html: str, inline: list[str]) -> str:
     keep = set(inline)
 
-    def mark(match: re.Match) -> str:
+    def mark(match: re.Match[str]) -> str:
         attrs, css = match[1], match[2]
         if css.strip() in keep or "data-premailer" in attrs:
-            return match[0]
+            return str(match[0])
         return f'<style{attrs} data-premailer="ignore">{css}</style>'
 
     # Styles inside conditional comments (Outlook's) are not elements; leave them as they are.
@@ -224,7 +229,7 @@ def _mark_ignored(html: str, inline: list[str]) -> str:
 
 def inline_css(html: str, inline: list[str] | None = None) -> str:
     """premailer over the compiled HTML, inlining only the `inline` CSS blocks found in it."""
-    inlined = Premailer(
+    inlined: str = Premailer(
         _mark_ignored(html, inline or []),
         allow_network=False,
         keep_style_tags=True,
@@ -240,7 +245,7 @@ def inline_css(html: str, inline: list[str] | None = None) -> str:
     return inlined
 
 
-def render_context(config: NewsletterConfig, ctx: dict) -> Rendered:
+def render_context(config: NewsletterConfig, ctx: Context) -> Rendered:
     env = environment(config)
     mjml_source = render_mjml(env, ctx)
     template = env.get_template(MJML_TEMPLATE).filename or MJML_TEMPLATE
@@ -256,7 +261,7 @@ def render_context(config: NewsletterConfig, ctx: dict) -> Rendered:
 
 
 def render_issue(
-    config: NewsletterConfig, content: dict, *, subject: str, preheader: str, view_url: str, slug: str
+    config: NewsletterConfig, content: Content, *, subject: str, preheader: str, view_url: str, slug: str
 ) -> Rendered:
     ctx = context(config, content, subject=subject, preheader=preheader, view_url=view_url, slug=slug)
     return render_context(config, ctx)

@@ -8,7 +8,7 @@
                 (about 4x cheaper on the benchmark feeds; what it does not reproduce goes to feedparser)
     pages       an article page's main text and metadata (trafilatura), for pages and full text
     normalize   canonical URLs, sanitized HTML (nh3), UTC times, images
-    cpu         parsing on worker processes, off the event loop (and summaries, for digest.content.summaries)
+    work        what the worker processes (digest.workers) run: parsing and page extraction, off the event loop
     store       idempotent batched upsert (summaries are made later, when shown: digest.content.summaries)
     run         the whole gather; inspect   parse without the store; status   each source's state
 

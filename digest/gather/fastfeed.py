@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 from functools import cache, lru_cache
+from typing import Any, cast
 
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
@@ -32,6 +33,10 @@ _URI_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _ENTITY_LIKE = re.compile(r"&([A-Za-z0-9_]+);")
 _C1 = re.compile("[\x80-\x9f]")
 
+# An entry or feed dictionary shaped as feedparser's (whose own are untyped): each key holds what
+# feedparser puts there, a string, a list of attribute dictionaries or a time.struct_time.
+Entry = dict[str, Any]
+
 # The entry keys feeds._entry reads: an element feedparser files under one of them, in a way this
 # module does not reproduce, must send the feed to feedparser.
 _READ_KEYS = {
@@ -45,7 +50,7 @@ class Decline(Exception):
     """This document is for feedparser."""
 
 
-def read(body: bytes, content_type: str | None) -> tuple[str, dict, list[dict]] | None:
+def read(body: bytes, content_type: str | None) -> tuple[str, Entry, list[Entry]] | None:
     """(version, feed, entries) shaped as feedparser's result, or None when feedparser must read it."""
     if not _plain_utf8(body, content_type):
         return None
@@ -93,7 +98,7 @@ def _plain_utf8(body: bytes, content_type: str | None) -> bool:
 # --- What feedparser does to every piece of text it keeps (mixin.pop) ------------------------------
 
 
-def _text(element) -> str:
+def _text(element: etree._Element) -> str:
     """The element's text as feedparser keeps it; an element with elements inside is feedparser's."""
     if len(element):
         raise Decline
@@ -111,9 +116,10 @@ def _uri(value: str) -> str:
     return _URI_SLASHES.sub(r"\1\3", value)
 
 
-def _key(element) -> str:
+def _key(element: etree._Element) -> str:
     """feedparser's name for an element: the known prefix of its namespace and the lower-cased name."""
-    return _key_of(element.tag, element.prefix)
+    # A parsed tree's tags are str (bytes or a QName only when set by hand).
+    return _key_of(cast(str, element.tag), element.prefix)
 
 
 @lru_cache(maxsize=1024)
@@ -134,7 +140,7 @@ def _feedparser_knows(key: str) -> bool:
     return hasattr(_FeedParserMixin, f"_start_{key}") or hasattr(_FeedParserMixin, f"_end_{key}")
 
 
-def _harmless(element, key: str) -> None:
+def _harmless(element: etree._Element, key: str) -> None:
     """An element neither path reads: fine when feedparser files it where _entry never looks."""
     if _feedparser_knows(key) or key in _READ_KEYS or len(element):
         raise Decline
@@ -146,12 +152,12 @@ def _once(seen: set[str], what: str) -> None:
     seen.add(what)
 
 
-def _date(entry: dict, key: str, value: str) -> None:
+def _date(entry: Entry, key: str, value: str) -> None:
     entry[key] = value
     entry[f"{key}_parsed"] = _parse_date(value)
 
 
-def _author(entry: dict, name: str) -> None:
+def _author(entry: Entry, name: str) -> None:
     if "@" in name:
         raise Decline  # feedparser's e-mail splitting of "a@b.org (Name)" is its own
     entry["author"] = name
@@ -168,7 +174,7 @@ class _Media:
         self.summary_seen = self.content_seen = False
         self.description: str | None = None
 
-    def read(self, entry: dict, key: str, element, *, nested: bool = False) -> bool:
+    def read(self, entry: Entry, key: str, element: etree._Element, *, nested: bool = False) -> bool:
         attrs = {k.lower(): v for k, v in element.attrib.items()}
         if key == "media_content":
             entry.setdefault("media_content", []).append(attrs)
@@ -204,12 +210,12 @@ class _Media:
             raise Decline  # a summary after the media description replaces it: order-dependent
         self.summary_seen = True
 
-    def finish(self, entry: dict) -> None:
+    def finish(self, entry: Entry) -> None:
         if self.description is not None:
             entry["summary_detail"] = {"type": "text/html", "value": self.description}
 
 
-def _add_tag(entry: dict, term, scheme, label) -> None:
+def _add_tag(entry: Entry, term: str | None, scheme: str | None, label: str | None) -> None:
     tags = entry.setdefault("tags", [])
     if term or scheme or label:
         tag = {"term": term, "scheme": scheme, "label": label}
@@ -220,12 +226,12 @@ def _add_tag(entry: dict, term, scheme, label) -> None:
 # --- RSS 2.0 ------------------------------------------------------------------------------------
 
 
-def _rss(root) -> tuple[dict, list[dict]]:
+def _rss(root: etree._Element) -> tuple[Entry, list[Entry]]:
     channels = [child for child in root if child.tag == "channel"]
     if len(channels) != 1 or len(root) != 1:
         raise Decline
-    feed: dict = {}
-    entries = []
+    feed: Entry = {}
+    entries: list[Entry] = []
     seen: set[str] = set()
     for child in channels[0]:
         key = _key(child)
@@ -260,8 +266,8 @@ def _rss(root) -> tuple[dict, list[dict]]:
 _BARE = {"title", "description", "content_encoded", "pubdate", "dc_date", "author", "dc_creator"}
 
 
-def _rss_item(item) -> dict:
-    entry: dict = {}
+def _rss_item(item: etree._Element) -> Entry:
+    entry: Entry = {}
     seen: set[str] = set()
     description = content = None
     guid_is_link = False
@@ -339,14 +345,14 @@ def _rss_item(item) -> dict:
 _TEXT_TYPES = {"text": "text/plain", "html": "text/html", "text/plain": "text/plain", "text/html": "text/html"}
 
 
-def _text_construct(element) -> tuple[str, str]:
+def _text_construct(element: etree._Element) -> tuple[str, str]:
     kind = _TEXT_TYPES.get((element.get("type") or "text").lower())
     if kind is None or element.get("src") is not None or element.get("mode") is not None:
         raise Decline  # xhtml, other media types, out-of-line and base64 content
     return kind, _text(element)
 
 
-def _atom_link(child, holder: dict) -> None:
+def _atom_link(child: etree._Element, holder: Entry) -> None:
     if len(child) or (child.text or "").strip():
         raise Decline
     attrs = {k.lower(): (v.lower() if k.lower() in ("rel", "type") else v) for k, v in child.attrib.items()}
@@ -360,9 +366,9 @@ def _atom_link(child, holder: dict) -> None:
         holder["link"] = attrs["href"]
 
 
-def _atom(root) -> tuple[dict, list[dict]]:
-    feed: dict = {}
-    entries = []
+def _atom(root: etree._Element) -> tuple[Entry, list[Entry]]:
+    feed: Entry = {}
+    entries: list[Entry] = []
     seen: set[str] = set()
     for child in root:
         key = _key(child)
@@ -383,8 +389,8 @@ def _atom(root) -> tuple[dict, list[dict]]:
     return feed, entries
 
 
-def _atom_entry(element) -> dict:
-    entry: dict = {}
+def _atom_entry(element: etree._Element) -> Entry:
+    entry: Entry = {}
     seen: set[str] = set()
     summary = content = None
     media = _Media()
@@ -433,8 +439,8 @@ def _atom_entry(element) -> dict:
     return entry
 
 
-def _atom_author(entry: dict, element) -> None:
-    detail: dict = {}
+def _atom_author(entry: Entry, element: etree._Element) -> None:
+    detail: dict[str, str] = {}
     for part in element:
         key = _key(part)
         if len(part) or key not in ("name", "email", "uri") or key in detail:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import feedparser
 
@@ -33,6 +35,11 @@ from digest.gather.normalize import (
 from digest.gather.pages import looks_like_article, parse_page
 
 __all__ = ["NotAFeed", "ParsedArticle", "ParsedFeed", "parse_document", "parse_feed"]
+
+# An entry as feedparser makes it (its dictionaries are untyped) or as fastfeed copies one.
+FeedEntry = Mapping[str, Any]
+# An object of a JSON Feed, as json.loads gives it.
+JsonObject = dict[str, Any]
 
 # Feedparser's bozo exceptions that still leave a fully usable feed.
 _HARMLESS = (feedparser.CharacterEncodingOverride,)
@@ -105,7 +112,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning)
 
 
-def _credit(entry) -> str | None:
+def _credit(entry: FeedEntry) -> str | None:
     for credit in entry.get("media_credit") or []:
         value = credit.get("content") if isinstance(credit, dict) else None
         if value and value.strip():
@@ -113,7 +120,7 @@ def _credit(entry) -> str | None:
     return None
 
 
-def _image(entry, content_html: str | None, base: str) -> Image | None:
+def _image(entry: FeedEntry, content_html: str | None, base: str) -> Image | None:
     credit = _credit(entry)
     alt = None
     # feedparser files <media:description> (the image's alt text) under summary_detail, after the item's
@@ -140,7 +147,7 @@ def _image(entry, content_html: str | None, base: str) -> Image | None:
     return first_image(content_html, base)
 
 
-def _entry(entry, base: str) -> ParsedArticle | None:
+def _entry(entry: FeedEntry, base: str) -> ParsedArticle | None:
     link = entry.get("link")
     if not link:
         for candidate in entry.get("links") or []:
@@ -198,7 +205,7 @@ def _untitled(summary: str | None, content_html: str | None, url: str) -> str:
     return text if len(text) <= 120 else text[:117].rsplit(" ", 1)[0] + "…"
 
 
-def _author(entry) -> str | None:
+def _author(entry: FeedEntry) -> str | None:
     name = entry.get("author")
     detail = entry.get("author_detail") or {}
     if detail.get("name"):
@@ -235,11 +242,11 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     return ParsedFeed(fmt, clip(_str(data.get("title")), 500), articles)
 
 
-def _str(value) -> str | None:
+def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _json_authors(obj: dict) -> str | None:
+def _json_authors(obj: JsonObject) -> str | None:
     authors = obj.get("authors")
     if not isinstance(authors, list):
         authors = [obj["author"]] if isinstance(obj.get("author"), dict) else []
@@ -247,7 +254,7 @@ def _json_authors(obj: dict) -> str | None:
     return clip(", ".join(names), MAX_AUTHOR) if names else None
 
 
-def _json_item(item: dict, base: str, feed_authors: str | None) -> ParsedArticle | None:
+def _json_item(item: JsonObject, base: str, feed_authors: str | None) -> ParsedArticle | None:
     guid = _str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None)
     url = safe_canonical_url(_str(item.get("url")) or _str(item.get("external_url")), base)
     if not url and guid and guid.startswith(("http://", "https://")):
@@ -272,7 +279,7 @@ def _json_item(item: dict, base: str, feed_authors: str | None) -> ParsedArticle
                 if src:
                     image = Image(src, clip(_str(attachment.get("title")), 2000))
                     break
-    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    tags = item.get("tags")
     return ParsedArticle(
         title=clip(plain_text(_str(item.get("title")) or ""), 2000) or _untitled(summary, content_html, url),
         url=url,
@@ -282,7 +289,7 @@ def _json_item(item: dict, base: str, feed_authors: str | None) -> ParsedArticle
         summary=sanitize_html(summary) if summary else None,
         content_html=sanitize_html(content_html or summary),
         image=image or first_image(content_html, base),
-        categories=[clip(t, 200) for t in tags if isinstance(t, str) and t.strip()],
+        categories=[c for t in (tags if isinstance(tags, list) else []) if isinstance(t, str) and (c := clip(t, 200))],
     )
 
 

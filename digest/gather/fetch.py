@@ -31,6 +31,7 @@ import socket
 import ssl
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -40,6 +41,7 @@ import httpcore
 import httpx
 
 from digest import __version__
+from digest.config import GatherConfig
 from digest.errors import DigestError
 
 # httpx imports its transport (httpcore) and anyio's asyncio backend on first use: ~55 ms inside the
@@ -62,7 +64,7 @@ class FetchOptions:
     max_redirects: int = 5
 
     @classmethod
-    def from_config(cls, gather) -> FetchOptions:
+    def from_config(cls, gather: GatherConfig) -> FetchOptions:
         return cls(
             concurrency=gather.concurrency,
             per_host=gather.per_host,
@@ -145,7 +147,14 @@ class _PublicOnly(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         try:
             with anyio.fail_after(timeout):
                 found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -167,7 +176,9 @@ class _PublicOnly(httpcore.AsyncNetworkBackend):
                 last = exc
         raise last
 
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise _Refused(path, path, "a local socket")
 
     async def sleep(self, seconds: float) -> None:
@@ -270,7 +281,7 @@ class Fetcher:
         self._client = self._new_client(self._transport)
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         for client in (self._client, self._public_client):
             if client is not None:
                 await client.aclose()
@@ -308,9 +319,11 @@ class Fetcher:
                 "mark the source internal = true in the newsletter file if this is intended"
             ) from None
 
-    async def _http(self, client: httpx.AsyncClient, location: str, etag: str | None, last_modified: str | None):
+    async def _http(
+        self, client: httpx.AsyncClient, location: str, etag: str | None, last_modified: str | None
+    ) -> Fetched:
         host = (urlsplit(location).hostname or "").lower()
-        headers = {}
+        headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -345,7 +358,14 @@ class Fetcher:
             except httpx.HTTPError as exc:
                 raise FetchError(f"{type(exc).__name__}: {_reason(exc)}") from None
 
-    async def _get(self, client, location: str, headers: dict, etag: str | None, last_modified: str | None) -> Fetched:
+    async def _get(
+        self,
+        client: httpx.AsyncClient,
+        location: str,
+        headers: dict[str, str],
+        etag: str | None,
+        last_modified: str | None,
+    ) -> Fetched:
         max_bytes = self.options.max_bytes
         async with client.stream("GET", location, headers=headers) as response:
             if response.status_code == 304:
@@ -360,7 +380,8 @@ class Fetcher:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
                 raise FetchError(f"response of {_size(int(declared))} is larger than {_size(max_bytes)} (max_bytes)")
-            chunks, size = [], 0
+            chunks: list[bytes] = []
+            size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, Iterator
+from typing import TypedDict
 
 from digest.gather.feeds import parse_document
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions
@@ -12,7 +14,37 @@ from digest.gather.normalize import NotAFeed, ParsedArticle
 log = logging.getLogger(__name__)
 
 
-def article_dict(a: ParsedArticle) -> dict:
+class ImageJson(TypedDict):
+    url: str
+    alt: str | None
+    credit: str | None
+
+
+class ArticleJson(TypedDict):
+    """One article as `digest inspect-feed --json` prints it."""
+
+    title: str
+    url: str
+    guid: str | None
+    published: str | None  # ISO 8601, UTC, with a Z
+    author: str | None
+    summary: str | None
+    content_html: str | None
+    image: ImageJson | None
+    categories: list[str]
+
+
+class InspectResult(TypedDict):
+    """One input's result: `error` is set, or `format`, `title` and `articles` are."""
+
+    input: str
+    format: str | None
+    title: str | None
+    error: str | None
+    articles: list[ArticleJson]
+
+
+def article_dict(a: ParsedArticle) -> ArticleJson:
     return {
         "title": a.title,
         "url": a.url,
@@ -26,8 +58,8 @@ def article_dict(a: ParsedArticle) -> dict:
     }
 
 
-async def _inspect_one(fetcher: Fetcher, location: str) -> dict:
-    result = {"input": location, "format": None, "title": None, "error": None, "articles": []}
+async def _inspect_one(fetcher: Fetcher, location: str) -> InspectResult:
+    result: InspectResult = {"input": location, "format": None, "title": None, "error": None, "articles": []}
     try:
         fetched = await fetcher.fetch(location)
         # Parsing is quick next to fetching here, and one input at a time keeps memory flat.
@@ -39,18 +71,19 @@ async def _inspect_one(fetcher: Fetcher, location: str) -> dict:
         log.debug("inspecting %s failed", location, exc_info=True)
         result["error"] = f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
         return result
-    result.update(format=feed.format, title=feed.title, articles=[article_dict(a) for a in feed.articles])
+    result["format"], result["title"] = feed.format, feed.title
+    result["articles"] = [article_dict(a) for a in feed.articles]
     return result
 
 
-async def _inspect_all(locations: list[str], options: FetchOptions):
+async def _inspect_all(locations: list[str], options: FetchOptions) -> AsyncGenerator[InspectResult]:
     async with Fetcher(options) as fetcher:
         tasks = [asyncio.ensure_future(_inspect_one(fetcher, location)) for location in locations]
         for task in tasks:  # in input order, each as soon as it and those before it are done
             yield await task
 
 
-def inspect_inputs(locations: list[str], options: FetchOptions = FetchOptions()):
+def inspect_inputs(locations: list[str], options: FetchOptions = FetchOptions()) -> Iterator[InspectResult]:
     """Yield one result dict per input, in input order."""
     loop = asyncio.new_event_loop()
     agen = _inspect_all(locations, options)

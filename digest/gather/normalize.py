@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -128,7 +129,7 @@ def _canonical(url: str, base: str | None) -> tuple[str, str]:
 
 
 def _from_network(base: str | None) -> bool:
-    return bool(base) and urlsplit(base.strip()).scheme.lower() not in ("", "file")
+    return base is not None and urlsplit(base.strip()).scheme.lower() not in ("", "file")
 
 
 def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -185,11 +186,11 @@ def clip(value: str | None, limit: int) -> str | None:
     return value[:limit] or None
 
 
-def parse_time(value) -> datetime | None:
+def parse_time(value: str | time.struct_time | None) -> datetime | None:
     """An ISO 8601 or RFC 822 time, or a struct_time, as aware UTC; None when it cannot be read."""
     if value is None:
         return None
-    if hasattr(value, "tm_year"):
+    if isinstance(value, time.struct_time):
         import calendar
 
         try:
@@ -206,8 +207,6 @@ def parse_time(value) -> datetime | None:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-    if when is None:
-        return None
     if when.tzinfo is None:  # a time without an offset is taken as UTC rather than guessed
         when = when.replace(tzinfo=UTC)
     try:

@@ -14,6 +14,7 @@ import re
 import lxml.html
 import trafilatura
 from lxml import etree
+from trafilatura.settings import Document
 
 from digest.gather.normalize import (
     MAX_AUTHOR,
@@ -35,20 +36,20 @@ _CREDIT = re.compile(
 _ARTICLE_TYPES = {"article", "newsarticle", "blogposting", "reportagenewsarticle", "analysisnewsarticle"}
 
 
-def _text(element) -> str:
+def _text(element: etree._Element | None) -> str:
     return " ".join(" ".join(element.itertext()).split()) if element is not None else ""
 
 
-def _meta(tree, *names: str) -> str | None:
+def _meta(tree: etree._Element, *names: str) -> str | None:
     for name in names:
         for attr in ("property", "name", "itemprop"):
-            found = tree.xpath(f"//meta[@{attr}=$n]/@content", n=name)
+            found: list[str] = tree.xpath(f"//meta[@{attr}=$n]/@content", n=name)
             if found and found[0].strip():
                 return found[0].strip()
     return None
 
 
-def looks_like_article(tree) -> bool:
+def looks_like_article(tree: etree._Element) -> bool:
     """A page about one article (og:type, schema.org type or an <article> element), not a homepage."""
     og_type = (_meta(tree, "og:type") or "").lower()
     if og_type == "article":
@@ -75,27 +76,29 @@ def split_credit(caption: str) -> tuple[str | None, str | None]:
     return rest, credit or None
 
 
-def _figure_image(tree, base: str) -> Image | None:
-    for figure in tree.xpath("//figure[.//img]"):
-        img = figure.xpath(".//img")[0]
+def _figure_image(tree: etree._Element, base: str) -> Image | None:
+    figures: list[etree._Element] = tree.xpath("//figure[.//img]")
+    for figure in figures:
+        img: etree._Element = figure.xpath(".//img")[0]
         src = safe_canonical_url(img.get("src") or img.get("data-src"), base)
         if not src:
             continue
         caption_el = figure.find(".//figcaption")
-        credit_el = figure.xpath(".//*[contains(@class,'credit') or contains(@class,'byline')]")
+        credit_el: list[etree._Element] = figure.xpath(".//*[contains(@class,'credit') or contains(@class,'byline')]")
         credit = _text(credit_el[0]) if credit_el else None
-        caption = _text(caption_el) if caption_el is not None else ""
+        caption_text = _text(caption_el)
+        caption: str | None
         if credit:
-            caption = caption.replace(credit, "").strip()
+            caption = caption_text.replace(credit, "").strip()
             _, credit_clean = split_credit(credit)
             credit = credit_clean or credit
         else:
-            caption, credit = split_credit(caption)
+            caption, credit = split_credit(caption_text)
         return Image(src, clip(img.get("alt"), 2000), clip(credit, 500), clip(caption, 2000))
     return None
 
 
-def page_image(tree, base: str) -> Image | None:
+def page_image(tree: etree._Element, base: str) -> Image | None:
     figure = _figure_image(tree, base)
     og = safe_canonical_url(_meta(tree, "og:image", "og:image:url", "twitter:image"), base)
     if og:
@@ -106,7 +109,7 @@ def page_image(tree, base: str) -> Image | None:
     return figure
 
 
-def _main_html(document) -> str | None:
+def _main_html(document: Document) -> str | None:
     try:
         from trafilatura.htmlprocessing import build_html_output
 
@@ -125,13 +128,16 @@ def parse_page(body: bytes | str, url: str) -> tuple[str | None, ParsedArticle |
     except (etree.ParserError, ValueError):
         return None, None
     canonical = safe_canonical_url((tree.xpath("//link[@rel='canonical']/@href") or [None])[0], url)
+    document: Document | None = None
     try:
-        document = trafilatura.bare_extraction(
+        extracted = trafilatura.bare_extraction(
             tree, url=url, with_metadata=True, include_images=True, include_formatting=True, include_links=True
         )
+        # Without as_dict=True it is a Document or None; the dict is only for as_dict.
+        if isinstance(extracted, Document):
+            document = extracted
     except Exception as exc:  # noqa: BLE001 - trafilatura raises assorted errors on odd pages
         log.info("no main text in %s: %s", url, exc)
-        document = None
     if document is None or not (document.text or "").strip():
         return canonical, None
     article_url = canonical or safe_canonical_url(_meta(tree, "og:url"), url) or safe_canonical_url(url)

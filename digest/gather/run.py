@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import NewsletterConfig, SourceConfig
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions, RefusedFetch, prepare_tls
 from digest.gather.normalize import NotAFeed, ParsedArticle, plain_text
-from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, upsert
+from digest.gather.store import Incoming, UpsertCounts, known_articles, section_for, table_of, upsert
 from digest.gather.work import page_job, parse_job
 from digest.store.models import Source, utcnow
 from digest.workers import Cpu, WorkerCrashed, default_workers
@@ -57,8 +58,7 @@ class SourceReport:
 class GatherReport:
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
-    fetch_seconds: float = 0.0  # fetching, parsing and page fetches
-    store_seconds: float = 0.0
+    store_seconds: float = 0.0  # the last store write, after the last response was in
 
     @property
     def ok(self) -> int:
@@ -77,6 +77,17 @@ class GatherReport:
         return sum(r.updated for r in self.sources)
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A source to fetch, with the fetch state its row holds."""
+
+    source_id: int
+    config: SourceConfig
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
 @dataclass
 class _Outcome:
     source_id: int
@@ -87,13 +98,16 @@ class _Outcome:
     last_modified: str | None = None
 
 
-def _sources_plan(sessions, config: NewsletterConfig) -> list:
+def _sources_plan(sessions: sessionmaker[Session], config: NewsletterConfig) -> list[_Planned]:
     for attempt in (1, 2):
         try:
             with sessions.begin() as session:
                 rows = sync_sources(session, config)
-                return [(rows[sc.name].id, sc, rows[sc.name].url, rows[sc.name].etag, rows[sc.name].last_modified)
-                        for sc in config.sources]  # fmt: skip
+                planned = []
+                for sc in config.sources:
+                    row = rows[sc.name]
+                    planned.append(_Planned(row.id, sc, row.url, row.etag, row.last_modified))
+                return planned
         except IntegrityError:
             # Another gather (a second scheduler, a manual run) added the same new sources just now.
             if attempt == 2:
@@ -101,7 +115,7 @@ def _sources_plan(sessions, config: NewsletterConfig) -> list:
     raise AssertionError("unreachable")
 
 
-def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
+def sync_sources(session: Session, config: NewsletterConfig) -> dict[str, Source]:
     """Make the sources table match the newsletter file (rows are kept for their fetch state)."""
     rows = {s.name: s for s in session.scalars(select(Source))}
     new = []
@@ -126,7 +140,7 @@ def sync_sources(session, config: NewsletterConfig) -> dict[str, Source]:
 
 
 def gather_sources(
-    sessions,
+    sessions: sessionmaker[Session],
     config: NewsletterConfig,
     *,
     progress: Callable[[SourceReport], None] | None = None,
@@ -148,13 +162,19 @@ def gather_sources(
         stored_at = time.monotonic()
     finally:
         cpu.close()
-    report.fetch_seconds = fetched_at - started
     report.store_seconds = stored_at - fetched_at
     report.seconds = time.monotonic() - started
     return report
 
 
-async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[list[_Outcome], float]:
+async def _fetch_all(
+    sessions: sessionmaker[Session],
+    config: NewsletterConfig,
+    plan: list[_Planned],
+    cpu: Cpu,
+    progress: Callable[[SourceReport], None] | None,
+    now: datetime,
+) -> tuple[list[_Outcome], float]:
     """Every source's outcome, stored; and when the last response was in (the rest is the last write).
 
     Finished sources are written on a thread while the event loop goes on fetching, so the store's
@@ -164,7 +184,7 @@ async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[l
     """
     options = FetchOptions.from_config(config.gather)
     pending: list[_Outcome] = []
-    writer: asyncio.Task | None = None
+    writer: asyncio.Task[None] | None = None
 
     async def write_pending() -> None:
         nonlocal pending
@@ -174,10 +194,9 @@ async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[l
 
     async with Fetcher(options) as fetcher:
 
-        async def one(entry) -> _Outcome:
+        async def one(entry: _Planned) -> _Outcome:
             nonlocal writer
-            source_id, sc, url, etag, last_modified = entry
-            outcome = await _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified)
+            outcome = await _gather_one(sessions, config, cpu, fetcher, entry)
             pending.append(outcome)
             if writer is None or writer.done():
                 if writer is not None:
@@ -195,10 +214,13 @@ async def _fetch_all(sessions, config, plan, cpu: Cpu, progress, now) -> tuple[l
     return outcomes, fetched_at
 
 
-async def _gather_one(sessions, config, cpu, fetcher, source_id, sc, url, etag, last_modified) -> _Outcome:
+async def _gather_one(
+    sessions: sessionmaker[Session], config: NewsletterConfig, cpu: Cpu, fetcher: Fetcher, entry: _Planned
+) -> _Outcome:
+    source_id, sc = entry.source_id, entry.config
     outcome = _Outcome(source_id, sc, SourceReport(sc.name, ok=False))
     try:
-        fetched = await fetcher.fetch(url, etag=etag, last_modified=last_modified)
+        fetched = await fetcher.fetch(entry.url, etag=entry.etag, last_modified=entry.last_modified)
         outcome.etag, outcome.last_modified = fetched.etag, fetched.last_modified
         if fetched.not_modified:
             outcome.report.ok = outcome.report.not_modified = True
@@ -239,7 +261,9 @@ def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArtic
     return sc.full_text or article.words < config.gather.full_text_min_words
 
 
-async def _full_text(config, sc, cpu: Cpu, fetcher: Fetcher, wanted: list[ParsedArticle]) -> list[str]:
+async def _full_text(
+    config: NewsletterConfig, sc: SourceConfig, cpu: Cpu, fetcher: Fetcher, wanted: list[ParsedArticle]
+) -> list[str]:
     """Replace the items' content with their page's main text; a page that fails leaves the item as is.
 
     The links come from the feed, so whoever writes it chooses them: unless the source is marked
@@ -298,7 +322,7 @@ def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticl
     article.finish()  # words and dek anew; feed_hash stays that of the feed's version
 
 
-def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
+def _store(sessions: sessionmaker[Session], outcomes: list[_Outcome], now: datetime) -> None:
     """One transaction for everything; if it fails, one per source, recording who could not be stored."""
     try:
         with sessions.begin() as session:
@@ -323,19 +347,22 @@ def _store(sessions, outcomes: list[_Outcome], now: datetime) -> None:
                 _write(session, [outcome], now)
 
 
-def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
+def _write(session: Session, outcomes: list[_Outcome], now: datetime) -> None:
     items = [item for o in outcomes if o.report.ok for item in o.items]
     counts = upsert(session, items, now=now) if items else {}
-    succeeded, noted, failed = [], [], []
+    succeeded: list[dict[str, object]] = []
+    noted: list[dict[str, object]] = []
+    failed: list[dict[str, object]] = []
     for o in outcomes:
         c = counts.get(o.source_id, UpsertCounts())
         o.report.new, o.report.updated = c.new, c.updated
         if o.report.ok:
-            row = {"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
-                   "last_success_at": now, "last_fetched_at": now}  # fmt: skip
-            if o.report.refused:
+            row: dict[str, object] = {"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
+                                      "last_success_at": now, "last_fetched_at": now}  # fmt: skip
+            note = o.report.refused_note
+            if note is not None:
                 # Kept where `digest sources` shows it; at the success's own time, so not "failing".
-                noted.append({**row, "last_error": o.report.refused_note[:2000], "last_error_at": now})
+                noted.append({**row, "last_error": note[:2000], "last_error_at": now})
             else:
                 succeeded.append(row)
         else:
@@ -343,8 +370,8 @@ def _write(session, outcomes: list[_Outcome], now: datetime) -> None:
                 {"source_id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
             )
     # One Core executemany per shape: a statement per source, or the ORM's bulk path, cost more.
-    table = Source.__table__
+    table = table_of(Source)
     for rows in (succeeded, noted, failed):
         if rows:
-            columns = {key: bindparam(key) for key in rows[0] if key != "source_id"}
+            columns: dict[str, BindParameter[object]] = {key: bindparam(key) for key in rows[0] if key != "source_id"}
             session.execute(update(table).where(table.c.id == bindparam("source_id")).values(columns), rows)

@@ -9,17 +9,19 @@ executemany for the new rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from digest.gather.normalize import ParsedArticle
-from digest.store.models import Article
+from digest.store.models import Article, Base
 
 CHUNK = 400
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,6 +77,12 @@ def globally_unique(guid: str) -> bool:
     return guid.startswith(("http://", "https://", "tag:", "urn:")) and len(guid) > 12
 
 
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, for Core statements: SQLAlchemy types `__table__` as any FromClause, but a
+    declarative model without __table__ of its own is always mapped to a Table."""
+    return cast(Table, model.__table__)
+
+
 def section_for(source_section: str, category_map: dict[str, str], categories: Iterable[str]) -> str:
     lowered = {k.casefold(): v for k, v in category_map.items()}
     for category in categories:
@@ -83,7 +91,7 @@ def section_for(source_section: str, category_map: dict[str, str], categories: I
     return source_section
 
 
-def _chunks(items: Sequence, size: int = CHUNK):
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -104,7 +112,7 @@ def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> Known
     return index
 
 
-def _values(item: Incoming, now: datetime) -> dict:
+def _values(item: Incoming, now: datetime) -> dict[str, object]:
     a = item.article
     return {
         "title": a.title,
@@ -129,8 +137,8 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
     counts: dict[int, UpsertCounts] = {}
     index = known_articles(session, (i.article for i in items))
     seen = KnownIndex()  # what this call has already written, for duplicates across sources
-    new_rows: list[dict] = []
-    changed: dict[int, dict] = {}
+    new_rows: list[dict[str, object]] = []
+    changed: dict[int, dict[str, object]] = {}
     for item in items:
         c = counts.setdefault(item.source_id, UpsertCounts())
         a = item.article
@@ -156,7 +164,7 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
             c.updated += 1
     if new_rows:
         # A Core executemany (the ORM's bulk path costs several times more per row).
-        session.execute(insert(Article.__table__), new_rows)
+        session.execute(insert(table_of(Article)), new_rows)
     if changed:
         for article in session.scalars(select(Article).where(Article.id.in_(list(changed)))):
             for key, value in changed[article.id].items():

@@ -6,25 +6,20 @@ store them (digest.content.summaries).
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from digest.content.periods import Week
+from digest.content.compose import articles_in_window
+from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries
 from digest.core import Digest
 from digest.errors import UsageError
 from digest.store.models import Article
 
 
-def articles_in_week(core: Digest, week: Week) -> list[Article]:
-    """The week's articles, newest first, each with summaries of its current content."""
-    start, end = week.window(core.config.tz)
+def articles_in_week(core: Digest, week: Week | None = None) -> list[Article]:
+    """The week's articles, every source's (not only the sections'), newest first, each with summaries
+    of its current content. No week: the week of the issue built now."""
+    start, end = (week or default_week(core.now(), core.config.tz)).window(core.config.tz)
     with core.sessions.begin() as session:
-        query = (
-            select(Article)
-            .where(Article.published_at >= start, Article.published_at < end)
-            .order_by(Article.published_at.desc(), Article.id.desc())
-        )
-        articles = list(session.scalars(query))
+        articles = articles_in_window(session, start, end)
         ensure_summaries(articles, core.summary_limits)
         return articles
 

@@ -5,54 +5,67 @@ rebuilt, by the editor or by the weekly run, which recomposes a draft the same w
 excerpt overrides belong to the article (`digest.jobs.articles.edit_article`).
 
 A rebuild composes the way the draft was built: a draft built with --week (its window is that ISO
-week's) by its week again; the current period's draft built without one (by the weekly job, or
+week's) by its week again; the current week's draft built without one (by the weekly job, or
 `digest build`) by the window since the last sent issue, up to now, so newly gathered articles come
-in; any other period by its ISO week.
+in; any other week by its ISO week.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.content.compose import Window, compose_content, default_period, issue_window
-from digest.content.periods import Week
+from digest.content.compose import Content, Window, articles_in_window, compose_content, issue_window
+from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries
 from digest.core import Digest
+from digest.delivery.sender import UnknownBatch, unknown_batches
 from digest.errors import DigestError, UsageError
+from digest.jobs.articles import edit_article
+from digest.jobs.figures import Figures, issue_figures
+from digest.jobs.issues import find_issue, issue_week, recent_issues
+from digest.jobs.weekly import build
 from digest.store.models import Article, Issue
+
+# top; in; left_out (once left out, rebuilt or not); out (over a section's limit, or new)
+ArticleState = Literal["top", "in", "left_out", "out"]
 
 
 @dataclass(frozen=True)
 class DraftArticle:
     article: Article
-    state: str  # top, in, left_out (once left out, rebuilt or not), out (over a section's limit, or new)
+    state: ArticleState
     pinned: bool
 
 
-def find_issue(session: Session, slug: str) -> Issue | None:
-    """By slug (2026-w48) or period (2026-W48)."""
-    return session.scalars(select(Issue).where(Issue.slug == slug.strip().lower())).first()
+@dataclass(frozen=True)
+class IssueReview:
+    """What the editor's preview shows around an issue."""
+
+    articles: list[DraftArticle]
+    pending: str | None  # why a rebuild would change the draft (`pending_changes`)
+    figures: Figures | None  # a sent (or sending) issue's figures
+    unknown: list[UnknownBatch]  # its batches of unknown fate
+    issues: list[Issue]  # the latest issues, to go to another
 
 
 def current_issue(core: Digest) -> Issue | None:
-    """This period's issue, else the newest draft."""
-    with core.sessions() as session:
-        period = str(default_period(core.now(), core.config))
-        issue = session.scalars(select(Issue).where(Issue.period == period)).first()
-        if issue is None:
-            issue = session.scalars(
-                select(Issue).where(Issue.status == "draft").order_by(Issue.window_end.desc()).limit(1)
-            ).first()
-        return issue
+    """This week's issue, else the newest draft."""
+    issue = find_issue(core, issue_week(core, None))
+    if issue is None:
+        with core.sessions() as session:
+            query = select(Issue).where(Issue.status == "draft").order_by(Issue.window_end.desc()).limit(1)
+            issue = session.scalars(query).first()
+    return issue
 
 
 def rebuild_week(core: Digest, issue: Issue) -> Week | None:
     week = Week.parse(issue.period)
     built_by_week = (issue.window_start, issue.window_end) == week.window(core.config.tz)
-    if built_by_week or issue.period != str(default_period(core.now(), core.config)):
+    if built_by_week or issue.period != str(default_week(core.now(), core.config.tz)):
         return week
     return None
 
@@ -61,13 +74,14 @@ def rebuild_window(session: Session, core: Digest, issue: Issue) -> Window:
     return issue_window(session, core.config, rebuild_week(core, issue), now=core.now())
 
 
-def content_ids(content: dict) -> list[int]:
+def content_ids(content: Content) -> list[int]:
     top = content.get("top")
-    ids = [top["id"]] if top and "id" in top else []
+    ids: list[int] = [top["id"]] if top and "id" in top else []
     return ids + [a["id"] for s in content.get("sections", []) for a in s["articles"] if "id" in a]
 
 
-def _summary(content: dict) -> list[tuple]:
+def _cards_shown(content: Content) -> list[tuple[Any, Any, Any]]:
+    """What a reader would see change: each card's article, teaser and excerpt, in order."""
     cards = ([content["top"]] if content.get("top") else []) + [a for s in content["sections"] for a in s["articles"]]
     return [(c.get("id"), c.get("teaser"), c.get("excerpt")) for c in cards]
 
@@ -86,7 +100,7 @@ def pending_changes(core: Digest, issue: Issue) -> str | None:
             )
         except DigestError as exc:
             return f"a rebuild would fail: {exc}"
-    if _summary(fresh) != _summary(issue.content):
+    if _cards_shown(fresh) != _cards_shown(issue.content):
         return "the draft differs from what a rebuild would make now (your changes, or newly gathered articles)"
     return None
 
@@ -103,14 +117,12 @@ def draft_articles(core: Digest, issue: Issue) -> list[DraftArticle]:
         if issue.status == "draft":  # what a rebuild would take in too
             window = rebuild_window(session, core, issue)
             start, end = min(start, window.start), max(end, window.end)
-        query = select(Article).where(
-            Article.published_at >= start, Article.published_at < end, Article.section.in_(core.config.sections)
-        )
-        articles = list(session.scalars(query.order_by(Article.published_at.desc(), Article.id.desc())))
+        articles = articles_in_window(session, start, end, sections=core.config.sections)
         ensure_summaries(articles, core.summary_limits)
     order = {article_id: i for i, article_id in enumerate(included)}
     rows = []
     for article in articles:
+        state: ArticleState
         # The editor's choice shows at once, though the draft has it only after a rebuild.
         if article.id in left_out:
             state = "left_out"
@@ -168,8 +180,46 @@ def pin(core: Digest, issue_id: int, article_id: int | None) -> None:
 
 def rebuild(core: Digest, issue: Issue) -> Issue:
     """Compose and render the draft again, as `digest build` would."""
-    from digest.jobs.weekly import build
-
     if issue.status != "draft":
         raise UsageError(f"issue {issue.period} is {issue.status}; it can no longer be rebuilt")
     return build(core, rebuild_week(core, issue))
+
+
+def edit_draft_article(
+    core: Digest, issue: Issue, article_id: int, teaser: str | None, excerpt: str | None, *, reset: bool = False
+) -> None:
+    """The preview's edit form: what the editor changed of an article's teaser and excerpt becomes an override.
+
+    A field sent back as the article shows it now is no change: it keeps following the computed summary."""
+    if issue.status != "draft":
+        raise UsageError(f"issue {issue.period} is {issue.status}; its articles can no longer change here")
+    if reset:
+        edit_article(core, article_id, reset=True)
+        return
+    with core.sessions() as session:
+        article = session.get(Article, article_id)
+        if article is None:
+            raise UsageError(f"no article with id {article_id}")
+    for name, value in (("teaser", teaser), ("excerpt", excerpt)):
+        if value is not None and not value.strip():
+            raise UsageError(f"the {name} must not be empty; use 'Reset' to go back to the computed one")
+    teaser = teaser.strip() if teaser is not None and teaser.strip() != article.shown_teaser else None
+    excerpt = excerpt.strip() if excerpt is not None and excerpt.strip() != article.shown_excerpt else None
+    if teaser is not None or excerpt is not None:
+        edit_article(core, article_id, teaser=teaser, excerpt=excerpt)
+
+
+def review(core: Digest, issue: Issue) -> IssueReview:
+    """The preview's page around an issue: its articles, a pending rebuild, and a sent issue's figures."""
+    figures, unknown = None, []
+    if issue.status != "draft":
+        with core.sessions() as session:
+            figures = issue_figures(session, issue)
+            unknown = unknown_batches(session, issue.id)
+    return IssueReview(
+        articles=draft_articles(core, issue),
+        pending=pending_changes(core, issue),
+        figures=figures,
+        unknown=unknown,
+        issues=recent_issues(core),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TypedDict
 
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions, local_path, read_local
 from digest.summarize import SummaryLimits, summarize_page, summarize_text
@@ -11,9 +12,22 @@ from digest.summarize import SummaryLimits, summarize_page, summarize_text
 PAGE_SUFFIXES = (".html", ".htm")
 
 
-def excerpt_input(item: str, limits: SummaryLimits) -> dict:
+class ExcerptRecord(TypedDict):
+    """One input's line of `digest excerpt --json`: its summary, or its error."""
+
+    input: str
+    title: str | None
+    teaser: str | None
+    excerpt: str | None
+    pull_quote: str | None
+    reading_minutes: int | None
+    text: str | None
+    error: str | None
+
+
+def excerpt_input(item: str, limits: SummaryLimits) -> ExcerptRecord:
     """The summary of one input, or its error; never raises for a bad input."""
-    record = {
+    record: ExcerptRecord = {
         "input": item,
         "title": None,
         "teaser": None,
@@ -33,14 +47,12 @@ def excerpt_input(item: str, limits: SummaryLimits) -> dict:
     except (FetchError, OSError, UnicodeError) as exc:
         record["error"] = str(exc) or type(exc).__name__
         return record
-    record.update(
-        title=summary.title,
-        teaser=summary.teaser,
-        excerpt=summary.excerpt,
-        pull_quote=summary.pull_quote,
-        reading_minutes=summary.reading_minutes,
-        text=summary.text,
-    )
+    record["title"] = summary.title
+    record["teaser"] = summary.teaser
+    record["excerpt"] = summary.excerpt
+    record["pull_quote"] = summary.pull_quote
+    record["reading_minutes"] = summary.reading_minutes
+    record["text"] = summary.text
     return record
 
 

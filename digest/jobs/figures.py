@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digest.core import Digest
 from digest.store.models import Delivery, Event, Issue
 from subscribers.events import effect
 from subscribers.models import SubscriberChange
@@ -48,7 +50,7 @@ class Figures:
     def rate(self, count: int) -> str:
         return f"{100 * count / self.recipients:.1f}%" if self.recipients else "–"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -58,30 +60,38 @@ def without_utm(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(query), ""))
 
 
-def _cards(content: dict) -> list[dict]:
+def _cards(content: dict[str, Any]) -> list[dict[str, Any]]:
     top = [content["top"]] if content.get("top") else []
     return top + [a for s in content.get("sections", []) for a in s["articles"]]
 
 
+def figures_of(core: Digest, issue: Issue) -> Figures:
+    with core.sessions() as session:
+        return issue_figures(session, issue)
+
+
 def issue_figures(session: Session, issue: Issue) -> Figures:
     figures = Figures()
-    figures.recipients = session.scalar(
-        select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue.id, Delivery.status == "sent")
+    figures.recipients = (
+        session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue.id, Delivery.status == "sent")
+        )
+        or 0
     )
     # Distinct people per simple event type, counted by the store.
-    for kind, people, total in session.execute(
+    for kind, distinct, total in session.execute(
         select(Event.type, func.count(func.distinct(Event.email)), func.count())
         .where(Event.issue_id == issue.id)
         .group_by(Event.type)
     ):
         figures.events += total
         if kind == "delivered":
-            figures.delivered = people
+            figures.delivered = distinct
         elif kind == "open":
-            figures.opened = people
+            figures.opened = distinct
 
     # The few events that act on a subscriber are judged the way the webhook judged them.
-    acted: dict[str, set] = defaultdict(set)
+    acted: dict[str, set[int | str]] = defaultdict(set)
     rows = session.execute(
         select(Event.email, Event.subscriber_id, Event.payload).where(
             Event.issue_id == issue.id,

@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from digest import shutdown
 from digest.content.compose import compose_issue
 from digest.content.periods import Week
 from digest.core import Digest
-from digest.delivery.sender import SendReport
+from digest.delivery.sender import Progress, SendReport
 from digest.email.render import render_issue
-from digest.gather import GatherReport, gather_sources
+from digest.gather import GatherReport, SourceReport, gather_sources
 from digest.store.models import Issue
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class WeeklyReport:
     seconds: float
 
 
-def gather(core: Digest, progress=None) -> GatherReport:
+def gather(core: Digest, progress: Callable[[SourceReport], None] | None = None) -> GatherReport:
     return gather_sources(core.sessions, core.config, progress=progress)
 
 
@@ -43,8 +43,8 @@ def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: boo
     try:
         return _build(core, week, pin=pin, unpin=unpin)
     except IntegrityError:
-        # Another process (a second scheduler) created the period's issue at the same moment; the
-        # unique period kept it to one row. Build again: this time the row is found.
+        # Another process (a second scheduler) created the week's issue at the same moment; the
+        # unique Issue.period kept it to one row. Build again: this time the row is found.
         log.info("another process composed the same issue at the same time; using its issue")
         return _build(core, week, pin=pin, unpin=unpin)
 
@@ -71,7 +71,12 @@ def _build(core: Digest, week: Week | None, *, pin: int | None, unpin: bool) -> 
         return issue
 
 
-def send(core: Digest, issue: Issue, on_batch=None, stop: threading.Event | None = None) -> tuple[int, SendReport]:
+def send(
+    core: Digest,
+    issue: Issue,
+    on_batch: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[int, SendReport]:
     """Plan (once) and send the issue's pending batches, under the issue's send lock.
 
     When `stop` is set (by default: a scheduler's SIGTERM sets shutdown.requested), the batch in
@@ -81,13 +86,13 @@ def send(core: Digest, issue: Issue, on_batch=None, stop: threading.Event | None
     return deliver(core, issue, on_batch=on_batch, stop=stop or shutdown.requested)
 
 
-def find_issue(core: Digest, week: Week) -> Issue | None:
-    with core.sessions() as session:
-        return session.scalars(select(Issue).where(Issue.period == str(week))).first()
-
-
 def run_once(
-    core: Digest, week: Week | None, *, gather_progress=None, on_batch=None, stop: threading.Event | None = None
+    core: Digest,
+    week: Week | None,
+    *,
+    gather_progress: Callable[[SourceReport], None] | None = None,
+    on_batch: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> WeeklyReport:
     """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice."""
     started = time.monotonic()
@@ -95,5 +100,5 @@ def run_once(
     issue = build(core, week)
     planned, sent = send(core, issue, on_batch=on_batch, stop=stop)
     with core.sessions() as session:
-        issue = session.get(Issue, issue.id)
+        issue = session.get(Issue, issue.id) or issue
     return WeeklyReport(week or Week.parse(issue.period), gathered, issue, planned, sent, time.monotonic() - started)

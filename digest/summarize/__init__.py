@@ -44,7 +44,7 @@ class Summary:
     text: str  # the cleaned main text, paragraphs separated by "\n\n"
 
 
-def _as_text(value) -> str:
+def _as_text(value: str | bytes | None) -> str:
     if value is None:
         return ""
     if isinstance(value, bytes):

@@ -79,13 +79,13 @@ _CLUTTER_ATTR = re.compile(
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u2009\u200a\u202f]+")
 
 
-def _drop(el) -> None:
+def _drop(el: lxml.html.HtmlElement) -> None:
     # drop_tree keeps the element's tail text, which belongs to the parent.
     if el.getparent() is not None:
         el.drop_tree()
 
 
-def _is_link_list(el) -> bool:
+def _is_link_list(el: lxml.html.HtmlElement) -> bool:
     items = [li for li in el if isinstance(li.tag, str) and li.tag == "li"]
     if len(items) < 2:
         return False
@@ -97,7 +97,7 @@ def _is_link_list(el) -> bool:
     return linked >= 0.8 * len(items)
 
 
-def _prune(root) -> None:
+def _prune(root: lxml.html.HtmlElement) -> None:
     for el in list(root.iter(etree.Comment, etree.ProcessingInstruction)):
         _drop(el)
     for el in list(root.iter()):
@@ -113,7 +113,7 @@ def _prune(root) -> None:
             _drop(el)
 
 
-def _paragraphs(root) -> list[str]:
+def _paragraphs(root: lxml.html.HtmlElement) -> list[str]:
     for el in root.iter():
         if not isinstance(el.tag, str):
             continue
@@ -132,7 +132,7 @@ def _paragraphs(root) -> list[str]:
     return out
 
 
-def _parse(html: str):
+def _parse(html: str) -> lxml.html.HtmlElement | None:
     try:
         doc = lxml.html.document_fromstring(html)
     except (etree.ParserError, ValueError):

@@ -190,7 +190,7 @@ def _speaker(text: str, start: int, end: int, last_named: str | None) -> tuple[s
 
 def pull_quote(text: str, *, min_words: int = 8, max_words: int = 45) -> PullQuote | None:
     """The most quotable direct quotation: long enough, not too long, preferably attributed."""
-    best: tuple[tuple, PullQuote] | None = None
+    best: tuple[tuple[bool, bool, int], PullQuote] | None = None
     last_named: str | None = None
     for par in text.split("\n\n"):
         s = scan(par)

@@ -7,30 +7,33 @@ message per field ({"errors": {"email": "..."}}); 400 for a body that is not JSO
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.errors import DeliveryError
+from digest.jobs import audience
 from digest.web.busy import retry_when_busy
 from digest.web.deps import bearer_problem, client_ip, core_of
-from subscribers import signup, store
+from subscribers import store
 
 router = APIRouter(prefix="/api")
 
 
-async def _json_object(request: Request, fields: dict[str, bool]) -> tuple[dict | None, JSONResponse | None]:
+async def _json_object(request: Request, fields: dict[str, bool]) -> dict[str, Any] | JSONResponse:
     """The body as a dict of known string fields (name -> required), or the answer to give instead."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
-        return None, JSONResponse({"error": "send the body as application/json"}, 415)
+        return JSONResponse({"error": "send the body as application/json"}, 415)
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, JSONResponse({"error": f"the body is not valid JSON: {exc}"}, 400)
+        return JSONResponse({"error": f"the body is not valid JSON: {exc}"}, 400)
     if not isinstance(body, dict):
-        return None, JSONResponse({"errors": {"body": "must be a JSON object"}}, 422)
+        return JSONResponse({"errors": {"body": "must be a JSON object"}}, 422)
     errors = {key: "unknown field" for key in body if key not in fields}
     for key, required in fields.items():
         if key not in body or body[key] is None:
@@ -39,18 +42,18 @@ async def _json_object(request: Request, fields: dict[str, bool]) -> tuple[dict 
         elif not isinstance(body[key], str):
             errors[key] = "must be a string"
     if errors:
-        return None, JSONResponse({"errors": errors}, 422)
-    return body, None
+        return JSONResponse({"errors": errors}, 422)
+    return body
 
 
 @router.post("/subscribers")
-async def create_subscriber(request: Request):
+async def create_subscriber(request: Request) -> JSONResponse:
     if problem := bearer_problem(request):
         return problem
-    body, problem = await _json_object(request, {"email": True, "name": False})
-    if problem:
-        return problem
-    errors = {}
+    body = await _json_object(request, {"email": True, "name": False})
+    if isinstance(body, JSONResponse):
+        return body
+    errors: dict[str, str] = {}
     try:
         address = store.normalize_email(body["email"])
     except store.InvalidAddress as exc:
@@ -63,7 +66,7 @@ async def create_subscriber(request: Request):
         return JSONResponse({"errors": errors}, 422)
     consent = store.Consent("api", client_ip(request), request.headers.get("user-agent"))
     try:
-        result = await run_in_threadpool(signup.sign_up, core_of(request), address, name, consent)
+        result = await run_in_threadpool(audience.sign_up, core_of(request), address, name, consent)
     except DeliveryError as exc:
         return JSONResponse({"error": str(exc)}, 503)
     subscriber = result.subscriber
@@ -73,27 +76,16 @@ async def create_subscriber(request: Request):
     )
 
 
-def _unsubscribe(request: Request, address: str) -> dict:
-    core = core_of(request)
-    with core.sessions.begin() as session:
-        subscriber = store.find(session, address)
-        if subscriber is None:
-            # Not ours (or erased): remember the address, so no later import adds it.
-            store.suppress(session, address, "unsubscribed via api", core.now())
-            return {"email": address, "status": "suppressed", "subscriber": False}
-        store.unsubscribe(session, subscriber, "unsubscribed via api", now=core.now())
-        return {"email": address, "status": subscriber.status, "subscriber": True}
-
-
 @router.post("/unsubscribe")
-async def api_unsubscribe(request: Request):
+async def api_unsubscribe(request: Request) -> JSONResponse:
     if problem := bearer_problem(request):
         return problem
-    body, problem = await _json_object(request, {"email": True})
-    if problem:
-        return problem
+    body = await _json_object(request, {"email": True})
+    if isinstance(body, JSONResponse):
+        return body
     try:
         address = store.normalize_email(body["email"])
     except store.InvalidAddress as exc:
         return JSONResponse({"errors": {"email": str(exc)}}, 422)
-    return JSONResponse(await run_in_threadpool(retry_when_busy, _unsubscribe, request, address))
+    done = await run_in_threadpool(retry_when_busy, audience.unsubscribe_address, core_of(request), address)
+    return JSONResponse(asdict(done))

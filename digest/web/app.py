@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from digest.core import Digest
@@ -49,7 +49,7 @@ def create_app(core: Digest) -> FastAPI:
 
     # The one place where an error becomes an answer: each class says its status and page heading.
     @app.exception_handler(DigestError)
-    async def digest_error(request: Request, exc: DigestError):
+    async def digest_error(request: Request, exc: DigestError) -> Response:
         status = exc.http_status
         if status >= 500:
             log.warning("%s %s: %s", request.method, redact_tokens(request.url.path), exc)
@@ -58,7 +58,7 @@ def create_app(core: Digest) -> FastAPI:
         return error_page(request, status, exc.title, _sentence(str(exc)))
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz():
+    def healthz() -> dict[str, bool]:
         return {"ok": True}
 
     return app

@@ -14,49 +14,36 @@ from xml.etree import ElementTree
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
 
-from digest.core import Digest
 from digest.email import placeholders
+from digest.email.links import Links
+from digest.jobs.issues import count_public, find_issue, public_issues
 from digest.store.models import Issue
 from digest.web.deps import core_of
 from digest.web.pages import page
 from digest.web.security import email_csp
 
 router = APIRouter()
-PUBLIC = ("sending", "sent")
 PER_PAGE = 20
 FEED_ENTRIES = 20
 _BODY = re.compile(r"<body\b[^>]*>", re.I)
 
 
-def neutral_values(core: Digest) -> dict[str, str]:
-    manage = core.url("manage")
-    return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": core.config.issue.first_name_fallback}
+def neutral_values(links: Links, first_name: str) -> dict[str, str]:
+    manage = links.url("manage")
+    return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": first_name}
 
 
-def public_html(core: Digest, issue: Issue) -> str:
-    html = placeholders.fill(issue.html or "", neutral_values(core), html_part=True)
+def public_html(issue: Issue, links: Links, first_name: str) -> str:
+    """The issue as sent, its placeholders filled with neutral values (`first_name`: the fallback)."""
+    html = placeholders.fill(issue.html or "", neutral_values(links, first_name), html_part=True)
     banner = (
         '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px;background:#f4f4f2">'
-        f'<a href="{core.url("issues")}" style="color:#1f3a5f">All issues</a> · '
-        f'<a href="{core.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
+        f'<a href="{links.url("issues")}" style="color:#1f3a5f">All issues</a> · '
+        f'<a href="{links.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
     )
     match = _BODY.search(html)
     return html[: match.end()] + banner + html[match.end() :] if match else banner + html
-
-
-def public_issues(core: Digest, *, offset: int = 0, limit: int = PER_PAGE) -> tuple[list[Issue], int]:
-    with core.sessions() as session:
-        total = session.scalar(select(func.count()).select_from(Issue).where(Issue.status.in_(PUBLIC)))
-        query = (
-            select(Issue)
-            .where(Issue.status.in_(PUBLIC))
-            .order_by(Issue.window_end.desc(), Issue.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return list(session.scalars(query)), total
 
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
@@ -64,18 +51,16 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
 
 
 @router.get("/issues", response_class=HTMLResponse)
-def archive(request: Request):
+def archive(request: Request) -> HTMLResponse:
     core = core_of(request)
     asked = request.query_params.get("page", "1")
     number = _page_number(asked)
-    with core.sessions() as session:
-        total = session.scalar(select(func.count()).select_from(Issue).where(Issue.status.in_(PUBLIC)))
-    pages = max(1, -(-total // PER_PAGE))
+    pages = max(1, -(-count_public(core) // PER_PAGE))
     # Checked before the query: a page number beyond any store's integer would fail there, not here.
     if number is None or number > pages:
         return _not_found(request, f"page {asked[:20]!r} of the archive (it has {pages})")
-    issues, total = public_issues(core, offset=(number - 1) * PER_PAGE)
-    return page(request, "archive.html", issues=issues, number=number, pages=pages, total=total)
+    found = public_issues(core, offset=(number - 1) * PER_PAGE, limit=PER_PAGE)
+    return page(request, "archive.html", issues=found.issues, number=number, pages=pages, total=found.total)
 
 
 def _page_number(value: str) -> int | None:
@@ -89,13 +74,13 @@ def _page_number(value: str) -> int | None:
 
 
 @router.get("/issues/feed.xml")
-def feed(request: Request):
+def feed(request: Request) -> Response:
     core = core_of(request)
-    issues, _ = public_issues(core, limit=FEED_ENTRIES)
+    issues = public_issues(core, limit=FEED_ENTRIES).issues
     atom = "http://www.w3.org/2005/Atom"
     ElementTree.register_namespace("", atom)
 
-    def add(parent, tag: str, text: str | None = None, **attrs) -> ElementTree.Element:
+    def add(parent: ElementTree.Element, tag: str, text: str | None = None, **attrs: str) -> ElementTree.Element:
         element = ElementTree.SubElement(parent, f"{{{atom}}}{tag}", attrs)
         if text is not None:
             element.text = text
@@ -122,26 +107,25 @@ def feed(request: Request):
         titles = ([content["top"]["title"]] if content.get("top") else []) + [
             a["title"] for s in content.get("sections", []) for a in s["articles"]
         ]
-        summary = issue.preheader or ""
+        # Atom's <summary>: the preheader and the articles' titles.
+        blurb = issue.preheader or ""
         if titles:
-            summary = (summary + "\n\n" if summary else "") + "In this issue: " + "; ".join(titles)
-        add(entry, "summary", summary)
+            blurb = (blurb + "\n\n" if blurb else "") + "In this issue: " + "; ".join(titles)
+        add(entry, "summary", blurb)
     body = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 @router.get("/issues/{slug}", response_class=HTMLResponse)
-def issue_page(request: Request, slug: str):
+def issue_page(request: Request, slug: str) -> HTMLResponse:
     core = core_of(request)
-    with core.sessions() as session:
-        issue = session.scalars(
-            select(Issue).where(Issue.slug == slug.strip().lower(), Issue.status.in_(PUBLIC))
-        ).first()
+    issue = find_issue(core, slug, public=True)
     if issue is None or issue.html is None:
         return _not_found(request, f"issue {slug!r}")
-    return HTMLResponse(public_html(core, issue), headers={"Content-Security-Policy": email_csp("'none'")})
+    html = public_html(issue, core.links, core.config.issue.first_name_fallback)
+    return HTMLResponse(html, headers={"Content-Security-Policy": email_csp("'none'")})
 
 
 @router.get("/manage", response_class=HTMLResponse)
-def manage(request: Request):
+def manage(request: Request) -> HTMLResponse:
     return page(request, "manage.html")

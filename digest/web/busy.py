@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
@@ -39,7 +39,7 @@ def is_busy(exc: OperationalError) -> bool:
     return "database is locked" in message or "database table is locked" in message
 
 
-def retry_when_busy(work: Callable[..., T], *args) -> T:
+def retry_when_busy(work: Callable[..., T], *args: object) -> T:
     """Run `work(*args)` (one whole transaction) again when the store was busy; re-raises after that."""
     started = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
@@ -57,7 +57,7 @@ def install(app: FastAPI) -> None:
     """Answer OperationalError from any route with 503 and Retry-After."""
 
     @app.exception_handler(OperationalError)
-    async def store_unavailable(request: Request, exc: OperationalError):
+    async def store_unavailable(request: Request, exc: OperationalError) -> Response:
         log.warning("%s %s: the store is busy or unreachable: %s", request.method, request.url.path, _short(exc))
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         if request.url.path.startswith(("/api/", "/webhooks/")):

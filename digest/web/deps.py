@@ -1,4 +1,4 @@
-"""What the routers share: the core, the caller's address, subscribers found by signed link, bearer auth."""
+"""What the routers share: the core, the caller's address, reading a form, the API's bearer auth."""
 
 from __future__ import annotations
 
@@ -6,27 +6,19 @@ import hmac
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from digest.core import Digest
-from subscribers import store
-from subscribers.models import Subscriber
-from subscribers.tokens import BadToken
 
 
 def core_of(request: Request) -> Digest:
-    return request.app.state.core
+    core: Digest = request.app.state.core  # set by create_app
+    return core
 
 
 def client_ip(request: Request) -> str | None:
     # Behind a proxy, `digest serve --forwarded-allow-ips` lets uvicorn put the real client here.
     return request.client.host if request.client else None
-
-
-def subscriber_for(session: Session, core: Digest, purpose: str, token: str) -> Subscriber | None:
-    """Raises BadToken for a link we did not sign; None for a valid link whose subscriber was erased."""
-    return store.find_by_link_key(session, core.tokens.read(purpose, token))
 
 
 class BadForm(Exception):
@@ -63,4 +55,4 @@ def bearer_problem(request: Request) -> JSONResponse | None:
     return None
 
 
-__all__ = ["BadForm", "BadToken", "bearer_problem", "client_ip", "core_of", "read_form", "subscriber_for"]
+__all__ = ["BadForm", "bearer_problem", "client_ip", "core_of", "read_form"]

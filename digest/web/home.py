@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from digest.web.archive import public_issues
+from digest.jobs.issues import public_issues
 from digest.web.deps import core_of
 from digest.web.pages import page
 
@@ -14,6 +14,6 @@ LATEST = 5
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request):
-    issues, total = public_issues(core_of(request), limit=LATEST)
-    return page(request, "home.html", issues=issues, total=total)
+def home(request: Request) -> HTMLResponse:
+    latest = public_issues(core_of(request), limit=LATEST)
+    return page(request, "home.html", issues=latest.issues, total=latest.total)

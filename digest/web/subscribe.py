@@ -7,45 +7,46 @@ confirms, because mail scanners open (GET) every link in a message before the re
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.errors import DeliveryError
-from digest.web.csrf import COOKIE
-from digest.web.deps import BadForm, client_ip, core_of, read_form, subscriber_for
+from digest.jobs import audience
+from digest.web.csrf import valid_form, with_csrf
+from digest.web.deps import BadForm, client_ip, core_of, read_form
 from digest.web.pages import error_page, page
-from subscribers import signup, store
+from subscribers import store
 
 router = APIRouter()
 HONEYPOT = "website"  # hidden from people by CSS; bots fill every field they see
 
 
-def _form(request: Request, *, status_code: int = 200, error: str | None = None, email: str = "", name: str = ""):
-    csrf = request.app.state.csrf
-    cookie = request.cookies.get(COOKIE) or csrf.new_cookie()
-    response = page(
+def _form(
+    request: Request, *, status_code: int = 200, error: str | None = None, email: str = "", name: str = ""
+) -> Response:
+    return with_csrf(
         request,
-        "subscribe.html",
-        status_code=status_code,
-        csrf_token=csrf.token_for(cookie),
-        honeypot=HONEYPOT,
-        error=error,
-        email=email,
-        name=name,
+        lambda token: page(
+            request,
+            "subscribe.html",
+            status_code=status_code,
+            csrf_token=token,
+            honeypot=HONEYPOT,
+            error=error,
+            email=email,
+            name=name,
+        ),
     )
-    secure = core_of(request).settings.base_url.startswith("https://")
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure, max_age=24 * 3600)
-    return response
 
 
 @router.get("/subscribe", response_class=HTMLResponse)
-def subscribe_form(request: Request):
+def subscribe_form(request: Request) -> Response:
     return _form(request)
 
 
 @router.post("/subscribe", response_class=HTMLResponse)
-async def subscribe(request: Request):
+async def subscribe(request: Request) -> Response:
     core = core_of(request)
     allowed, retry_after = request.app.state.subscribe_limiter.allow(client_ip(request) or "unknown")
     if not allowed:
@@ -61,7 +62,7 @@ async def subscribe(request: Request):
     except BadForm as exc:
         return error_page(request, 400, "The form could not be read", str(exc))
     email, name = str(form.get("email") or ""), str(form.get("name") or "")
-    if not request.app.state.csrf.valid(request.cookies.get(COOKIE), str(form.get("csrf_token") or "")):
+    if not valid_form(request, form.get("csrf_token")):
         return _form(
             request,
             status_code=400,
@@ -77,73 +78,63 @@ async def subscribe(request: Request):
     except store.InvalidAddress as exc:
         return _form(request, status_code=400, error=f"Please check the address: {exc}", email=email, name=name)
     try:
-        name = store.clean_name(name)
+        clean = store.clean_name(name)
     except store.InvalidName as exc:
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
     try:
-        await run_in_threadpool(signup.sign_up, core, address, name, consent)
+        await run_in_threadpool(audience.sign_up, core, address, clean, consent)
     except DeliveryError as exc:
         return error_page(request, 503, "We could not send the confirmation", str(exc))
     return _done(request, address)
 
 
-def _done(request: Request, address: str):
+def _done(request: Request, address: str) -> Response:
     # Never from the subscriber's status: new, pending, active and unsubscribed get the same page.
     return page(request, "subscribe_done.html", email=address, double_opt_in=core_of(request).settings.double_opt_in)
 
 
-def _confirm_page(request: Request, token: str, *, status_code: int = 200, error: str | None = None):
-    csrf = request.app.state.csrf
-    cookie = request.cookies.get(COOKIE) or csrf.new_cookie()
-    response = page(
+def _confirm_page(request: Request, token: str, *, status_code: int = 200, error: str | None = None) -> Response:
+    response = with_csrf(
         request,
-        "confirm.html",
-        status_code=status_code,
-        action=f"/confirm/{token}",
-        csrf_token=csrf.token_for(cookie),
-        error=error,
+        lambda csrf_token: page(
+            request,
+            "confirm.html",
+            status_code=status_code,
+            action=f"/confirm/{token}",
+            csrf_token=csrf_token,
+            error=error,
+        ),
     )
-    secure = core_of(request).settings.base_url.startswith("https://")
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure, max_age=24 * 3600)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm_form(request: Request, token: str):
+def confirm_form(request: Request, token: str) -> Response:
     """Reads the link (a bad one gets its reason now) and changes nothing: the button does."""
-    core = core_of(request)
-    with core.sessions() as session:
-        if subscriber_for(session, core, "confirm", token) is None:
-            return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
+    if audience.subscriber_by_link(core_of(request), "confirm", token) is None:
+        return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
     return _confirm_page(request, token)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
-async def confirm(request: Request, token: str):
+async def confirm(request: Request, token: str) -> Response:
     try:
         form = await read_form(request)
     except BadForm as exc:
         return error_page(request, 400, "The form could not be read", str(exc))
-    if not request.app.state.csrf.valid(request.cookies.get(COOKIE), str(form.get("csrf_token") or "")):
+    if not valid_form(request, form.get("csrf_token")):
         expired = "This page has expired or came from another site. Press the button again."
         return _confirm_page(request, token, status_code=400, error=expired)
-    return await run_in_threadpool(_confirm, request, token)
-
-
-def _confirm(request: Request, token: str):
     core = core_of(request)
-    with core.sessions.begin() as session:
-        subscriber = subscriber_for(session, core, "confirm", token)
-        if subscriber is None:
-            return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
-        store.confirm(session, subscriber, now=core.now())
-        status = subscriber.status
+    subscriber = await run_in_threadpool(audience.confirm_by_link, core, token)
+    if subscriber is None:
+        return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
     return page(
         request,
         "confirmed.html",
-        status=status,
+        status=subscriber.status,
         preferences_url=core.preferences_url(subscriber),
         email=subscriber.email,
     )

@@ -8,18 +8,15 @@ DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS lifts that for local testing only.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.config import Settings
-from digest.delivery.sender import settle_from_events
+from digest.jobs.audience import store_provider_events
 from digest.web.deps import core_of
 from subscribers import events
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 NO_KEY = (
@@ -44,19 +41,8 @@ def startup_notice(settings: Settings) -> tuple[str, str] | None:
     return ("info", f"/webhooks/sendgrid: {NO_KEY} (answers 503).")
 
 
-def _store(request: Request, batch: list[dict]) -> tuple[events.EventReport, int]:
-    core = core_of(request)
-    with core.sessions.begin() as session:
-        report = events.store_events(session, batch, now=core.now())
-        # One request, accepted or refused whole: one event naming a batch proves all of it went out.
-        settled = settle_from_events(session, events.batch_claims(batch), now=core.now())
-    for number in settled:
-        log.warning("batch %s of unknown fate settled as submitted by SendGrid's events", number)
-    return report, len(settled)
-
-
 @router.post("/webhooks/sendgrid")
-async def sendgrid_events(request: Request):
+async def sendgrid_events(request: Request) -> JSONResponse:
     core = core_of(request)
     body = await request.body()  # the raw bytes: the signature covers them exactly as sent
     settings = core.settings
@@ -78,13 +64,15 @@ async def sendgrid_events(request: Request):
         batch = events.parse(body)
     except events.BadEvents as exc:
         return JSONResponse({"error": str(exc)}, 400)
-    report, settled = await run_in_threadpool(_store, request, batch)
+    # One request, accepted or refused whole.
+    stored = await run_in_threadpool(store_provider_events, core, batch)
+    report = stored.report
     return JSONResponse(
         {
             "received": report.received,
             "stored": report.stored,
             "duplicates": report.duplicates,
             "status_changes": report.status_changes,
-            "batches_settled": settled,
+            "batches_settled": len(stored.settled),
         }
     )

@@ -1,0 +1,219 @@
+"""What is done with the audience: the web's sign-up, confirm, unsubscribe, resubscribe and preferences
+pages, the API, the provider's events, and the operator's `digest subscribers` commands. Each runs in
+one transaction and returns what the page or command shows.
+
+A signed link identifies its subscriber: `core.tokens.read` raises BadToken for a link we did not sign;
+a valid link whose subscriber was erased finds None, which every page answers as "not on our list".
+The web app retries the whole of a use case when the store is busy (digest.web.busy), so each is one
+transaction, safe to run again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from sqlalchemy.orm import Session
+
+from digest.core import Digest
+from digest.delivery.sender import settle_from_events
+from digest.errors import UsageError
+from subscribers import events, signup, store
+from subscribers.models import Subscriber, SubscriberChange
+
+log = logging.getLogger(__name__)
+
+LinkPurpose = Literal["confirm", "unsubscribe", "preferences"]
+
+
+@dataclass(frozen=True)
+class Resubscribed:
+    subscriber: Subscriber
+    status: str  # active, or pending when the address must be confirmed again (the mail is sent)
+
+
+@dataclass(frozen=True)
+class PreferencesSaved:
+    subscriber: Subscriber
+    excluded: list[str]  # the sections left out now
+    unsubscribe_token: str | None  # set when the reader unsubscribed from the page instead
+
+
+@dataclass(frozen=True)
+class AddressUnsubscribed:
+    email: str
+    status: str  # the subscriber's status, or "suppressed" for an address that is not ours
+    subscriber: bool
+
+
+@dataclass(frozen=True)
+class ProviderEvents:
+    report: events.EventReport
+    settled: list[tuple[int, int]]  # (issue id, number) of batches of unknown fate the events proved submitted
+
+
+def _by_link(session: Session, core: Digest, purpose: LinkPurpose, token: str) -> Subscriber | None:
+    return store.find_by_link_key(session, core.tokens.read(purpose, token))
+
+
+def sign_up(core: Digest, address: str, name: str | None, consent: store.Consent) -> store.SignUpResult:
+    """Store the consent, then mail the confirm link (double opt-in)."""
+    return signup.sign_up(core, address, name, consent)
+
+
+def subscriber_by_link(core: Digest, purpose: LinkPurpose, token: str) -> Subscriber | None:
+    """The link's subscriber, changing nothing (opening a link is no answer to it)."""
+    with core.sessions() as session:
+        return _by_link(session, core, purpose, token)
+
+
+def confirm_by_link(core: Digest, token: str) -> Subscriber | None:
+    with core.sessions.begin() as session:
+        subscriber = _by_link(session, core, "confirm", token)
+        if subscriber is not None:
+            store.confirm(session, subscriber, now=core.now())
+        return subscriber
+
+
+def unsubscribe_by_link(core: Digest, token: str, cause: str) -> Subscriber | None:
+    with core.sessions.begin() as session:
+        subscriber = _by_link(session, core, "unsubscribe", token)
+        if subscriber is not None:
+            store.unsubscribe(session, subscriber, cause, now=core.now())
+        return subscriber
+
+
+def resubscribe_by_link(core: Digest, token: str) -> Resubscribed | None:
+    """Back on the list; an address that must be confirmed again gets the confirm mail now."""
+    with core.sessions.begin() as session:
+        subscriber = _by_link(session, core, "unsubscribe", token)
+        if subscriber is None:
+            return None
+        status = store.resubscribe(session, subscriber, now=core.now())
+    if status == "pending":
+        from subscribers.confirmation import send_confirmation
+
+        send_confirmation(core, subscriber)
+    return Resubscribed(subscriber, status)
+
+
+def save_preferences(
+    core: Digest, token: str, received: list[str], action: Literal["save", "unsubscribe"]
+) -> PreferencesSaved | None:
+    """Keep the sections ticked (`received`) and leave out the rest, or unsubscribe."""
+    with core.sessions.begin() as session:
+        subscriber = _by_link(session, core, "preferences", token)
+        if subscriber is None:
+            return None
+        if action == "unsubscribe":
+            store.unsubscribe(session, subscriber, "preferences page", now=core.now())
+            return PreferencesSaved(
+                subscriber, subscriber.excluded_sections, core.tokens.make("unsubscribe", subscriber)
+            )
+        sections = core.config.sections
+        excluded = store.set_excluded_sections(
+            session, subscriber, [s for s in sections if s not in received], sections, now=core.now()
+        )
+        return PreferencesSaved(subscriber, excluded, None)
+
+
+def unsubscribe_address(core: Digest, address: str) -> AddressUnsubscribed:
+    """The API's unsubscribe: an address that is not ours is remembered, so no later import adds it."""
+    with core.sessions.begin() as session:
+        subscriber = store.find(session, address)
+        if subscriber is None:
+            store.suppress(session, address, "unsubscribed via api", core.now())
+            return AddressUnsubscribed(address, "suppressed", subscriber=False)
+        store.unsubscribe(session, subscriber, "unsubscribed via api", now=core.now())
+        return AddressUnsubscribed(address, subscriber.status, subscriber=True)
+
+
+def store_provider_events(core: Digest, batch: list[dict[str, Any]]) -> ProviderEvents:
+    """Store the events and act on them, in one transaction: one event naming a batch proves all of it went out."""
+    with core.sessions.begin() as session:
+        report = events.store_events(session, batch, now=core.now())
+        settled = settle_from_events(session, events.batch_claims(batch), now=core.now())
+    for number in settled:
+        log.warning("batch %s of unknown fate settled as submitted by SendGrid's events", number)
+    return ProviderEvents(report, list(settled))
+
+
+# --- the operator's commands (`digest subscribers ...`) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Added:
+    address: str
+    outcome: str  # added, updated, unchanged, reactivated, kept_out (subscribers.store.add)
+    status: str  # the subscriber's status now; "erased" for an address kept out by its suppression
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    subscriber: Subscriber
+    history: list[SubscriberChange]  # oldest first
+
+
+@dataclass(frozen=True)
+class Removed:
+    address: str
+    status: str  # unsubscribed (or the final status they had), or "erased"
+    found: bool  # False: erased an address that was never a subscriber (its suppression stays)
+
+
+def add_subscriber(core: Digest, address: str, name: str | None, *, force_consent: bool = False) -> Added:
+    """One subscriber, active at once on the operator's word."""
+    with core.sessions.begin() as session:
+        subscriber, outcome = store.add(
+            session,
+            address,
+            name,
+            now=core.now(),
+            force_consent=force_consent,
+            cause="added with digest subscribers add",
+        )
+        return Added(address, outcome, subscriber.status if subscriber else "erased")
+
+
+def import_subscribers(core: Digest, path: Path, *, force_consent: bool = False) -> store.ImportReport:
+    with core.sessions.begin() as session:
+        return store.import_csv(session, path, now=core.now(), force_consent=force_consent)
+
+
+def export_subscribers(core: Digest, handle: IO[str], status: str | None = None) -> int:
+    """Stream the subscribers (or one status) as CSV to `handle`; returns how many."""
+    with core.sessions() as session:
+        return store.export_csv(session, handle, status)
+
+
+def count_subscribers(core: Digest) -> dict[str, int]:
+    with core.sessions() as session:
+        return store.count_by_status(session)
+
+
+def list_subscribers(core: Digest, status: str | None = None, limit: int | None = None) -> list[Subscriber]:
+    with core.sessions() as session:
+        return store.list_subscribers(session, status, limit)
+
+
+def show_subscriber(core: Digest, address: str) -> SubscriberRecord | None:
+    with core.sessions() as session:
+        subscriber = store.find(session, address)
+        if subscriber is None:
+            return None
+        return SubscriberRecord(subscriber, store.history(session, subscriber))
+
+
+def remove_subscriber(core: Digest, address: str, *, erase: bool = False) -> Removed:
+    """Unsubscribe someone (kept with their history), or erase their data for good (a hash stays)."""
+    with core.sessions.begin() as session:
+        if erase:
+            found = store.erase(session, address, now=core.now())
+            return Removed(address, "erased", found)
+        subscriber = store.find(session, address)
+        if subscriber is None:
+            raise UsageError(f"no subscriber {address}; use --erase to suppress an address we never had")
+        store.unsubscribe(session, subscriber, "removed with digest subscribers remove", now=core.now())
+        return Removed(address, subscriber.status, found=True)

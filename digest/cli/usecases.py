@@ -1,8 +1,9 @@
-"""Use cases the command line needs that the layers below do not offer yet, with typed results.
+"""What the command line needs from the use cases that digest.jobs does not offer yet: typed results.
 
-They belong with the other use cases (digest/jobs, or the audience's own interface) and live here only
-until those packages take them: each opens its own session and returns dataclasses, so the commands
-only parse, call and print. The dataclasses' fields are the keys of the commands' `--json` output.
+The records the commands print (a dataclass's fields are the keys of its `--json` line), made from the
+rows digest.jobs returns, and three small use cases of the commands' own (render content given as
+JSON, the summary lengths of `digest excerpt`, the store's migrations). They belong in digest.jobs and
+live here until it takes them, so that the commands only parse, call and print.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from digest.config import load_newsletter, load_settings
 from digest.errors import ConfigError, UsageError
 from digest.summarize import SummaryLimits
 
-if TYPE_CHECKING:  # the commands import this module at start; what they use is imported when they run
+if TYPE_CHECKING:  # for the types only: rendering loads when a command renders
     from digest.content.periods import Week
     from digest.core import Digest
     from digest.email.render import Rendered

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 from digest.config import load_newsletter
 from digest.content.summaries import is_stale
@@ -14,17 +11,10 @@ from digest.core import build_core
 from digest.jobs.articles import edit_article
 from digest.jobs.weekly import gather
 from digest.store.models import Article
+from tests.cli_helpers import run_cli
 from tests.conftest import ROOT, SAMPLE_WEEK
 
 PAGE = ROOT / "examples/pages/embassies-need-linguists.html"
-
-
-def run_digest(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def test_excerpt_prints_one_json_object_per_input_in_order_and_goes_on_after_a_bad_one(tmp_path):
@@ -33,7 +23,7 @@ def test_excerpt_prints_one_json_object_per_input_in_order_and_goes_on_after_a_b
         "By Staff Reporter\n\nThe port reopened on Monday after a week of repairs to its main crane. "
         "Shipping lines said the backlog would clear by Friday.\n\nRead more: our port coverage"
     )
-    result = run_digest(["excerpt", str(PAGE), str(tmp_path / "missing.txt"), str(plain), "--json"], tmp_path)
+    result = run_cli(["excerpt", str(PAGE), str(tmp_path / "missing.txt"), str(plain), "--json"], cwd=tmp_path)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in records] == [str(PAGE), str(tmp_path / "missing.txt"), str(plain)]
     keys = {"input", "title", "teaser", "excerpt", "pull_quote", "reading_minutes", "text", "error"}
@@ -50,6 +40,20 @@ def test_excerpt_prints_one_json_object_per_input_in_order_and_goes_on_after_a_b
         "Shipping lines said the backlog would clear by Friday."
     )
     assert note["reading_minutes"] == 1
+
+
+def test_excerpt_reports_a_broken_newsletter_file_and_does_without_a_missing_one(tmp_path):
+    plain = tmp_path / "note.txt"
+    plain.write_text("The port reopened on Monday after a week of repairs to its main crane.")
+    broken = tmp_path / "digest.toml"
+    broken.write_text("name = [\n")
+    result = run_cli(["excerpt", str(plain)], {"DIGEST_CONFIG": str(broken)}, tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"digest: error: {broken}: not valid TOML")
+    # No newsletter file at all: the default lengths serve for a look at a page.
+    result = run_cli(["excerpt", str(plain), "--json"], {"DIGEST_CONFIG": str(tmp_path / "none.toml")}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["teaser"].startswith("The port reopened on Monday")
 
 
 def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, settings):
@@ -81,7 +85,7 @@ def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, sett
 
 def test_articles_list_shows_teasers_computed_now_and_stores_them(tmp_path, core, cli_env):
     gather(core)  # gathering stores the articles without summaries
-    result = run_digest(["articles", "list", "--week", SAMPLE_WEEK, "--json"], tmp_path, cli_env)
+    result = run_cli(["articles", "list", "--week", SAMPLE_WEEK, "--json"], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     with core.sessions() as session:
@@ -97,7 +101,7 @@ def test_articles_list_shows_teasers_computed_now_and_stores_them(tmp_path, core
 
 
 def test_articles_edit_of_an_unknown_id_is_a_usage_error(tmp_path, cli_env):
-    result = run_digest(["articles", "edit", "9999", "--teaser", "x"], tmp_path, cli_env)
+    result = run_cli(["articles", "edit", "9999", "--teaser", "x"], cli_env, tmp_path)
     assert result.returncode == 2
     assert "no article with id 9999" in result.stderr
 
@@ -113,7 +117,7 @@ def test_excerpt_reads_a_page_from_a_url(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/{PAGE.name}"
         missing = f"http://127.0.0.1:{server.server_port}/nothing-here.html"
-        result = run_digest(["excerpt", url, missing, "--json"], tmp_path)
+        result = run_cli(["excerpt", url, missing, "--json"], cwd=tmp_path)
     finally:
         server.shutdown()
     page, gone = [json.loads(line) for line in result.stdout.splitlines()]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from digest.config import Settings, load_newsletter, load_settings
 from digest.errors import ConfigError
+from tests.cli_helpers import run_cli
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 GOOD = EXAMPLE_CONFIG.read_text(encoding="utf-8")
@@ -94,13 +93,8 @@ def test_every_setting_is_documented_in_env_example():
 
 def test_the_command_line_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_path):
     path = write(tmp_path, GOOD.replace('timezone = "America/New_York"', 'timezone = "Nowhere/Land"'))
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "build", "--week", "2026-W48"],
-        env={"DIGEST_CONFIG": str(path), "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db", "PATH": ""},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    env = {"DIGEST_CONFIG": str(path), "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}
+    result = run_cli(["build", "--week", "2026-W48"], env, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
@@ -110,12 +104,6 @@ def test_the_command_line_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_pa
 
 
 def test_a_bad_week_is_a_usage_error(tmp_path, cli_env):
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "build", "--week", "2026-W60"],
-        env=cli_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli(["build", "--week", "2026-W60"], cli_env, tmp_path)
     assert result.returncode == 2
     assert "2026 has no week 60" in result.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import run_cli
 from tests.conftest import ROOT, SAMPLE_WEEK
 from tests.fakes.feed_server import FeedServer, Reply
-from tests.test_weekly_run import digest_cmd
 
 HERE = Path(__file__).resolve()
 # ../shared beside the checkout (CI), or beside the worktrees' folder (a worktree under wt/).
@@ -32,7 +32,7 @@ def inputs_of(folder: Path) -> list[str]:
 def test_inspect_feed_reads_every_shared_feed_file_one_json_line_each_in_order(tmp_path):
     inputs = inputs_of(SHARED / "data" / "feeds")
     assert len(inputs) >= 102
-    result = digest_cmd(["inspect-feed", "--json", *inputs], plain_env(), tmp_path)
+    result = run_cli(["inspect-feed", "--json", *inputs], plain_env(), tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == len(inputs)
@@ -56,7 +56,7 @@ def test_inspect_feed_goes_on_after_an_unreadable_input_and_keeps_input_order(tm
     routes = {"/slow": Reply(body=(ROOT / "examples/feeds/opinion.rss").read_bytes(), delay=0.5)}
     with FeedServer(routes) as server:
         inputs = [server.url("/slow"), str(tmp_path / "missing.xml"), str(ROOT / "examples/feeds/analysis.atom")]
-        result = digest_cmd(["inspect-feed", "--json", *inputs], plain_env(), tmp_path)
+        result = run_cli(["inspect-feed", "--json", *inputs], plain_env(), tmp_path)
     assert result.returncode == 0, result.stderr
     slow, missing, atom = (json.loads(line) for line in result.stdout.splitlines())
     assert [slow["input"], missing["input"], atom["input"]] == inputs
@@ -67,7 +67,7 @@ def test_inspect_feed_goes_on_after_an_unreadable_input_and_keeps_input_order(tm
 
 
 def test_inspect_feed_without_json_prints_a_table_per_input(tmp_path):
-    result = digest_cmd(
+    result = run_cli(
         ["inspect-feed", str(ROOT / "examples/feeds/reporting.rss"), str(tmp_path / "nope.rss")],
         {**plain_env(), "COLUMNS": "200"},
         tmp_path,
@@ -79,18 +79,18 @@ def test_inspect_feed_without_json_prints_a_table_per_input(tmp_path):
 
 
 def test_gather_then_sources_shows_every_source_with_its_state(cli_env, tmp_path):
-    gathered = digest_cmd(["gather"], cli_env, tmp_path)
+    gathered = run_cli(["gather"], cli_env, tmp_path)
     assert gathered.returncode == 0, gathered.stderr
     assert "sources ok: 3, failed: 0; articles new: 15, updated: 0" in gathered.stdout
-    again = digest_cmd(["gather"], cli_env, tmp_path)
+    again = run_cli(["gather"], cli_env, tmp_path)
     assert "articles new: 0, updated: 0" in again.stdout
-    listing = digest_cmd(["sources", "--week", SAMPLE_WEEK, "--json"], cli_env, tmp_path)
+    listing = run_cli(["sources", "--week", SAMPLE_WEEK, "--json"], cli_env, tmp_path)
     assert listing.returncode == 0, listing.stderr
     rows = [json.loads(line) for line in listing.stdout.splitlines()]
     assert [r["name"] for r in rows] == ["Reporting", "Analysis", "Opinion"]
     assert sum(r["articles_this_week"] for r in rows) == 10 and sum(r["articles"] for r in rows) == 15
     assert all(r["last_success"] and r["last_error"] is None for r in rows)
-    table = digest_cmd(["sources", "--week", SAMPLE_WEEK], {**cli_env, "COLUMNS": "250"}, tmp_path)
+    table = run_cli(["sources", "--week", SAMPLE_WEEK], {**cli_env, "COLUMNS": "250"}, tmp_path)
     assert "last success" in table.stdout and "articles 2026-W48" in table.stdout
 
 
@@ -101,10 +101,10 @@ def test_gather_reports_a_failing_source_by_name_and_goes_on(cli_env, tmp_path):
     text = text.replace('url = "examples/', f'url = "{ROOT}/examples/')
     config.write_text(text)
     env = {**cli_env, "DIGEST_CONFIG": str(config)}
-    gathered = digest_cmd(["gather"], env, tmp_path)
+    gathered = run_cli(["gather"], env, tmp_path)
     assert gathered.returncode == 0
     assert "sources ok: 2, failed: 1; articles new: 11" in gathered.stdout
     assert "source 'Opinion': cannot connect to 127.0.0.1" in gathered.stderr
-    rows = [json.loads(line) for line in digest_cmd(["sources", "--json"], env, tmp_path).stdout.splitlines()]
+    rows = [json.loads(line) for line in run_cli(["sources", "--json"], env, tmp_path).stdout.splitlines()]
     opinion = next(r for r in rows if r["name"] == "Opinion")
     assert opinion["failing"] and "cannot connect" in opinion["last_error"] and opinion["last_success"] is None

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -24,6 +21,7 @@ from digest.core import build_core
 from digest.email import placeholders
 from digest.store.models import Delivery
 from subscribers.models import Subscriber
+from tests.cli_helpers import run_cli
 from tests.conftest import ROOT
 from tests.fakes.feed_server import FeedServer, Reply
 from tests.fakes.sendgrid import FakeSendGrid
@@ -65,14 +63,6 @@ FEEDS = {
 }
 
 
-def digest_cmd(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
 @pytest.fixture
 def hostile(cli_env, settings, tmp_path):
     """Feeds with hostile items on loopback, the six sample subscribers, one of whom left out Reporting."""
@@ -86,7 +76,7 @@ def hostile(cli_env, settings, tmp_path):
             ],
         )
         env = {**cli_env, "DIGEST_CONFIG": str(config)}
-        imported = digest_cmd(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], env, tmp_path)
+        imported = run_cli(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], env, tmp_path)
         assert imported.returncode == 0, imported.stderr
         core = build_core(settings, load_newsletter(config))
         with core.sessions.begin() as session:
@@ -132,7 +122,7 @@ def assert_everyone_got_one(mails, core) -> None:
 
 def test_outbox_mail_carries_no_reader_link_where_a_feed_put_a_placeholder(hostile, tmp_path):
     env, core = hostile
-    result = digest_cmd(["run", "--once", "--week", WEEK], env, tmp_path)
+    result = run_cli(["run", "--once", "--week", WEEK], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert_everyone_got_one(outbox_mail(tmp_path / "outbox" / "2026-w48"), core)
 
@@ -142,7 +132,7 @@ def test_smtp_mail_carries_no_reader_link_where_a_feed_put_a_placeholder(hostile
     controller, mailbox = smtp_server()
     try:
         smtp_env = {**env, "DIGEST_PROVIDER": "smtp", "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{controller.port}?tls=none"}
-        result = digest_cmd(["run", "--once", "--week", WEEK], smtp_env, tmp_path)
+        result = run_cli(["run", "--once", "--week", WEEK], smtp_env, tmp_path)
     finally:
         controller.stop()
     assert result.returncode == 0, result.stderr
@@ -153,7 +143,7 @@ def test_sendgrid_substitution_reaches_no_feed_text(hostile, tmp_path):
     env, core = hostile
     with FakeSendGrid(keep_bodies=True) as fake:
         sg_env = {**env, **fake.env()}
-        result = digest_cmd(["run", "--once", "--week", WEEK], sg_env, tmp_path)
+        result = run_cli(["run", "--once", "--week", WEEK], sg_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert fake.violations == []
     assert_everyone_got_one(sendgrid_mail(fake), core)
@@ -175,7 +165,7 @@ def test_render_of_a_document_full_of_placeholders_writes_only_the_templates_own
     }
     source = tmp_path / "week.json"
     source.write_text(json.dumps(doc))
-    result = digest_cmd(["render", str(source), "--out", str(tmp_path / "out")], cli_env, tmp_path)
+    result = run_cli(["render", str(source), "--out", str(tmp_path / "out")], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     for name in ("issue.html", "issue.txt"):
         written = (tmp_path / "out" / name).read_text()

@@ -7,8 +7,6 @@ twice on a resume."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from digest.core import build_core
 from digest.delivery.run import deliver
 from digest.store.models import Batch, Delivery
 from subscribers.models import Subscriber
+from tests.cli_helpers import CliResult, run_cli
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.fakes.seed import address, make_issue, seed_subscribers, subscriber_row
 from tests.fakes.sendgrid import FakeSendGrid
@@ -30,14 +29,6 @@ UTF8_LOCAL = ("josé@exämple.org", "José Ñandú")
 IDN_DOMAIN = ("jose@exämple.org", "José, of Exämple")
 NO_IDNA = ("bad@exa\u2764mple.org", "Bad Domain")
 CSV_PEOPLE = [line.split(",")[0] for line in (ROOT / "examples/subscribers.csv").read_text().splitlines()[1:]]
-
-
-def digest_cmd(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def _store(session, people) -> None:
@@ -52,7 +43,7 @@ def hostile(cli_env, settings, tmp_path):
     core = build_core(settings, load_newsletter(EXAMPLE_CONFIG))
     with core.sessions.begin() as session:
         _store(session, [MALLORY, CRLF_ADDRESS, UTF8_LOCAL])
-    imported = digest_cmd(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
+    imported = run_cli(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
     assert imported.returncode == 0, imported.stderr
     with core.sessions.begin() as session:
         _store(session, [IDN_DOMAIN, NO_IDNA])
@@ -91,8 +82,8 @@ def written(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.eml") if p.is_file()}
 
 
-def run_once(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    result = digest_cmd(["run", "--once", "--week", WEEK], env, tmp_path)
+def run_once(env: dict, tmp_path: Path) -> CliResult:
+    result = run_cli(["run", "--once", "--week", WEEK], env, tmp_path)
     # Exit 1 says some recipients failed; the send itself went through for everyone else.
     assert result.returncode == 1, result.stderr
     return result
@@ -118,7 +109,7 @@ def test_outbox_send_completes_for_everyone_else_and_records_the_unmailable_as_f
 
     # Nobody is mailed again: a resume, even one that re-sends unknown batches, finds nothing to send.
     before = written(folder)
-    again = digest_cmd(["send", "--week", WEEK, "--resume", "--retry-unknown"], env, tmp_path)
+    again = run_cli(["send", "--week", WEEK, "--resume", "--retry-unknown"], env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert written(folder) == before
 
@@ -137,7 +128,7 @@ def test_an_outbox_write_failure_mid_batch_records_what_went_and_resume_sends_on
     assert len(sent_before) == 3
 
     (folder / "00000005.eml").rmdir()
-    resumed = digest_cmd(["send", "--week", WEEK, "--resume"], env, tmp_path)
+    resumed = run_cli(["send", "--week", WEEK, "--resume"], env, tmp_path)
     assert resumed.returncode == 1, resumed.stderr  # the unmailable ones stay failed
     after = written(folder)
     assert {n: after[n] for n in sent_before} == sent_before  # nobody written twice
@@ -172,11 +163,11 @@ def test_smtp_send_completes_and_an_internationalized_address_goes_only_where_th
             session.execute(update(Batch).values(status="submitting"))
             session.execute(update(Delivery).values(status="pending", error=None))
         mailbox.messages.clear()
-        retried = digest_cmd(["send", "--week", WEEK, "--resume", "--retry-unknown"], smtp_env, tmp_path)
+        retried = run_cli(["send", "--week", WEEK, "--resume", "--retry-unknown"], smtp_env, tmp_path)
         assert retried.returncode == 1, retried.stderr
         assert sorted(a for m in smtp_mail(mailbox) for a in m.to) == sorted(expected)
         assert_recorded(core, failed)
-        again = digest_cmd(["send", "--week", WEEK, "--resume", "--retry-unknown"], smtp_env, tmp_path)
+        again = run_cli(["send", "--week", WEEK, "--resume", "--retry-unknown"], smtp_env, tmp_path)
         assert again.returncode == 0, again.stderr
         assert len(mailbox.messages) == len(expected)
     finally:
@@ -188,7 +179,7 @@ def test_sendgrid_request_leaves_out_only_the_recipients_it_cannot_carry(hostile
     with FakeSendGrid(keep_bodies=True) as fake:
         sg_env = {**env, **fake.env()}
         run_once(sg_env, tmp_path)
-        again = digest_cmd(["send", "--week", WEEK, "--resume", "--retry-unknown"], sg_env, tmp_path)
+        again = run_cli(["send", "--week", WEEK, "--resume", "--retry-unknown"], sg_env, tmp_path)
         assert again.returncode == 0, again.stderr
     assert fake.violations == [] and fake.requests == 1
     assert sorted(fake.recipient_counts.elements()) == sorted([*CSV_PEOPLE, MALLORY[0], "jose@xn--exmple-cua.org"])

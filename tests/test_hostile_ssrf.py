@@ -21,9 +21,9 @@ from digest.config import load_newsletter
 from digest.core import build_core
 from digest.gather.fetch import address_refusal
 from digest.store.models import Article, Issue
+from tests.cli_helpers import run_cli
 from tests.conftest import SAMPLE_WEEK
 from tests.fakes.feed_server import FeedServer, Reply
-from tests.test_weekly_run import digest_cmd
 from tests.web_site import running_site
 
 SECRET = "db_password=hunter2"
@@ -118,8 +118,8 @@ def run_week(cli_env: dict, tmp_path: Path, config: Path) -> dict:
     env = {**cli_env, "DIGEST_CONFIG": str(config)}
     people = tmp_path / "people.csv"
     people.write_text("email,name\nreader@example.org,Reader\n")
-    assert digest_cmd(["subscribers", "import", str(people)], env, tmp_path).returncode == 0
-    result = digest_cmd(["run", "--once", "--week", SAMPLE_WEEK], env, tmp_path)
+    assert run_cli(["subscribers", "import", str(people)], env, tmp_path).returncode == 0
+    result = run_cli(["run", "--once", "--week", SAMPLE_WEEK], env, tmp_path)
     assert result.returncode == 0, result.stderr
     return env
 
@@ -171,7 +171,7 @@ def test_links_in_a_feed_never_fetch_internal_pages_or_files_and_the_send_goes_o
         assert "file:/" not in seen[place], f"a file: link from the feed is in the {place}"
 
     # The refusal is on record, saying why and what to do.
-    result = digest_cmd(["sources", "--json"], env, tmp_path)
+    result = run_cli(["sources", "--json"], env, tmp_path)
     (source,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert source["failing"] is False and source["last_success"] is not None
     assert "refused to fetch http://" in source["last_error"]

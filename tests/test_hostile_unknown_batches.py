@@ -6,7 +6,6 @@ settling events go through the real /webhooks/sendgrid of a running site on the 
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import pytest
@@ -18,6 +17,7 @@ from digest.delivery.providers.sendgrid_api import SendGridProvider
 from digest.delivery.run import deliver
 from digest.errors import FailureKind, ProviderError
 from digest.store.models import Batch, Delivery, Issue
+from tests.cli_helpers import CliResult
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner, post_events
@@ -58,7 +58,7 @@ def store_state(settings) -> dict:
     return {"batches": batches, "deliveries": deliveries, "issue": issue}
 
 
-def send_with_one_hung_batch(env, fake, tmp_path) -> subprocess.CompletedProcess:
+def send_with_one_hung_batch(env, fake, tmp_path) -> CliResult:
     fake.set_schedule(lambda n: HUNG if n == 2 else "accept")
     first = run_send(env, tmp_path)
     assert first.returncode == 1, first.stderr

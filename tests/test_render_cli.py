@@ -1,37 +1,30 @@
-"""`digest build` and `digest render`, run as real commands, and the placeholders in delivered mail."""
+"""`digest build` and `digest render` run as the command line, and the placeholders in delivered mail."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from email import message_from_bytes, policy
-from pathlib import Path
 
 from digest.content.periods import Week
 from digest.email import placeholders
+from digest.email.links import Links
 from digest.store.models import Issue
+from tests.cli_helpers import run_cli
 from tests.conftest import ROOT, SAMPLE_WEEK
 from tests.render_sample import ISSUE_30
 
 
-def digest_cmd(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
 def test_render_writes_the_three_files_from_json_content(cli_env, tmp_path):
     out = tmp_path / "out"
-    result = digest_cmd(["render", str(ISSUE_30), "--out", str(out)], cli_env, tmp_path)
+    result = run_cli(["render", str(ISSUE_30), "--out", str(out)], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "rendered 30 articles" in result.stdout
     html, text, mjml = ((out / f"issue.{ext}").read_text() for ext in ("html", "txt", "mjml"))
     assert html.startswith("<!doctype html>") and "<mj-" not in html and len(html.encode()) <= 100_000
     assert mjml.startswith("<mjml") and "{{" not in mjml and "{%" not in mjml
     assert "The Meridian Review" in text and "1200 Harbor Street" in text
+    # The "view in a browser" link is the one the issue would have if it were stored under the file's name.
+    assert f'href="{Links("https://news.example.org").issue_url("issue-30")}"' in html
     # The preview beside them has every placeholder filled with a sample value.
     assert placeholders.leftover((out / "preview.html").read_text()) == []
 
@@ -39,19 +32,19 @@ def test_render_writes_the_three_files_from_json_content(cli_env, tmp_path):
 def test_render_reports_a_bad_document_by_its_place_and_exits_2(cli_env, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"sections": [{"name": "News", "articles": [{"title": "No link"}]}]}))
-    result = digest_cmd(["render", str(bad), "--out", str(tmp_path / "out")], cli_env, tmp_path)
+    result = run_cli(["render", str(bad), "--out", str(tmp_path / "out")], cli_env, tmp_path)
     assert result.returncode == 2
     assert f"{bad}: sections[0].articles[0].url: is required" in result.stderr
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    result = digest_cmd(["render", str(broken), "--out", str(tmp_path / "out")], cli_env, tmp_path)
+    result = run_cli(["render", str(broken), "--out", str(tmp_path / "out")], cli_env, tmp_path)
     assert result.returncode == 2 and "not valid JSON" in result.stderr
 
 
 def test_build_stores_a_draft_and_writes_its_files(cli_env, tmp_path, core):
-    assert digest_cmd(["gather"], cli_env, tmp_path).returncode == 0
+    assert run_cli(["gather"], cli_env, tmp_path).returncode == 0
     out = tmp_path / "draft"
-    result = digest_cmd(["build", "--week", SAMPLE_WEEK, "--out", str(out)], cli_env, tmp_path)
+    result = run_cli(["build", "--week", SAMPLE_WEEK, "--out", str(out)], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "issue 2026-W48 (draft" in result.stdout
     with core.sessions() as session:
@@ -61,7 +54,7 @@ def test_build_stores_a_draft_and_writes_its_files(cli_env, tmp_path, core):
         assert (out / "issue.mjml").read_text() == issue.mjml
         assert (out / "issue.txt").read_text() == issue.text
         top_id = issue.content["sections"][0]["articles"][0]["id"]
-    pinned = digest_cmd(["build", "--week", SAMPLE_WEEK, "--top", str(top_id), "--out", str(out)], cli_env, tmp_path)
+    pinned = run_cli(["build", "--week", SAMPLE_WEEK, "--top", str(top_id), "--out", str(out)], cli_env, tmp_path)
     assert pinned.returncode == 0, pinned.stderr
     with core.sessions() as session:
         issue = session.query(Issue).filter_by(period="2026-W48").one()
@@ -69,8 +62,8 @@ def test_build_stores_a_draft_and_writes_its_files(cli_env, tmp_path, core):
 
 
 def test_no_placeholder_is_left_unfilled_in_any_delivered_message(cli_env, tmp_path):
-    digest_cmd(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
-    result = digest_cmd(["run", "--once", "--week", SAMPLE_WEEK], cli_env, tmp_path)
+    run_cli(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
+    result = run_cli(["run", "--once", "--week", SAMPLE_WEEK], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     stored = (tmp_path / "var/issues/2026-w48/issue.html").read_text()
     assert set(placeholders.leftover(stored)) == set(placeholders.NAMES)  # there was something to fill

@@ -14,6 +14,7 @@ from digest.config import load_newsletter
 from digest.core import build_core
 from digest.delivery.plan import plan_batches
 from digest.store.models import Batch, Issue, utcnow
+from tests.cli_helpers import run_cli
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
 from tests.fakes.sendgrid import FakeSendGrid
@@ -80,10 +81,7 @@ def test_sigterm_finishes_the_batch_in_flight_and_a_restart_resumes_the_send(cli
 
 
 def test_print_jobs_shows_the_next_three_runs_in_local_time_and_utc(cli_env, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "schedule", "--print-jobs"],
-        env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = run_cli(["schedule", "--print-jobs"], cli_env, tmp_path)  # no scheduler runs: no process needed
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "gather: every 60 minutes"

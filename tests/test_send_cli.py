@@ -10,23 +10,25 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import func, select
 
-from digest.cli import main
 from digest.delivery.providers.outbox import OutboxProvider
 from digest.store.models import Batch, Delivery
+from tests.cli_helpers import run_cli
 from tests.conftest import SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
 
 
 @pytest.fixture
-def store(core, cli_env, monkeypatch, tmp_path):
-    for key, value in cli_env.items():
-        if key.startswith("DIGEST_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)
+def store(core):
     with core.sessions.begin() as session:
         seed_subscribers(session, 1500)
         make_issue(session, SAMPLE_WEEK)
     return core
+
+
+@pytest.fixture
+def send(cli_env, tmp_path):
+    """`digest send --week SAMPLE_WEEK ARGS` against the store, in tmp_path."""
+    return lambda *args: run_cli(["send", "--week", SAMPLE_WEEK, *args], cli_env, tmp_path)
 
 
 def counts(core) -> tuple[int, int]:
@@ -37,18 +39,20 @@ def counts(core) -> tuple[int, int]:
         )
 
 
-def test_dry_run_prints_the_plan_and_sends_nothing(store, capsys, tmp_path):
-    assert main(["send", "--week", SAMPLE_WEEK, "--dry-run"]) == 0
-    printed = capsys.readouterr().out
+def test_dry_run_prints_the_plan_and_sends_nothing(store, send, tmp_path):
+    result = send("--dry-run")
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout
     assert "would plan: 1500 recipients in 2 batches (nothing stored)" in printed
     assert "first batch to send: 1000 recipients," in printed and "bytes of payload" in printed
     assert counts(store) == (0, 0)
     assert not (tmp_path / "outbox").exists()
 
 
-def test_test_send_marks_the_subject_and_records_no_delivery(store, capsys, tmp_path):
-    assert main(["send", "--week", SAMPLE_WEEK, "--test", "Editor@Example.org"]) == 0
-    assert "test message of 2026-W48 sent to Editor@Example.org via outbox" in capsys.readouterr().out
+def test_test_send_marks_the_subject_and_records_no_delivery(store, send, tmp_path):
+    result = send("--test", "Editor@Example.org")
+    assert result.returncode == 0, result.stderr
+    assert "test message of 2026-W48 sent to Editor@Example.org via outbox" in result.stdout
     [path] = (tmp_path / "outbox" / "2026-w48").glob("*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert message["Subject"].startswith("[TEST] The Meridian Review")
@@ -57,9 +61,10 @@ def test_test_send_marks_the_subject_and_records_no_delivery(store, capsys, tmp_
     assert counts(store) == (0, 0)
 
 
-def test_send_to_the_outbox_writes_files_that_parse_and_a_second_send_does_nothing(store, capsys, tmp_path):
-    assert main(["send", "--week", SAMPLE_WEEK]) == 0
-    out = capsys.readouterr().out
+def test_send_to_the_outbox_writes_files_that_parse_and_a_second_send_does_nothing(store, send, tmp_path):
+    result = send()
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     assert "sent 1500, failed 0, skipped 0, unknown 0" in out
     files = sorted((tmp_path / "outbox" / "2026-w48").glob("*.eml"))
     assert len(files) == 1500
@@ -70,14 +75,16 @@ def test_send_to_the_outbox_writes_files_that_parse_and_a_second_send_does_nothi
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         recipients.append(message["To"].addresses[0].addr_spec)
     assert sorted(recipients) == [address(i) for i in range(1, 1501)]
-    assert main(["send", "--week", SAMPLE_WEEK]) == 0
-    assert "was already sent to 1500 recipients; nothing to do" in capsys.readouterr().out
+    again = send()
+    assert again.returncode == 0, again.stderr
+    assert "was already sent to 1500 recipients; nothing to do" in again.stdout
     assert len(list((tmp_path / "outbox" / "2026-w48").glob("*.eml"))) == 1500
 
 
-def test_retry_unknown_needs_resume(store, capsys):
-    assert main(["send", "--week", SAMPLE_WEEK, "--retry-unknown"]) == 2
-    assert "--retry-unknown goes with --resume" in capsys.readouterr().err
+def test_retry_unknown_needs_resume(store, send):
+    result = send("--retry-unknown")
+    assert result.returncode == 2
+    assert result.stderr == "digest: error: --retry-unknown goes with --resume\n"
 
 
 def test_a_transactional_message_lands_in_the_outbox_transactional_folder(tmp_path):

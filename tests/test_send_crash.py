@@ -17,6 +17,7 @@ from sqlalchemy import select
 from digest.config import load_newsletter
 from digest.core import build_core
 from digest.store.models import Batch
+from tests.cli_helpers import CliResult, run_cli
 from tests.conftest import EXAMPLE_CONFIG, SAMPLE_WEEK
 from tests.fakes.seed import address, sendgrid_send_env
 from tests.fakes.sendgrid import FakeSendGrid
@@ -47,17 +48,9 @@ def start_send(env: dict, cwd: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def run_send(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "send", "--week", SAMPLE_WEEK, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+def run_send(env: dict, cwd: Path, *args: str) -> CliResult:
+    """A send that runs to its end: in this process (only a send that gets killed needs its own)."""
+    return run_cli(["send", "--week", SAMPLE_WEEK, *args], env, cwd)
 
 
 def batch_statuses(settings) -> dict[int, str]:

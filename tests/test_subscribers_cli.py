@@ -1,24 +1,16 @@
-"""`digest subscribers …` run as a real command against SQLite and PostgreSQL."""
+"""`digest subscribers …` run as the command line (in this process) against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+from tests.cli_helpers import run_cli
 
 
 def digest(cli_env, *args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args],
-        env={**cli_env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(list(args), cli_env)
     if check and result.returncode != 0:
         raise AssertionError(f"digest {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result

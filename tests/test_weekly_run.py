@@ -4,23 +4,14 @@ to the outbox; a second run the same week delivers nothing twice. Runs the real 
 from __future__ import annotations
 
 import email
-import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
 import feedparser
 import pytest
 
+from tests.cli_helpers import run_cli
 from tests.conftest import ROOT, SAMPLE_WEEK
-
-
-def digest_cmd(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def read_outbox(folder: Path) -> list[email.message.EmailMessage]:
@@ -44,14 +35,14 @@ def sample_articles(week_only: bool = True) -> list[dict]:
 
 @pytest.fixture
 def imported(cli_env, tmp_path):
-    result = digest_cmd(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
+    result = run_cli(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "6 added" in result.stdout
     return cli_env
 
 
 def test_run_once_delivers_one_multipart_message_per_active_subscriber(imported, tmp_path):
-    result = digest_cmd(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
+    result = run_cli(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
     assert result.returncode == 0, result.stderr
     outbox = tmp_path / "outbox" / "2026-w48"
     assert f"outbox mail: {outbox}" in result.stdout
@@ -90,7 +81,7 @@ def test_run_once_delivers_one_multipart_message_per_active_subscriber(imported,
 
 
 def test_a_second_run_the_same_week_delivers_nothing_twice(imported, tmp_path):
-    first = digest_cmd(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
+    first = run_cli(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
     assert first.returncode == 0, first.stderr
     outbox = tmp_path / "outbox" / "2026-w48"
     before = {p.name: p.read_bytes() for p in outbox.glob("*.eml")}
@@ -99,8 +90,8 @@ def test_a_second_run_the_same_week_delivers_nothing_twice(imported, tmp_path):
     # A new subscriber after the send, and a re-import of the same list, change nothing this week.
     extra = tmp_path / "more.csv"
     extra.write_text("email,name\nlate@example.org,Late Comer\n")
-    digest_cmd(["subscribers", "import", str(extra)], imported, tmp_path)
-    second = digest_cmd(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
+    run_cli(["subscribers", "import", str(extra)], imported, tmp_path)
+    second = run_cli(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "sent 0 messages" in second.stdout
     after = {p.name: p.read_bytes() for p in outbox.glob("*.eml")}
@@ -108,7 +99,7 @@ def test_a_second_run_the_same_week_delivers_nothing_twice(imported, tmp_path):
 
 
 def test_a_week_without_articles_composes_nothing_and_says_so(imported, tmp_path):
-    result = digest_cmd(["run", "--once", "--week", "2026-W10"], imported, tmp_path)
+    result = run_cli(["run", "--once", "--week", "2026-W10"], imported, tmp_path)
     assert result.returncode == 0
     assert "no new articles in 2026-W10" in result.stderr
     assert not (tmp_path / "outbox").exists()
@@ -123,11 +114,11 @@ def test_import_reports_bad_rows_by_line_and_merges_duplicates(cli_env, tmp_path
         "GRACE@Example.org,Grace B. Hopper\n"
         "alan@example.org,\n"
     )
-    result = digest_cmd(["subscribers", "import", str(csv_file)], cli_env, tmp_path)
+    result = run_cli(["subscribers", "import", str(csv_file)], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{csv_file}:3: skipped 'not-an-address'" in result.stderr
     assert "2 added, 1 updated, 0 unchanged, 0 kept out (unsubscribed or suppressed), 1 rejected" in result.stdout
-    listing = digest_cmd(["subscribers", "list", "--json"], cli_env, tmp_path)
+    listing = run_cli(["subscribers", "list", "--json"], cli_env, tmp_path)
     import json
 
     rows = [json.loads(line) for line in listing.stdout.splitlines()]
@@ -140,6 +131,6 @@ def test_import_reports_bad_rows_by_line_and_merges_duplicates(cli_env, tmp_path
 def test_import_of_a_file_without_an_email_column_is_a_usage_error(cli_env, tmp_path):
     csv_file = tmp_path / "people.csv"
     csv_file.write_text("mail,name\nx@example.org,X\n")
-    result = digest_cmd(["subscribers", "import", str(csv_file)], cli_env, tmp_path)
+    result = run_cli(["subscribers", "import", str(csv_file)], cli_env, tmp_path)
     assert result.returncode == 2
     assert "line 1: the header needs an 'email' column" in result.stderr

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 from rich.console import Console
 
-from digest.cli.progress import progress_bar
+from digest.cli.output import progress_bar
 from digest.core import Digest
 from digest.delivery import run
 from digest.delivery.sender import Progress as BatchProgress
@@ -55,9 +56,9 @@ def stop_on_signals(err: Console) -> Iterator[threading.Event]:
     """SIGINT and SIGTERM set the event: the batch in flight finishes and is recorded, then we stop.
     A second SIGINT stops at once (the batch in flight is then left in an unknown state)."""
     stop = threading.Event()
-    previous = {}
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
 
-    def handler(signum, _frame):
+    def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
@@ -149,7 +150,7 @@ def send(
             "anyone they had already reached gets the issue a second time[/]",
             highlight=False,
         )
-    bar = progress_bar("sending", err)
+    bar = progress_bar("sending")
     task = bar.add_task("", total=None)
 
     def on_start(total: int) -> None:

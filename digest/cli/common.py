@@ -1,0 +1,61 @@
+"""What the commands share: the `--week` and `--json` options, and the core of the running command."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+
+from digest.content.periods import Week
+from digest.core import Digest, build_core
+
+WeekOption = Annotated[
+    str | None,
+    typer.Option("--week", help="ISO week such as 2026-W48; default: the issue built now (the week of yesterday)."),
+]
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--week",
+        help="ISO week such as 2026-W48 (Monday to Monday, local time); default: the articles since the "
+        "last sent issue's window, or the last 7 days ([issue] window in digest.toml).",
+    ),
+]
+JsonLines = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+JsonObject = Annotated[bool, typer.Option("--json", help="One JSON object.")]
+JsonPerInput = Annotated[bool, typer.Option("--json", help="One JSON object per input, in input order.")]
+
+
+# The cores the running command opened: the app closes them when the command ends (closing_cores).
+_opened: list[Digest] = []
+
+
+def open_core(*, migrate: bool = True) -> Digest:
+    """The core for the running command; its engine is disposed of when the command ends, so that
+    commands run one after another in one process (the tests) leave no connections behind."""
+    core = build_core(migrate=migrate)
+    _opened.append(core)
+    return core
+
+
+@contextlib.contextmanager
+def closing_cores() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        while _opened:
+            _opened.pop().close()
+
+
+def week_or_default(core: Digest, week: str | None) -> Week:
+    """--week, or the week of the issue `digest build` makes now without one (digest.jobs.issues.issue_week)."""
+    from digest.jobs.issues import issue_week
+
+    return issue_week(core, Week.parse(week) if week else None)
+
+
+def week_or_window(week: str | None) -> Week | None:
+    """--week, or None: the window since the last sent issue (digest.content.compose.issue_window)."""
+    return Week.parse(week) if week else None

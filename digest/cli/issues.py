@@ -1,0 +1,167 @@
+"""The issue's commands: `digest run --once` (the weekly job), `build` (the draft), `render` (content
+given as JSON, for template work) and `send`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from digest.cli.common import WeekOption, WindowOption, open_core, week_or_default, week_or_window
+from digest.cli.output import err, out, size_line, write_issue_files
+from digest.cli.sources import gather_progress
+from digest.errors import NothingToSend, UsageError
+
+OutFolder = Annotated[Path, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")]
+
+
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Run the weekly job now and exit.")] = False,
+    week: WindowOption = None,
+) -> None:
+    """Gather, compose, render and send the week's issue (the weekly job)."""
+    if not once:
+        raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
+    from digest.cli.send_report import failed_recipient_lines, stop_on_signals, unknown_lines
+    from digest.jobs.weekly import run_once
+
+    core = open_core()
+    the_week = week_or_window(week)
+    progress, advance = gather_progress(len(core.config.sources))
+    try:
+        # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
+        with progress, stop_on_signals(err) as stop:
+            report = run_once(core, the_week, gather_progress=advance, stop=stop)
+    except NothingToSend as exc:
+        err.print(str(exc))
+        return
+    g = report.gather
+    out.print(f"gathered {g.ok}/{len(g.sources)} sources: {g.new} new, {g.updated} updated articles")
+    issue = report.issue
+    html_path = write_issue_files(issue, Path("var/issues") / issue.slug)
+    out.print(f"issue {issue.period} ({issue.status}): {issue.subject}")
+    out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
+    s = report.send
+    out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
+    for line in failed_recipient_lines(core, issue):
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in unknown_lines(s, issue.period):
+        err.print(line, highlight=False)
+    if core.provider.name == "outbox":
+        out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
+    if s.failed:
+        raise typer.Exit(1)
+
+
+def build(
+    week: WindowOption = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")] = None,
+    top: Annotated[
+        int | None, typer.Option("--top", help="Pin this article (its id) as the top story; kept on rebuilds.")
+    ] = None,
+    unpin: Annotated[bool, typer.Option("--unpin", help="Back to the newest article of the first section.")] = False,
+) -> None:
+    """Compose and render the draft (stored, status draft) and write it to files.
+
+    Writes issue.html and issue.txt (per-recipient placeholders left in), issue.mjml (the MJML after
+    Jinja2, before compiling) and preview.html (sample values filled in, to open in a browser).
+    """
+    from digest.jobs.weekly import build as build_issue
+
+    if top is not None and unpin:
+        raise UsageError("--top and --unpin contradict each other; give one")
+    core = open_core()
+    try:
+        issue = build_issue(core, week_or_window(week), pin=top, unpin=unpin)
+    except NothingToSend as exc:
+        err.print(str(exc), highlight=False)
+        return
+    folder = out_dir or Path("var/issues") / issue.slug
+    path = write_issue_files(issue, folder)
+    _write_preview(issue.html or "", folder, core.settings.base_url, core.config.issue.first_name_fallback)
+    window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"
+    out.print(f"issue {issue.period} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
+    out.print(size_line(issue.html or "", path), highlight=False)
+
+
+def render(
+    issue_json: Annotated[Path, typer.Argument(help="Content as JSON: title, date, intro, sections[].articles[].")],
+    out_dir: OutFolder,
+) -> None:
+    """Render content given as JSON with the templates, without the store (for template work).
+
+    The newsletter's name, address and links come from the newsletter file; each article needs only a
+    title and a url. Without a "top", the first article of the first section is the top story.
+    """
+    from digest.cli.usecases import render_document
+
+    made = render_document(issue_json)
+    path = write_issue_files(made.rendered, out_dir)
+    _write_preview(made.rendered.html, out_dir, made.base_url, made.first_name_fallback)
+    out.print(f"rendered {made.articles} articles from {issue_json}", highlight=False)
+    out.print(size_line(made.rendered.html, path), highlight=False)
+
+
+def _write_preview(html: str, folder: Path, base_url: str, first_name_fallback: str) -> None:
+    """preview.html: the issue with sample values in its placeholders, to open in a browser."""
+    from digest.email import placeholders
+
+    preview = placeholders.fill_preview(html, base_url, first_name_fallback, html_part=True)
+    (folder / "preview.html").write_text(preview, encoding="utf-8")
+
+
+def send(
+    week: WeekOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the first batch's size; send nothing.")
+    ] = False,
+    test: Annotated[
+        str | None, typer.Option("--test", metavar="ADDRESS", help="Send the issue to one address, marked [TEST].")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted or paused send; failed batches go again.")
+    ] = False,
+    retry_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unknown",
+            help="With --resume: also re-send batches whose fate is unknown. RISK: if the provider had accepted "
+            "one, its recipients get the issue twice; check the provider's activity first (or use --mark-sent).",
+        ),
+    ] = False,
+    mark_sent: Annotated[
+        int | None,
+        typer.Option(
+            "--mark-sent",
+            metavar="BATCH",
+            help="Settle batch number BATCH, of unknown fate, as sent (the provider's activity shows it went "
+            "out): records it submitted and its recipients sent; sends nothing.",
+        ),
+    ] = None,
+) -> None:
+    """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
+    from digest.cli import send_report
+    from digest.jobs.issues import find_issue
+
+    if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
+        raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")
+    if retry_unknown and not resume:
+        raise UsageError("--retry-unknown goes with --resume")
+    core = open_core()
+    the_week = week_or_default(core, week)
+    issue = find_issue(core, the_week)
+    if issue is None:
+        raise UsageError(f"no issue for {the_week}; run `digest build --week {the_week}` first")
+    if dry_run:
+        send_report.print_dry_run(core, issue, out)
+        return
+    if test is not None:
+        send_report.send_test(core, issue, test, out)
+        return
+    if mark_sent is not None:
+        send_report.mark_sent(core, issue, mark_sent, out)
+        return
+    code = send_report.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
+    if code:
+        raise typer.Exit(code)

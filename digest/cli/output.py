@@ -1,0 +1,97 @@
+"""How the commands print: two consoles (results on stdout, progress and problems on stderr), typed
+results as JSON, the progress bar, and the files an issue is written to."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# Both consoles look sys.stdout and sys.stderr up when they print, so a test that swaps them captures them.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JSON: TypeAlias = "str | int | float | bool | None | list[JSON] | dict[str, JSON]"
+
+
+def json_fields(result: DataclassInstance) -> dict[str, JSON]:
+    """A typed result as a JSON object, in field order; a field's `json` metadata names its key."""
+    return {
+        field.metadata.get("json", field.name): jsonable(getattr(result, field.name))
+        for field in dataclasses.fields(result)
+    }
+
+
+def jsonable(value: object) -> JSON:
+    """Plain JSON values: dataclasses as objects (json_fields), datetimes as ISO 8601 text; dicts and lists walked."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_fields(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a result the command line prints as JSON")
+
+
+def print_json(value: object, *, ascii_only: bool = True) -> None:
+    """One JSON object on one line of stdout, flushed: a script reading the lines sees each at once.
+    `ascii_only=False` keeps non-ASCII text as it is (the commands that always did so)."""
+    print(json.dumps(jsonable(value), ensure_ascii=ascii_only), flush=True)
+
+
+def when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "never"
+
+
+def progress_bar(label: str) -> Progress:
+    """The progress bar on stderr, gone when done; the same for gathering and sending."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+class IssueParts(Protocol):
+    """A stored issue or a rendering of one: what goes into issue.html, issue.txt and issue.mjml."""
+
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def mjml(self) -> str | None: ...
+
+
+def write_issue_files(issue: IssueParts, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "issue.html").write_text(issue.html or "", encoding="utf-8")
+    (folder / "issue.txt").write_text(issue.text or "", encoding="utf-8")
+    (folder / "issue.mjml").write_text(issue.mjml or "", encoding="utf-8")
+    return folder / "issue.html"
+
+
+def size_line(html: str, path: Path) -> str:
+    from digest.email.render import GMAIL_CLIP_BYTES, GMAIL_CLIP_KB
+
+    size = len(html.encode())
+    line = f"rendered issue: {path} ({size / 1024:.0f} KB)"
+    if size > GMAIL_CLIP_BYTES:
+        line += f" [yellow]over {GMAIL_CLIP_KB} KB: Gmail will clip it; lower [issue] articles_per_section[/]"
+    return line

@@ -1,0 +1,94 @@
+"""The sources' commands: `digest gather`, `digest sources` and `digest inspect-feed`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from digest.cli.common import JsonLines, JsonPerInput, WeekOption, open_core, week_or_default
+from digest.cli.output import err, out, print_json, progress_bar, when
+
+if TYPE_CHECKING:
+    from digest.gather import SourceReport
+
+
+def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], None]]:
+    """The progress bar of a gather over `sources` sources, and the callback that moves it on."""
+    progress = progress_bar("gathering")
+    task = progress.add_task("", total=sources)
+
+    def advance(report: SourceReport) -> None:
+        progress.update(task, advance=1, description=report.name)
+        if not report.ok:
+            progress.console.print(f"[yellow]source {report.name!r} failed:[/] {report.error}")
+
+    return progress, advance
+
+
+def gather() -> None:
+    """Fetch every source now and store new and changed articles."""
+    from digest.jobs.weekly import gather as gather_now
+
+    core = open_core()
+    progress, advance = gather_progress(len(core.config.sources))
+    with progress:
+        report = gather_now(core, progress=advance)
+    for failed in (r for r in report.sources if not r.ok):
+        err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
+    for refused in (r for r in report.sources if r.ok and r.refused):
+        err.print(f"source {refused.name!r}: {refused.refused_note}", highlight=False)
+    out.print(
+        f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
+        f"updated: {report.updated} ({report.seconds:.1f}s)"
+    )
+    if report.failed and not report.ok:
+        raise typer.Exit(1)
+
+
+def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
+    """The state of every source: last success, last error, articles this week."""
+    from digest.cli.usecases import source_states
+
+    core = open_core()
+    the_week = week_or_default(core, week)
+    states = source_states(core, the_week)
+    if as_json:
+        for state in states:
+            print_json(state)
+        return
+    table = Table("name", "url", "last success", "last error", f"articles {the_week}", title="sources")
+    for s in states:
+        error = f"{when(s.last_error_at)}: {s.last_error}" if s.last_error else ""
+        table.add_row(
+            s.name, s.url, when(s.last_success), f"[red]{error}[/]" if s.failing else error, str(s.articles_this_week)
+        )
+    out.print(table)
+
+
+def inspect_feed(
+    inputs: Annotated[list[str], typer.Argument(help="Feed or page URLs, file:// URLs or paths.")],
+    as_json: JsonPerInput = False,
+) -> None:
+    """Parse feeds (RSS, Atom, JSON Feed) or article pages without touching the store."""
+    from digest.gather.inspect import inspect_inputs
+
+    failed = 0
+    for result in inspect_inputs(inputs):
+        failed += result["error"] is not None
+        if as_json:
+            print_json(result, ascii_only=False)
+            continue
+        if result["error"]:
+            out.print(f"[bold]{result['input']}[/]: [red]{result['error']}[/]", highlight=False)
+            continue
+        table = Table("published", "title", "author", "url", title=f"{result['input']}: {result['format']}, "
+                      f"{result['title'] or '(untitled)'}, {len(result['articles'])} articles")  # fmt: skip
+        for a in result["articles"]:
+            table.add_row((a["published"] or "")[:16].replace("T", " "), a["title"], a["author"] or "", a["url"])
+        out.print(table)
+    if failed and failed == len(inputs):
+        raise typer.Exit(1)

@@ -1,0 +1,64 @@
+"""The `digest` command line run in the test process with Typer's CliRunner: its own stdin, stdout and
+stderr, and the environment and working directory a subprocess would have been given.
+
+A run leaves nothing behind: the runner restores the environment, the directory is restored, the app
+closes the core its command opened, and the send commands put the signal handlers they set back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from digest.cli import app
+from digest.cli.app import LOG_FORMAT
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class _StderrHandler(logging.Handler):
+    """What `digest.cli.main` sets up in a real process: warnings as lines on (the runner's) stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    handler = _StderrHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def run_cli(args: Sequence[object], env: Mapping[str, str] | None = None, cwd: Path | str | None = None) -> CliResult:
+    """`digest ARGS` in `cwd`; with `env`, the DIGEST_* settings come from it alone, as in a subprocess
+    given that environment. An exception that is not an exit (a bug) is raised, not turned into a code."""
+    changes: dict[str, str | None] = {}
+    if env is not None:
+        changes = {key: None for key in os.environ if key.startswith("DIGEST_") and key not in env}
+        changes.update(env)
+    with contextlib.chdir(cwd or os.getcwd()), _logging_to_stderr():
+        result = CliRunner().invoke(
+            app, [str(arg) for arg in args], env=changes, catch_exceptions=False, prog_name="digest"
+        )
+    return CliResult(result.exit_code, result.stdout, result.stderr)

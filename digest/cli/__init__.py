@@ -2,8 +2,8 @@
 
 app.py holds the app, the one place errors become exit codes, and `main` (the console script
 `digest.cli:main`); issues, sources, articles, subscribers, db, schedule and serve hold the commands;
-output.py how results are printed; common.py the shared options and the command's core; usecases.py
-the use cases the lower layers do not offer yet; send_report.py what a send prints and its signals.
+output.py how results are printed; common.py the shared options and the command's core;
+send_report.py what a send prints and its signals. The work itself is digest.jobs'.
 """
 
 from digest.cli.app import app, main

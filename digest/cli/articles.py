@@ -21,7 +21,7 @@ def articles_list(week: WeekOption = None, as_json: JsonLines = False) -> None:
 
     Articles not summarized yet (gathering does not summarize) are summarized now, and stored.
     """
-    from digest.cli.usecases import week_articles
+    from digest.jobs.articles import week_articles
 
     core = open_core()
     lines = week_articles(core, week_or_default(core, week))
@@ -67,8 +67,7 @@ def excerpt(
     as_json: JsonPerInput = False,
 ) -> None:
     """Clean and summarize articles without touching the store."""
-    from digest.cli.usecases import excerpt_limits
-    from digest.jobs.excerpt import excerpt_input
+    from digest.jobs.excerpt import excerpt_input, excerpt_limits
 
     limits = excerpt_limits()
     failed = 0

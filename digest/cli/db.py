@@ -13,7 +13,7 @@ app = typer.Typer(help="The store: apply migrations.", no_args_is_help=True)
 @app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the store's migrations (also done automatically on first use)."""
-    from digest.cli.usecases import upgrade_store
+    from digest.jobs.maintenance import upgrade_store
 
     revision = upgrade_store(open_core(migrate=False))
     out.print(f"store at revision {revision}")

@@ -94,7 +94,7 @@ def render(
     The newsletter's name, address and links come from the newsletter file; each article needs only a
     title and a url. Without a "top", the first article of the first section is the top story.
     """
-    from digest.cli.usecases import render_document
+    from digest.jobs.document import render_document
 
     made = render_document(issue_json)
     path = write_issue_files(made.rendered, out_dir)

@@ -51,7 +51,7 @@ def gather() -> None:
 
 def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
     """The state of every source: last success, last error, articles this week."""
-    from digest.cli.usecases import source_states
+    from digest.jobs.sources import source_states
 
     core = open_core()
     the_week = week_or_default(core, week)

@@ -122,7 +122,7 @@ def subscribers_show(
     as_json: JsonObject = False,
 ) -> None:
     """One subscriber: consent record, preferences and the history of status changes."""
-    from digest.cli.usecases import subscriber_shown
+    from digest.jobs.audience import subscriber_shown
 
     core = open_core()
     address = _address(email)
@@ -169,7 +169,7 @@ def subscribers_list(
     as_json: JsonLines = False,
 ) -> None:
     """List subscribers."""
-    from digest.cli.usecases import subscriber_lines
+    from digest.jobs.audience import subscriber_lines
     from subscribers.models import STATUSES
 
     if status is not None and status not in STATUSES:

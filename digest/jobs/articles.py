@@ -6,6 +6,9 @@ store them (digest.content.summaries).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from digest.content.compose import articles_in_window
 from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries
@@ -45,3 +48,36 @@ def edit_article(
             article.excerpt_override = excerpt.strip()
         article.updated_at = core.now()
         return article
+
+
+@dataclass(frozen=True)
+class ArticleLine:
+    """An article of the week as an editor sees it: the teaser and excerpt readers get, overrides marked."""
+
+    id: int
+    published: datetime
+    section: str
+    title: str
+    url: str
+    teaser: str
+    excerpt: str
+    teaser_override: bool
+    excerpt_override: bool
+
+
+def week_articles(core: Digest, week: Week) -> list[ArticleLine]:
+
+    return [
+        ArticleLine(
+            a.id,
+            a.published_at,
+            a.section,
+            a.title,
+            a.url,
+            a.shown_teaser,
+            a.shown_excerpt,
+            a.teaser_override is not None,
+            a.excerpt_override is not None,
+        )
+        for a in articles_in_week(core, week)
+    ]

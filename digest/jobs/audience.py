@@ -11,9 +11,10 @@ transaction, safe to run again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 from sqlalchemy.orm import Session
 
@@ -217,3 +218,74 @@ def remove_subscriber(core: Digest, address: str, *, erase: bool = False) -> Rem
             raise UsageError(f"no subscriber {address}; use --erase to suppress an address we never had")
         store.unsubscribe(session, subscriber, "removed with digest subscribers remove", now=core.now())
         return Removed(address, subscriber.status, found=True)
+
+
+# The records `digest subscribers list` and `show` print (a dataclass's fields are its --json keys).
+
+
+@dataclass(frozen=True)
+class SubscriberLine:
+    """A subscriber with their consent record and preferences: one line of `subscribers list --json`."""
+
+    id: int
+    email: str
+    name: str | None
+    status: str
+    consent_source: str | None
+    consent_at: datetime | None
+    consent_ip: str | None
+    consent_user_agent: str | None
+    confirmed_at: datetime | None
+    exclude_sections: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: Subscriber) -> Self:
+        return cls(
+            s.id,
+            s.email,
+            s.name,
+            s.status,
+            s.consent_source,
+            s.consent_at,
+            s.consent_ip,
+            s.consent_user_agent,
+            s.confirmed_at,
+            s.left_out_sections,
+            s.created_at,
+            s.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    at: datetime
+    from_status: str | None = field(metadata={"json": "from"})
+    to_status: str = field(metadata={"json": "to"})
+    cause: str
+
+    @classmethod
+    def of(cls, c: SubscriberChange) -> StatusChange:
+        return cls(c.at, c.from_status, c.to_status, c.cause)
+
+
+@dataclass(frozen=True)
+class SubscriberShown(SubscriberLine):
+    """What `subscribers show` prints: the subscriber and every change of their status, oldest first."""
+
+    history: list[StatusChange] = field(default_factory=list)
+
+
+def subscriber_lines(core: Digest, status: str | None, limit: int | None) -> list[SubscriberLine]:
+
+    return [SubscriberLine.of(s) for s in list_subscribers(core, status, limit)]
+
+
+def subscriber_shown(core: Digest, address: str) -> SubscriberShown | None:
+
+    record = show_subscriber(core, address)
+    if record is None:
+        return None
+    history = [StatusChange.of(c) for c in record.history]
+    return replace(SubscriberShown.of(record.subscriber), history=history)

@@ -6,6 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import TypedDict
 
+from digest.config import load_newsletter, load_settings
+from digest.content.summaries import summary_limits
+from digest.errors import ConfigError
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions, local_path, read_local
 from digest.summarize import SummaryLimits, summarize_page, summarize_text
 
@@ -74,3 +77,15 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="latin-1")
     except OSError as exc:
         raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def excerpt_limits() -> SummaryLimits:
+    """The summary lengths of the newsletter file; the defaults when there is no such file (a look at a
+    page needs none). A file that is there but wrong is reported like everywhere else."""
+    settings = load_settings()
+    try:
+        return summary_limits(load_newsletter(settings.config))
+    except ConfigError:
+        if settings.config.exists():
+            raise
+        return SummaryLimits()

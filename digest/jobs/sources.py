@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from digest.content.periods import Week, default_week
 from digest.core import Digest
@@ -25,3 +26,36 @@ def sources_in_week(core: Digest, week: Week | None = None) -> SourcesReport:
         sync_sources(session, core.config)
         rows = source_statuses(session, [s.name for s in core.config.sources], start, end)
     return SourcesReport(week, rows)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A source as `digest sources` shows it: last success, last error, articles in the week and in all."""
+
+    name: str
+    url: str
+    section: str
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failing: bool
+    articles_this_week: int
+    articles: int
+
+
+def source_states(core: Digest, week: Week) -> list[SourceState]:
+    """Every source of the newsletter file, in file order (the store's rows made to match it first)."""
+    return [
+        SourceState(
+            r.name,
+            r.url,
+            r.section,
+            r.last_success_at,
+            r.last_error,
+            r.last_error_at,
+            r.failing,
+            r.articles_this_week,
+            r.articles_total,
+        )
+        for r in sources_in_week(core, week).sources
+    ]

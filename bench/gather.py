@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digest.config import GatherConfig, NewsletterConfig, Settings, SourceConfig  # noqa: E402
-from digest.content.periods import Week  # noqa: E402
+from digest.content.weeks import Week  # noqa: E402
 from digest.core import build_core  # noqa: E402
 from tests.fakes.feed_server import FeedServer, Reply, serve_forever  # noqa: E402
 

@@ -138,7 +138,7 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
     with core.sessions.begin() as session:
         session.add(
             Issue(
-                period=WEEK,
+                week=WEEK,
                 slug=WEEK.lower(),
                 status="draft",
                 window_start=utcnow(),
@@ -426,7 +426,7 @@ def peak_mb() -> float:
 
 def child_send(count: int) -> dict:
     """`digest send` as the CLI does it: plan in the store, then send every batch."""
-    from digest.content.periods import Week
+    from digest.content.weeks import Week
     from digest.core import build_core
     from digest.delivery import run
     from digest.delivery.plan import plan_batches
@@ -456,7 +456,7 @@ def child_send(count: int) -> dict:
 def child_bare(count: int) -> dict:
     """The same payloads built and POSTed with no store: the recipients are generated in memory,
     one batch at a time, with the same per-recipient values (signed links) and the same provider."""
-    from digest.content.periods import Week
+    from digest.content.weeks import Week
     from digest.core import build_core
     from digest.delivery import run
     from digest.jobs.issues import find_issue

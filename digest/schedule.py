@@ -31,7 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import NewsletterConfig
-from digest.content.periods import default_week
+from digest.content.weeks import default_week
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
 from digest.errors import ConfigError, NothingToSend
@@ -142,7 +142,7 @@ def weekly_job() -> None:
     s = report.send
     log.info(
         "weekly: end: issue %s (%s): %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
-        report.issue.period,
+        report.issue.week,
         report.issue.status,
         s.sent,
         s.failed,
@@ -166,22 +166,22 @@ def resume_job() -> None:
             log.warning(
                 "resume: issue %s not resumed: its send started %s ago (grace %s); "
                 "run `digest send --week %s --resume` if it should still go out",
-                issue.period,
+                issue.week,
                 age,
                 grace,
-                issue.period,
+                issue.week,
             )
             continue
         started = time.monotonic()
-        log.info("resume: start: issue %s, a send left unfinished", issue.period)
+        log.info("resume: start: issue %s, a send left unfinished", issue.week)
         try:
             _planned, report = send(core, issue)
         except SendInProgress as exc:
-            log.info("resume: end: issue %s: left to the other sender: %s", issue.period, exc)
+            log.info("resume: end: issue %s: left to the other sender: %s", issue.week, exc)
             continue
         log.info(
             "resume: end: issue %s: %d sent, %d failed, %d skipped, %d unknown batches, %.1fs",
-            issue.period,
+            issue.week,
             report.sent,
             report.failed,
             report.skipped,

@@ -9,8 +9,8 @@ import pytest
 
 from digest.config import load_newsletter
 from digest.content.compose import compose_issue, issue_window
-from digest.content.periods import Week
 from digest.content.summaries import summary_limits, summary_marker
+from digest.content.weeks import Week
 from digest.errors import NothingToSend, UsageError
 from digest.store.models import Article, Issue, Source
 from tests.conftest import EXAMPLE_CONFIG
@@ -62,7 +62,7 @@ def test_sections_come_in_the_configured_order_with_the_newest_of_the_first_as_t
     assert content["top"]["id"] == ids[new_report.title]
     assert [s["name"] for s in content["sections"]] == ["Reporting", "Analysis", "Opinion"]
     assert [a["id"] for a in content["sections"][0]["articles"]] == [ids[old_report.title]]
-    assert issue.status == "draft" and issue.period == "2026-W48" and issue.subject.endswith(new_report.title)
+    assert issue.status == "draft" and issue.week == "2026-W48" and issue.subject.endswith(new_report.title)
 
 
 def test_no_article_twice_and_empty_sections_left_out(core):
@@ -105,7 +105,7 @@ def test_without_a_week_the_window_starts_where_the_last_sent_issue_ended(core):
     with core.sessions.begin() as s:
         s.add(
             Issue(
-                period="2026-W47",
+                week="2026-W47",
                 slug="2026-w47",
                 status="sent",
                 window_start=sent_end - timedelta(days=7),
@@ -121,7 +121,7 @@ def test_without_a_week_the_window_starts_where_the_last_sent_issue_ended(core):
     assert content["top"]["title"] == "New since the last issue" and content["sections"] == []
     assert (issue.window_start, issue.window_end) == (sent_end, now)
     # Filed under the week that just ended, as `--week 2026-W48` would be.
-    assert issue.period == "2026-W48"
+    assert issue.week == "2026-W48"
 
 
 def test_without_a_sent_issue_the_window_is_the_configured_number_of_days(core):

@@ -196,7 +196,7 @@ def test_a_second_send_of_the_same_issue_is_refused_while_one_runs(settings, fak
     issue = prepare(core, 10)
     other = sendgrid_core(settings, fake)  # another process would have its own engine and connections
     with (
-        send_lock(other.engine, issue.id, issue.period),
+        send_lock(other.engine, issue.id, issue.week),
         pytest.raises(SendInProgress, match="is being sent by another process"),
     ):
         deliver(core.mailer(), issue, sleep=lambda s: None)

@@ -7,8 +7,8 @@ from tests.fakes.seed import NOW, address, make_issue
 ARTICLE = "https://meridian-review.example.org/2026/11/cafe-diplomacy"
 
 
-def sent_issue(session, period: str):
-    issue = make_issue(session, period)
+def sent_issue(session, week: str):
+    issue = make_issue(session, week)
     issue.status, issue.send_started_at, issue.sent_at = "sent", NOW, NOW
     issue.content = {"top": {"title": "Café diplomacy", "url": ARTICLE}, "sections": []}
     session.flush()

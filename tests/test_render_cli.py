@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from email import message_from_bytes, policy
 
-from digest.content.periods import Week
+from digest.content.weeks import Week
 from digest.email import placeholders
 from digest.email.links import Links
 from digest.store.models import Issue
@@ -48,7 +48,7 @@ def test_build_stores_a_draft_and_writes_its_files(cli_env, tmp_path, core):
     assert result.returncode == 0, result.stderr
     assert "issue 2026-W48 (draft" in result.stdout
     with core.sessions() as session:
-        issue = session.query(Issue).filter_by(period=str(Week.parse(SAMPLE_WEEK))).one()
+        issue = session.query(Issue).filter_by(week=str(Week.parse(SAMPLE_WEEK))).one()
         assert issue.status == "draft" and issue.html and issue.text and issue.mjml
         assert (out / "issue.html").read_text() == issue.html
         assert (out / "issue.mjml").read_text() == issue.mjml
@@ -57,7 +57,7 @@ def test_build_stores_a_draft_and_writes_its_files(cli_env, tmp_path, core):
     pinned = run_cli(["build", "--week", SAMPLE_WEEK, "--top", str(top_id), "--out", str(out)], cli_env, tmp_path)
     assert pinned.returncode == 0, pinned.stderr
     with core.sessions() as session:
-        issue = session.query(Issue).filter_by(period="2026-W48").one()
+        issue = session.query(Issue).filter_by(week="2026-W48").one()
         assert issue.top_article_id == top_id and issue.content["top"]["id"] == top_id
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from digest import schedule
 from digest.config import load_newsletter
-from digest.content.periods import Week, default_week
+from digest.content.weeks import Week, default_week
 from digest.core import build_core
 from digest.store.models import Issue
 from subscribers.store import import_csv
@@ -173,7 +173,7 @@ def test_the_gather_job_runs_hourly_and_logs_its_counts(sample_core, caplog):
 
 
 def test_two_scheduler_processes_on_one_store_send_the_issue_once(settings, cli_env, tmp_path):
-    """APScheduler 3 does not coordinate processes: both fire. The store's unique issue period, the
+    """APScheduler 3 does not coordinate processes: both fire. The store's unique issue week, the
     send lock and the batches' compare-and-set must make it one send."""
     import subprocess
     import sys
@@ -200,7 +200,7 @@ def test_two_scheduler_processes_on_one_store_send_the_issue_once(settings, cli_
     try:
         with core.sessions() as session:
             issues = session.scalars(select(Issue)).all()
-            assert [(i.period, i.status) for i in issues] == [("2026-W48", "sent")]
+            assert [(i.week, i.status) for i in issues] == [("2026-W48", "sent")]
             assert session.query(Delivery).filter(Delivery.status == "sent").count() == 6
             assert {b.status for b in session.scalars(select(Batch))} == {"submitted"}
     finally:

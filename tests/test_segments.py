@@ -12,7 +12,7 @@ from email import policy
 import pytest
 from sqlalchemy import func, select
 
-from digest.content.periods import Week
+from digest.content.weeks import Week
 from digest.delivery import run
 from digest.delivery.plan import plan_batches
 from digest.delivery.sender import SendOptions, send_issue

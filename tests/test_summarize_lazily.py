@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from digest.config import SummaryConfig
 from digest.content.compose import compose_content, compose_issue
-from digest.content.periods import Week
 from digest.content.summaries import INLINE_MAX, ensure_summaries, is_stale, summary_limits
+from digest.content.weeks import Week
 from digest.gather import gather_sources
 from digest.jobs.articles import edit_article
 from digest.store.models import Article

@@ -8,8 +8,8 @@ import re
 import feedparser
 from sqlalchemy import select
 
-from digest.content.periods import Week
 from digest.content.summaries import is_stale
+from digest.content.weeks import Week
 from digest.jobs import weekly
 from digest.store.models import Article, Issue
 from tests.fakes.seed import make_issue

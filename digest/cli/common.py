@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from digest.content.periods import Week
+from digest.content.weeks import Week
 from digest.core import Digest, build_core
 
 WeekOption = Annotated[

@@ -40,13 +40,13 @@ def run(
     out.print(f"gathered {g.ok}/{len(g.sources)} sources: {g.new} new, {g.updated} updated articles")
     issue = report.issue
     html_path = write_issue_files(issue, Path("var/issues") / issue.slug)
-    out.print(f"issue {issue.period} ({issue.status}): {issue.subject}")
+    out.print(f"issue {issue.week} ({issue.status}): {issue.subject}")
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(s, issue.period):
+    for line in unknown_lines(s, issue.week):
         err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
@@ -81,7 +81,7 @@ def build(
     path = write_issue_files(issue, folder)
     _write_preview(issue.html or "", folder, core.settings.base_url, core.config.issue.first_name_fallback)
     window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"
-    out.print(f"issue {issue.period} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
+    out.print(f"issue {issue.week} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
     out.print(size_line(issue.html or "", path), highlight=False)
 
 

@@ -22,7 +22,7 @@ from digest.store.models import Issue
 
 def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
     plan = run.dry_run(core.mailer(), issue)
-    out.print(f"dry run of issue {issue.period} ({issue.status}): {issue.subject}", highlight=False)
+    out.print(f"dry run of issue {issue.week} ({issue.status}): {issue.subject}", highlight=False)
     out.print(f"provider: {plan.provider}; batch size {plan.batch_size}")
     if plan.planned:
         states = ", ".join(f"{n} {s}" for s, n in sorted(plan.state.batches.items()))
@@ -48,7 +48,7 @@ def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
 
 def send_test(core: Digest, issue: Issue, address: str, out: Console) -> None:
     message_id = run.send_test(core.mailer(), issue, address)
-    out.print(f"test message of {issue.period} sent to {address} via {core.provider.name} (message id {message_id})")
+    out.print(f"test message of {issue.week} sent to {address} via {core.provider.name} (message id {message_id})")
 
 
 @contextlib.contextmanager
@@ -77,7 +77,7 @@ def stop_on_signals(err: Console) -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def unknown_lines(report: SendReport, period: str) -> list[str]:
+def unknown_lines(report: SendReport, week: str) -> list[str]:
     """Each batch of unknown fate, why, and the three ways it gets settled."""
     lines = []
     for unknown in report.unknown:
@@ -87,8 +87,8 @@ def unknown_lines(report: SendReport, period: str) -> list[str]:
             f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
             f"{why}, so it may or may not have gone out. It was not re-sent. It settles by itself when SendGrid's "
             "signed events for it reach /webhooks/sendgrid (DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY must be set). "
-            f"Or check the provider's activity: if it went out, `digest send --week {period} --mark-sent "
-            f"{unknown.number}`; if not, `digest send --week {period} --resume --retry-unknown` re-sends it "
+            f"Or check the provider's activity: if it went out, `digest send --week {week} --mark-sent "
+            f"{unknown.number}`; if not, `digest send --week {week} --resume --retry-unknown` re-sends it "
             "(anyone it did reach then gets it twice)."
         )
     return lines
@@ -111,7 +111,7 @@ def failed_recipient_lines(core: Digest, issue: Issue, limit: int = 10) -> list[
 def mark_sent(core: Digest, issue: Issue, number: int, out: Console) -> None:
     recipients = run.mark_sent(core.mailer(), issue, number)
     out.print(
-        f"batch {number} of issue {issue.period} marked submitted; {recipients} recipients recorded as sent "
+        f"batch {number} of issue {issue.week} marked submitted; {recipients} recipients recorded as sent "
         "(nothing was sent now)",
         highlight=False,
     )
@@ -133,7 +133,7 @@ def send(
     if state.unfinished and not resume:
         parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
         raise UsageError(
-            f"issue {issue.period} has an unfinished send ({parts}); "
+            f"issue {issue.week} has an unfinished send ({parts}); "
             "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
             + (
                 f"; {state.batches['submitting']} batch(es) of unknown fate are not re-sent by it"
@@ -142,7 +142,7 @@ def send(
             )
         )
     if state.planned and not state.unfinished:
-        out.print(f"issue {issue.period} was already sent to {state.recipients} recipients; nothing to do")
+        out.print(f"issue {issue.week} was already sent to {state.recipients} recipients; nothing to do")
         return 0
     if retry_unknown and state.batches.get("submitting"):
         err.print(
@@ -169,7 +169,7 @@ def send(
             on_start=on_start,
             on_batch=on_batch,
         )
-    out.print(f"issue {issue.period}: {planned} batches planned; {report.already_submitted} were sent before")
+    out.print(f"issue {issue.week}: {planned} batches planned; {report.already_submitted} were sent before")
     out.print(summary(report))
     if report.not_planned:
         out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
@@ -177,7 +177,7 @@ def send(
         err.print(f"batch {number} failed: {reason}", highlight=False)
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(report, issue.period):
+    for line in unknown_lines(report, issue.week):
         err.print(line, highlight=False)
     if report.paused:
         left_unknown = f" and {report.new_unknown} left unknown" if report.new_unknown else ""

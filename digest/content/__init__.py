@@ -1,1 +1,1 @@
-"""An issue's content: its week and window (periods), the articles it holds (compose), their stored summaries."""
+"""An issue's content: its week and window (weeks), the articles it holds (compose), their stored summaries."""

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.config import NewsletterConfig
-from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries, summary_limits
+from digest.content.weeks import Week, default_week
 from digest.errors import NothingToSend, UsageError
 from digest.store.models import Article, Issue
 
@@ -154,7 +154,7 @@ def compose_content(
     issue_date = end.astimezone(config.tz).date()
     return {
         "title": config.name,
-        "period": str(window.week),
+        "week": str(window.week),
         "date": issue_date.isoformat(),
         "date_display": _display_date(issue_date),
         "intro": "",
@@ -183,10 +183,10 @@ def compose_issue(
     the newest article of the first section.
     """
     window = issue_window(session, config, week, now=now)
-    issue = session.scalars(select(Issue).where(Issue.period == str(window.week))).first()
+    issue = session.scalars(select(Issue).where(Issue.week == str(window.week))).first()
     if issue is not None and issue.status != "draft":
         if pin is not None or unpin:
-            raise UsageError(f"issue {issue.period} is {issue.status}; its top story can no longer change")
+            raise UsageError(f"issue {issue.week} is {issue.status}; its top story can no longer change")
         return Composed(issue, created=False)
     top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
     left_out = list(issue.left_out or []) if issue else []
@@ -205,7 +205,7 @@ def compose_issue(
         "rendered_at": None,
     }
     if issue is None:
-        issue = Issue(period=str(window.week), status="draft", created_at=now, **values)
+        issue = Issue(week=str(window.week), status="draft", created_at=now, **values)
         session.add(issue)
     else:
         for key, value in values.items():

@@ -141,7 +141,7 @@ def plan_issue(session: Session, audience: Audience, issue: Issue, *, batch_size
         )
     session.execute(text(f"DROP TABLE {frozen}"))
     if nothing:
-        log.info("issue %s: %d subscribers left out every section it has; they are not mailed", issue.period, nothing)
+        log.info("issue %s: %d subscribers left out every section it has; they are not mailed", issue.week, nothing)
     issue.status = "sending"
     issue.send_started_at = now
     return PlanCounts(len(batch_rows), segments, nothing)

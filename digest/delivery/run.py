@@ -64,7 +64,7 @@ class Mailer:
 
 def outgoing(addresses: Addresses, issue: Issue, *, subject_prefix: str = "") -> OutgoingIssue:
     if issue.html is None or issue.text is None:
-        raise DeliveryError(f"issue {issue.slug} is not rendered; run `digest build --week {issue.period}` first")
+        raise DeliveryError(f"issue {issue.slug} is not rendered; run `digest build --week {issue.week}` first")
     return OutgoingIssue(
         issue_id=issue.id,
         slug=issue.slug,
@@ -139,7 +139,7 @@ def deliver(
     two sends never plan or claim the same issue at once."""
     the_outgoing = outgoing(mailer.addresses, issue)
     provider = mailer.provider
-    with send_lock(mailer.engine, issue.id, issue.period):
+    with send_lock(mailer.engine, issue.id, issue.week):
         with mailer.sessions.begin() as session:
             fresh = session.get_one(Issue, issue.id)
             plan = plan_issue(session, mailer.audience, fresh, batch_size=mailer.batch_size, now=mailer.now())
@@ -309,15 +309,15 @@ def mark_sent(mailer: Mailer, issue: Issue, number: int) -> int:
     activity shows it): it becomes submitted and its recipients sent, without sending anything.
     Returns its recipients marked sent."""
     # Not while a send may still be waiting on it.
-    with send_lock(mailer.engine, issue.id, issue.period), mailer.sessions.begin() as session:
+    with send_lock(mailer.engine, issue.id, issue.week), mailer.sessions.begin() as session:
         row = session.execute(
             select(Batch.id, Batch.status).where(Batch.issue_id == issue.id, Batch.number == number)
         ).first()
         if row is None:
-            raise UsageError(f"issue {issue.period} has no batch {number}")
+            raise UsageError(f"issue {issue.week} has no batch {number}")
         if row.status != "submitting":
             raise UsageError(
-                f"batch {number} of issue {issue.period} is {row.status}, not of unknown fate; "
+                f"batch {number} of issue {issue.week} is {row.status}, not of unknown fate; "
                 "only a batch left in `submitting` can be marked sent"
             )
         pending = session.scalar(

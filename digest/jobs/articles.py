@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.content.compose import articles_in_window
-from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries
+from digest.content.weeks import Week, default_week
 from digest.core import Digest
 from digest.errors import UsageError
 from digest.store.models import Article

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.content.compose import Content, Window, articles_in_window, compose_content, issue_window
-from digest.content.periods import Week, default_week
 from digest.content.summaries import ensure_summaries
+from digest.content.weeks import Week, default_week
 from digest.core import Digest
 from digest.delivery.sender import UnknownBatch, unknown_batches
 from digest.errors import DigestError, UsageError
@@ -63,9 +63,9 @@ def current_issue(core: Digest) -> Issue | None:
 
 
 def rebuild_week(core: Digest, issue: Issue) -> Week | None:
-    week = Week.parse(issue.period)
+    week = Week.parse(issue.week)
     built_by_week = (issue.window_start, issue.window_end) == week.window(core.config.tz)
-    if built_by_week or issue.period != str(default_week(core.now(), core.config.tz)):
+    if built_by_week or issue.week != str(default_week(core.now(), core.config.tz)):
         return week
     return None
 
@@ -141,7 +141,7 @@ def _editable(session: Session, issue_id: int, article_id: int | None = None) ->
     if issue is None:
         raise UsageError(f"no issue with id {issue_id}")
     if issue.status != "draft":
-        raise UsageError(f"issue {issue.period} is {issue.status}; only a draft can change")
+        raise UsageError(f"issue {issue.week} is {issue.status}; only a draft can change")
     article = None
     if article_id is not None:
         article = session.get(Article, article_id)
@@ -173,7 +173,7 @@ def pin(core: Digest, issue_id: int, article_id: int | None) -> None:
         if article is not None:
             window = rebuild_window(session, core, issue)
             if not (window.start <= article.published_at < window.end) or article.section not in core.config.sections:
-                raise UsageError(f"article {article_id} is not in issue {issue.period}'s window; it cannot be its top")
+                raise UsageError(f"article {article_id} is not in issue {issue.week}'s window; it cannot be its top")
             issue.left_out = [i for i in (issue.left_out or []) if i != article_id]
         issue.top_article_id = article_id
 
@@ -181,7 +181,7 @@ def pin(core: Digest, issue_id: int, article_id: int | None) -> None:
 def rebuild(core: Digest, issue: Issue) -> Issue:
     """Compose and render the draft again, as `digest build` would."""
     if issue.status != "draft":
-        raise UsageError(f"issue {issue.period} is {issue.status}; it can no longer be rebuilt")
+        raise UsageError(f"issue {issue.week} is {issue.status}; it can no longer be rebuilt")
     return build(core, rebuild_week(core, issue))
 
 
@@ -192,7 +192,7 @@ def edit_draft_article(
 
     A field sent back as the article shows it now is no change: it keeps following the computed summary."""
     if issue.status != "draft":
-        raise UsageError(f"issue {issue.period} is {issue.status}; its articles can no longer change here")
+        raise UsageError(f"issue {issue.week} is {issue.status}; its articles can no longer change here")
     if reset:
         edit_article(core, article_id, reset=True)
         return

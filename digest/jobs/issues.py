@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from digest.content.periods import Week, default_week
+from digest.content.weeks import Week, default_week
 from digest.core import Digest
 from digest.store.models import Issue
 
@@ -25,7 +25,7 @@ class IssuePage:
 
 
 def issue_week(core: Digest, week: Week | None) -> Week:
-    """`week`, or when none is given the week of the issue built now (`digest.content.periods.default_week`)."""
+    """`week`, or when none is given the week of the issue built now (`digest.content.weeks.default_week`)."""
     return week if week is not None else default_week(core.now(), core.config.tz)
 
 
@@ -33,7 +33,7 @@ def find_issue(core: Digest, ref: Week | str, *, public: bool = False) -> Issue 
     """The issue of a week, or of a slug (2026-w48) or week as text (2026-W48); `public`: only if sending or sent."""
     query = select(Issue)
     if isinstance(ref, Week):
-        query = query.where(Issue.period == str(ref))
+        query = query.where(Issue.week == str(ref))
     else:
         query = query.where(Issue.slug == ref.strip().lower())
     if public:

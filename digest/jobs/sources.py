@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.content.periods import Week, default_week
+from digest.content.weeks import Week, default_week
 from digest.core import Digest
 from digest.gather.run import sync_sources
 from digest.gather.status import SourceStatus, source_statuses

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest import shutdown
 from digest.content.compose import compose_issue
-from digest.content.periods import Week
+from digest.content.weeks import Week
 from digest.core import Digest
 from digest.delivery.sender import Progress, SendReport
 from digest.email.render import render_issue
@@ -44,7 +44,7 @@ def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: boo
         return _build(core, week, pin=pin, unpin=unpin)
     except IntegrityError:
         # Another process (a second scheduler) created the week's issue at the same moment; the
-        # unique Issue.period kept it to one row. Build again: this time the row is found.
+        # unique Issue.week kept it to one row. Build again: this time the row is found.
         log.info("another process composed the same issue at the same time; using its issue")
         return _build(core, week, pin=pin, unpin=unpin)
 
@@ -101,4 +101,4 @@ def run_once(
     planned, sent = send(core, issue, on_batch=on_batch, stop=stop)
     with core.sessions() as session:
         issue = session.get(Issue, issue.id) or issue
-    return WeeklyReport(week or Week.parse(issue.period), gathered, issue, planned, sent, time.monotonic() - started)
+    return WeeklyReport(week or Week.parse(issue.week), gathered, issue, planned, sent, time.monotonic() - started)

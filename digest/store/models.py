@@ -128,12 +128,13 @@ class Article(Base):
 
 
 class Issue(Base):
-    """One edition, keyed by its period (an ISO week such as 2026-W48): one issue per period."""
+    """One edition, keyed by its week (an ISO week such as 2026-W48): one issue per week."""
 
     __tablename__ = "issues"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    period: Mapped[str] = mapped_column(String(20), unique=True)
+    # Stored in the column `period` (its name since the first migration).
+    week: Mapped[str] = mapped_column("period", String(20), unique=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(20), default="draft")  # draft, sending, sent
     window_start: Mapped[datetime]

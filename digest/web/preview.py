@@ -120,7 +120,7 @@ def preview_email(request: Request, slug: str) -> Response:
     if issue is None:
         return _not_found(request, slug)
     if issue.html is None:
-        return editor_message(request, 409, "Not rendered", f"Issue {issue.period} is not rendered; rebuild it.")
+        return editor_message(request, 409, "Not rendered", f"Issue {issue.week} is not rendered; rebuild it.")
     html = placeholders.fill_preview(
         issue.html, core.settings.base_url, core.config.issue.first_name_fallback, html_part=True
     )

@@ -47,12 +47,10 @@ def seed_subscribers(session: Session, count: int, *, start: int = 1, chunk: int
         session.execute(insert(Subscriber), rows)
 
 
-def make_issue(
-    session: Session, period: str = "2026-W48", *, subject: str = "The Meridian Review: caf\u00e9s"
-) -> Issue:
+def make_issue(session: Session, week: str = "2026-W48", *, subject: str = "The Meridian Review: caf\u00e9s") -> Issue:
     issue = Issue(
-        period=period,
-        slug=period.lower(),
+        week=week,
+        slug=week.lower(),
         status="draft",
         window_start=NOW - timedelta(days=7),
         window_end=NOW,

@@ -1,11 +1,11 @@
-"""Issue periods: ISO weeks and their windows in the newsletter's timezone."""
+"""Issue weeks: ISO weeks and their windows in the newsletter's timezone."""
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.content.periods import Week
+from digest.content.weeks import Week
 from digest.errors import UsageError
 
 

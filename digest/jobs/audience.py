@@ -38,7 +38,7 @@ class Resubscribed:
 @dataclass(frozen=True)
 class PreferencesSaved:
     subscriber: Subscriber
-    excluded: list[str]  # the sections left out now
+    left_out: list[str]  # the sections left out now
     unsubscribe_token: str | None  # set when the reader unsubscribed from the page instead
 
 
@@ -114,10 +114,10 @@ def save_preferences(
                 subscriber, subscriber.left_out_sections, core.tokens.make("unsubscribe", subscriber)
             )
         sections = core.config.sections
-        excluded = store.set_left_out_sections(
+        left_out = store.set_left_out_sections(
             session, subscriber, [s for s in sections if s not in received], sections, now=core.now()
         )
-        return PreferencesSaved(subscriber, excluded, None)
+        return PreferencesSaved(subscriber, left_out, None)
 
 
 def unsubscribe_address(core: Digest, address: str) -> AddressUnsubscribed:

@@ -66,7 +66,7 @@ def preferences_page(request: Request, token: str) -> Response:
         "preferences.html",
         subscriber=subscriber,
         sections=core.config.sections,
-        excluded=subscriber.left_out_sections,
+        left_out=subscriber.left_out_sections,
         saved=False,
     )
 
@@ -96,6 +96,6 @@ async def save_preferences(request: Request, token: str) -> Response:
         "preferences.html",
         subscriber=saved.subscriber,
         sections=core.config.sections,
-        excluded=saved.excluded,
+        left_out=saved.left_out,
         saved=True,
     )

@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve()
 # ../shared beside the checkout (CI), or beside the worktrees' folder (a worktree under wt/).
 SHARED = next((p for p in (HERE.parents[2] / "shared", HERE.parents[3] / "shared") if p.is_dir()), None)
 KEYS = {"input", "format", "title", "error", "articles"}
-ARTICLE_KEYS = {"title", "url", "guid", "published", "author", "summary", "content_html", "image", "categories"}
+ARTICLE_KEYS = {"title", "url", "guid", "published", "author", "summary", "content_html", "image", "categories",
+                "link_from"}  # fmt: skip
 
 
 def plain_env() -> dict[str, str]:

@@ -88,7 +88,9 @@ def inspect_feed(
         table = Table("published", "title", "author", "url", title=f"{result['input']}: {result['format']}, "
                       f"{result['title'] or '(untitled)'}, {len(result['articles'])} articles")  # fmt: skip
         for a in result["articles"]:
-            table.add_row((a["published"] or "")[:16].replace("T", " "), a["title"], a["author"] or "", a["url"])
+            # Say where a URL came from when it is not the item's own link (a GUID, or the channel's link).
+            url = a["url"] if a["link_from"] == "link" else f"{a['url']} (from {a['link_from']})"
+            table.add_row((a["published"] or "")[:16].replace("T", " "), a["title"], a["author"] or "", url)
         out.print(table)
     if failed and failed == len(inputs):
         raise typer.Exit(1)

@@ -248,6 +248,8 @@ def _rss(root: etree._Element) -> tuple[Entry, list[Entry]]:
             kind = (child.get("type") or ("application/atom+xml" if rel == "self" else "text/html")).lower()
             if rel == "alternate" and kind in _HTML_TYPES:
                 raise Decline
+            if rel == "self" and child.get("href"):  # where the feed lives: the base of a copy read from disk
+                feed.setdefault("links", []).append({"rel": rel, "type": kind, "href": _uri(child.get("href", ""))})
         elif key in ("image", "textinput"):
             allowed = {"image": {"title", "link", "description", "url", "width", "height"},
                        "textinput": {"title", "link", "description", "name"}}[key]  # fmt: skip

@@ -10,10 +10,12 @@ malformed feed, saying what was wrong in `ParsedFeed.warning`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import feedparser
 
@@ -53,12 +55,49 @@ def parse_document(body: bytes, *, url: str, content_type: str | None = None) ->
     if what == "json":
         feed = parse_json_feed(body, url=url)
     elif what == "html":
-        feed = _parse_html(body, url=url)
+        inner = _embedded_feed(body)
+        feed = _parse_html(body, url=url) if inner is None else parse_feed(inner, url=url)
     else:
         feed = parse_feed(body, url=url, content_type=content_type)
     for article in feed.articles:
         article.finish()
     return feed
+
+
+# A feed element (perhaps prefixed) and the Atom namespace: what an XHTML page that wraps a feed holds.
+_FEED_TAG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?feed)\b")
+_ATOM_NS = b"http://www.w3.org/2005/Atom"
+
+
+def _embedded_feed(body: bytes) -> bytes | None:
+    """The Atom feed inside an XHTML page (a feed styled for browsers), as a document of its own; or None.
+
+    The page is read as XML (XHTML is XML) so that namespaces declared on the page's own elements
+    still apply; from a page that is not well-formed, the text from a <feed xmlns="...Atom"> tag to
+    its end tag is taken.
+    """
+    if sniff.unicode_encoding(body) not in (None, "utf-8") or _ATOM_NS not in body:
+        return None  # UTF-16/32 pages: no one wraps a feed that way, and what follows reads bytes
+    start = _FEED_TAG.search(body)
+    if start is None:
+        return None
+    from lxml import etree
+
+    sniff.check_entities(body)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        root = None
+    if root is not None:
+        for element in root.iter(f"{{{fastfeed.ATOM}}}feed"):
+            return bytes(etree.tostring(element, encoding="utf-8", xml_declaration=True))
+        return None
+    tag = start.group(1)
+    end = body.rfind(b"</" + tag + b">")
+    if end == -1 or _ATOM_NS not in body[start.start() : body.find(b">", start.start())]:
+        return None
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body[start.start() : end + len(tag) + 3]
 
 
 def _parse_html(body: bytes, *, url: str) -> ParsedFeed:
@@ -106,10 +145,63 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
             raise NotAFeed(f"not a feed ({_one_line(problem)})" if problem else "not a feed: no RSS, Atom or RDF root")
         if problem is not None:
             raise NotAFeed(f"malformed {version} feed with no readable articles: {_one_line(problem)}")
-    base = feed.get("link") if "://" not in url or url.startswith("file:") else url
-    articles = [a for a in (_entry(e, base or url) for e in entries) if a is not None]
+    # Relative links resolve against xml:base (feedparser applies it; the fast path leaves such feeds
+    # to feedparser) and then against the document's own URL. A file read from disk was saved from
+    # somewhere: its rel="self" link, or else its site's link, says where.
+    base = url if "://" in url and not url.startswith("file:") else _saved_from(feed, url)
+    home = safe_canonical_url(feed.get("link"), base) or safe_canonical_url(base)
+    found = [_entry(e, base, home) for e in entries]
     warning = f"malformed feed, read as far as possible: {_one_line(problem)}" if problem is not None else None
-    return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning)
+    articles = _told_apart([f for f in found if f is not None])
+    title = clip(feed.get("title"), 500)
+    return _kept(ParsedFeed(version or "unknown", title, articles, warning, len(entries)), _first_link(entries))
+
+
+def _saved_from(feed: FeedEntry, url: str) -> str:
+    """The URL a feed read from disk was published at: its rel="self" link, its site's link, or the file."""
+    links = [link.get("href") for link in feed.get("links") or [] if link.get("rel") == "self"]
+    for candidate in [*links, feed.get("link")]:
+        if isinstance(candidate, str) and candidate.strip().lower().startswith(("http://", "https://")):
+            return candidate.strip()
+    return url
+
+
+def _first_link(entries: list[FeedEntry]) -> str | None:
+    return next((str(e["link"]) for e in entries if e.get("link")), None)
+
+
+def _kept(feed: ParsedFeed, a_link: str | None) -> ParsedFeed:
+    """A feed with items of which none could be kept is an error, never an empty success; a few lost is a warning."""
+    lost = feed.items - len(feed.articles)
+    if not lost:
+        return feed
+    why = (
+        f"their links are not web addresses we may use (such as {clip(a_link, 100)!r})"
+        if a_link
+        else "they have no link, no URL as GUID, and the feed has no link of its own"
+    )
+    if not feed.articles:
+        raise NotAFeed(f"none of the feed's {feed.items} items could be kept: {why}")
+    note = f"{lost} of {feed.items} items skipped: {why}"
+    feed.warning = f"{feed.warning}; {note}" if feed.warning else note
+    return feed
+
+
+def _told_apart(found: list[tuple[ParsedArticle, str]]) -> list[ParsedArticle]:
+    """The articles, with the fragment kept in the URLs of those only their fragment tells apart.
+
+    A canonical URL drops its #fragment so that one article reached by two links is one article;
+    but items of one feed whose links differ only by fragment (the comments of one post, the updates
+    of one status page) would then be one article and all but one lost.
+    """
+    by_url: dict[str, list[tuple[ParsedArticle, str]]] = {}
+    for article, full in found:
+        by_url.setdefault(article.url, []).append((article, full))
+    for group in by_url.values():
+        if len(group) > 1 and len({full for _, full in group}) > 1:
+            for article, full in group:
+                article.url = full
+    return [article for article, _ in found]
 
 
 def _credit(entry: FeedEntry) -> str | None:
@@ -147,20 +239,54 @@ def _image(entry: FeedEntry, content_html: str | None, base: str) -> Image | Non
     return first_image(content_html, base)
 
 
-def _entry(entry: FeedEntry, base: str) -> ParsedArticle | None:
-    link = entry.get("link")
-    if not link:
-        for candidate in entry.get("links") or []:
-            if candidate.get("rel") in (None, "alternate") and candidate.get("href"):
-                link = candidate["href"]
-                break
+def _web_url(value: str | None) -> bool:
+    return bool(value) and str(value).lower().startswith(("http://", "https://"))
+
+
+def _anchor(guid: str | None, entry: FeedEntry) -> str:
+    """A fragment naming an item that has no link: its GUID, or a digest of its title and date."""
+    if guid and len(guid) <= 200:
+        return quote(guid, safe="/?:@!$'()*+,;=")
+    text = "\0".join(str(entry.get(k) or "") for k in ("title", "published", "updated"))
+    if not entry.get("title"):
+        text += "\0" + str(entry.get("summary") or "")
+    return "item-" + hashlib.sha256(((guid or "") + "\0" + text).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) -> tuple[str, str, str] | None:
+    """(canonical URL, the same with its fragment, where it came from: "link", "guid" or "channel").
+
+    The item's own link when it has one (a link we may not use drops the item rather than
+    replacing it); else its GUID when that is an http(s) URL, whatever isPermaLink says; else the
+    channel's link with an anchor for the item, as a status or announcements feed needs.
+    """
+    alternates = [c["href"] for c in entry.get("links") or [] if c.get("rel") in (None, "alternate") and c.get("href")]
+    link = entry.get("link") or (alternates[0] if alternates else None)
+    # Both feedparser and the fast path copy a permalink GUID (an Atom id) into `link`: not a link of its own.
+    if link and (link in alternates or link != entry.get("id")):
+        url = safe_canonical_url(link, base)
+        if not url:
+            return None
+        return url, safe_canonical_url(link, base, keep_fragment=True) or url, "link"
+    if guid and _web_url(guid):
+        url = safe_canonical_url(guid, base)
+        if url:
+            return url, safe_canonical_url(guid, base, keep_fragment=True) or url, "guid"
+    if home:
+        full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
+        if full:
+            return full, full, "channel"
+    return None
+
+
+def _entry(entry: FeedEntry, base: str, home: str | None) -> tuple[ParsedArticle, str] | None:
+    """The article and its URL with the fragment (see _told_apart); None for an item we cannot keep."""
     guid = clip(entry.get("id"), MAX_GUID)
-    if not link and guid and guid.startswith(("http://", "https://")):
-        link = guid
-    url = safe_canonical_url(link, base)
-    title = clip(plain_text(entry.get("title")), 2000)
-    if not url:
+    found = _item_link(entry, guid, base, home)
+    if found is None:
         return None
+    url, full, link_from = found
+    title = clip(plain_text(entry.get("title")), 2000)
     content = entry.get("content") or []
     content_html = next((c.get("value") for c in content if (c.get("value") or "").strip()), None)
     summary = entry.get("summary")
@@ -184,7 +310,7 @@ def _entry(entry: FeedEntry, base: str) -> ParsedArticle | None:
         term = clip(tag.get("term") or tag.get("label"), 200)
         if term and term not in categories:
             categories.append(term)
-    return ParsedArticle(
+    article = ParsedArticle(
         title=title or _untitled(summary, content_html, url),
         url=url,
         guid=guid,
@@ -194,7 +320,9 @@ def _entry(entry: FeedEntry, base: str) -> ParsedArticle | None:
         content_html=clean_content,
         image=_image(entry, content_html or summary, base),
         categories=categories,
+        link_from=link_from,
     )
+    return article, full
 
 
 def _untitled(summary: str | None, content_html: str | None, url: str) -> str:
@@ -233,13 +361,16 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     fmt = "json11" if version.endswith("/1.1") else "json10" if version.endswith("/1") else "json"
     base = url if "://" in url and not url.startswith("file:") else (_str(data.get("home_page_url")) or url)
     feed_authors = _json_authors(data)
-    articles = []
+    home = safe_canonical_url(_str(data.get("home_page_url")), base) or safe_canonical_url(base)
+    found = []
     for item in data["items"]:
         if isinstance(item, dict):
-            article = _json_item(item, base, feed_authors)
+            article = _json_item(item, base, feed_authors, home)
             if article is not None:
-                articles.append(article)
-    return ParsedFeed(fmt, clip(_str(data.get("title")), 500), articles)
+                found.append(article)
+    a_link = next((str(i.get("url")) for i in data["items"] if isinstance(i, dict) and _str(i.get("url"))), None)
+    feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=len(data["items"]))
+    return _kept(feed, a_link)
 
 
 def _str(value: object) -> str | None:
@@ -254,13 +385,33 @@ def _json_authors(obj: JsonObject) -> str | None:
     return clip(", ".join(names), MAX_AUTHOR) if names else None
 
 
-def _json_item(item: JsonObject, base: str, feed_authors: str | None) -> ParsedArticle | None:
-    guid = _str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None)
-    url = safe_canonical_url(_str(item.get("url")) or _str(item.get("external_url")), base)
-    if not url and guid and guid.startswith(("http://", "https://")):
+def _json_link(item: JsonObject, guid: str | None, base: str, home: str | None) -> tuple[str, str, str] | None:
+    """As _item_link: the item's url (or external_url), its id when a URL, or the home page with an anchor."""
+    link = _str(item.get("url")) or _str(item.get("external_url"))
+    url = safe_canonical_url(link, base)
+    if url:
+        return url, safe_canonical_url(link, base, keep_fragment=True) or url, "link"
+    if guid and _web_url(guid):
         url = safe_canonical_url(guid)
-    if not url:
+        if url:
+            return url, safe_canonical_url(guid, keep_fragment=True) or url, "guid"
+    if home and not link:
+        entry = {"title": _str(item.get("title")), "published": _str(item.get("date_published"))}
+        entry["summary"] = _str(item.get("content_text")) or _str(item.get("content_html"))
+        full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
+        if full:
+            return full, full, "channel"
+    return None
+
+
+def _json_item(
+    item: JsonObject, base: str, feed_authors: str | None, home: str | None
+) -> tuple[ParsedArticle, str] | None:
+    guid = _str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None)
+    found = _json_link(item, guid, base, home)
+    if found is None:
         return None
+    url, full, link_from = found
     content_html = _str(item.get("content_html"))
     if content_html is None and _str(item.get("content_text")):
         paragraphs = [p for p in re.split(r"\n\s*\n", item["content_text"]) if p.strip()]
@@ -280,7 +431,7 @@ def _json_item(item: JsonObject, base: str, feed_authors: str | None) -> ParsedA
                     image = Image(src, clip(_str(attachment.get("title")), 2000))
                     break
     tags = item.get("tags")
-    return ParsedArticle(
+    article = ParsedArticle(
         title=clip(plain_text(_str(item.get("title")) or ""), 2000) or _untitled(summary, content_html, url),
         url=url,
         guid=clip(guid, MAX_GUID),
@@ -290,7 +441,9 @@ def _json_item(item: JsonObject, base: str, feed_authors: str | None) -> ParsedA
         content_html=sanitize_html(content_html or summary),
         image=image or first_image(content_html, base),
         categories=[c for t in (tags if isinstance(tags, list) else []) if isinstance(t, str) and (c := clip(t, 200))],
+        link_from=link_from,
     )
+    return article, full
 
 
 def _escape(text: str) -> str:

@@ -32,6 +32,7 @@ class ArticleJson(TypedDict):
     content_html: str | None
     image: ImageJson | None
     categories: list[str]
+    link_from: str  # "link" (the item's own), "guid" (its GUID, a URL) or "channel" (the feed's link + an anchor)
 
 
 class InspectResult(TypedDict):
@@ -55,6 +56,7 @@ def article_dict(a: ParsedArticle) -> ArticleJson:
         "content_html": a.content_html,
         "image": {"url": a.image.url, "alt": a.image.alt, "credit": a.image.credit} if a.image else None,
         "categories": list(a.categories),
+        "link_from": a.link_from,
     }
 
 

@@ -50,6 +50,9 @@ class ParsedArticle:
     content_html: str | None  # sanitized
     image: Image | None
     categories: list[str] = field(default_factory=list)
+    # Where the URL came from: the item's own link, its GUID, or (neither being a usable link) the
+    # channel's link with an anchor for the item; `digest inspect-feed` shows it.
+    link_from: str = "link"
     # Worked out by finish() where the parsing happens (a worker process), not on the event loop.
     words: int = 0
     dek: str | None = None
@@ -92,18 +95,23 @@ class ParsedFeed:
     title: str | None
     articles: list[ParsedArticle]
     warning: str | None = None  # a best-effort parse of a malformed document says why here
+    items: int = 0  # the items the document holds; `articles` are those that could be kept
 
 
 class NotAFeed(Exception):
     """The document is not something articles can be read from (HTML homepage, empty, bomb, ...)."""
 
 
-def canonical_url(url: str, base: str | None = None) -> str:
-    """Absolute, scheme and host lower-cased, default port, tracking parameters and fragment removed."""
-    return _canonical(url, base)[0]
+def canonical_url(url: str, base: str | None = None, *, keep_fragment: bool = False) -> str:
+    """Absolute, scheme and host lower-cased, default port, tracking parameters and fragment removed.
+
+    keep_fragment: for the items of one feed that only their fragment tells apart (comments, status
+    entries), where dropping it would make them one article.
+    """
+    return _canonical(url, base, keep_fragment)[0]
 
 
-def _canonical(url: str, base: str | None) -> tuple[str, str]:
+def _canonical(url: str, base: str | None, keep_fragment: bool = False) -> tuple[str, str]:
     """canonical_url and its scheme."""
     url = url.strip()
     if base and "://" in base:
@@ -125,14 +133,14 @@ def _canonical(url: str, base: str | None) -> tuple[str, str]:
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     path = parts.path or ("/" if netloc else "")
-    return urlunsplit((scheme, netloc, path, query, "")), scheme
+    return urlunsplit((scheme, netloc, path, query, parts.fragment if keep_fragment else "")), scheme
 
 
 def _from_network(base: str | None) -> bool:
     return base is not None and urlsplit(base.strip()).scheme.lower() not in ("", "file")
 
 
-def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
+def safe_canonical_url(url: str | None, base: str | None = None, *, keep_fragment: bool = False) -> str | None:
     """canonical_url, or None for a URL that is not http(s)/file or does not fit the store.
 
     A `file:` URL is kept only in a document read from disk (the operator's own sample feeds): in a
@@ -141,7 +149,7 @@ def safe_canonical_url(url: str | None, base: str | None = None) -> str | None:
     if not url or not url.strip():
         return None
     try:
-        result, scheme = _canonical(url, base)
+        result, scheme = _canonical(url, base, keep_fragment)
     except ValueError:  # a malformed port or IPv6 literal
         return None
     allowed = ("http", "https") if _from_network(base) else ("http", "https", "file")

@@ -256,7 +256,9 @@ async def _gather_one(
 
 
 def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArticle) -> bool:
-    if not article.url.startswith(("http://", "https://")):
+    if not article.url.startswith(("http://", "https://")) or "#" in article.url:
+        # A URL kept with its #fragment names a part of a page (a comment, a status entry; see
+        # feeds._told_apart): the page is not its text, and the page's canonical URL would merge them.
         return False
     return sc.full_text or article.words < config.gather.full_text_min_words
 

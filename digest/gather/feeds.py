@@ -153,8 +153,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     found = [_entry(e, base, home) for e in entries]
     warning = f"malformed feed, read as far as possible: {_one_line(problem)}" if problem is not None else None
     articles = _told_apart([f for f in found if f is not None])
+    dropped = next((str(e.get("link") or "") for e, f in zip(entries, found, strict=True) if f is None), None)
     title = clip(feed.get("title"), 500)
-    return _kept(ParsedFeed(version or "unknown", title, articles, warning, len(entries)), _first_link(entries))
+    return _kept(ParsedFeed(version or "unknown", title, articles, warning, len(entries)), dropped)
 
 
 def _saved_from(feed: FeedEntry, url: str) -> str:
@@ -166,19 +167,18 @@ def _saved_from(feed: FeedEntry, url: str) -> str:
     return url
 
 
-def _first_link(entries: list[FeedEntry]) -> str | None:
-    return next((str(e["link"]) for e in entries if e.get("link")), None)
+def _kept(feed: ParsedFeed, dropped_link: str | None) -> ParsedFeed:
+    """A feed with items of which none could be kept is an error, never an empty success; some lost, a warning.
 
-
-def _kept(feed: ParsedFeed, a_link: str | None) -> ParsedFeed:
-    """A feed with items of which none could be kept is an error, never an empty success; a few lost is a warning."""
+    dropped_link: the link of the first item not kept ("" for none).
+    """
     lost = feed.items - len(feed.articles)
     if not lost:
         return feed
     why = (
-        f"their links are not web addresses we may use (such as {clip(a_link, 100)!r})"
-        if a_link
-        else "they have no link, no URL as GUID, and the feed has no link of its own"
+        f"their links are not web addresses we may use (such as {clip(dropped_link, 100)!r})"
+        if dropped_link
+        else "they have no usable link, no URL as GUID, and no title or text to give them an address"
     )
     if not feed.articles:
         raise NotAFeed(f"none of the feed's {feed.items} items could be kept: {why}")
@@ -272,7 +272,9 @@ def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) 
         url = safe_canonical_url(guid, base)
         if url:
             return url, safe_canonical_url(guid, base, keep_fragment=True) or url, "guid"
-    if home:
+    # An item with nothing to show (a truncated feed's last one) is not worth an address of its own.
+    shows = any(plain_text(entry.get(k)) for k in ("title", "summary")) or entry.get("content")
+    if home and shows:
         full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
         if full:
             return full, full, "channel"
@@ -363,14 +365,15 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     feed_authors = _json_authors(data)
     home = safe_canonical_url(_str(data.get("home_page_url")), base) or safe_canonical_url(base)
     found = []
+    dropped: str | None = None  # the link of the first item not kept
     for item in data["items"]:
-        if isinstance(item, dict):
-            article = _json_item(item, base, feed_authors, home)
-            if article is not None:
-                found.append(article)
-    a_link = next((str(i.get("url")) for i in data["items"] if isinstance(i, dict) and _str(i.get("url"))), None)
+        article = _json_item(item, base, feed_authors, home) if isinstance(item, dict) else None
+        if article is not None:
+            found.append(article)
+        elif dropped is None:
+            dropped = _str(item.get("url")) or "" if isinstance(item, dict) else ""
     feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=len(data["items"]))
-    return _kept(feed, a_link)
+    return _kept(feed, dropped)
 
 
 def _str(value: object) -> str | None:
@@ -395,9 +398,9 @@ def _json_link(item: JsonObject, guid: str | None, base: str, home: str | None) 
         url = safe_canonical_url(guid)
         if url:
             return url, safe_canonical_url(guid, keep_fragment=True) or url, "guid"
-    if home and not link:
-        entry = {"title": _str(item.get("title")), "published": _str(item.get("date_published"))}
-        entry["summary"] = _str(item.get("content_text")) or _str(item.get("content_html"))
+    entry = {"title": _str(item.get("title")), "published": _str(item.get("date_published"))}
+    entry["summary"] = _str(item.get("content_text")) or _str(item.get("content_html")) or _str(item.get("summary"))
+    if home and not link and (entry["title"] or entry["summary"]):  # as _item_link: something to show
         full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
         if full:
             return full, full, "channel"

@@ -6,6 +6,12 @@ the same entry dictionaries feedparser would make; everything else goes through 
 `parse_document` is the one entry point. It tells the format from the content (see `sniff`), never
 raises anything but `NotAFeed` for a document it cannot read, and does a best-effort parse of a
 malformed feed, saying what was wrong in `ParsedFeed.warning`.
+
+An item's URL (its key in the store) is its link, resolved against xml:base and then the feed's
+own URL; else its GUID when that is a web URL; else the channel's link with an anchor for the item
+(`ParsedArticle.link_from` says which). Canonical URLs drop their #fragment, except for items of one
+feed that only the fragment tells apart. An Atom feed inside an XHTML page is read as a feed. A feed
+with items none of which can be kept raises NotAFeed: an empty success would hide the loss.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ def _embedded_feed(body: bytes) -> bytes | None:
 
     sniff.check_entities(body)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root: etree._Element | None
     try:
         root = etree.fromstring(body, parser)
     except (etree.XMLSyntaxError, ValueError):

@@ -280,7 +280,8 @@ def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) 
         if url:
             return url, safe_canonical_url(guid, base, keep_fragment=True) or url, "guid"
     # An item with nothing to show (a truncated feed's last one) is not worth an address of its own.
-    shows = any(plain_text(entry.get(k)) for k in ("title", "summary")) or entry.get("content")
+    texts = [entry.get("title"), entry.get("summary"), *(c.get("value") for c in entry.get("content") or [])]
+    shows = any(plain_text(text) for text in texts if isinstance(text, str))
     if home and shows:
         full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
         if full:

@@ -151,14 +151,16 @@ def test_utf16_feed_with_a_bom_parses():
     assert [a.title for a in parse_document(body, url="https://a.example/f").articles] == ["Zürich talks"]
 
 
-def test_items_without_a_link_are_left_out_and_guid_urls_stand_in():
+def test_items_without_a_link_take_the_channel_link_with_an_anchor_and_guid_urls_stand_in():
     body = rss(
         [
             {"title": "No link at all"},
             {"title": "Permalink guid", "extra": "<guid>https://a.example/permalink</guid>"},
         ]
     )
-    assert [a.url for a in parse_document(body, url="https://a.example/f").articles] == ["https://a.example/permalink"]
+    first, second = parse_document(body, url="https://a.example/f").articles
+    assert first.url.startswith("https://news.example.org/#item-") and first.link_from == "channel"
+    assert (second.url, second.link_from) == ("https://a.example/permalink", "guid")
 
 
 def test_missing_or_unreadable_dates_are_none_so_the_store_uses_first_seen():

@@ -160,9 +160,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     found = [_entry(e, base, home) for e in entries]
     warning = f"malformed feed, read as far as possible: {_one_line(problem)}" if problem is not None else None
     articles = _told_apart([f for f in found if f is not None])
-    dropped = next((str(e.get("link") or "") for e, f in zip(entries, found, strict=True) if f is None), None)
+    lost = [e for e, f in zip(entries, found, strict=True) if f is None and _an_item(e)]
+    items = len(articles) + len(lost)
     title = clip(feed.get("title"), 500)
-    return _kept(ParsedFeed(version or "unknown", title, articles, warning, len(entries)), dropped)
+    dropped = str(lost[0].get("link") or "") if lost else None
+    return _kept(ParsedFeed(version or "unknown", title, articles, warning, items), dropped)
 
 
 def _saved_from(feed: FeedEntry, url: str) -> str:
@@ -260,6 +262,16 @@ def _anchor(guid: str | None, entry: FeedEntry) -> str:
     return "item-" + hashlib.sha256(((guid or "") + "\0" + text).encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def _shows_text(entry: FeedEntry) -> bool:
+    texts = [entry.get("title"), entry.get("summary"), *(c.get("value") for c in entry.get("content") or [])]
+    return any(plain_text(text) for text in texts if isinstance(text, str))
+
+
+def _an_item(entry: FeedEntry) -> bool:
+    """Anything at all in it: a link, an id or some text (an empty <item/> is no item to lose)."""
+    return bool(entry.get("link") or entry.get("links") or entry.get("id")) or _shows_text(entry)
+
+
 def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) -> tuple[str, str, str] | None:
     """(canonical URL, the same with its fragment, where it came from: "link", "guid" or "channel").
 
@@ -280,9 +292,7 @@ def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) 
         if url:
             return url, safe_canonical_url(guid, base, keep_fragment=True) or url, "guid"
     # An item with nothing to show (a truncated feed's last one) is not worth an address of its own.
-    texts = [entry.get("title"), entry.get("summary"), *(c.get("value") for c in entry.get("content") or [])]
-    shows = any(plain_text(text) for text in texts if isinstance(text, str))
-    if home and shows:
+    if home and _shows_text(entry):
         full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
         if full:
             return full, full, "channel"
@@ -373,15 +383,16 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     feed_authors = _json_authors(data)
     home = safe_canonical_url(_str(data.get("home_page_url")), base) or safe_canonical_url(base)
     found = []
-    dropped: str | None = None  # the link of the first item not kept
+    lost: list[JsonObject] = []  # items with something in them that could not be kept
     for item in data["items"]:
-        article = _json_item(item, base, feed_authors, home) if isinstance(item, dict) else None
-        if article is not None:
-            found.append(article)
-        elif dropped is None:
-            dropped = _str(item.get("url")) or "" if isinstance(item, dict) else ""
-    feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=len(data["items"]))
-    return _kept(feed, dropped)
+        if isinstance(item, dict) and any(item.values()):
+            article = _json_item(item, base, feed_authors, home)
+            if article is not None:
+                found.append(article)
+            else:
+                lost.append(item)
+    feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=len(found) + len(lost))
+    return _kept(feed, _str(lost[0].get("url")) or "" if lost else None)
 
 
 def _str(value: object) -> str | None:

@@ -95,7 +95,7 @@ class ParsedFeed:
     title: str | None
     articles: list[ParsedArticle]
     warning: str | None = None  # a best-effort parse of a malformed document says why here
-    items: int = 0  # the items the document holds; `articles` are those that could be kept
+    items: int = 0  # the items the document holds (empty ones aside); `articles` are those that could be kept
 
 
 class NotAFeed(Exception):

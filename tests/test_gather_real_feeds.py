@@ -60,7 +60,7 @@ def gather_one(settings, server: FeedServer, name: str, route: str):
         again = gather_sources(core.sessions, core.config, now=NOW)
         with core.sessions() as session:
             stored = list(session.scalars(select(Article).order_by(Article.published_at.desc(), Article.id)))
-            row = session.scalars(select(Source)).one()
+            row = session.scalars(select(Source).where(Source.name == name)).one()
             session.expunge_all()
         return report, again, stored, row
     finally:

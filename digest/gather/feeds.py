@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -252,14 +253,26 @@ def _web_url(value: str | None) -> bool:
     return bool(value) and str(value).lower().startswith(("http://", "https://"))
 
 
-def _anchor(guid: str | None, entry: FeedEntry) -> str:
-    """A fragment naming an item that has no link: its GUID, or a digest of its title and date."""
+def _anchor(guid: str | None, title: str | None, published: datetime | None, text: str | None) -> str:
+    """A fragment naming an item that has no link: its GUID, or a digest of its title and time.
+
+    Made from the item as read (plain title, UTC time), not the raw elements, so that the fast path
+    and feedparser (which files the same dates under other keys) give the same anchor.
+    """
     if guid and len(guid) <= 200:
         return quote(guid, safe="/?:@!$'()*+,;=")
-    text = "\0".join(str(entry.get(k) or "") for k in ("title", "published", "updated"))
-    if not entry.get("title"):
-        text += "\0" + str(entry.get("summary") or "")
-    return "item-" + hashlib.sha256(((guid or "") + "\0" + text).encode("utf-8", "replace")).hexdigest()[:16]
+    parts = [guid or "", plain_text(title), published.isoformat() if published else ""]
+    if not parts[1]:
+        parts.append(plain_text(text))
+    return "item-" + hashlib.sha256("\0".join(parts).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _published(entry: FeedEntry) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        published = parse_time(entry.get(key))
+        if published:
+            return published
+    return parse_time(entry.get("published") or entry.get("updated"))
 
 
 def _shows_text(entry: FeedEntry) -> bool:
@@ -293,7 +306,8 @@ def _item_link(entry: FeedEntry, guid: str | None, base: str, home: str | None) 
             return url, safe_canonical_url(guid, base, keep_fragment=True) or url, "guid"
     # An item with nothing to show (a truncated feed's last one) is not worth an address of its own.
     if home and _shows_text(entry):
-        full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
+        anchor = _anchor(guid, entry.get("title"), _published(entry), entry.get("summary"))
+        full = safe_canonical_url(f"{home}#{anchor}", keep_fragment=True)
         if full:
             return full, full, "channel"
     return None
@@ -318,13 +332,7 @@ def _entry(entry: FeedEntry, base: str, home: str | None) -> tuple[ParsedArticle
     ):
         summary = None  # RSS <description> only: feedparser repeats it as the content
     clean_content = sanitize_html(content_html or summary)
-    published = None
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        published = parse_time(entry.get(key))
-        if published:
-            break
-    if published is None:
-        published = parse_time(entry.get("published") or entry.get("updated"))
+    published = _published(entry)
     categories = []
     for tag in entry.get("tags") or []:
         term = clip(tag.get("term") or tag.get("label"), 200)
@@ -417,10 +425,11 @@ def _json_link(item: JsonObject, guid: str | None, base: str, home: str | None) 
         url = safe_canonical_url(guid)
         if url:
             return url, safe_canonical_url(guid, keep_fragment=True) or url, "guid"
-    entry = {"title": _str(item.get("title")), "published": _str(item.get("date_published"))}
-    entry["summary"] = _str(item.get("content_text")) or _str(item.get("content_html")) or _str(item.get("summary"))
-    if home and not link and (entry["title"] or entry["summary"]):  # as _item_link: something to show
-        full = safe_canonical_url(f"{home}#{_anchor(guid, entry)}", keep_fragment=True)
+    title = _str(item.get("title"))
+    text = _str(item.get("content_text")) or _str(item.get("content_html")) or _str(item.get("summary"))
+    if home and not link and (plain_text(title) or plain_text(text)):  # as _item_link: something to show
+        published = parse_time(_str(item.get("date_published")) or _str(item.get("date_modified")))
+        full = safe_canonical_url(f"{home}#{_anchor(guid, title, published, text)}", keep_fragment=True)
         if full:
             return full, full, "channel"
     return None

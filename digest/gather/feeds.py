@@ -109,7 +109,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     base = feed.get("link") if "://" not in url or url.startswith("file:") else url
     articles = [a for a in (_entry(e, base or url) for e in entries) if a is not None]
     warning = f"malformed feed, read as far as possible: {_one_line(problem)}" if problem is not None else None
-    return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning)
+    return ParsedFeed(version or "unknown", clip(feed.get("title"), 500), articles, warning, items=len(entries))
 
 
 def _credit(entry: FeedEntry) -> str | None:
@@ -239,7 +239,7 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
             article = _json_item(item, base, feed_authors)
             if article is not None:
                 articles.append(article)
-    return ParsedFeed(fmt, clip(_str(data.get("title")), 500), articles)
+    return ParsedFeed(fmt, clip(_str(data.get("title")), 500), articles, items=len(data["items"]))
 
 
 def _str(value: object) -> str | None:

@@ -92,6 +92,7 @@ class ParsedFeed:
     title: str | None
     articles: list[ParsedArticle]
     warning: str | None = None  # a best-effort parse of a malformed document says why here
+    items: int | None = None  # the items the document holds, kept or not; None: as many as articles
 
 
 class NotAFeed(Exception):

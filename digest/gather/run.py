@@ -232,7 +232,7 @@ async def _gather_one(
         outcome.report.items = len(feed.articles) if feed.items is None else feed.items
         if outcome.report.items and not feed.articles:
             # Items we cannot read are a broken source, not a quiet week: say so where it is looked at.
-            outcome.report.error = f"none of the feed's {outcome.report.items} items could be read (no usable link)"
+            outcome.report.error = f"none of the feed's {outcome.report.items} items could be read into articles"
             return outcome
         # A page source is its own full text; a feed's short items get their pages, unless the store
         # already holds them unchanged. Everything else goes straight to the store, whose upsert

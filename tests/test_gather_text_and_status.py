@@ -8,12 +8,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lxml.html
 from alembic import command
 from sqlalchemy import inspect, select
 
 from digest.config import SourceConfig
 from digest.gather import gather_sources
 from digest.gather.feeds import parse_document
+from digest.gather.pages import page_image
 from digest.store import db
 from digest.store.models import Article, Source
 from tests.cli_helpers import run_cli
@@ -72,6 +74,13 @@ def test_inline_markup_in_a_title_stays_inside_its_word_and_block_elements_still
         [{"id": "1", "url": "https://news.example.org/n/1", "content_html": "<p>One.</p><p>Two<br>three</p>"}]
     )
     assert parse_document(untitled, url="https://news.example.org/feed.json").articles[0].title == "One. Two three"
+    # A page's figure caption is text made from markup too.
+    page = lxml.html.fromstring(
+        '<html><body><figure><img src="https://news.example.org/floor.jpg" alt="Floor">'
+        "<figcaption>The new floor, 1930ft<sup>2</sup>.<br>Photo: Ana Ruiz</figcaption></figure></body></html>"
+    )
+    image = page_image(page, "https://news.example.org/story")
+    assert image is not None and (image.caption, image.credit) == ("The new floor, 1930ft2.", "Ana Ruiz")
 
 
 def test_script_and_style_text_never_reach_a_title_or_the_text():

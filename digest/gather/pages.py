@@ -39,7 +39,9 @@ _ARTICLE_TYPES = {"article", "newsarticle", "blogposting", "reportagenewsarticle
 
 def _text(element: etree._Element | None) -> str:
     # As all text made from markup (plain_text): "m<sup>2</sup>" stays one word, script text goes.
-    return plain_text(lxml.html.tostring(element, encoding="unicode", with_tail=False)) if element is not None else ""
+    if element is None:
+        return ""
+    return plain_text(etree.tostring(element, encoding="unicode", method="html", with_tail=False))
 
 
 def _meta(tree: etree._Element, *names: str) -> str | None:

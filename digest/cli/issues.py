@@ -4,7 +4,7 @@ given as JSON, for template work) and `send`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from digest.cli.output import err, out, size_line, write_issue_files
 from digest.cli.sources import gather_progress
 from digest.errors import NothingToSend, UsageError
 
+if TYPE_CHECKING:
+    from digest.gather import SourceReport
+
 OutFolder = Annotated[Path, typer.Option("--out", help="Folder for issue.html, issue.txt, issue.mjml.")]
 
 
@@ -20,7 +23,11 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Run the weekly job now and exit.")] = False,
     week: WindowOption = None,
 ) -> None:
-    """Gather, compose, render and send the week's issue (the weekly job)."""
+    """Gather, compose, render and send the week's issue (the weekly job).
+
+    A source that fails does not stop the issue: it is built and sent with what the others gave. Exit code
+    1 when a source or a message failed (the rest was done; running again mails nobody twice), 2 for a
+    bad setting or newsletter file."""
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
     from digest.cli.send_report import failed_recipient_lines, stop_on_signals, unknown_lines
@@ -29,15 +36,25 @@ def run(
     core = open_core()
     the_week = week_or_window(week)
     progress, advance = gather_progress(len(core.config.sources))
+    gathered: list[SourceReport] = []  # each source's report, final once the run is over (or stopped)
+
+    def on_source(source: SourceReport) -> None:
+        gathered.append(source)
+        advance(source)
+
     try:
         # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
         with progress, stop_on_signals(err) as stop:
-            report = run_once(core, the_week, gather_progress=advance, stop=stop)
+            report = run_once(core, the_week, gather_progress=on_source, stop=stop)
     except NothingToSend as exc:
         err.print(str(exc))
+        sources_failed = _failed_sources(gathered)
+        if sources_failed:
+            raise typer.Exit(1) from None
         return
     g = report.gather
     out.print(f"gathered {g.ok}/{len(g.sources)} sources: {g.new} new, {g.updated} updated articles")
+    sources_failed = _failed_sources(g.sources)
     issue = report.issue
     html_path = write_issue_files(issue, Path("var/issues") / issue.slug)
     out.print(f"issue {issue.week} ({issue.status}): {issue.subject}")
@@ -50,8 +67,20 @@ def run(
         err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
-    if s.failed:
+    if s.failed or sources_failed:
+        # The same meaning as `digest gather`'s 1: what could be done was done, and a person is needed.
         raise typer.Exit(1)
+
+
+def _failed_sources(reports: list[SourceReport]) -> list[SourceReport]:
+    """The sources that failed, each named on stderr with its error; the issue went on without them."""
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        names = ", ".join(repr(r.name) for r in failed)
+        err.print(f"failed sources, left out of this run: {names}", highlight=False)
+        for r in failed:
+            err.print(f"source {r.name!r}: {r.error}", highlight=False)
+    return failed
 
 
 def build(

@@ -13,7 +13,7 @@ from digest.cli.common import JsonLines, JsonPerInput, WeekOption, open_core, we
 from digest.cli.output import err, out, print_json, progress_bar, when
 
 if TYPE_CHECKING:
-    from digest.gather import SourceReport
+    from digest.gather import GatherReport, SourceReport
 
 
 def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], None]]:
@@ -29,28 +29,45 @@ def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], No
     return progress, advance
 
 
-def gather() -> None:
-    """Fetch every source now and store new and changed articles."""
+def print_source_problems(report: GatherReport) -> None:
+    """A line on stderr for each source that failed, and each whose article pages were refused."""
+    for failed in (r for r in report.sources if not r.ok):
+        err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
+    for refused in (r for r in report.sources if r.ok and r.refused):
+        err.print(f"source {refused.name!r}: {refused.refused_note}", highlight=False)
+
+
+def gather(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per source, in file order.")] = False,
+) -> None:
+    """Fetch every source now and store new and changed articles.
+
+    Exit code 0 when every source was read, 1 when some failed (what the others gave is stored), 2 for a
+    bad setting or newsletter file."""
+    from digest.jobs.sources import gathered_sources
     from digest.jobs.weekly import gather as gather_now
 
     core = open_core()
     progress, advance = gather_progress(len(core.config.sources))
     with progress:
         report = gather_now(core, progress=advance)
-    for failed in (r for r in report.sources if not r.ok):
-        err.print(f"source {failed.name!r}: {failed.error}", highlight=False)
-    for refused in (r for r in report.sources if r.ok and r.refused):
-        err.print(f"source {refused.name!r}: {refused.refused_note}", highlight=False)
-    out.print(
-        f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
-        f"updated: {report.updated} ({report.seconds:.1f}s)"
-    )
-    if report.failed and not report.ok:
+    print_source_problems(report)
+    if as_json:
+        for record in gathered_sources(report):
+            print_json(record)
+    else:
+        out.print(
+            f"sources ok: {report.ok}, failed: {report.failed}; articles new: {report.new}, "
+            f"updated: {report.updated} ({report.seconds:.1f}s)"
+        )
+    if report.failed:
+        # For cron and monitors: a failing source needs a person even though the others were stored.
         raise typer.Exit(1)
 
 
 def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
-    """The state of every source: last success, last error, articles this week."""
+    """The state of every source: last success, last error, the last fetch's items and how many were kept,
+    articles this week."""
     from digest.jobs.sources import source_states
 
     core = open_core()
@@ -60,11 +77,19 @@ def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
         for state in states:
             print_json(state)
         return
-    table = Table("name", "url", "last success", "last error", f"articles {the_week}", title="sources")
+    table = Table("name", "url", "last success", "last error", "last fetch", f"articles {the_week}", title="sources")
     for s in states:
         error = f"{when(s.last_error_at)}: {s.last_error}" if s.last_error else ""
+        fetched = "" if s.last_items is None else f"{s.last_kept} of {s.last_items} items kept"
+        if s.last_items and s.last_kept is not None and s.last_kept < s.last_items:
+            fetched = f"[yellow]{fetched}[/]"
         table.add_row(
-            s.name, s.url, when(s.last_success), f"[red]{error}[/]" if s.failing else error, str(s.articles_this_week)
+            s.name,
+            s.url,
+            when(s.last_success),
+            f"[red]{error}[/]" if s.failing else error,
+            fetched,
+            str(s.articles_this_week),
         )
     out.print(table)
 

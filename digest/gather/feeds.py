@@ -182,7 +182,8 @@ def _kept(feed: ParsedFeed, dropped_link: str | None) -> ParsedFeed:
 
     dropped_link: the link of the first item not kept ("" for none).
     """
-    lost = feed.items - len(feed.articles)
+    total = len(feed.articles) if feed.items is None else feed.items
+    lost = total - len(feed.articles)
     if not lost:
         return feed
     why = (
@@ -191,8 +192,8 @@ def _kept(feed: ParsedFeed, dropped_link: str | None) -> ParsedFeed:
         else "they have no usable link, no URL as GUID, and no title or text to give them an address"
     )
     if not feed.articles:
-        raise NotAFeed(f"none of the feed's {feed.items} items could be kept: {why}")
-    note = f"{lost} of {feed.items} items skipped: {why}"
+        raise NotAFeed(f"none of the feed's {total} items could be kept: {why}")
+    note = f"{lost} of {total} items skipped: {why}"
     feed.warning = f"{feed.warning}; {note}" if feed.warning else note
     return feed
 

@@ -95,7 +95,7 @@ class ParsedFeed:
     title: str | None
     articles: list[ParsedArticle]
     warning: str | None = None  # a best-effort parse of a malformed document says why here
-    items: int = 0  # the items the document holds (empty ones aside); `articles` are those that could be kept
+    items: int | None = None  # the items the document holds, kept or not; None: as many as articles
 
 
 class NotAFeed(Exception):
@@ -177,14 +177,26 @@ def sanitize_html(fragment: str | None) -> str | None:
 
 
 _TAG = re.compile(r"<[^>]*>")
+# Elements whose text is code, not prose: it never reaches a title or a description. An element left
+# open runs to the end, as a browser would read it. Comments go too (a ">" inside one would cut it short).
+_HIDDEN = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)|<!--.*?(?:-->|\Z)", re.IGNORECASE | re.DOTALL)
+# Inline (phrasing) elements sit inside words: "1930ft<sup>2</sup>" is "1930ft2", not "1930ft 2".
+# Every other tag (p, div, br, li, td, img, an unknown element) separates words.
+_INLINE_TAG = re.compile(
+    r"</?(?:a|abbr|acronym|b|bdi|bdo|big|cite|code|data|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span"
+    r"|strike|strong|sub|sup|time|tt|u|var|wbr)(?=[\s/>])[^>]*>",
+    re.IGNORECASE,
+)
 
 
 def plain_text(fragment: str | None) -> str:
     """Rough text of an HTML fragment: enough to count words or show a one-line description."""
     if not fragment:
         return ""
+    if "<" in fragment:
+        fragment = _TAG.sub(" ", _INLINE_TAG.sub("", _HIDDEN.sub(" ", fragment)))
     # str.split() and the regex \s agree on what whitespace is; split-and-join is several times faster.
-    return " ".join(html.unescape(_TAG.sub(" ", fragment)).split())
+    return " ".join(html.unescape(fragment).split())
 
 
 def clip(value: str | None, limit: int) -> str | None:

@@ -22,6 +22,7 @@ from digest.gather.normalize import (
     ParsedArticle,
     clip,
     parse_time,
+    plain_text,
     safe_canonical_url,
     sanitize_html,
 )
@@ -37,7 +38,10 @@ _ARTICLE_TYPES = {"article", "newsarticle", "blogposting", "reportagenewsarticle
 
 
 def _text(element: etree._Element | None) -> str:
-    return " ".join(" ".join(element.itertext()).split()) if element is not None else ""
+    # As all text made from markup (plain_text): "m<sup>2</sup>" stays one word, script text goes.
+    if element is None:
+        return ""
+    return plain_text(etree.tostring(element, encoding="unicode", method="html", with_tail=False))
 
 
 def _meta(tree: etree._Element, *names: str) -> str | None:

@@ -41,7 +41,8 @@ class SourceReport:
     updated: int = 0
     error: str | None = None
     not_modified: bool = False
-    articles: int = 0  # in the feed this time
+    items: int | None = None  # in the document this time, kept or not; None when no document was read
+    articles: int = 0  # kept: read from those items (one without a usable link is not)
     warning: str | None = None  # a best-effort parse of a malformed feed; article pages refused
     refused: list[str] = field(default_factory=list)  # item links not fetched (internal addresses)
 
@@ -228,6 +229,11 @@ async def _gather_one(
         feed = await cpu.run(parse_job, fetched.body, fetched.url, fetched.content_type)
         del fetched
         outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
+        outcome.report.items = len(feed.articles) if feed.items is None else feed.items
+        if outcome.report.items and not feed.articles:
+            # Items we cannot read are a broken source, not a quiet week: say so where it is looked at.
+            outcome.report.error = f"none of the feed's {outcome.report.items} items could be read into articles"
+            return outcome
         # A page source is its own full text; a feed's short items get their pages, unless the store
         # already holds them unchanged. Everything else goes straight to the store, whose upsert
         # tells new from changed from unchanged in one lookup per batch, off the event loop.
@@ -352,28 +358,26 @@ def _store(sessions: sessionmaker[Session], outcomes: list[_Outcome], now: datet
 def _write(session: Session, outcomes: list[_Outcome], now: datetime) -> None:
     items = [item for o in outcomes if o.report.ok for item in o.items]
     counts = upsert(session, items, now=now) if items else {}
-    succeeded: list[dict[str, object]] = []
-    noted: list[dict[str, object]] = []
-    failed: list[dict[str, object]] = []
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for o in outcomes:
         c = counts.get(o.source_id, UpsertCounts())
         o.report.new, o.report.updated = c.new, c.updated
+        row: dict[str, object]
         if o.report.ok:
-            row: dict[str, object] = {"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
-                                      "last_success_at": now, "last_fetched_at": now}  # fmt: skip
+            row = {"source_id": o.source_id, "etag": o.etag, "last_modified": o.last_modified,
+                   "last_success_at": now, "last_fetched_at": now}  # fmt: skip
             note = o.report.refused_note
             if note is not None:
                 # Kept where `digest sources` shows it; at the success's own time, so not "failing".
-                noted.append({**row, "last_error": note[:2000], "last_error_at": now})
-            else:
-                succeeded.append(row)
+                row.update(last_error=note[:2000], last_error_at=now)
         else:
-            failed.append(
-                {"source_id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
-            )
+            row = {"source_id": o.source_id, "last_error": o.report.error, "last_error_at": now, "last_fetched_at": now}
+        if o.report.items is not None:
+            # A 304 or a failed fetch read no document: the counts of the last one read stay.
+            row.update(last_items=o.report.items, last_kept=o.report.articles)
+        shapes.setdefault(tuple(row), []).append(row)
     # One Core executemany per shape: a statement per source, or the ORM's bulk path, cost more.
     table = table_of(Source)
-    for rows in (succeeded, noted, failed):
-        if rows:
-            columns: dict[str, BindParameter[object]] = {key: bindparam(key) for key in rows[0] if key != "source_id"}
-            session.execute(update(table).where(table.c.id == bindparam("source_id")).values(columns), rows)
+    for rows in shapes.values():
+        columns: dict[str, BindParameter[object]] = {key: bindparam(key) for key in rows[0] if key != "source_id"}
+        session.execute(update(table).where(table.c.id == bindparam("source_id")).values(columns), rows)

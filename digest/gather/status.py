@@ -1,4 +1,5 @@
-"""The state of each source, for `digest sources`: last success, last error, articles this week."""
+"""The state of each source, for `digest sources`: last success, last error, the last document's items
+and how many were kept, articles this week."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class SourceStatus:
     last_success_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    last_items: int | None  # in the last document read; None before the first
+    last_kept: int | None  # of those, read into articles
     articles_this_week: int
     articles_total: int
 
@@ -53,6 +56,8 @@ def source_statuses(session: Session, names: list[str], start: datetime, end: da
                 s.last_success_at,
                 s.last_error,
                 s.last_error_at,
+                s.last_items,
+                s.last_kept,
                 in_week.get(s.id, 0),
                 total.get(s.id, 0),
             )

@@ -152,11 +152,12 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
             continue
         values = _values(item, now)
         if known is None:
+            # An undated item is published when we first see it (this gather's time), not at each gather.
             values.update(source_id=item.source_id, published_at=a.published or now, first_seen_at=now)
             new_rows.append(values)
             c.new += 1
         else:
-            if a.published:
+            if a.published:  # an undated article keeps the time it was first seen: dated once, never moved
                 values["published_at"] = a.published
             if known.url != a.url and a.url in index.by_url:
                 del values["url"]  # the new URL belongs to another stored article; keep this one's

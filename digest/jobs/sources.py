@@ -1,4 +1,5 @@
-"""`digest sources`: every configured source's state, with its articles in a week."""
+"""`digest sources`: every configured source's state, with its articles in a week; and `digest gather`'s
+record of each source's outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 
 from digest.content.weeks import Week, default_week
 from digest.core import Digest
-from digest.gather.run import sync_sources
+from digest.gather.run import GatherReport, sync_sources
 from digest.gather.status import SourceStatus, source_statuses
 
 
@@ -30,7 +31,8 @@ def sources_in_week(core: Digest, week: Week | None = None) -> SourcesReport:
 
 @dataclass(frozen=True)
 class SourceState:
-    """A source as `digest sources` shows it: last success, last error, articles in the week and in all."""
+    """A source as `digest sources` shows it: last success, last error, the last document's items and how
+    many were kept, articles in the week and in all."""
 
     name: str
     url: str
@@ -39,6 +41,8 @@ class SourceState:
     last_error: str | None
     last_error_at: datetime | None
     failing: bool
+    last_items: int | None
+    last_kept: int | None
     articles_this_week: int
     articles: int
 
@@ -54,8 +58,42 @@ def source_states(core: Digest, week: Week) -> list[SourceState]:
             r.last_error,
             r.last_error_at,
             r.failing,
+            r.last_items,
+            r.last_kept,
             r.articles_this_week,
             r.articles_total,
         )
         for r in sources_in_week(core, week).sources
+    ]
+
+
+@dataclass(frozen=True)
+class GatheredSource:
+    """One source's outcome as `digest gather --json` prints it, in the newsletter file's order."""
+
+    name: str
+    ok: bool
+    error: str | None
+    warning: str | None  # a malformed feed read as far as possible; article pages refused
+    not_modified: bool  # a 304: nothing read, nothing to do
+    items: int | None  # in the document read; None when none was (a 304, a failed fetch)
+    kept: int | None  # of those, read into articles
+    new: int
+    updated: int
+
+
+def gathered_sources(report: GatherReport) -> list[GatheredSource]:
+    return [
+        GatheredSource(
+            r.name,
+            r.ok,
+            r.error,
+            r.warning,
+            r.not_modified,
+            r.items,
+            None if r.items is None else r.articles,
+            r.new,
+            r.updated,
+        )
+        for r in report.sources
     ]

@@ -94,7 +94,10 @@ def run_once(
     on_batch: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
 ) -> WeeklyReport:
-    """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice."""
+    """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice.
+
+    A source that fails is reported in the gather report and left out: the issue is built and sent
+    with what the other sources gave, never held back for one feed."""
     started = time.monotonic()
     gathered = gather(core, progress=gather_progress)
     issue = build(core, week)

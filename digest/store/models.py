@@ -75,6 +75,9 @@ class Source(Base):
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
+    # The last document read (not a 304, not a failed fetch): its items, and how many of them were kept.
+    last_items: Mapped[int | None] = mapped_column(Integer)
+    last_kept: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     articles: Mapped[list[Article]] = relationship(back_populates="source")

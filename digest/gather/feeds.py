@@ -180,19 +180,20 @@ def _saved_from(feed: FeedEntry, url: str) -> str:
 def _kept(feed: ParsedFeed, dropped_link: str | None) -> ParsedFeed:
     """A feed with items of which none could be kept is an error, never an empty success; some lost, a warning.
 
-    dropped_link: the link of the first item not kept ("" for none).
+    dropped_link: the link of the first item not kept ("" for none; None when only non-items were lost).
     """
     total = len(feed.articles) if feed.items is None else feed.items
     lost = total - len(feed.articles)
     if not lost:
         return feed
-    why = (
-        f"their links are not web addresses we may use (such as {clip(dropped_link, 100)!r})"
-        if dropped_link
-        else "they have no usable link, no URL as GUID, and no title or text to give them an address"
-    )
+    if dropped_link:
+        why = f"their links are not web addresses we may use (such as {clip(dropped_link, 100)!r})"
+    elif dropped_link is None:  # only a JSON Feed's items that are not objects were lost
+        why = "they are not items (JSON values that are not objects)"
+    else:
+        why = "they have no usable link, no URL as GUID, and no title or text to give them an address"
     if not feed.articles:
-        raise NotAFeed(f"none of the feed's {total} items could be kept: {why}")
+        raise NotAFeed(f"none of the feed's {total} items could be kept: {why}", items=total)
     note = f"{lost} of {total} items skipped: {why}"
     feed.warning = f"{feed.warning}; {note}" if feed.warning else note
     return feed
@@ -393,15 +394,19 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     home = safe_canonical_url(_str(data.get("home_page_url")), base) or safe_canonical_url(base)
     found = []
     lost: list[JsonObject] = []  # items with something in them that could not be kept
+    not_items = 0  # values of the items array that are not objects at all
     for item in data["items"]:
-        if isinstance(item, dict) and any(item.values()):
+        if not isinstance(item, dict):
+            not_items += 1
+        elif any(item.values()):
             article = _json_item(item, base, feed_authors, home)
             if article is not None:
                 found.append(article)
             else:
                 lost.append(item)
-    feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=len(found) + len(lost))
-    return _kept(feed, _str(lost[0].get("url")) or "" if lost else None)
+    items = len(found) + len(lost) + not_items
+    feed = ParsedFeed(fmt, clip(_str(data.get("title")), 500), _told_apart(found), items=items)
+    return _kept(feed, (_str(lost[0].get("url")) or "") if lost else None)
 
 
 def _str(value: object) -> str | None:

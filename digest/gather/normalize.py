@@ -99,7 +99,13 @@ class ParsedFeed:
 
 
 class NotAFeed(Exception):
-    """The document is not something articles can be read from (HTML homepage, empty, bomb, ...)."""
+    """The document is not something articles can be read from (HTML homepage, empty, bomb, ...).
+
+    items: a feed whose items could none of them be kept says how many it had (for `digest sources`)."""
+
+    def __init__(self, message: str, *, items: int | None = None) -> None:
+        super().__init__(message)
+        self.items = items
 
 
 def canonical_url(url: str, base: str | None = None, *, keep_fragment: bool = False) -> str:

@@ -253,7 +253,11 @@ async def _gather_one(
             section = section_for(sc.section, sc.categories, article.categories)
             outcome.items.append(Incoming(source_id, section, article, article.feed_hash))
         outcome.report.ok = True
-    except (FetchError, NotAFeed, WorkerCrashed) as exc:
+    except NotAFeed as exc:
+        outcome.report.error = str(exc)
+        if exc.items is not None:  # a feed none of whose items could be kept: its counts are news
+            outcome.report.items, outcome.report.articles = exc.items, 0
+    except (FetchError, WorkerCrashed) as exc:
         outcome.report.error = str(exc)
     except Exception as exc:  # one bad source must never stop the others
         log.exception("source %r failed unexpectedly", sc.name)

@@ -23,7 +23,9 @@ def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], No
 
     def advance(report: SourceReport) -> None:
         progress.update(task, advance=1, description=report.name)
-        if not report.ok:
+        # On a terminal a failure shows as it happens; the lines after the run name it again for logs,
+        # so a log (not a terminal) gets each failure once.
+        if not report.ok and progress.console.is_terminal:
             progress.console.print(f"[yellow]source {report.name!r} failed:[/] {report.error}")
 
     return progress, advance

@@ -229,11 +229,8 @@ async def _gather_one(
         feed = await cpu.run(parse_job, fetched.body, fetched.url, fetched.content_type)
         del fetched
         outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
+        # A feed whose items could none of them be kept does not get here: the parse raised NotAFeed.
         outcome.report.items = len(feed.articles) if feed.items is None else feed.items
-        if outcome.report.items and not feed.articles:
-            # Items we cannot read are a broken source, not a quiet week: say so where it is looked at.
-            outcome.report.error = f"none of the feed's {outcome.report.items} items could be read into articles"
-            return outcome
         # A page source is its own full text; a feed's short items get their pages, unless the store
         # already holds them unchanged. Everything else goes straight to the store, whose upsert
         # tells new from changed from unchanged in one lookup per batch, off the event loop.

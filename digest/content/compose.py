@@ -10,8 +10,10 @@ day finds that issue and, once it is sent, sends nothing twice.
 
 The composed content is a plain dict (the shape `digest render ISSUE.json` accepts, plus `top`),
 stored on the issue so that rendering, previews and the archive all read one thing. The articles are
-chosen by section and recency alone; then exactly those chosen get their summaries made, if missing
-or older than their content (digest.content.summaries), written with the caller's session.
+chosen by section and recency alone (`choose_articles`); then exactly those chosen get their summaries
+made, if missing or older than their content (digest.content.summaries), written with the caller's
+session. Before a draft is composed, the use case fetches the pages of the articles it will hold
+(`draft_articles_to_compose`, digest.jobs.pages), so that their summaries are made from the pages.
 """
 
 from __future__ import annotations
@@ -106,19 +108,28 @@ def _display_date(day: date) -> str:
     return f"{day:%B} {day.day}, {day.year}"
 
 
-def compose_content(
+@dataclass(frozen=True)
+class Choice:
+    """The articles an issue shows: its top story and each section's, in order."""
+
+    window: Window
+    top: Article
+    sections: dict[str, list[Article]]
+
+    @property
+    def articles(self) -> list[Article]:
+        return [self.top, *(a for group in self.sections.values() for a in group)]
+
+
+def choose_articles(
     session: Session,
     config: NewsletterConfig,
     window: Window | Week,
     *,
     top_article_id: int | None = None,
     left_out: Collection[int] = (),
-) -> Content:
-    """The issue's content; `left_out`: ids of articles an editor left out of the issue.
-
-    The chosen articles' summaries are brought up to date on their rows: the caller commits them
-    (or not: a read-only caller makes them again next time).
-    """
+) -> Choice:
+    """The issue's articles, by section and recency alone; `left_out`: ids an editor left out."""
     if isinstance(window, Week):
         window = Window.of_week(window, config.tz)
     start, end = window.start, window.end
@@ -148,13 +159,33 @@ def compose_content(
         top = next(group[0] for group in by_section.values() if group)
     limit = config.issue.articles_per_section
     chosen = {name: [a for a in by_section[name] if a.id != top.id][:limit] for name in config.sections}
-    ensure_summaries([top, *(a for group in chosen.values() for a in group)], summary_limits(config))
-    sections = [{"name": name, "articles": [article_card(a) for a in group]} for name, group in chosen.items() if group]
+    return Choice(window, top, chosen)
+
+
+def compose_content(
+    session: Session,
+    config: NewsletterConfig,
+    window: Window | Week,
+    *,
+    top_article_id: int | None = None,
+    left_out: Collection[int] = (),
+) -> Content:
+    """The issue's content; `left_out`: ids of articles an editor left out of the issue.
+
+    The chosen articles' summaries are brought up to date on their rows: the caller commits them
+    (or not: a read-only caller makes them again next time).
+    """
+    choice = choose_articles(session, config, window, top_article_id=top_article_id, left_out=left_out)
+    ensure_summaries(choice.articles, summary_limits(config))
+    top = choice.top
+    sections = [
+        {"name": name, "articles": [article_card(a) for a in group]} for name, group in choice.sections.items() if group
+    ]
     # Dated the day it goes out: the Monday after its week, or the day it was built.
-    issue_date = end.astimezone(config.tz).date()
+    issue_date = choice.window.end.astimezone(config.tz).date()
     return {
         "title": config.name,
-        "week": str(window.week),
+        "week": str(choice.window.week),
         "date": issue_date.isoformat(),
         "date_display": _display_date(issue_date),
         "intro": "",
@@ -166,6 +197,48 @@ def compose_content(
 def subject_for(config: NewsletterConfig, content: Content) -> str:
     top_title = content["top"]["title"] if content.get("top") else ""
     return config.issue.subject.format(name=config.name, top_title=top_title, date=content["date"])
+
+
+@dataclass(frozen=True)
+class _DraftInputs:
+    window: Window
+    issue: Issue | None
+    top_article_id: int | None
+    left_out: list[int]
+
+
+def _draft_inputs(
+    session: Session, config: NewsletterConfig, week: Week | None, *, now: datetime, pin: int | None, unpin: bool
+) -> _DraftInputs:
+    window = issue_window(session, config, week, now=now)
+    issue = session.scalars(select(Issue).where(Issue.week == str(window.week))).first()
+    if issue is not None and issue.status != "draft":
+        if pin is not None or unpin:
+            raise UsageError(f"issue {issue.week} is {issue.status}; its top story can no longer change")
+        return _DraftInputs(window, issue, None, [])
+    top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
+    left_out = list(issue.left_out or []) if issue else []
+    return _DraftInputs(window, issue, top_article_id, left_out)
+
+
+def draft_articles_to_compose(
+    session: Session,
+    config: NewsletterConfig,
+    week: Week | None,
+    *,
+    now: datetime,
+    pin: int | None = None,
+    unpin: bool = False,
+) -> list[Article]:
+    """The articles compose_issue would put in the draft now, with the same arguments; none when the
+    issue is already sending or sent. Raises what compose_issue would raise."""
+    inputs = _draft_inputs(session, config, week, now=now, pin=pin, unpin=unpin)
+    if inputs.issue is not None and inputs.issue.status != "draft":
+        return []
+    choice = choose_articles(
+        session, config, inputs.window, top_article_id=inputs.top_article_id, left_out=inputs.left_out
+    )
+    return choice.articles
 
 
 def compose_issue(
@@ -182,15 +255,12 @@ def compose_issue(
     `pin` makes an article the top story and keeps it so on later rebuilds; `unpin` goes back to
     the newest article of the first section.
     """
-    window = issue_window(session, config, week, now=now)
-    issue = session.scalars(select(Issue).where(Issue.week == str(window.week))).first()
+    inputs = _draft_inputs(session, config, week, now=now, pin=pin, unpin=unpin)
+    window, issue = inputs.window, inputs.issue
     if issue is not None and issue.status != "draft":
-        if pin is not None or unpin:
-            raise UsageError(f"issue {issue.week} is {issue.status}; its top story can no longer change")
         return Composed(issue, created=False)
-    top_article_id = None if unpin else pin if pin is not None else issue.top_article_id if issue else None
-    left_out = list(issue.left_out or []) if issue else []
-    content = compose_content(session, config, window, top_article_id=top_article_id, left_out=left_out)
+    top_article_id = inputs.top_article_id
+    content = compose_content(session, config, window, top_article_id=top_article_id, left_out=inputs.left_out)
     values = {
         "slug": window.week.slug,
         "window_start": window.start,

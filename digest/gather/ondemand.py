@@ -10,7 +10,9 @@ issue is about to show (digest.jobs.pages calls this before composing). Sources 
 * The links come from feeds: fetched from public addresses only unless the source is `internal`.
 * Remembered on the article row: `page_for` is the content_hash (the feed's version) the page was
   tried for, so a page is fetched once, and again only when the feed changes the item (gathering
-  then stores the feed's text again). Its ETag and Last-Modified are kept with it.
+  then stores the feed's text again). Its ETag and Last-Modified are kept with it, for a refresh of
+  pages still held; the refetch after a feed change is not conditional, since that change replaced
+  the page's text on the row and a 304 would leave nothing to show.
 * A failure keeps the feed's text and is stored on the row (`page_error`, `page_fetched_at`); it is
   tried again when the article enters a draft at least PAGE_RETRY after the last try, not on every
   rebuild. `digest sources` counts a source's failed pages; the preview notes them on the article.
@@ -129,12 +131,17 @@ def fetch_pages(
             else:
                 report.failures.append(PageFailure(article.id, result.wanted.url, result.error))
     report.seconds = time.monotonic() - started
-    log.info(
-        "article pages: %d fetched, %d failed (the feed's text kept) in %.2f s",
-        report.fetched,
-        report.failed,
-        report.seconds,
-    )
+    log.info("article pages: %d fetched, %d failed in %.2f s", report.fetched, report.failed, report.seconds)
+    if report.failures:
+        first = report.failures[0]
+        more = f" (and {report.failed - 1} more)" if report.failed > 1 else ""
+        log.warning(
+            "the page of article %d could not be fetched%s: %s: %s; the feed's text is used (see digest sources)",
+            first.article_id,
+            more,
+            first.url,
+            first.error,
+        )
     return report
 
 

@@ -1,4 +1,5 @@
-"""The weekly job and its steps: gather, build (compose + render), send. Used by CLI and scheduler."""
+"""The weekly job and its steps: gather, build (article pages on demand + compose + render), send. Used by
+CLI and scheduler."""
 
 from __future__ import annotations
 

@@ -404,17 +404,34 @@ def builds(core) -> None:
                 done.where(Article.page_error.is_not(None))
             )
 
+    import logging
+
+    class PagesStep(logging.Handler):
+        """The pages step's own line ("article pages: N fetched, M failed in S s"), for the breakdown."""
+
+        seconds = 0.0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("article pages:"):
+                PagesStep.seconds = float(record.args[-1])
+
+    step = logging.getLogger("digest.gather.ondemand")
+    step.setLevel(logging.INFO)
+    step.addHandler(PagesStep())
     walls = []
     for label in ("build of the week's issue, every article needing its page", "the same build again (pages kept)"):
         before = paged()
-        started = time.perf_counter()
+        PagesStep.seconds = 0.0
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         issue = weekly.build(core, WEEK)
         walls.append(time.perf_counter() - started)
+        cpu = cpu_seconds() - cpu_before
         after = paged()
         shown = 1 + sum(len(s["articles"]) for s in issue.content["sections"])
         print(f"{label}:")
-        print(f"  wall {walls[-1]:.2f} s (fetch pages, compose, summarize, render); {shown} articles in the issue; "
-              f"pages fetched {after[0] - before[0]}, failed {after[1] - before[1]}")  # fmt: skip
+        print(f"  wall {walls[-1]:.2f} s (of which fetching and reading pages {PagesStep.seconds:.2f} s; then compose, "
+              f"summarize, render); CPU {cpu:.2f} s; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"  {shown} articles in the issue; pages fetched {after[0] - before[0]}, failed {after[1] - before[1]}")
     verdict = "meets" if walls[0] <= BUILD_TARGET else "MISSES"
     print(f"build needing {shown} pages {verdict} the target: {walls[0]:.2f} s <= {BUILD_TARGET:g} s")
 

@@ -2,7 +2,7 @@
 
 Gathering stores what feeds give; a short item's page is fetched only when the item first enters a
 draft (digest.gather.ondemand): the weekly build, `digest build`, the preview's rebuild. The articles
-are chosen as composing will choose them (digest.content.compose.draft_articles_to_compose), their
+are chosen as composing will choose them (digest.content.compose.draft_article_ids), their
 pages fetched with no transaction open, then the draft is composed and the summaries are made from
 the pages. A page that fails leaves the feed's text and a note; the build goes on.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from digest.content.compose import draft_articles_to_compose
+from digest.content.compose import draft_article_ids
 from digest.content.weeks import Week
 from digest.core import Digest
 from digest.errors import DigestError
@@ -24,10 +24,7 @@ def fetch_draft_pages(core: Digest, week: Week | None, *, pin: int | None = None
     """Fetch the pages the draft's articles want (composed with these arguments, as `build` will)."""
     with core.sessions() as session:
         try:
-            ids = [
-                a.id
-                for a in draft_articles_to_compose(session, core.config, week, now=core.now(), pin=pin, unpin=unpin)
-            ]
+            ids = draft_article_ids(session, core.config, week, now=core.now(), pin=pin, unpin=unpin)
         except DigestError:
             return PagesReport()  # nothing to compose (or a bad pin): composing says so
     return fetch_pages(core.sessions, core.config, ids, now=core.now())

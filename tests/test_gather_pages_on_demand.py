@@ -169,13 +169,7 @@ def test_a_failed_page_is_shown_in_digest_sources_and_the_preview(settings, cli_
             assert "could not be fetched (HTTP 404 Not Found); the feed's text is used" in preview.text
             assert preview.text.count("page-note") == 1
 
-        config_file = tmp_path / "digest.toml"
-        config_file.write_text(
-            f'name = "Test Review"\nfrom_email = "weekly@example.org"\npostal_address = "1 Test Street"\n'
-            f'sections = ["Reporting"]\n[[sources]]\nname = "wire"\nurl = "{server.url("/feed")}"\n'
-            f'section = "Reporting"\ninternal = true\n'
-        )
-        env = {**cli_env, "DIGEST_CONFIG": str(config_file)}
+        env = {**cli_env, "DIGEST_CONFIG": str(newsletter_file(tmp_path, server))}
         listing = run_cli(["sources", "--week", "2026-W48", "--json"], env, tmp_path)
         assert listing.returncode == 0, listing.stderr
         (row,) = [json.loads(line) for line in listing.stdout.splitlines()]
@@ -183,6 +177,31 @@ def test_a_failed_page_is_shown_in_digest_sources_and_the_preview(settings, cli_
         assert row["last_page_error"] == f"{server.url('/page/1')}: HTTP 404 Not Found"
         table = run_cli(["sources", "--week", "2026-W48"], {**env, "COLUMNS": "300"}, tmp_path)
         assert "1 failed, feed text used" in table.stdout
+
+
+def newsletter_file(folder, server: FeedServer):
+    path = folder / "digest.toml"
+    path.write_text(
+        f'name = "Test Review"\nfrom_email = "weekly@example.org"\npostal_address = "1 Test Street"\n'
+        f'sections = ["Reporting"]\n[[sources]]\nname = "wire"\nurl = "{server.url("/feed")}"\n'
+        f'section = "Reporting"\ninternal = true\n'
+    )
+    return path
+
+
+def test_digest_gather_fetches_no_page_and_digest_build_names_the_page_that_failed(cli_env, tmp_path):
+    with FeedServer() as server:
+        serve(server, 3)
+        server.routes["/page/2"] = Reply(404, b"gone")
+        env = {**cli_env, "DIGEST_CONFIG": str(newsletter_file(tmp_path, server))}
+        gathered = run_cli(["gather"], env, tmp_path)
+        assert gathered.returncode == 0, gathered.stderr
+        assert page_requests(server) == []
+        built = run_cli(["build", "--week", "2026-W48", "--out", tmp_path / "issue"], env, tmp_path)
+        assert built.returncode == 0, built.stderr
+        assert sorted(page_requests(server)) == ["/page/0", "/page/1", "/page/2"]
+        assert f"{server.url('/page/2')}: HTTP 404 Not Found; the feed's text is used" in built.stderr
+        assert PAGE_TEXT in (tmp_path / "issue" / "issue.txt").read_text()
 
 
 def test_a_full_text_source_fetches_its_pages_while_gathering(settings):

@@ -121,8 +121,10 @@ def fetch_pages(
     log.info("fetching the pages of %d articles", len(wanted))
     results = asyncio.run(_fetch_all(config, wanted))
     with sessions.begin() as session:
+        ids = [result.wanted.article_id for result in results]
+        stored = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(ids)))}
         for result in results:
-            article = session.get(Article, result.wanted.article_id)
+            article = stored.get(result.wanted.article_id)
             if article is None or article.content_hash != result.wanted.content_hash:
                 continue  # deleted, or regathered meanwhile: the new version wants its page next time
             _store(article, result, now)

@@ -148,7 +148,9 @@ class SourceConfig(_Strict):
         default_factory=dict, description="Feed category -> section, overriding `section` on a match."
     )
     full_text: bool = Field(
-        False, description="Always fetch each new article's page for its full text (not only for short items)."
+        False,
+        description="Fetch each new article's page for its full text while gathering. Otherwise a short "
+        "item's page is fetched only when the article first enters a draft (see full_text_min_words).",
     )
     internal: bool = Field(
         False,
@@ -212,7 +214,10 @@ class GatherConfig(_Strict):
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest response accepted, in bytes.")
     max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed before giving up.")
     full_text_min_words: int = Field(
-        120, ge=0, description="An item with fewer words than this gets its page fetched for the full text."
+        120,
+        ge=0,
+        description="An item with fewer words than this gets its page fetched for the full text when it "
+        "first enters a draft (build, rebuild); once, remembered with the article.",
     )
 
 

@@ -190,13 +190,13 @@ def test_categories_map_articles_onto_sections(settings):
             core.close()
 
 
-def test_a_short_item_gets_the_full_text_image_caption_and_canonical_url_of_its_page(settings):
+def test_a_full_text_source_gives_a_short_item_the_text_image_caption_and_canonical_url_of_its_page(settings):
     page = (ROOT / "examples/pages/red-sea-war-risk-premiums.html").read_bytes()
     with FeedServer({"/page": Reply(body=page, headers={"Content-Type": "text/html"})}) as server:
         short = {"title": "Red Sea premiums", "link": server.url("/page"), "guid": "rs-1",
                  "description": "Underwriters price danger faster than diplomats."}  # fmt: skip
         server.routes["/feed"] = Reply(body=rss([short]))
-        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))]))
+        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"), full_text=True)]))
         try:
             gather(core, now=NOW)
             (a,) = articles(core)
@@ -214,14 +214,14 @@ def test_a_short_item_gets_the_full_text_image_caption_and_canonical_url_of_its_
             core.close()
 
 
-def test_a_missing_page_leaves_the_short_item_as_the_feed_gave_it(settings):
+def test_a_missing_page_leaves_the_short_item_of_a_full_text_source_as_the_feed_gave_it(settings):
     with FeedServer({}) as server:
         short = {"title": "Gone", "link": server.url("/nowhere"), "description": "Only this."}
         server.routes["/feed"] = Reply(body=rss([short]))
-        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))]))
+        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"), full_text=True)]))
         try:
             report = gather(core, now=NOW)
-            assert report.sources[0].ok
+            assert report.sources[0].ok and "/nowhere" in [r.path for r in server.requests]
             (a,) = articles(core)
             assert a.content_html == "Only this." and a.published_at == NOW  # no date: the time first seen
         finally:
@@ -275,14 +275,15 @@ def test_a_full_text_source_fetches_the_page_even_for_long_items(settings):
             core.close()
 
 
-def test_slow_article_pages_share_one_deadline_and_the_items_keep_their_feed_text(settings):
+def test_slow_pages_of_a_full_text_source_share_one_deadline_and_the_items_keep_their_feed_text(settings):
     page = (ROOT / "examples/pages/restraint-is-not-retreat.html").read_bytes()
     with FeedServer({f"/page/{n}": Reply(body=page, trickle=0.5) for n in range(6)}) as server:
         items = [
             {"title": f"Short {n}", "link": server.url(f"/page/{n}"), "description": f"Only {n}."} for n in range(6)
         ]
         server.routes["/feed"] = Reply(body=rss(items))
-        core = core_for(settings, newsletter([on_loopback("wire", server.url("/feed"))], total_timeout=1.5, per_host=1))
+        source = on_loopback("wire", server.url("/feed"), full_text=True)
+        core = core_for(settings, newsletter([source], total_timeout=1.5, per_host=1))
         try:
             started = time.monotonic()
             report = gather(core)

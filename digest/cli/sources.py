@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -69,7 +70,7 @@ def gather(
 
 def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
     """The state of every source: last success, last error, the last fetch's items and how many were kept,
-    articles this week."""
+    articles this week, and article pages that could not be fetched (their articles show the feed's text)."""
     from digest.jobs.sources import source_states
 
     core = open_core()
@@ -79,7 +80,10 @@ def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
         for state in states:
             print_json(state)
         return
-    table = Table("name", "url", "last success", "last error", "last fetch", f"articles {the_week}", title="sources")
+    table = Table(
+        "name", "url", "last success", "last error", "last fetch", f"articles {the_week}", "article pages",
+        title="sources",
+    )  # fmt: skip
     for s in states:
         error = f"{when(s.last_error_at)}: {s.last_error}" if s.last_error else ""
         fetched = "" if s.last_items is None else f"{s.last_kept} of {s.last_items} items kept"
@@ -92,6 +96,9 @@ def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
             f"[red]{error}[/]" if s.failing else error,
             fetched,
             str(s.articles_this_week),
+            f"[yellow]{s.page_failures} failed, feed text used; last: {escape(s.last_page_error or '')}[/]"
+            if s.page_failures
+            else "",
         )
     out.print(table)
 

@@ -11,6 +11,8 @@
     work        what the worker processes (digest.workers) run: parsing and page extraction, off the event loop
     store       idempotent batched upsert (summaries are made later, when shown: digest.content.summaries)
     run         the whole gather; inspect   parse without the store; status   each source's state
+    ondemand    the pages of short articles, fetched when they first enter a draft (full_text
+                sources have theirs fetched by run), remembered on the article
 
 One bad source is recorded on its row and never stops the others.
 """

@@ -1,9 +1,11 @@
 """Gather every configured source into the store, concurrently; one source's failure never stops the rest.
 
-For each source, as soon as its response arrives: parse (on a worker process) and fetch the article
-pages of the items that carry only a short summary (unless the store already holds them unchanged);
-those links come from the feed, so they are fetched from public addresses only unless the source is
-marked `internal` (Fetcher.fetch_link), and a refusal is noted on the source.
+For each source, as soon as its response arrives: parse (on a worker process) and store what the feed
+gives. Article pages are fetched later, when an article first enters a draft (digest.gather.ondemand),
+except for sources marked `full_text = true`, whose items' pages are fetched here (unless the store
+already holds them unchanged); those links come from the feed, so they are fetched from public
+addresses only unless the source is marked `internal` (Fetcher.fetch_link), and a refusal is noted on
+the source.
 Finished sources go to the store in batches, one transaction each; when one fails, source by source,
 so that one bad row costs only its own source. A source's error and its time are stored on its row; the rest of
 the run goes on. Summaries are not made here but when an article is first shown (digest.content.summaries).
@@ -231,9 +233,10 @@ async def _gather_one(
         outcome.report.articles, outcome.report.warning = len(feed.articles), feed.warning
         # A feed whose items could none of them be kept does not get here: the parse raised NotAFeed.
         outcome.report.items = len(feed.articles) if feed.items is None else feed.items
-        # A page source is its own full text; a feed's short items get their pages, unless the store
-        # already holds them unchanged. Everything else goes straight to the store, whose upsert
-        # tells new from changed from unchanged in one lookup per batch, off the event loop.
+        # A page source is its own full text; a full_text source's items get their pages, unless the
+        # store already holds them unchanged (other sources' pages are fetched on demand: see ondemand).
+        # Everything else goes straight to the store, whose upsert tells new from changed from
+        # unchanged in one lookup per batch, off the event loop.
         short = [] if feed.format == "page" else [a for a in feed.articles if _needs_page(config, sc, a)]
         if short:
             with sessions() as session:
@@ -267,7 +270,10 @@ def _needs_page(config: NewsletterConfig, sc: SourceConfig, article: ParsedArtic
         # A URL kept with its #fragment names a part of a page (a comment, a status entry; see
         # feeds._told_apart): the page is not its text, and the page's canonical URL would merge them.
         return False
-    return sc.full_text or article.words < config.gather.full_text_min_words
+    # Only `full_text` sources fetch pages while gathering; the short items of the others get theirs
+    # when they first enter a draft (digest.gather.ondemand), so the pages of articles no issue shows
+    # are never fetched.
+    return sc.full_text
 
 
 async def _full_text(

@@ -32,7 +32,7 @@ def sources_in_week(core: Digest, week: Week | None = None) -> SourcesReport:
 @dataclass(frozen=True)
 class SourceState:
     """A source as `digest sources` shows it: last success, last error, the last document's items and how
-    many were kept, articles in the week and in all."""
+    many were kept, articles in the week and in all, and its article pages that failed (fetched on demand)."""
 
     name: str
     url: str
@@ -45,6 +45,8 @@ class SourceState:
     last_kept: int | None
     articles_this_week: int
     articles: int
+    page_failures: int  # article pages that failed when last tried: those articles show the feed's text
+    last_page_error: str | None  # the latest, with its page's URL
 
 
 def source_states(core: Digest, week: Week) -> list[SourceState]:
@@ -62,6 +64,8 @@ def source_states(core: Digest, week: Week) -> list[SourceState]:
             r.last_kept,
             r.articles_this_week,
             r.articles_total,
+            r.page_failures,
+            r.last_page_error,
         )
         for r in sources_in_week(core, week).sources
     ]

@@ -1,4 +1,5 @@
-"""The weekly job and its steps: gather, build (compose + render), send. Used by CLI and scheduler."""
+"""The weekly job and its steps: gather, build (article pages on demand + compose + render), send. Used by
+CLI and scheduler."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from digest.core import Digest
 from digest.delivery.sender import Progress, SendReport
 from digest.email.render import render_issue
 from digest.gather import GatherReport, SourceReport, gather_sources
+from digest.jobs.pages import fetch_draft_pages
 from digest.store.models import Issue
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,8 @@ def gather(core: Digest, progress: Callable[[SourceReport], None] | None = None)
 
 
 def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: bool = False) -> Issue:
-    """Compose and render the draft; an issue already sending or sent is returned as it is.
+    """Fetch the pages its articles want, compose and render the draft; an issue already sending or
+    sent is returned as it is.
 
     `week=None` is the scheduled default: the window since the last sent issue (see digest.content.compose)."""
     try:
@@ -50,6 +53,8 @@ def build(core: Digest, week: Week | None, *, pin: int | None = None, unpin: boo
 
 
 def _build(core: Digest, week: Week | None, *, pin: int | None, unpin: bool) -> Issue:
+    # The pages of the draft's short articles first, outside the draft's transaction (see digest.jobs.pages).
+    fetch_draft_pages(core, week, pin=pin, unpin=unpin)
     with core.sessions.begin() as session:
         composed = compose_issue(session, core.config, week, now=core.now(), pin=pin, unpin=unpin)
         issue = composed.issue

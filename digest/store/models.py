@@ -118,6 +118,14 @@ class Article(Base):
     # Marks what the summaries above were made from: content_hash, lengths, summarizer version
     # (digest.content.summaries.summary_marker); differing (or NULL) means "summarize again".
     summary_hash: Mapped[str | None] = mapped_column(String(64))
+    # The article's page, fetched when the article first enters a draft (digest.gather.ondemand):
+    # `page_for` is the content_hash it was tried for (another one means "wanted again"), then when,
+    # what went wrong (NULL after a success) and the page's validators for a conditional refetch.
+    page_for: Mapped[str | None] = mapped_column(String(64))
+    page_fetched_at: Mapped[datetime | None]
+    page_error: Mapped[str | None] = mapped_column(Text)
+    page_etag: Mapped[str | None] = mapped_column(String(500))
+    page_last_modified: Mapped[str | None] = mapped_column(String(100))
 
     source: Mapped[Source] = relationship(back_populates="articles")
 

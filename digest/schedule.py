@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from types import FrameType
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobEvent
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -34,12 +36,14 @@ from digest.config import NewsletterConfig
 from digest.content.weeks import default_week
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
+from digest.delivery.waves import LocalDelivery
 from digest.errors import ConfigError, NothingToSend
 
 log = logging.getLogger("digest.schedule")
 
 GATHER_JOB = "gather"
 WEEKLY_JOB = "weekly"
+WAVES_JOB = "waves"
 RESUME_JOB = "resume"
 JOBS_TABLE = "apscheduler_jobs"
 
@@ -114,6 +118,8 @@ def weekly_job() -> None:
     from digest.jobs.weekly import run_once
 
     core = _current()
+    if core.config.schedule.deliver == "local":
+        return  # the waves job sends
     now = core.now()
     scheduled = previous_fire_time(core.config, now)
     if scheduled is None:
@@ -148,6 +154,89 @@ def weekly_job() -> None:
         s.failed,
         s.skipped,
         len(s.unknown_batches),
+        time.monotonic() - started,
+    )
+
+
+def delivery_day(core: Digest, now: datetime) -> date:
+    """With `deliver = "local"`: the day whose waves come next. The previous weekly run's day while some
+    of its readers still wait for their local time (a late manual send still reaches them that day),
+    else the next run's day. The days are the weekly crontab's, in the newsletter's timezone."""
+    from digest.jobs.weekly import waves_on
+
+    config = core.config
+    previous = previous_fire_time(config, now)
+    if previous is not None:
+        day = previous.astimezone(config.tz).date()
+        waves = waves_on(core, day)
+        if waves and waves[-1].send_at > now:
+            return day
+    upcoming = weekly_trigger(config).get_next_fire_time(None, now)
+    if upcoming is None:
+        raise ConfigError(str(config.path), "schedule.weekly", "the crontab expression never fires")
+    found: date = upcoming.astimezone(config.tz).date()
+    return found
+
+
+def waves_job() -> None:
+    """With `deliver = "local"`, every few minutes: compose, render and plan the coming day's issue once
+    its earliest wave has come, then send every wave that is due (SMTP and the outbox send a wave at its
+    time; SendGrid takes each wave up to 72 hours ahead with `send_at`).
+
+    Restart-safe as the weekly run is: the plan is stored once, a wave's batches move by compare-and-set,
+    and a pending batch is only claimed when due; a restart in the middle of the waves sends what is left."""
+    from digest.content.weeks import default_week
+    from digest.jobs.issues import find_issue
+    from digest.jobs.weekly import due_waves, local_delivery, run_once, send, waves_on
+
+    core = _current()
+    if core.config.schedule.deliver != "local":
+        return  # the weekly job sends
+    now = core.now()
+    grace = timedelta(hours=core.config.schedule.grace_hours)
+    day = delivery_day(core, now)
+    waves = waves_on(core, day)
+    if waves and waves[0].send_at <= now:
+        issue = find_issue(core, default_week(now, core.config.tz))
+        if issue is None or issue.status == "draft":
+            if now - waves[0].send_at > grace:
+                log.warning("waves: the issue of %s not composed: its first wave was due at %s", day, waves[0].send_at)
+            else:
+                _local_run(core, day, run_once, local_delivery(core, day))
+    for issue in due_waves(core, now):
+        try:
+            _planned, report = send(core, issue)
+        except SendInProgress as exc:
+            log.info("waves: issue %s: left to the other sender: %s", issue.week, exc)
+            continue
+        log.info(
+            "waves: issue %s: %d sent, %d skipped, %d failed; %d batches wait for their wave (next %s)",
+            issue.week,
+            report.sent,
+            report.skipped,
+            report.failed,
+            report.waiting,
+            report.next_wave.isoformat() if report.next_wave else "none",
+        )
+
+
+def _local_run(core: Digest, day: date, run_once: Callable[..., Any], local: LocalDelivery) -> None:
+    started = time.monotonic()
+    log.info("waves: start: the issue of %s, composed at its first wave", day)
+    try:
+        report = run_once(core, None, local=local)
+    except NothingToSend as exc:
+        log.info("waves: the issue of %s: nothing sent: %s", day, exc)
+        return
+    except SendInProgress as exc:
+        log.info("waves: the issue of %s: left to the other sender: %s", day, exc)
+        return
+    log.info(
+        "waves: issue %s planned in %d batches; %d sent now, %d batches wait for their wave (%.1fs)",
+        report.issue.week,
+        report.planned_batches,
+        report.send.sent,
+        report.send.waiting,
         time.monotonic() - started,
     )
 
@@ -227,14 +316,27 @@ def make_scheduler(
         replace_existing=True,
         misfire_grace_time=core.config.schedule.gather_every_minutes * 60,
     )
-    scheduler.add_job(
-        "digest.schedule:weekly_job",
-        weekly_trigger(core.config),
-        id=WEEKLY_JOB,
-        name="weekly",
-        replace_existing=True,
-        misfire_grace_time=core.config.schedule.grace_hours * 3600,
-    )
+    # A job of the other mode left in the store by an earlier configuration returns at once when it fires.
+    if core.config.schedule.deliver == "local":
+        # Each reader at their local time: a check every few minutes composes at the first wave and
+        # sends each wave when due; the weekly crontab only names the day.
+        scheduler.add_job(
+            "digest.schedule:waves_job",
+            IntervalTrigger(minutes=core.config.schedule.wave_check_minutes, timezone=core.config.tz),
+            id=WAVES_JOB,
+            name="waves",
+            replace_existing=True,
+            misfire_grace_time=core.config.schedule.wave_check_minutes * 60,
+        )
+    else:
+        scheduler.add_job(
+            "digest.schedule:weekly_job",
+            weekly_trigger(core.config),
+            id=WEEKLY_JOB,
+            name="weekly",
+            replace_existing=True,
+            misfire_grace_time=core.config.schedule.grace_hours * 3600,
+        )
     # Once, at start: a send interrupted by SIGTERM or a crash goes on where it was.
     scheduler.add_job(
         "digest.schedule:resume_job",

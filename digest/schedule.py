@@ -29,7 +29,6 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import NewsletterConfig
@@ -37,7 +36,8 @@ from digest.content.weeks import default_week
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
 from digest.delivery.waves import LocalDelivery
-from digest.errors import ConfigError, NothingToSend
+from digest.errors import NothingToSend
+from digest.jobs.local import delivery_day, previous_fire_time, weekly_trigger
 
 log = logging.getLogger("digest.schedule")
 
@@ -63,26 +63,8 @@ def _current() -> Digest:
     return _core
 
 
-def weekly_trigger(config: NewsletterConfig) -> CronTrigger:
-    try:
-        return CronTrigger.from_crontab(config.schedule.weekly, timezone=config.tz)
-    except ValueError as exc:
-        raise ConfigError(str(config.path), "schedule.weekly", f"not a crontab expression: {exc}") from None
-
-
 def gather_trigger(config: NewsletterConfig) -> IntervalTrigger:
     return IntervalTrigger(minutes=config.schedule.gather_every_minutes, timezone=config.tz)
-
-
-def previous_fire_time(config: NewsletterConfig, now: datetime) -> datetime | None:
-    """The latest scheduled weekly time at or before `now` (looking back at most 8 days)."""
-    trigger = weekly_trigger(config)
-    moment = trigger.get_next_fire_time(None, now - timedelta(days=8))
-    latest = None
-    while moment is not None and moment <= now:
-        latest = moment
-        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
-    return latest
 
 
 def next_fire_times(trigger: BaseTrigger, count: int, now: datetime) -> list[datetime]:
@@ -158,26 +140,6 @@ def weekly_job() -> None:
     )
 
 
-def delivery_day(core: Digest, now: datetime) -> date:
-    """With `deliver = "local"`: the day whose waves come next. The previous weekly run's day while some
-    of its readers still wait for their local time (a late manual send still reaches them that day),
-    else the next run's day. The days are the weekly crontab's, in the newsletter's timezone."""
-    from digest.jobs.weekly import waves_on
-
-    config = core.config
-    previous = previous_fire_time(config, now)
-    if previous is not None:
-        day = previous.astimezone(config.tz).date()
-        waves = waves_on(core, day)
-        if waves and waves[-1].send_at > now:
-            return day
-    upcoming = weekly_trigger(config).get_next_fire_time(None, now)
-    if upcoming is None:
-        raise ConfigError(str(config.path), "schedule.weekly", "the crontab expression never fires")
-    found: date = upcoming.astimezone(config.tz).date()
-    return found
-
-
 def waves_job() -> None:
     """With `deliver = "local"`, every few minutes: compose, render and plan the coming day's issue once
     its earliest wave has come, then send every wave that is due (SMTP and the outbox send a wave at its
@@ -185,9 +147,9 @@ def waves_job() -> None:
 
     Restart-safe as the weekly run is: the plan is stored once, a wave's batches move by compare-and-set,
     and a pending batch is only claimed when due; a restart in the middle of the waves sends what is left."""
-    from digest.content.weeks import default_week
     from digest.jobs.issues import find_issue
-    from digest.jobs.weekly import due_waves, local_delivery, run_once, send, waves_on
+    from digest.jobs.local import due_waves, local_delivery, waves_on
+    from digest.jobs.weekly import run_once, send
 
     core = _current()
     if core.config.schedule.deliver != "local":

@@ -3,6 +3,7 @@ reader at most once, on SQLite and PostgreSQL, with an injected clock (no test w
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from digest.config import load_newsletter
 from digest.core import build_core
 from digest.delivery import run
 from digest.delivery.waves import LocalDelivery, local_instant, plan_waves
+from digest.jobs.local import delivery_day
 from digest.jobs.weekly import send
 from digest.store.models import Batch, Delivery, Issue
 from subscribers import store
@@ -257,7 +259,7 @@ def test_the_scheduler_composes_at_the_first_wave_then_sends_each_wave_when_due(
     try:
         seed_readers(core)
         clock.at = due["kathmandu@example.org"] - timedelta(minutes=5)
-        assert schedule.delivery_day(core, clock.at) == day
+        assert delivery_day(core, clock.at) == day
         schedule.waves_job()
         with core.sessions() as session:
             assert session.scalars(select(Issue.status)).all() == []  # not composed before the first wave
@@ -377,3 +379,28 @@ def test_the_dry_run_and_the_figures_show_each_wave(tz_core, clock):
     assert dry.planned
     assert [(w.sent, w.pending) for w in dry.waves] == [(1, 0), (1, 0), (0, 1), (0, 1), (0, 1)]
     assert dry.waves[3].zones == [NEWSLETTER_ZONE] and dry.waves[3].offset == "-05:00"
+
+
+def test_the_preview_shows_a_drafts_coming_waves_and_a_sent_issues_figures_per_wave(settings, tz_core, clock):
+    from tests.web_site import running_site
+
+    issue_id = seed(tz_core)
+    token = "editor-token-for-waves"
+    bearer = {"Authorization": f"Bearer {token}"}
+    slug = the_issue(tz_core, issue_id).slug
+    with running_site(settings, clock=clock, newsletter=local_config(), admin_token=token) as site:
+        # 6 December: the weekly crontab's next day is Monday 7 December.
+        draft = site.http.get(f"/preview/{slug}", headers=bearer).text
+        assert 'id="waves"' in draft and "on 2026-12-07" in draft
+        first = re.search(r'<tr id="wave-1">(.*?)</tr>', draft, re.S)[1]
+        assert "Asia/Kathmandu" in first and "07:00 (UTC+05:45)" in first and "Mon 01:15" in first
+        send(tz_core, the_issue(tz_core, issue_id), local=local())
+        clock.at = EXPECTED_UTC["nairobi@example.org"]
+        send(tz_core, the_issue(tz_core, issue_id))
+        sending = site.http.get(f"/preview/{slug}", headers=bearer).text
+        cells = [
+            re.findall(r'<td class="n">(\d+)</td>', re.search(rf'<tr id="wave-{n}">(.*?)</tr>', sending, re.S)[1])
+            for n in range(1, 6)
+        ]
+        # Readers, sent, waiting, skipped per wave: the first two went, the other three wait.
+        assert cells == [["1", "1", "0", "0"]] * 2 + [["1", "0", "1", "0"]] * 3

@@ -22,13 +22,9 @@ from digest.store.models import Issue
 
 
 def local_delivery(core: Digest) -> LocalDelivery | None:
-    """With `[schedule] deliver = "local"`: the day and time a plan made now puts readers at."""
-    if core.config.schedule.deliver != "local":
-        return None
-    from digest.jobs.weekly import local_delivery as on_day
-    from digest.schedule import delivery_day
+    from digest.jobs.local import next_local_delivery
 
-    return on_day(core, delivery_day(core, core.now()))
+    return next_local_delivery(core)
 
 
 def wave_lines(waves: list[run.WaveFigures], *, planned: bool) -> list[str]:

@@ -7,21 +7,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from digest import shutdown
 from digest.content.compose import compose_issue
 from digest.content.weeks import Week
 from digest.core import Digest
-from digest.delivery.run import WaveFigures
 from digest.delivery.sender import Progress, SendReport
 from digest.delivery.waves import LocalDelivery
 from digest.email.render import render_issue
 from digest.gather import GatherReport, SourceReport, gather_sources
-from digest.store.models import Batch, Issue
+from digest.store.models import Issue
 
 log = logging.getLogger(__name__)
 
@@ -90,47 +87,6 @@ def send(
     from digest.delivery.run import deliver
 
     return deliver(core.mailer(), issue, on_batch=on_batch, stop=stop or shutdown.requested, local=local)
-
-
-def local_delivery(core: Digest, day: date) -> LocalDelivery:
-    """Local-time delivery on `day`: at `[schedule] local_time` in each reader's zone."""
-    return LocalDelivery.of(day, core.config.schedule.local_time, core.config.timezone)
-
-
-def waves_on(core: Digest, day: date) -> list[WaveFigures]:
-    """The waves a plan made now for `day` would hold (readers by zone), earliest first; nothing stored."""
-    from digest.delivery.run import expected_waves
-
-    with core.sessions() as session:
-        return expected_waves(session, core.mailer().audience, local_delivery(core, day))
-
-
-def issue_waves(core: Digest, issue: Issue) -> list[WaveFigures]:
-    """An issue's planned waves with their recipients by delivery status ([] for a send at once)."""
-    from digest.delivery.run import planned_waves
-
-    with core.sessions() as session:
-        fresh = session.get(Issue, issue.id)
-        return planned_waves(session, fresh) if fresh is not None else []
-
-
-def due_waves(core: Digest, now: datetime) -> list[Issue]:
-    """Issues being sent with a pending batch whose time has come (with SendGrid: within the 72 hours it
-    schedules ahead): what the scheduler's wave check sends."""
-    ahead = core.provider.schedules_ahead
-    with core.sessions() as session:
-        return list(
-            session.scalars(
-                select(Issue)
-                .where(
-                    Issue.status == "sending",
-                    select(Batch.id)
-                    .where(Batch.issue_id == Issue.id, Batch.status == "pending", Batch.send_at <= now + ahead)
-                    .exists(),
-                )
-                .order_by(Issue.id)
-            )
-        )
 
 
 def run_once(

@@ -12,6 +12,10 @@ that is the week that just ended; articles of a week whose send was skipped go o
 Missed runs: a weekly run missed while the process was down still runs when it comes back within the
 grace period (default 6 hours); after that it is skipped and logged, never sent stale. Missed runs
 coalesce into one.
+
+With `[schedule] deliver = "local"` the weekly job gives way to the waves job (every `wave_check_minutes`):
+the crontab then only names the day; the issue is composed at that day's first wave (the earliest zone's
+`local_time`) and each wave is sent when due (see digest/delivery/README.md, "Waves").
 """
 
 from __future__ import annotations
@@ -165,9 +169,9 @@ def waves_job() -> None:
                 log.warning("waves: the issue of %s not composed: its first wave was due at %s", day, waves[0].send_at)
             else:
                 _local_run(core, day, run_once, local_delivery(core, day))
-    for issue in due_waves(core, now):
+    for issue in due_waves(core, now, grace):
         try:
-            _planned, report = send(core, issue)
+            _planned, report = send(core, issue, stale_after=grace)
         except SendInProgress as exc:
             log.info("waves: issue %s: left to the other sender: %s", issue.week, exc)
             continue
@@ -180,6 +184,15 @@ def waves_job() -> None:
             report.waiting,
             report.next_wave.isoformat() if report.next_wave else "none",
         )
+        if report.stale:
+            log.warning(
+                "waves: issue %s: %d batches not sent: their wave was due more than %s ago (the process was "
+                "down); `digest send --week %s --resume` sends them late, `--cancel` drops them",
+                issue.week,
+                report.stale,
+                grace,
+                issue.week,
+            )
 
 
 def _local_run(core: Digest, day: date, run_once: Callable[..., Any], local: LocalDelivery) -> None:
@@ -212,6 +225,8 @@ def resume_job() -> None:
     unfinished = unfinished_sends(core)
     grace = timedelta(hours=core.config.schedule.grace_hours)
     for issue in unfinished:
+        if issue.waves:
+            continue  # sent in waves: the waves job sends each when due, after a restart too
         age = core.now() - (issue.send_started_at or issue.created_at)
         if age > grace:
             log.warning(
@@ -316,18 +331,33 @@ def make_scheduler(
 
 def describe_jobs(config: NewsletterConfig, now: datetime, count: int = 3) -> list[tuple[str, str, list[datetime]]]:
     """Each job with its next run times (for --print-jobs), computed from the configuration."""
-    return [
+    jobs = [
         (
             GATHER_JOB,
             f"every {config.schedule.gather_every_minutes} minutes",
             next_fire_times(gather_trigger(config), count, now),
-        ),
-        (
-            WEEKLY_JOB,
-            f"cron '{config.schedule.weekly}' ({config.timezone})",
-            next_fire_times(weekly_trigger(config), count, now),
-        ),
+        )
     ]
+    if config.schedule.deliver == "local":
+        every = config.schedule.wave_check_minutes
+        trigger = IntervalTrigger(minutes=every, timezone=config.tz)
+        days = f"the days of cron '{config.schedule.weekly}' ({config.timezone})"
+        jobs.append(
+            (
+                WAVES_JOB,
+                f"every {every} minutes: {config.schedule.local_time} local time on {days}",
+                next_fire_times(trigger, count, now),
+            )
+        )
+    else:
+        jobs.append(
+            (
+                WEEKLY_JOB,
+                f"cron '{config.schedule.weekly}' ({config.timezone})",
+                next_fire_times(weekly_trigger(config), count, now),
+            )
+        )
+    return jobs
 
 
 def install_signal_handlers(scheduler: BaseScheduler) -> None:

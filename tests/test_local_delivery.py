@@ -315,6 +315,10 @@ def test_sendgrid_gets_every_wave_ahead_with_its_send_at_and_the_issues_batch_id
         if email != "kathmandu@example.org":
             assert by_email[email].send_at == int(instant.timestamp())
             assert by_email[email].batch_id == schedule_id
+    # Each handed-over reader is recorded sent at the time SendGrid is to deliver it.
+    assert sent_at(sg_core, issue_id) == {
+        e: [clock.at if e == "kathmandu@example.org" else t] for e, t in EXPECTED_UTC.items()
+    }
     delivered = dict(fake.delivered_at(EXPECTED_UTC["denver@example.org"].timestamp()))
     assert {e: datetime.fromtimestamp(t, UTC) for e, t in delivered.items()} == {
         **EXPECTED_UTC,
@@ -404,3 +408,26 @@ def test_the_preview_shows_a_drafts_coming_waves_and_a_sent_issues_figures_per_w
         ]
         # Readers, sent, waiting, skipped per wave: the first two went, the other three wait.
         assert cells == [["1", "1", "0", "0"]] * 2 + [["1", "0", "1", "0"]] * 3
+
+
+def test_a_wave_missed_by_more_than_the_grace_period_is_not_sent_late_by_the_scheduler(tz_core, clock, caplog):
+    issue_id = seed(tz_core)
+    send(tz_core, the_issue(tz_core, issue_id), local=local())
+    schedule.use_core(tz_core)
+    try:
+        clock.at = EXPECTED_UTC["nairobi@example.org"]
+        schedule.waves_job()
+        # Down from here until 7 hours after the last wave (grace: 6 hours): London's wave is 14 hours late.
+        clock.at = EXPECTED_UTC["denver@example.org"] + timedelta(hours=5)
+        schedule.waves_job()
+        assert sorted(sent_at(tz_core, issue_id)) == [
+            "denver@example.org",
+            "kathmandu@example.org",
+            "nairobi@example.org",
+        ]
+        assert "2 batches not sent: their wave was due more than 6:00:00 ago" in caplog.text
+    finally:
+        schedule.use_core(None)
+    # The operator's `digest send --resume` sends them late, once.
+    send(tz_core, the_issue(tz_core, issue_id))
+    assert {e: len(t) for e, t in sent_at(tz_core, issue_id).items()} == dict.fromkeys(READERS, 1)

@@ -136,6 +136,7 @@ def deliver(
     on_batch: Callable[[Progress], None] | None = None,
     sleep: Callable[[float], object] | None = None,
     local: LocalDelivery | None = None,
+    stale_after: timedelta | None = None,
 ) -> tuple[int, SendReport]:
     """Plan once and send what is left. Returns (batches planned, report).
 
@@ -175,6 +176,7 @@ def deliver(
                 segments=segments,
                 now=mailer.now,
                 schedule_id=schedule_id,
+                stale_after=stale_after,
             )
             report.not_planned = plan.left_out_everything
         finally:

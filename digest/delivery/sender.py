@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import func, select, update
@@ -67,6 +67,7 @@ class SendReport:
     waiting: int = 0  # batches of a wave whose time has not come (local-time delivery): left pending
     waiting_recipients: int = 0
     next_wave: datetime | None = None  # when the first of them is due
+    stale: int = 0  # batches of a wave missed by more than `stale_after`: left pending, not sent late
     paused: bool = False  # too many failed batches
     stopped: bool = False  # a signal asked us to stop
     seconds: float = 0.0
@@ -184,6 +185,7 @@ def send_issue(
     segments: Mapping[str, OutgoingIssue] | None = None,
     now: Callable[[], datetime] = utcnow,
     schedule_id: str | None = None,
+    stale_after: timedelta | None = None,
 ) -> SendReport:
     """Send the issue's batches. `outgoing` is the full issue (segment ""); `segments` holds the other
     renderings by segment key, and each batch goes with the one its plan names.
@@ -191,7 +193,8 @@ def send_issue(
     A batch of a wave (local-time delivery, `Batch.send_at`) is taken only when it is due, or, with a
     provider that schedules ahead (SendGrid), once it is within `provider.schedules_ahead` of its time: it
     then goes with `send_at` and the issue's `schedule_id`. A batch not yet due stays pending, unclaimed,
-    so whoever leaves before it is claimed is not mailed."""
+    so whoever leaves before it is claimed is not mailed. With `stale_after` (the scheduler's grace), a
+    wave missed by more than that is left pending and counted `stale`, never sent late by itself."""
     renderings = {**(segments or {}), "": outgoing}
     stop = stop or threading.Event()
     # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
@@ -231,6 +234,9 @@ def send_issue(
                     report.waiting_recipients += _pending_in(session, batch_id)
                 report.waiting += 1
                 report.next_wave = min(send_at, report.next_wave or send_at)
+                continue
+            if send_at is not None and stale_after is not None and send_at < now() - stale_after:
+                report.stale += 1
                 continue
             if stop.is_set():
                 report.stopped = True
@@ -328,6 +334,8 @@ def _send_one_batch(
             report.sent += sent_total
             return sent_total, len(remaining) + refused_total
         accepted_at = now()
+        # A batch handed over ahead is recorded sent at the time the provider is to deliver it.
+        delivered_at = outgoing.send_at or accepted_at
         refused = dict(result.refused)
         for r in remaining:
             if r.delivery_id not in result.sent and r.delivery_id not in refused:
@@ -335,7 +343,7 @@ def _send_one_batch(
         with sessions.begin() as session:
             if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
                 log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-            _record_sent(session, batch_id, result.sent, accepted_at)
+            _record_sent(session, batch_id, result.sent, delivered_at)
             _record_refused(session, refused)
         if refused:
             log.warning(

@@ -84,9 +84,10 @@ def issue_waves(core: Digest, issue: Issue) -> list[WaveFigures]:
     return []
 
 
-def due_waves(core: Digest, now: datetime) -> list[Issue]:
+def due_waves(core: Digest, now: datetime, grace: timedelta) -> list[Issue]:
     """Issues being sent with a pending batch whose time has come (with SendGrid: within the 72 hours it
-    schedules ahead): what the scheduler's wave check sends."""
+    schedules ahead) and went by no longer than `grace` ago: what the scheduler's wave check sends. A wave
+    missed by more (the process was down) is never sent stale by itself."""
     ahead = core.provider.schedules_ahead
     with core.sessions() as session:
         return list(
@@ -95,7 +96,12 @@ def due_waves(core: Digest, now: datetime) -> list[Issue]:
                 .where(
                     Issue.status == "sending",
                     select(Batch.id)
-                    .where(Batch.issue_id == Issue.id, Batch.status == "pending", Batch.send_at <= now + ahead)
+                    .where(
+                        Batch.issue_id == Issue.id,
+                        Batch.status == "pending",
+                        Batch.send_at <= now + ahead,
+                        Batch.send_at >= now - grace,
+                    )
                     .exists(),
                 )
                 .order_by(Issue.id)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -78,6 +79,7 @@ def send(
     on_batch: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
     local: LocalDelivery | None = None,
+    stale_after: timedelta | None = None,
 ) -> tuple[int, SendReport]:
     """Plan (once) and send the issue's pending batches, under the issue's send lock. With `local`, a
     plan made now puts readers into waves and only the waves that are due go (see digest.delivery.waves).
@@ -86,7 +88,14 @@ def send(
     flight finishes and is recorded, then the send stops."""
     from digest.delivery.run import deliver
 
-    return deliver(core.mailer(), issue, on_batch=on_batch, stop=stop or shutdown.requested, local=local)
+    return deliver(
+        core.mailer(),
+        issue,
+        on_batch=on_batch,
+        stop=stop or shutdown.requested,
+        local=local,
+        stale_after=stale_after,
+    )
 
 
 def run_once(

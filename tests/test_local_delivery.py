@@ -431,3 +431,45 @@ def test_a_wave_missed_by_more_than_the_grace_period_is_not_sent_late_by_the_sch
     # The operator's `digest send --resume` sends them late, once.
     send(tz_core, the_issue(tz_core, issue_id))
     assert {e: len(t) for e, t in sent_at(tz_core, issue_id).items()} == dict.fromkeys(READERS, 1)
+
+
+def test_digest_send_dry_run_prints_the_waves_and_cancel_keeps_the_waiting_ones_from_going(settings, cli_env, tmp_path):
+    from tests.cli_helpers import run_cli
+
+    config = tmp_path / "digest.toml"
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    config.write_text(text.replace('deliver = "at_once"', 'deliver = "local"'), encoding="utf-8")
+    env = {**cli_env, "DIGEST_CONFIG": str(config)}
+    core = build_core(settings, local_config())
+    issue_id = seed(core)
+    core.close()
+    dry = run_cli(["send", "--dry-run", "--week", "2026-W49"], env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        "would plan: 5 recipients in 5 batches" in dry.stdout
+        and "would plan: 5 waves, each reader at 07:00" in dry.stdout
+    )
+    lines = re.findall(
+        r"^  wave (\d): (\S+) 07:00 local \(UTC([+-]\d\d:\d\d)\) = \S+ (\d\d:\d\d) UTC: 1 recipients; (.+)$",
+        dry.stdout,
+        re.M,
+    )
+    assert [(n, zone) for n, _day, _offset, _utc, zone in lines][:3] == [
+        ("1", "Asia/Kathmandu"),
+        ("2", "Africa/Nairobi"),
+        ("3", "Etc/UTC"),
+    ]
+    assert lines[0][2:4] == ("+05:45", "01:15") and lines[2][2:4] == ("+00:00", "07:00")
+    assert sorted(z for *_, z in lines) == sorted(z or NEWSLETTER_ZONE for z in READERS.values())
+    sent = run_cli(["send", "--week", "2026-W49"], env, tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    waiting = int(re.search(r"(\d+) batches \(\d+ recipients\) wait for their wave", sent.stdout)[1])
+    cancelled = run_cli(["send", "--cancel", "--week", "2026-W49"], env, tmp_path)
+    assert f"{waiting} batches ({waiting} recipients) cancelled; they will not be sent" in cancelled.stdout
+    core = build_core(settings, local_config())
+    try:
+        with core.sessions() as session:
+            statuses = session.scalars(select(Delivery.status).where(Delivery.issue_id == issue_id)).all()
+        assert sorted(set(statuses)) <= ["cancelled", "sent"] and statuses.count("cancelled") == waiting
+    finally:
+        core.close()

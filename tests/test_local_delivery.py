@@ -134,6 +134,12 @@ def test_each_zone_reaches_seven_local_at_its_own_utc_instant_and_equal_instants
             assert wave.send_at.astimezone(ZoneInfo(zone)).strftime("%H:%M") == "07:00"
 
 
+def test_a_stored_zone_the_database_does_not_know_goes_with_the_newsletters_zone_not_a_failed_plan():
+    waves, wave_of = plan_waves(["Asia/Kathmandu", "Mars/Olympus_Mons", "../../etc/passwd"], local())
+    assert wave_of["Mars/Olympus_Mons"] == wave_of["../../etc/passwd"] == wave_of[NEWSLETTER_ZONE]
+    assert [w.zones for w in waves] == [["Asia/Kathmandu"], [NEWSLETTER_ZONE]]
+
+
 def test_the_instant_comes_from_the_zone_on_the_day_not_from_the_offset_when_planned():
     # US clocks go back on Sunday 1 November 2026 at 02:00: Denver is UTC-6 on Saturday, UTC-7 on Sunday.
     saturday_offset = datetime(2026, 10, 31, 20, 0, tzinfo=UTC).astimezone(ZoneInfo("America/Denver")).utcoffset()

@@ -197,9 +197,15 @@ def test_the_command_line_imports_exports_and_shows_the_zone(cli_env, tmp_path):
     imported = run_cli(["subscribers", "import", path], cli_env, tmp_path)
     assert "1 added" in imported.stdout and "1 rejected" in imported.stdout
     assert "people.csv:3: skipped 'bad@example.org': 'Moon/Base' is not a timezone" in imported.stderr
+    added = run_cli(["subscribers", "add", "lisbon@example.org", "--timezone", "Europe/Lisbon"], cli_env, tmp_path)
+    assert added.returncode == 0, added.stderr
+    refused = run_cli(["subscribers", "add", "moon@example.org", "--timezone", "Moon/Base"], cli_env, tmp_path)
+    assert refused.returncode == 2 and "--timezone: 'Moon/Base' is not a timezone" in refused.stderr
+    shown = run_cli(["subscribers", "show", "lisbon@example.org"], cli_env, tmp_path)
+    assert re.search(r"^timezone\s+Europe/Lisbon$", shown.stdout, re.M), shown.stdout
     shown = run_cli(["subscribers", "show", "nairobi@example.org"], cli_env, tmp_path)
     assert re.search(r"^timezone\s+Africa/Nairobi$", shown.stdout, re.M), shown.stdout
     exported = run_cli(["subscribers", "export", tmp_path / "out.csv"], cli_env, tmp_path)
     assert exported.returncode == 0
-    [row] = csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8"))
-    assert row["timezone"] == "Africa/Nairobi"
+    rows = {r["email"]: r["timezone"] for r in csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8"))}
+    assert rows == {"nairobi@example.org": "Africa/Nairobi", "lisbon@example.org": "Europe/Lisbon"}

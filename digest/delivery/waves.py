@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,19 @@ def _offset(instant: datetime, zone: str) -> str:
 
 def plan_waves(zones: Iterable[str | None], local: LocalDelivery) -> tuple[list[Wave], dict[str, int]]:
     """The waves for readers in these zones (None: the newsletter's), earliest first, and zone -> wave
-    number (the default zone is always in it, for readers who gave none)."""
+    number (the default zone is always in it, for readers who gave none). A stored zone this process's
+    zoneinfo database does not know (an older tzdata, a row written around the checks) goes with the
+    newsletter's zone: one reader's zone never stops the plan."""
     named = {z or local.default_zone for z in zones} | {local.default_zone}
     by_instant: dict[datetime, list[str]] = {}
+    unknown: list[str] = []
     for zone in named:
-        by_instant.setdefault(local_instant(zone, local.day, local.at), []).append(zone)
+        try:
+            instant = local_instant(zone, local.day, local.at)
+        except (ZoneInfoNotFoundError, ValueError):
+            unknown.append(zone)
+            continue
+        by_instant.setdefault(instant, []).append(zone)
     waves: list[Wave] = []
     wave_of: dict[str, int] = {}
     shown = f"{local.day.isoformat()} {local.at.strftime('%H:%M')}"
@@ -95,6 +103,7 @@ def plan_waves(zones: Iterable[str | None], local: LocalDelivery) -> tuple[list[
         members = sorted(by_instant[instant])
         waves.append(Wave(number, instant, members, shown, offset=_offset(instant, members[0])))
         wave_of.update(dict.fromkeys(members, number))
+    wave_of.update(dict.fromkeys(unknown, wave_of[local.default_zone]))
     return waves, wave_of
 
 

@@ -172,8 +172,10 @@ class Removed:
     found: bool  # False: erased an address that was never a subscriber (its suppression stays)
 
 
-def add_subscriber(core: Digest, address: str, name: str | None, *, force_consent: bool = False) -> Added:
-    """One subscriber, active at once on the operator's word."""
+def add_subscriber(
+    core: Digest, address: str, name: str | None, *, force_consent: bool = False, timezone: str | None = None
+) -> Added:
+    """One subscriber, active at once on the operator's word (with their zone, when given)."""
     with core.sessions.begin() as session:
         subscriber, outcome = store.add(
             session,
@@ -182,6 +184,7 @@ def add_subscriber(core: Digest, address: str, name: str | None, *, force_consen
             now=core.now(),
             force_consent=force_consent,
             cause="added with digest subscribers add",
+            timezone=timezone,
         )
         return Added(address, outcome, subscriber.status if subscriber else "erased")
 

@@ -384,7 +384,10 @@ def dry_run(mailer: Mailer, issue: Issue, *, local: LocalDelivery | None = None)
             # is estimated with the first recipients by id, whatever their segment.
             first_left_out = found[0].left_out if found else []
             if found:
-                recipients = _first_eligible(session, mailer.audience, min(size, found[0].recipients))
+                first_count = min(size, found[0].recipients)
+                if local is not None:  # the first batch is the first wave's
+                    first_count = min(first_count, expected_waves(session, mailer.audience, local)[0].recipients)
+                recipients = _first_eligible(session, mailer.audience, first_count)
     provider = mailer.provider
     payload = 0
     if recipients:

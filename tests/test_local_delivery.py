@@ -220,7 +220,29 @@ def test_a_reader_who_changes_zone_mid_issue_gets_it_once_in_the_wave_they_were_
     assert sorted(times) == sorted(READERS)
 
 
-def test_a_restart_in_the_middle_of_the_waves_mails_nobody_twice_and_skips_nobody(settings, tz_core, clock):
+def test_a_restart_between_two_waves_mails_everyone_once_at_their_time(settings, tz_core, clock):
+    issue_id = seed(tz_core)
+    send(tz_core, the_issue(tz_core, issue_id), local=local())
+    schedule.use_core(tz_core)
+    try:
+        for first_two in sorted(EXPECTED_UTC.values())[:2]:
+            clock.at = first_two
+            schedule.waves_job()
+        tz_core.close()  # stopped here; a new process with a new core takes over
+        restarted = build_core(settings, local_config(), clock=clock)
+        schedule.use_core(restarted)
+        schedule.resume_job()  # what a scheduler runs at start: it leaves waves to the waves job
+        assert sorted(sent_at(restarted, issue_id)) == ["kathmandu@example.org", "nairobi@example.org"]
+        for instant in sorted(EXPECTED_UTC.values()):
+            clock.at = instant
+            schedule.waves_job()
+        assert sent_at(restarted, issue_id) == {e: [t] for e, t in EXPECTED_UTC.items()}
+        restarted.close()
+    finally:
+        schedule.use_core(None)
+
+
+def test_a_crash_with_a_wave_in_flight_leaves_that_batch_unknown_and_mails_the_rest_once(settings, tz_core, clock):
     issue_id = seed(tz_core)
     schedule.use_core(tz_core)
     try:

@@ -18,7 +18,7 @@ from digest.delivery import run
 from digest.delivery.waves import LocalDelivery, local_instant, plan_waves
 from digest.jobs.local import delivery_day
 from digest.jobs.weekly import send
-from digest.store.models import Batch, Delivery, Issue
+from digest.store.models import Batch, Delivery, Event, Issue
 from subscribers import store
 from subscribers.models import Subscriber
 from tests.conftest import EXAMPLE_CONFIG
@@ -429,13 +429,26 @@ def test_the_preview_shows_a_drafts_coming_waves_and_a_sent_issues_figures_per_w
         send(tz_core, the_issue(tz_core, issue_id), local=local())
         clock.at = EXPECTED_UTC["nairobi@example.org"]
         send(tz_core, the_issue(tz_core, issue_id))
+        with tz_core.sessions.begin() as session:
+            reader = store.find(session, "kathmandu@example.org")
+            for kind in ("delivered", "open"):
+                session.add(
+                    Event(
+                        type=kind, email=reader.email, issue_id=issue_id, subscriber_id=reader.id, occurred_at=clock.at
+                    )
+                )
         sending = site.http.get(f"/preview/{slug}", headers=bearer).text
         cells = [
             re.findall(r'<td class="n">(\d+)</td>', re.search(rf'<tr id="wave-{n}">(.*?)</tr>', sending, re.S)[1])
             for n in range(1, 6)
         ]
-        # Readers, sent, waiting, skipped per wave: the first two went, the other three wait.
-        assert cells == [["1", "1", "0", "0"]] * 2 + [["1", "0", "1", "0"]] * 3
+        # Readers, sent, waiting, skipped, then delivered, opened, clicked (from the provider's events) per
+        # wave: the first two went and Kathmandu's reader opened it; the other three wait.
+        assert (
+            cells
+            == [["1", "1", "0", "0", "1", "1", "0"], ["1", "1", "0", "0", "0", "0", "0"]]
+            + [["1", "0", "1", "0", "0", "0", "0"]] * 3
+        )
 
 
 def test_a_wave_missed_by_more_than_the_grace_period_is_not_sent_late_by_the_scheduler(tz_core, clock, caplog):

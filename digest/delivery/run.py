@@ -33,7 +33,7 @@ from digest.email.message import OutgoingIssue, Recipient
 from digest.email.segments import RenderSegment, issue_sections, left_out_everything, render_missing, segment_key
 from digest.errors import DeliveryError, ProviderError, UsageError
 from digest.store.db import rowcount
-from digest.store.models import Batch, Delivery, Issue, IssueRendering
+from digest.store.models import Batch, Delivery, Event, Issue, IssueRendering
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,10 @@ class WaveFigures:
     failed: int = 0
     pending: int = 0
     cancelled: int = 0
+    # From the provider's events: distinct readers of the wave it delivered to, who opened, who clicked.
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
 
 
 def planned_waves(session: Session, issue: Issue) -> list[WaveFigures]:
@@ -310,6 +314,15 @@ def planned_waves(session: Session, issue: Issue) -> list[WaveFigures]:
     )
     for wave, status, n in rows:
         counts.setdefault(wave or 0, {})[status] = n
+    events: dict[int, dict[str, int]] = {}
+    for wave, kind, n in session.execute(
+        select(Batch.wave, Event.type, func.count(func.distinct(Event.subscriber_id)))
+        .join(Delivery, (Delivery.issue_id == Event.issue_id) & (Delivery.subscriber_id == Event.subscriber_id))
+        .join(Batch, Batch.id == Delivery.batch_id)
+        .where(Event.issue_id == issue.id, Event.type.in_(("delivered", "open", "click")))
+        .group_by(Batch.wave, Event.type)
+    ):
+        events.setdefault(wave or 0, {})[kind] = n
     figures = []
     for w in waves:
         by_status = counts.get(w.number, {})
@@ -326,6 +339,9 @@ def planned_waves(session: Session, issue: Issue) -> list[WaveFigures]:
                 by_status.get("failed", 0),
                 by_status.get("pending", 0),
                 by_status.get("cancelled", 0),
+                events.get(w.number, {}).get("delivered", 0),
+                events.get(w.number, {}).get("open", 0),
+                events.get(w.number, {}).get("click", 0),
             )
         )
     return figures

@@ -183,6 +183,11 @@ def send(
                 if state.batches.get("submitting")
                 else ""
             )
+            + (
+                '; it is sent in waves (deliver = "local"): `digest schedule` sends each wave when due'
+                if issue.waves
+                else ""
+            )
         )
     if state.planned and not state.unfinished:
         out.print(f"issue {issue.week} was already sent to {state.recipients} recipients; nothing to do")

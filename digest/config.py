@@ -165,6 +165,19 @@ class ScheduleConfig(_Strict):
     grace_hours: int = Field(
         6, ge=0, le=72, description="A weekly run missed while down still runs this long after; later it is skipped."
     )
+    deliver: Literal["at_once", "local"] = Field(
+        "at_once",
+        description="When readers get the issue: all at once when the weekly run sends it, or at `local_time` "
+        "on the weekly run's day in each reader's own timezone (the newsletter's when they gave none).",
+    )
+    local_time: str = Field(
+        "07:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description='With deliver = "local": the reader\'s local time the issue arrives at, HH:MM (24-hour).',
+    )
+    wave_check_minutes: int = Field(
+        5, ge=1, le=60, description='With deliver = "local": how often the scheduler looks for a wave that is due.'
+    )
 
 
 class IssueConfig(_Strict):

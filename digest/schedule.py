@@ -12,14 +12,20 @@ that is the week that just ended; articles of a week whose send was skipped go o
 Missed runs: a weekly run missed while the process was down still runs when it comes back within the
 grace period (default 6 hours); after that it is skipped and logged, never sent stale. Missed runs
 coalesce into one.
+
+With `[schedule] deliver = "local"` the weekly job gives way to the waves job (every `wave_check_minutes`):
+the crontab then only names the day; the issue is composed at that day's first wave (the earliest zone's
+`local_time`) and each wave is sent when due (see digest/delivery/README.md, "Waves").
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from types import FrameType
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobEvent
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -27,19 +33,21 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import NewsletterConfig
 from digest.content.weeks import default_week
 from digest.core import Digest
 from digest.delivery.lock import SendInProgress
-from digest.errors import ConfigError, NothingToSend
+from digest.delivery.waves import LocalDelivery
+from digest.errors import NothingToSend
+from digest.jobs.local import delivery_day, previous_fire_time, weekly_trigger
 
 log = logging.getLogger("digest.schedule")
 
 GATHER_JOB = "gather"
 WEEKLY_JOB = "weekly"
+WAVES_JOB = "waves"
 RESUME_JOB = "resume"
 JOBS_TABLE = "apscheduler_jobs"
 
@@ -59,26 +67,8 @@ def _current() -> Digest:
     return _core
 
 
-def weekly_trigger(config: NewsletterConfig) -> CronTrigger:
-    try:
-        return CronTrigger.from_crontab(config.schedule.weekly, timezone=config.tz)
-    except ValueError as exc:
-        raise ConfigError(str(config.path), "schedule.weekly", f"not a crontab expression: {exc}") from None
-
-
 def gather_trigger(config: NewsletterConfig) -> IntervalTrigger:
     return IntervalTrigger(minutes=config.schedule.gather_every_minutes, timezone=config.tz)
-
-
-def previous_fire_time(config: NewsletterConfig, now: datetime) -> datetime | None:
-    """The latest scheduled weekly time at or before `now` (looking back at most 8 days)."""
-    trigger = weekly_trigger(config)
-    moment = trigger.get_next_fire_time(None, now - timedelta(days=8))
-    latest = None
-    while moment is not None and moment <= now:
-        latest = moment
-        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
-    return latest
 
 
 def next_fire_times(trigger: BaseTrigger, count: int, now: datetime) -> list[datetime]:
@@ -114,6 +104,8 @@ def weekly_job() -> None:
     from digest.jobs.weekly import run_once
 
     core = _current()
+    if core.config.schedule.deliver == "local":
+        return  # the waves job sends
     now = core.now()
     scheduled = previous_fire_time(core.config, now)
     if scheduled is None:
@@ -152,6 +144,78 @@ def weekly_job() -> None:
     )
 
 
+def waves_job() -> None:
+    """With `deliver = "local"`, every few minutes: compose, render and plan the coming day's issue once
+    its earliest wave has come, then send every wave that is due (SMTP and the outbox send a wave at its
+    time; SendGrid takes each wave up to 72 hours ahead with `send_at`).
+
+    Restart-safe as the weekly run is: the plan is stored once, a wave's batches move by compare-and-set,
+    and a pending batch is only claimed when due; a restart in the middle of the waves sends what is left."""
+    from digest.jobs.issues import find_issue
+    from digest.jobs.local import due_waves, local_delivery, waves_on
+    from digest.jobs.weekly import run_once, send
+
+    core = _current()
+    if core.config.schedule.deliver != "local":
+        return  # the weekly job sends
+    now = core.now()
+    grace = timedelta(hours=core.config.schedule.grace_hours)
+    day = delivery_day(core, now)
+    waves = waves_on(core, day)
+    if waves and waves[0].send_at <= now:
+        issue = find_issue(core, default_week(now, core.config.tz))
+        if issue is None or issue.status == "draft":
+            if now - waves[0].send_at > grace:
+                log.warning("waves: the issue of %s not composed: its first wave was due at %s", day, waves[0].send_at)
+            else:
+                _local_run(core, day, run_once, local_delivery(core, day))
+    for issue in due_waves(core, now, grace):
+        try:
+            _planned, report = send(core, issue, stale_after=grace)
+        except SendInProgress as exc:
+            log.info("waves: issue %s: left to the other sender: %s", issue.week, exc)
+            continue
+        log.info(
+            "waves: issue %s: %d sent, %d skipped, %d failed; %d batches wait for their wave (next %s)",
+            issue.week,
+            report.sent,
+            report.skipped,
+            report.failed,
+            report.waiting,
+            report.next_wave.isoformat() if report.next_wave else "none",
+        )
+        if report.stale:
+            log.warning(
+                "waves: issue %s: %d batches not sent: their wave was due more than %s ago (the process was "
+                "down); `digest send --week %s --resume` sends them late, `--cancel` drops them",
+                issue.week,
+                report.stale,
+                grace,
+                issue.week,
+            )
+
+
+def _local_run(core: Digest, day: date, run_once: Callable[..., Any], local: LocalDelivery) -> None:
+    started = time.monotonic()
+    log.info("waves: start: the issue of %s, composed at its first wave", day)
+    try:
+        report = run_once(core, None, local=local)
+    except NothingToSend as exc:
+        log.info("waves: the issue of %s: nothing sent: %s", day, exc)
+        return
+    except SendInProgress as exc:
+        log.info("waves: the issue of %s: left to the other sender: %s", day, exc)
+        return
+    log.info(
+        "waves: issue %s planned in %d batches; %d sent now, %d batches wait for their wave (%.1fs)",
+        report.issue.week,
+        report.planned_batches,
+        report.send.sent,
+        report.send.waiting,
+        time.monotonic() - started,
+    )
+
+
 def resume_job() -> None:
     """At start: continue a send that a stop or crash left unfinished, if it is not stale."""
     from digest.jobs.issues import unfinished_sends
@@ -161,6 +225,8 @@ def resume_job() -> None:
     unfinished = unfinished_sends(core)
     grace = timedelta(hours=core.config.schedule.grace_hours)
     for issue in unfinished:
+        if issue.waves:
+            continue  # sent in waves: the waves job sends each when due, after a restart too
         age = core.now() - (issue.send_started_at or issue.created_at)
         if age > grace:
             log.warning(
@@ -227,14 +293,27 @@ def make_scheduler(
         replace_existing=True,
         misfire_grace_time=core.config.schedule.gather_every_minutes * 60,
     )
-    scheduler.add_job(
-        "digest.schedule:weekly_job",
-        weekly_trigger(core.config),
-        id=WEEKLY_JOB,
-        name="weekly",
-        replace_existing=True,
-        misfire_grace_time=core.config.schedule.grace_hours * 3600,
-    )
+    # A job of the other mode left in the store by an earlier configuration returns at once when it fires.
+    if core.config.schedule.deliver == "local":
+        # Each reader at their local time: a check every few minutes composes at the first wave and
+        # sends each wave when due; the weekly crontab only names the day.
+        scheduler.add_job(
+            "digest.schedule:waves_job",
+            IntervalTrigger(minutes=core.config.schedule.wave_check_minutes, timezone=core.config.tz),
+            id=WAVES_JOB,
+            name="waves",
+            replace_existing=True,
+            misfire_grace_time=core.config.schedule.wave_check_minutes * 60,
+        )
+    else:
+        scheduler.add_job(
+            "digest.schedule:weekly_job",
+            weekly_trigger(core.config),
+            id=WEEKLY_JOB,
+            name="weekly",
+            replace_existing=True,
+            misfire_grace_time=core.config.schedule.grace_hours * 3600,
+        )
     # Once, at start: a send interrupted by SIGTERM or a crash goes on where it was.
     scheduler.add_job(
         "digest.schedule:resume_job",
@@ -252,18 +331,33 @@ def make_scheduler(
 
 def describe_jobs(config: NewsletterConfig, now: datetime, count: int = 3) -> list[tuple[str, str, list[datetime]]]:
     """Each job with its next run times (for --print-jobs), computed from the configuration."""
-    return [
+    jobs = [
         (
             GATHER_JOB,
             f"every {config.schedule.gather_every_minutes} minutes",
             next_fire_times(gather_trigger(config), count, now),
-        ),
-        (
-            WEEKLY_JOB,
-            f"cron '{config.schedule.weekly}' ({config.timezone})",
-            next_fire_times(weekly_trigger(config), count, now),
-        ),
+        )
     ]
+    if config.schedule.deliver == "local":
+        every = config.schedule.wave_check_minutes
+        trigger = IntervalTrigger(minutes=every, timezone=config.tz)
+        days = f"the days of cron '{config.schedule.weekly}' ({config.timezone})"
+        jobs.append(
+            (
+                WAVES_JOB,
+                f"every {every} minutes: {config.schedule.local_time} local time on {days}",
+                next_fire_times(trigger, count, now),
+            )
+        )
+    else:
+        jobs.append(
+            (
+                WEEKLY_JOB,
+                f"cron '{config.schedule.weekly}' ({config.timezone})",
+                next_fire_times(weekly_trigger(config), count, now),
+            )
+        )
+    return jobs
 
 
 def install_signal_handlers(scheduler: BaseScheduler) -> None:

@@ -93,11 +93,11 @@ class StoredAudience:
         return Recipient(delivery_id, person.email, person.name, values, values["unsubscribe_url"])
 
     def eligible(self, session: Session, sections: Sequence[str]) -> TextSelect:
-        """Active, confirmed subscribers whose address is not suppressed: `id` and the mask `m` of the
-        `sections` they left out."""
+        """Active, confirmed subscribers whose address is not suppressed: `id`, the mask `m` of the
+        `sections` they left out, and their zone `z` (fixed fragments; every value is a parameter)."""
         mask, params = _mask_sql(session.connection().dialect.name, sections)
         where = f"{_ELIGIBLE}{_suppression_filter(session)}"
-        return TextSelect(f"SELECT s.id AS id, {mask} AS m {where}", params)  # noqa: S608 (fixed fragments)
+        return TextSelect(f"SELECT s.id AS id, {mask} AS m, s.timezone AS z {where}", params)  # noqa: S608
 
     def recipients(
         self, session: Session, deliveries: Mapping[int, int]

@@ -42,6 +42,8 @@ class Subscriber(Base):
     # {"exclude_sections": ["Opinion", ...]}: the sections this subscriber left out (the key is stored data).
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
     link_key: Mapped[str] = mapped_column(String(32), unique=True, default=new_link_key)
+    # The reader's IANA zone (checked against zoneinfo where it enters); None: the newsletter's zone applies.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     confirmation_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

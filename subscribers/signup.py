@@ -7,10 +7,20 @@ from subscribers import store
 from subscribers.confirmation import OptIn, send_confirmation
 
 
-def sign_up(opt_in: OptIn, address: str, name: str | None, consent: store.Consent) -> store.SignUpResult:
-    """Raises store.InvalidInput for a bad address or name and DeliveryError when the mail cannot go out."""
+def sign_up(
+    opt_in: OptIn, address: str, name: str | None, consent: store.Consent, *, timezone: str | None = None
+) -> store.SignUpResult:
+    """Raises store.InvalidInput for a bad address, name or timezone and DeliveryError when the mail cannot go out."""
     with opt_in.sessions.begin() as session:
-        result = store.sign_up(session, address, name, consent, now=opt_in.now(), double_opt_in=opt_in.double_opt_in)
+        result = store.sign_up(
+            session,
+            address,
+            name,
+            consent,
+            now=opt_in.now(),
+            double_opt_in=opt_in.double_opt_in,
+            timezone=timezone,
+        )
     # The sign-up is committed before the mail goes: a crash in between loses no consent, and its
     # claim lapses after store.CONFIRMATION_CLAIM, so a retry soon after sends the mail again. Only a
     # mail that went out starts the full resend throttle.

@@ -27,6 +27,7 @@ from digest.errors import UsageError
 from digest.store.db import rowcount
 from digest.store.models import Base, Event
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
+from subscribers.zones import known_zones
 
 CONSENT_SOURCES = ("form", "api", "import")
 # A second sign-up of a pending address re-sends the confirmation mail, but not more often than this.
@@ -53,6 +54,10 @@ class InvalidAddress(InvalidInput):
 
 
 class InvalidName(InvalidInput):
+    pass
+
+
+class InvalidTimezone(InvalidInput):
     pass
 
 
@@ -100,6 +105,26 @@ def clean_name(name: str | None) -> str | None:
     if len(name) > NAME_MAX:
         raise InvalidName(f"the name is {len(name)} characters long; give at most {NAME_MAX}")
     return name or None
+
+
+def clean_timezone(zone: str | None) -> str | None:
+    """A reader's IANA zone as every entry point stores it; empty is None (the newsletter's zone applies).
+
+    Checked against the zoneinfo database this process reads (`known_zones`), so a zone that is stored is
+    one the plan can compute a local time for. Raises InvalidTimezone otherwise."""
+    if zone is None:
+        return None
+    if not isinstance(zone, str):
+        raise InvalidTimezone("the timezone must be text")
+    zone = zone.strip()
+    if not zone:
+        return None
+    if zone not in known_zones():
+        shown = zone if len(zone) <= 64 and zone.isprintable() else zone[:64].encode("unicode_escape").decode()
+        raise InvalidTimezone(
+            f"{shown!r} is not a timezone of the zoneinfo database; use an IANA name such as Europe/Lisbon"
+        )
+    return zone
 
 
 def email_hash(address: str) -> str:
@@ -173,7 +198,14 @@ class SignUpResult:
 
 
 def sign_up(
-    session: Session, address: str, name: str | None, consent: Consent, *, now: datetime, double_opt_in: bool
+    session: Session,
+    address: str,
+    name: str | None,
+    consent: Consent,
+    *,
+    now: datetime,
+    double_opt_in: bool,
+    timezone: str | None = None,
 ) -> SignUpResult:
     """Add a sign-up, or renew the consent of someone already there. Safe under concurrent calls.
 
@@ -182,6 +214,7 @@ def sign_up(
     """
     address = normalize_email(address)
     name = clean_name(name)
+    timezone = clean_timezone(timezone)
     user_agent = (consent.user_agent or "")[:1000] or None
     status = "pending" if double_opt_in else "active"
     # The insert comes first, so that SQLite takes its write lock at once (no read-then-upgrade race),
@@ -200,6 +233,7 @@ def sign_up(
             confirmation_sent_at=_claim_stamp(now) if double_opt_in else None,
             preferences={},
             link_key=new_link_key(),
+            timezone=timezone,
             created_at=now,
             updated_at=now,
         )
@@ -226,12 +260,16 @@ def sign_up(
         # may fill in an active subscriber's missing name; a visitor changes nothing of theirs.
         if name and not subscriber.name and consent.source == "api":
             subscriber.name, subscriber.updated_at = name, now
+        if timezone and consent.source == "api" and subscriber.timezone != timezone:
+            subscriber.timezone, subscriber.updated_at = timezone, now
         return SignUpResult(subscriber, created=False, send_confirmation=False)
     # Pending, or back after leaving: a fresh consent record, and confirmation before any issue is sent.
     subscriber.consent_source, subscriber.consent_at = consent.source, now
     subscriber.consent_ip, subscriber.consent_user_agent = consent.ip, user_agent
     if name:
         subscriber.name = name
+    if timezone:
+        subscriber.timezone = timezone
     subscriber.updated_at = now
     set_status(session, subscriber, "pending", f"sign-up again via {consent.source}", now)
     session.flush()
@@ -321,18 +359,36 @@ def set_left_out_sections(
     return kept
 
 
+def set_timezone(session: Session, subscriber: Subscriber, zone: str | None, *, now: datetime) -> str | None:
+    """The reader's own choice of zone (None: the newsletter's). An issue already planned keeps the wave
+    they were planned in; the zone applies from the next issue."""
+    zone = clean_timezone(zone)
+    if subscriber.timezone != zone:
+        subscriber.timezone, subscriber.updated_at = zone, now
+    return zone
+
+
 # --- the operator's commands ----------------------------------------------------------------------
 
 
 def add(
-    session: Session, address: str, name: str | None, *, now: datetime, force_consent: bool = False, cause: str
+    session: Session,
+    address: str,
+    name: str | None,
+    *,
+    now: datetime,
+    force_consent: bool = False,
+    cause: str,
+    timezone: str | None = None,
 ) -> tuple[Subscriber | None, str]:
     """Add (or update) one subscriber as active on the operator's word. Returns (subscriber, outcome).
 
-    outcome is one of added, updated, unchanged, reactivated, kept_out.
+    outcome is one of added, updated, unchanged, reactivated, kept_out. A `timezone` given replaces the
+    stored one; none given keeps it.
     """
     address = normalize_email(address)
     name = clean_name(name)
+    timezone = clean_timezone(timezone)
     # Locked until the caller commits (PostgreSQL), so a concurrent unsubscribe is never overwritten.
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address).with_for_update()).first()
     if subscriber is None:
@@ -348,6 +404,7 @@ def add(
             consent_at=now,
             confirmed_at=now,
             preferences={},
+            timezone=timezone,
             created_at=now,
             updated_at=now,
         )
@@ -371,6 +428,9 @@ def add(
         outcome = "updated"
     if name and subscriber.name != name:
         subscriber.name, subscriber.updated_at = name, now
+        outcome = "updated" if outcome == "unchanged" else outcome
+    if timezone and subscriber.timezone != timezone:
+        subscriber.timezone, subscriber.updated_at = timezone, now
         outcome = "updated" if outcome == "unchanged" else outcome
     return subscriber, outcome
 
@@ -476,6 +536,7 @@ def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bo
                         now=now,
                         force_consent=force_consent,
                         cause=f"import {path.name}:{line}",
+                        timezone=row.get("timezone"),
                     )
                 except InvalidInput as exc:
                     report.rejected.append(Rejected(line, raw, str(exc)))
@@ -497,6 +558,7 @@ EXPORT_COLUMNS = (
     "consent_ip",
     "confirmed_at",
     "exclude_sections",
+    "timezone",
     "created_at",
     "updated_at",
 )
@@ -521,6 +583,7 @@ def export_csv(session: Session, handle: IO[str], status: str | None = None) -> 
                 s.consent_ip or "",
                 s.confirmed_at.isoformat() if s.confirmed_at else "",
                 ";".join(s.left_out_sections),
+                s.timezone or "",
                 s.created_at.isoformat(),
                 s.updated_at.isoformat(),
             ]

@@ -30,7 +30,13 @@ def count(site) -> int:
 def test_a_new_address_gets_201_and_a_confirmation_then_200_when_already_there(site):
     created = site.http.post("/api/subscribers", json={"email": "Api@Example.org", "name": "Ada"}, headers=AUTH)
     assert created.status_code == 201
-    assert created.json() == {"email": "api@example.org", "name": "Ada", "status": "pending", "created": True}
+    assert created.json() == {
+        "email": "api@example.org",
+        "name": "Ada",
+        "timezone": None,
+        "status": "pending",
+        "created": True,
+    }
     again = site.http.post("/api/subscribers", json={"email": "api@example.org"}, headers=AUTH)
     assert again.status_code == 200 and again.json()["created"] is False
     assert len(confirm_links(site.core.settings.outbox_dir)) == 1

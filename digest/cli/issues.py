@@ -30,7 +30,7 @@ def run(
     bad setting or newsletter file."""
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
-    from digest.cli.send_report import failed_recipient_lines, stop_on_signals, unknown_lines
+    from digest.cli.send_report import failed_recipient_lines, local_delivery, stop_on_signals, unknown_lines
     from digest.jobs.weekly import run_once
 
     core = open_core()
@@ -45,7 +45,7 @@ def run(
     try:
         # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
         with progress, stop_on_signals(err) as stop:
-            report = run_once(core, the_week, gather_progress=on_source, stop=stop)
+            report = run_once(core, the_week, gather_progress=on_source, stop=stop, local=local_delivery(core))
     except NothingToSend as exc:
         err.print(str(exc))
         sources_failed = _failed_sources(gathered)
@@ -61,6 +61,12 @@ def run(
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
     out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
+    if s.waiting:
+        out.print(
+            f"{s.waiting} batches ({s.waiting_recipients} recipients) wait for their local time, the next at "
+            f"{s.next_wave:%Y-%m-%d %H:%M} UTC; `digest schedule` sends them",
+            highlight=False,
+        )
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in unknown_lines(s, issue.week):
@@ -168,13 +174,25 @@ def send(
             "out): records it submitted and its recipients sent; sends nothing.",
         ),
     ] = None,
+    cancel: Annotated[
+        bool,
+        typer.Option(
+            "--cancel",
+            help='Stop an issue whose waves (deliver = "local") have not all gone: its pending batches are '
+            "never sent, and batches handed to SendGrid ahead of their time are cancelled there.",
+        ),
+    ] = False,
 ) -> None:
-    """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches."""
+    """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches.
+
+    With `[schedule] deliver = "local"`, readers are planned into waves by their timezone and each wave
+    goes at its local time: SendGrid takes the waves ahead (`send_at`); with SMTP and the outbox, waves
+    not yet due are left to `digest schedule` (or a later `digest send --resume`)."""
     from digest.cli import send_report
     from digest.jobs.issues import find_issue
 
-    if sum([dry_run, test is not None, resume, mark_sent is not None]) > 1:
-        raise UsageError("use one of --dry-run, --test, --resume and --mark-sent")
+    if sum([dry_run, test is not None, resume, mark_sent is not None, cancel]) > 1:
+        raise UsageError("use one of --dry-run, --test, --resume, --mark-sent and --cancel")
     if retry_unknown and not resume:
         raise UsageError("--retry-unknown goes with --resume")
     core = open_core()
@@ -190,6 +208,9 @@ def send(
         return
     if mark_sent is not None:
         send_report.mark_sent(core, issue, mark_sent, out)
+        return
+    if cancel:
+        send_report.cancel(core, issue, out)
         return
     code = send_report.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
     if code:

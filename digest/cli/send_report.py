@@ -16,12 +16,35 @@ from digest.core import Digest
 from digest.delivery import run
 from digest.delivery.sender import Progress as BatchProgress
 from digest.delivery.sender import SendReport
+from digest.delivery.waves import LocalDelivery
 from digest.errors import UsageError
 from digest.store.models import Issue
 
 
+def local_delivery(core: Digest) -> LocalDelivery | None:
+    from digest.jobs.local import next_local_delivery
+
+    return next_local_delivery(core)
+
+
+def wave_lines(waves: list[run.WaveFigures], *, planned: bool) -> list[str]:
+    """One line per wave: its zones, their local time and offset, the UTC instant, and its readers."""
+    lines = []
+    for w in waves:
+        zones = ", ".join(w.zones[:6]) + (f" and {len(w.zones) - 6} more" if len(w.zones) > 6 else "")
+        figures = f"{w.recipients} recipients"
+        if planned:
+            figures += f" ({w.sent} sent, {w.pending} pending, {w.skipped} skipped, {w.failed} failed"
+            figures += f", {w.cancelled} cancelled)" if w.cancelled else ")"
+        lines.append(
+            f"  wave {w.number}: {w.local} local (UTC{w.offset}) = {w.send_at:%Y-%m-%d %H:%M} UTC: {figures}; {zones}"
+        )
+    return lines
+
+
 def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
-    plan = run.dry_run(core.mailer(), issue)
+    local = local_delivery(core)
+    plan = run.dry_run(core.mailer(), issue, local=local)
     out.print(f"dry run of issue {issue.week} ({issue.status}): {issue.subject}", highlight=False)
     out.print(f"provider: {plan.provider}; batch size {plan.batch_size}")
     if plan.planned:
@@ -34,6 +57,11 @@ def print_dry_run(core: Digest, issue: Issue, out: Console) -> None:
         for seg in plan.segments:
             name = "without " + ", ".join(seg.left_out) if seg.left_out else "the full issue"
             out.print(f"  {name}: {seg.recipients} recipients in {seg.batches} batches", highlight=False)
+    if plan.waves:
+        how = "planned" if plan.planned else "would plan"
+        out.print(f"{how}: {len(plan.waves)} waves, each reader at {plan.waves[0].local.split()[-1]} local time")
+        for line in wave_lines(plan.waves, planned=plan.planned):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if plan.left_out_everything:
         out.print(f"not mailed: {plan.left_out_everything} subscribers left out every section this issue has")
     if plan.first_batch_recipients:
@@ -117,6 +145,21 @@ def mark_sent(core: Digest, issue: Issue, number: int, out: Console) -> None:
     )
 
 
+def cancel(core: Digest, issue: Issue, out: Console) -> None:
+    done = run.cancel(core.mailer(), issue)
+    where = " and at the provider" if done.at_provider else ""
+    out.print(
+        f"issue {issue.week}: {done.batches} batches ({done.recipients} recipients) cancelled{where}; "
+        "they will not be sent",
+        highlight=False,
+    )
+    if done.too_late:
+        out.print(
+            f"{done.too_late} batches handed to the provider are due within minutes: they may still go out",
+            highlight=False,
+        )
+
+
 def summary(report: SendReport) -> str:
     return (
         f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
@@ -138,6 +181,11 @@ def send(
             + (
                 f"; {state.batches['submitting']} batch(es) of unknown fate are not re-sent by it"
                 if state.batches.get("submitting")
+                else ""
+            )
+            + (
+                '; it is sent in waves (deliver = "local"): `digest schedule` sends each wave when due'
+                if issue.waves
                 else ""
             )
         )
@@ -168,9 +216,19 @@ def send(
             stop=stop,
             on_start=on_start,
             on_batch=on_batch,
+            local=local_delivery(core) if not state.planned else None,
         )
     out.print(f"issue {issue.week}: {planned} batches planned; {report.already_submitted} were sent before")
     out.print(summary(report))
+    if report.waiting:
+        out.print(
+            f"{report.waiting} batches ({report.waiting_recipients} recipients) wait for their wave, the next at "
+            f"{report.next_wave:%Y-%m-%d %H:%M} UTC: `digest schedule` sends each when due "
+            "(or `digest send --resume` then)",
+            highlight=False,
+        )
+        for line in wave_lines(run.planned_waves_of(core.mailer(), issue), planned=True):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report.not_planned:
         out.print(f"not mailed: {report.not_planned} subscribers left out every section this issue has")
     for number, reason in report.failed_batches:

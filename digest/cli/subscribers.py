@@ -29,7 +29,7 @@ def _address(value: str) -> str:
 
 @app.command("import")
 def subscribers_import(
-    file: Annotated[Path, typer.Argument(help="CSV with a header; columns email and (optional) name.")],
+    file: Annotated[Path, typer.Argument(help="CSV with a header; columns email and (optional) name and timezone.")],
     force_consent: Annotated[
         bool,
         typer.Option(
@@ -57,13 +57,17 @@ def subscribers_import(
 def subscribers_add(
     email: Annotated[str, typer.Argument(help="The address to add, active at once (you vouch for the consent).")],
     name: Annotated[str | None, typer.Option(help="The subscriber's name.")] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help='Their IANA timezone (Europe/Lisbon), for deliver = "local"; none: the newsletter\'s.'),
+    ] = None,
     force_consent: Annotated[
         bool, typer.Option("--force-consent", help="Also reactivate someone who unsubscribed, bounced or complained.")
     ] = False,
 ) -> None:
     """Add one subscriber as active."""
     from digest.jobs.audience import add_subscriber
-    from subscribers.store import InvalidName, clean_name
+    from subscribers.store import InvalidName, InvalidTimezone, clean_name, clean_timezone
 
     core = open_core()
     address = _address(email)
@@ -71,7 +75,11 @@ def subscribers_add(
         name = clean_name(name)
     except InvalidName as exc:
         raise UsageError(f"--name: {exc}") from None
-    added = add_subscriber(core, address, name, force_consent=force_consent)
+    try:
+        zone = clean_timezone(timezone)
+    except InvalidTimezone as exc:
+        raise UsageError(f"--timezone: {exc}") from None
+    added = add_subscriber(core, address, name, force_consent=force_consent, timezone=zone)
     if added.outcome == "kept_out":
         raise UsageError(
             f"{address} is {added.status} and stays out; add --force-consent only if they asked to come back"

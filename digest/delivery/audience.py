@@ -17,9 +17,9 @@ from digest.store.db import TextSelect
 
 class Audience(Protocol):
     def eligible(self, session: Session, sections: Sequence[str]) -> TextSelect:
-        """A SELECT of everyone to mail now (active, confirmed, not suppressed) with two columns: `id`,
-        and `m`, the bit mask of the `sections` they left out (bit i: sections[i]). The plan runs it
-        inside its own INSERT ... SELECT."""
+        """A SELECT of everyone to mail now (active, confirmed, not suppressed) with three columns: `id`;
+        `m`, the bit mask of the `sections` they left out (bit i: sections[i]); and `z`, their IANA zone
+        (NULL: the newsletter's). The plan runs it inside its own INSERT ... SELECT."""
         ...
 
     def recipients(

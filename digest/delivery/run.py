@@ -8,9 +8,9 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
@@ -22,15 +22,18 @@ from digest.delivery.sender import (
     Progress,
     SendOptions,
     SendReport,
+    finish_issue,
     load_recipients,
     pending_count,
     send_issue,
     settle_batch,
 )
+from digest.delivery.waves import LocalDelivery, Wave, plan_waves
 from digest.email.message import OutgoingIssue, Recipient
 from digest.email.segments import RenderSegment, issue_sections, left_out_everything, render_missing, segment_key
 from digest.errors import DeliveryError, ProviderError, UsageError
-from digest.store.models import Batch, Delivery, Issue, IssueRendering
+from digest.store.db import rowcount
+from digest.store.models import Batch, Delivery, Event, Issue, IssueRendering
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,14 @@ def deliver(
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[Progress], None] | None = None,
     sleep: Callable[[float], object] | None = None,
+    local: LocalDelivery | None = None,
+    stale_after: timedelta | None = None,
 ) -> tuple[int, SendReport]:
     """Plan once and send what is left. Returns (batches planned, report).
+
+    With `local` (local-time delivery), a plan made now puts readers into waves (see digest.delivery.waves)
+    and only the waves that are due go (all within `schedules_ahead` with SendGrid, scheduled at the
+    provider); the others stay pending for a later call. A plan that exists keeps its waves.
 
     Only one send of an issue runs at a time (`send_lock`); the lock is taken before planning, so
     two sends never plan or claim the same issue at once."""
@@ -142,8 +151,11 @@ def deliver(
     with send_lock(mailer.engine, issue.id, issue.week):
         with mailer.sessions.begin() as session:
             fresh = session.get_one(Issue, issue.id)
-            plan = plan_issue(session, mailer.audience, fresh, batch_size=mailer.batch_size, now=mailer.now())
+            plan = plan_issue(
+                session, mailer.audience, fresh, batch_size=mailer.batch_size, now=mailer.now(), local=local
+            )
             planned = plan.batches
+        schedule_id = _schedule_id(mailer, issue.id)
         # Each segment the plan holds is rendered once, before the first batch goes (and again after a
         # crash in between: only what is missing).
         render_missing(mailer.sessions, mailer.render_segment, issue.id)
@@ -162,11 +174,39 @@ def deliver(
                 sleep=sleep,
                 on_batch=on_batch,
                 segments=segments,
+                now=mailer.now,
+                schedule_id=schedule_id,
+                stale_after=stale_after,
             )
             report.not_planned = plan.left_out_everything
         finally:
             provider.close()
     return planned, report
+
+
+def _schedule_id(mailer: Mailer, issue_id: int) -> str | None:
+    """The provider's id for the issue's scheduled sends, made once and stored on the issue, when a batch
+    will be handed over ahead of its time; None otherwise (SMTP, the outbox, or every wave due)."""
+    provider = mailer.provider
+    if not provider.schedules_ahead:
+        return None
+    with mailer.sessions() as session:
+        stored = session.scalar(select(Issue.provider_batch_id).where(Issue.id == issue_id))
+        if stored:
+            return stored
+        ahead = session.scalar(
+            select(func.count())
+            .select_from(Batch)
+            .where(Batch.issue_id == issue_id, Batch.status == "pending", Batch.send_at > mailer.now())
+        )
+    if not ahead:
+        return None
+    made = provider.new_schedule_id()
+    with mailer.sessions.begin() as session:
+        session.execute(
+            update(Issue).where(Issue.id == issue_id, Issue.provider_batch_id.is_(None)).values(provider_batch_id=made)
+        )
+        return session.scalar(select(Issue.provider_batch_id).where(Issue.id == issue_id))
 
 
 @dataclass
@@ -188,6 +228,7 @@ class DryRun:
     state: PlanState
     segments: list[SegmentPlan] = dataclasses.field(default_factory=list)
     left_out_everything: int | None = None  # not mailed: they left out every section (None: not known)
+    waves: list[WaveFigures] = dataclasses.field(default_factory=list)  # local-time delivery; [] at once
 
 
 def outgoing_for_segment(
@@ -238,8 +279,98 @@ def _first_eligible(session: Session, audience: Audience, count: int) -> list[Re
     return recipients
 
 
-def dry_run(mailer: Mailer, issue: Issue) -> DryRun:
-    """What a send would do now, without storing a plan or sending anything."""
+@dataclass
+class WaveFigures:
+    """One wave of an issue's local-time delivery, and what became of its recipients so far."""
+
+    number: int
+    send_at: datetime  # UTC
+    local: str  # the local date and time its readers get it at
+    offset: str  # their UTC offset that day
+    zones: list[str]
+    recipients: int
+    sent: int = 0
+    skipped: int = 0  # left before their batch was claimed
+    failed: int = 0
+    pending: int = 0
+    cancelled: int = 0
+    # From the provider's events: distinct readers of the wave it delivered to, who opened, who clicked.
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+
+
+def planned_waves(session: Session, issue: Issue) -> list[WaveFigures]:
+    """The stored plan's waves with their recipients by delivery status ([] for a send at once)."""
+    waves = [Wave.from_dict(w) for w in issue.waves or []]
+    if not waves:
+        return []
+    counts: dict[int, dict[str, int]] = {}
+    rows = session.execute(
+        select(Batch.wave, Delivery.status, func.count())
+        .join(Delivery, Delivery.batch_id == Batch.id)
+        .where(Batch.issue_id == issue.id)
+        .group_by(Batch.wave, Delivery.status)
+    )
+    for wave, status, n in rows:
+        counts.setdefault(wave or 0, {})[status] = n
+    events: dict[int, dict[str, int]] = {}
+    for wave, kind, n in session.execute(
+        select(Batch.wave, Event.type, func.count(func.distinct(Event.subscriber_id)))
+        .join(Delivery, (Delivery.issue_id == Event.issue_id) & (Delivery.subscriber_id == Event.subscriber_id))
+        .join(Batch, Batch.id == Delivery.batch_id)
+        .where(Event.issue_id == issue.id, Event.type.in_(("delivered", "open", "click")))
+        .group_by(Batch.wave, Event.type)
+    ):
+        events.setdefault(wave or 0, {})[kind] = n
+    figures = []
+    for w in waves:
+        by_status = counts.get(w.number, {})
+        figures.append(
+            WaveFigures(
+                w.number,
+                w.send_at,
+                w.local,
+                w.offset,
+                w.zones,
+                sum(by_status.values()),
+                by_status.get("sent", 0),
+                by_status.get("skipped", 0),
+                by_status.get("failed", 0),
+                by_status.get("pending", 0),
+                by_status.get("cancelled", 0),
+                events.get(w.number, {}).get("delivered", 0),
+                events.get(w.number, {}).get("open", 0),
+                events.get(w.number, {}).get("click", 0),
+            )
+        )
+    return figures
+
+
+def planned_waves_of(mailer: Mailer, issue: Issue) -> list[WaveFigures]:
+    with mailer.sessions() as session:
+        return planned_waves(session, session.get_one(Issue, issue.id))
+
+
+def expected_waves(session: Session, audience: Audience, local: LocalDelivery) -> list[WaveFigures]:
+    """The waves a plan made now would hold, with the readers of each (nothing stored)."""
+    eligible = audience.eligible(session, [])
+    rows = session.execute(
+        text(f"SELECT z, count(*) FROM ({eligible.sql}) r GROUP BY z"),  # noqa: S608 (the audience's SQL)
+        dict(eligible.params),
+    ).all()
+    by_zone: dict[str, int] = {}
+    for zone, n in rows:
+        key = zone or local.default_zone
+        by_zone[key] = by_zone.get(key, 0) + int(n)
+    waves, wave_of = plan_waves(by_zone, local)
+    for zone, n in by_zone.items():
+        waves[wave_of[zone] - 1].recipients += n
+    return [WaveFigures(w.number, w.send_at, w.local, w.offset, w.zones, w.recipients) for w in waves if w.recipients]
+
+
+def dry_run(mailer: Mailer, issue: Issue, *, local: LocalDelivery | None = None) -> DryRun:
+    """What a send would do now, without storing a plan or sending anything (with `local`: its waves)."""
     outgoing(mailer.addresses, issue)  # not rendered: say so before anything else
     size = mailer.batch_size
     state = plan_state(mailer.sessions, issue.id)
@@ -269,15 +400,102 @@ def dry_run(mailer: Mailer, issue: Issue) -> DryRun:
             # is estimated with the first recipients by id, whatever their segment.
             first_left_out = found[0].left_out if found else []
             if found:
-                recipients = _first_eligible(session, mailer.audience, min(size, found[0].recipients))
+                first_count = min(size, found[0].recipients)
+                if local is not None:  # the first batch is the first wave's
+                    first_count = min(first_count, expected_waves(session, mailer.audience, local)[0].recipients)
+                recipients = _first_eligible(session, mailer.audience, first_count)
     provider = mailer.provider
     payload = 0
     if recipients:
         the_outgoing = outgoing_for_segment(mailer, issue, first_left_out)
         payload = provider.payload_size(the_outgoing, recipients, batch_id=first_id)
+    with mailer.sessions() as session:
+        if state.planned:
+            waves = planned_waves(session, session.get_one(Issue, issue.id))
+        elif local is not None:
+            waves = expected_waves(session, mailer.audience, local)
+            # Batches are made per wave (and per segment within it; counted here as if one).
+            batches = max(batches, sum(-(-w.recipients // size) for w in waves))
+        else:
+            waves = []
     return DryRun(
-        state.planned, total, batches, size, len(recipients), payload, provider.name, state, segments, left_out
+        state.planned, total, batches, size, len(recipients), payload, provider.name, state, segments, left_out, waves
     )
+
+
+@dataclass
+class Cancelled:
+    batches: int  # batches that will not go (pending, or scheduled at the provider and cancelled there)
+    recipients: int
+    at_provider: bool  # the provider's scheduled sends were cancelled (SendGrid's batch id)
+    too_late: int  # batches handed over whose time is (nearly) there: the provider may send them anyway
+
+
+# SendGrid does not promise to cancel a scheduled request due within this long.
+CANCEL_MARGIN = timedelta(minutes=10)
+
+
+def cancel(mailer: Mailer, issue: Issue) -> Cancelled:
+    """Stop an issue whose waves have not all gone: pending batches become `cancelled` (never sent), and,
+    when batches were handed to the provider ahead of their time, its scheduled sends are cancelled there
+    and those batches (due later than CANCEL_MARGIN) become `cancelled` too. Taken under the send lock,
+    so no batch is claimed meanwhile."""
+    now = mailer.now()
+    with send_lock(mailer.engine, issue.id, issue.week):
+        with mailer.sessions() as session:
+            schedule_id = session.scalar(select(Issue.provider_batch_id).where(Issue.id == issue.id))
+            scheduled = session.scalar(
+                select(func.count())
+                .select_from(Batch)
+                .where(Batch.issue_id == issue.id, Batch.status == "submitted", Batch.send_at > now)
+            )
+        at_provider = False
+        if schedule_id and scheduled:
+            try:
+                mailer.provider.cancel_scheduled(schedule_id)
+            except ProviderError as exc:
+                raise DeliveryError(
+                    f"issue {issue.week}: the provider did not cancel its scheduled sends: {exc}; "
+                    "nothing was changed, try `digest send --cancel` again"
+                ) from None
+            finally:
+                mailer.provider.close()
+            at_provider = True
+        with mailer.sessions.begin() as session:
+            moved = [
+                *session.scalars(
+                    update(Batch)
+                    .where(Batch.issue_id == issue.id, Batch.status.in_(("pending", "failed")))
+                    .values(status="cancelled", updated_at=now)
+                    .returning(Batch.id)
+                )
+            ]
+            too_late = 0
+            if at_provider:
+                moved += session.scalars(
+                    update(Batch)
+                    .where(Batch.issue_id == issue.id, Batch.status == "submitted", Batch.send_at > now + CANCEL_MARGIN)
+                    .values(status="cancelled", updated_at=now)
+                    .returning(Batch.id)
+                )
+                too_late = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Batch)
+                        .where(Batch.issue_id == issue.id, Batch.status == "submitted", Batch.send_at > now)
+                    )
+                    or 0
+                )
+            recipients = 0
+            if moved:
+                result = session.execute(
+                    update(Delivery)
+                    .where(Delivery.batch_id.in_(moved), Delivery.status.in_(("pending", "sent")))
+                    .values(status="cancelled")
+                )
+                recipients = rowcount(result)
+            finish_issue(session, issue.id)
+    return Cancelled(len(moved), recipients, at_provider, too_late)
 
 
 def send_test(mailer: Mailer, issue: Issue, address: str) -> str | None:

@@ -17,12 +17,13 @@ name the message cannot carry) or is refused alone by the provider is marked fai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import func, select, update
@@ -63,6 +64,10 @@ class SendReport:
     not_planned: int = (
         0  # left out every section of the issue when it was planned: not mailed (see digest.email.segments)
     )
+    waiting: int = 0  # batches of a wave whose time has not come (local-time delivery): left pending
+    waiting_recipients: int = 0
+    next_wave: datetime | None = None  # when the first of them is due
+    stale: int = 0  # batches of a wave missed by more than `stale_after`: left pending, not sent late
     paused: bool = False  # too many failed batches
     stopped: bool = False  # a signal asked us to stop
     seconds: float = 0.0
@@ -178,9 +183,18 @@ def send_issue(
     sleep: Callable[[float], object] | None = None,
     on_batch: Callable[[Progress], None] | None = None,
     segments: Mapping[str, OutgoingIssue] | None = None,
+    now: Callable[[], datetime] = utcnow,
+    schedule_id: str | None = None,
+    stale_after: timedelta | None = None,
 ) -> SendReport:
     """Send the issue's batches. `outgoing` is the full issue (segment ""); `segments` holds the other
-    renderings by segment key, and each batch goes with the one its plan names."""
+    renderings by segment key, and each batch goes with the one its plan names.
+
+    A batch of a wave (local-time delivery, `Batch.send_at`) is taken only when it is due, or, with a
+    provider that schedules ahead (SendGrid), once it is within `provider.schedules_ahead` of its time: it
+    then goes with `send_at` and the issue's `schedule_id`. A batch not yet due stays pending, unclaimed,
+    so whoever leaves before it is claimed is not mailed. With `stale_after` (the scheduler's grace), a
+    wave missed by more than that is left pending and counted `stale`, never sent late by itself."""
     renderings = {**(segments or {}), "": outgoing}
     stop = stop or threading.Event()
     # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
@@ -189,7 +203,7 @@ def send_issue(
     report = SendReport()
     with sessions() as session:
         batches = session.execute(
-            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.segment)
+            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.segment, Batch.send_at)
             .where(Batch.issue_id == outgoing.issue_id)
             .order_by(Batch.number)
         ).all()
@@ -201,7 +215,7 @@ def send_issue(
             "`digest send --resume` renders them before sending"
         )
     try:
-        for batch_id, number, status, updated_at, segment in batches:
+        for batch_id, number, status, updated_at, segment, send_at in batches:
             if status == "submitted":
                 report.already_submitted += 1
                 continue
@@ -215,9 +229,21 @@ def send_issue(
             if status == "failed" and not options.retry_failed:
                 report.left_failed += 1
                 continue
+            if send_at is not None and send_at > now() + provider.schedules_ahead:
+                with sessions() as session:
+                    report.waiting_recipients += _pending_in(session, batch_id)
+                report.waiting += 1
+                report.next_wave = min(send_at, report.next_wave or send_at)
+                continue
+            if send_at is not None and stale_after is not None and send_at < now() - stale_after:
+                report.stale += 1
+                continue
             if stop.is_set():
                 report.stopped = True
                 break
+            rendering = renderings[segment]
+            if send_at is not None and send_at > now():  # handed over ahead: the provider holds it till then
+                rendering = dataclasses.replace(rendering, send_at=send_at, schedule_id=schedule_id)
             # The claim and the recipients' check are one transaction: one commit (one fsync) less per batch.
             with sessions.begin() as session:
                 if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
@@ -230,7 +256,7 @@ def send_issue(
             report.skipped += len(left)
             report.failed += len(unbuilt)
             outcome = _send_one_batch(
-                sessions, provider, renderings[segment], batch_id, recipients, options, stop, wait, report
+                sessions, provider, rendering, batch_id, recipients, options, stop, wait, report, now
             )
             if on_batch:
                 on_batch(Progress(number, outcome[0], outcome[1] + len(unbuilt), len(left)))
@@ -255,6 +281,7 @@ def _send_one_batch(
     stop: threading.Event,
     wait: Callable[[float], object],
     report: SendReport,
+    now: Callable[[], datetime] = utcnow,
 ) -> tuple[int, int]:
     """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome."""
     policy = options.policy
@@ -267,7 +294,7 @@ def _send_one_batch(
         except ProviderError as exc:
             if exc.sent or exc.refused:  # what was settled before the failure is recorded now, never sent again
                 with sessions.begin() as session:
-                    _record_sent(session, batch_id, exc.sent, utcnow())
+                    _record_sent(session, batch_id, exc.sent, now())
                     _record_refused(session, exc.refused)
                 sent_total += len(exc.sent)
                 refused_total += len(exc.refused)
@@ -306,15 +333,17 @@ def _send_one_batch(
             report.failed += len(remaining) + refused_total
             report.sent += sent_total
             return sent_total, len(remaining) + refused_total
-        now = utcnow()
+        accepted_at = now()
+        # A batch handed over ahead is recorded sent at the time the provider is to deliver it.
+        delivered_at = outgoing.send_at or accepted_at
         refused = dict(result.refused)
         for r in remaining:
             if r.delivery_id not in result.sent and r.delivery_id not in refused:
                 refused[r.delivery_id] = "the provider did not accept this recipient"
         with sessions.begin() as session:
-            if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None):
+            if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
                 log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-            _record_sent(session, batch_id, result.sent, now)
+            _record_sent(session, batch_id, result.sent, delivered_at)
             _record_refused(session, refused)
         if refused:
             log.warning(

@@ -41,6 +41,10 @@ class OutgoingIssue:
     from_name: str
     reply_to: str | None
     unsubscribe_mailto: str | None = None  # an extra List-Unsubscribe target, when configured
+    # Local-time delivery through a provider that schedules (SendGrid): the instant this batch is to be
+    # delivered, and the provider's id grouping the issue's scheduled sends (to cancel them). None: now.
+    send_at: datetime | None = None
+    schedule_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,11 @@ def _by_link(session: Session, core: Digest, purpose: LinkPurpose, token: str) -
     return store.find_by_link_key(session, core.tokens.read(purpose, token))
 
 
-def sign_up(core: Digest, address: str, name: str | None, consent: store.Consent) -> store.SignUpResult:
+def sign_up(
+    core: Digest, address: str, name: str | None, consent: store.Consent, timezone: str | None = None
+) -> store.SignUpResult:
     """Store the consent, then mail the confirm link (double opt-in)."""
-    return signup.sign_up(core.opt_in(), address, name, consent)
+    return signup.sign_up(core.opt_in(), address, name, consent, timezone=timezone)
 
 
 def subscriber_by_link(core: Digest, purpose: LinkPurpose, token: str) -> Subscriber | None:
@@ -101,9 +103,14 @@ def resubscribe_by_link(core: Digest, token: str) -> Resubscribed | None:
 
 
 def save_preferences(
-    core: Digest, token: str, received: list[str], action: Literal["save", "unsubscribe"]
+    core: Digest,
+    token: str,
+    received: list[str],
+    action: Literal["save", "unsubscribe"],
+    timezone: str | None = None,
 ) -> PreferencesSaved | None:
-    """Keep the sections ticked (`received`) and leave out the rest, or unsubscribe."""
+    """Keep the sections ticked (`received`) and leave out the rest, and the zone chosen (None: the
+    newsletter's), or unsubscribe."""
     with core.sessions.begin() as session:
         subscriber = _by_link(session, core, "preferences", token)
         if subscriber is None:
@@ -114,6 +121,7 @@ def save_preferences(
                 subscriber, subscriber.left_out_sections, core.tokens.make("unsubscribe", subscriber)
             )
         sections = core.config.sections
+        store.set_timezone(session, subscriber, timezone, now=core.now())
         left_out = store.set_left_out_sections(
             session, subscriber, [s for s in sections if s not in received], sections, now=core.now()
         )
@@ -164,8 +172,10 @@ class Removed:
     found: bool  # False: erased an address that was never a subscriber (its suppression stays)
 
 
-def add_subscriber(core: Digest, address: str, name: str | None, *, force_consent: bool = False) -> Added:
-    """One subscriber, active at once on the operator's word."""
+def add_subscriber(
+    core: Digest, address: str, name: str | None, *, force_consent: bool = False, timezone: str | None = None
+) -> Added:
+    """One subscriber, active at once on the operator's word (with their zone, when given)."""
     with core.sessions.begin() as session:
         subscriber, outcome = store.add(
             session,
@@ -174,6 +184,7 @@ def add_subscriber(core: Digest, address: str, name: str | None, *, force_consen
             now=core.now(),
             force_consent=force_consent,
             cause="added with digest subscribers add",
+            timezone=timezone,
         )
         return Added(address, outcome, subscriber.status if subscriber else "erased")
 
@@ -237,6 +248,7 @@ class SubscriberLine:
     consent_user_agent: str | None
     confirmed_at: datetime | None
     exclude_sections: list[str]
+    timezone: str | None  # None: the newsletter's zone applies
     created_at: datetime
     updated_at: datetime
 
@@ -253,6 +265,7 @@ class SubscriberLine:
             s.consent_user_agent,
             s.confirmed_at,
             s.left_out_sections,
+            s.timezone,
             s.created_at,
             s.updated_at,
         )

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +17,7 @@ from digest.content.compose import compose_issue
 from digest.content.weeks import Week
 from digest.core import Digest
 from digest.delivery.sender import Progress, SendReport
+from digest.delivery.waves import LocalDelivery
 from digest.email.render import render_issue
 from digest.gather import GatherReport, SourceReport, gather_sources
 from digest.jobs.pages import fetch_draft_pages
@@ -81,14 +83,24 @@ def send(
     issue: Issue,
     on_batch: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
+    local: LocalDelivery | None = None,
+    stale_after: timedelta | None = None,
 ) -> tuple[int, SendReport]:
-    """Plan (once) and send the issue's pending batches, under the issue's send lock.
+    """Plan (once) and send the issue's pending batches, under the issue's send lock. With `local`, a
+    plan made now puts readers into waves and only the waves that are due go (see digest.delivery.waves).
 
     When `stop` is set (by default: a scheduler's SIGTERM sets shutdown.requested), the batch in
     flight finishes and is recorded, then the send stops."""
     from digest.delivery.run import deliver
 
-    return deliver(core.mailer(), issue, on_batch=on_batch, stop=stop or shutdown.requested)
+    return deliver(
+        core.mailer(),
+        issue,
+        on_batch=on_batch,
+        stop=stop or shutdown.requested,
+        local=local,
+        stale_after=stale_after,
+    )
 
 
 def run_once(
@@ -98,6 +110,7 @@ def run_once(
     gather_progress: Callable[[SourceReport], None] | None = None,
     on_batch: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
+    local: LocalDelivery | None = None,
 ) -> WeeklyReport:
     """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice.
 
@@ -106,7 +119,7 @@ def run_once(
     started = time.monotonic()
     gathered = gather(core, progress=gather_progress)
     issue = build(core, week)
-    planned, sent = send(core, issue, on_batch=on_batch, stop=stop)
+    planned, sent = send(core, issue, on_batch=on_batch, stop=stop, local=local)
     with core.sessions() as session:
         issue = session.get(Issue, issue.id) or issue
     return WeeklyReport(week or Week.parse(issue.week), gathered, issue, planned, sent, time.monotonic() - started)

@@ -164,6 +164,10 @@ class Issue(Base):
     top_article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
     # Ids of articles an editor left out; kept on rebuilds (the weekly run's too) until put back.
     left_out: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
+    # Local-time delivery: the waves the plan made (zones, local date and time, UTC instant; see
+    # digest.delivery.waves), and the provider's id for the issue's scheduled sends (SendGrid's batch id).
+    waves: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    provider_batch_id: Mapped[str | None] = mapped_column(String(100))
 
     batches: Mapped[list[Batch]] = relationship(back_populates="issue", order_by="Batch.number")
 
@@ -182,6 +186,9 @@ class Batch(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Local-time delivery: the wave (1, 2, ... by UTC instant) and the instant the batch may go; None: at once.
+    wave: Mapped[int | None] = mapped_column(Integer)
+    send_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]

@@ -50,7 +50,7 @@ async def _json_object(request: Request, fields: dict[str, bool]) -> dict[str, A
 async def create_subscriber(request: Request) -> JSONResponse:
     if problem := bearer_problem(request):
         return problem
-    body = await _json_object(request, {"email": True, "name": False})
+    body = await _json_object(request, {"email": True, "name": False, "timezone": False})
     if isinstance(body, JSONResponse):
         return body
     errors: dict[str, str] = {}
@@ -62,16 +62,26 @@ async def create_subscriber(request: Request) -> JSONResponse:
         name = store.clean_name(body.get("name"))
     except store.InvalidName as exc:
         errors["name"] = str(exc)
+    try:
+        timezone = store.clean_timezone(body.get("timezone"))
+    except store.InvalidTimezone as exc:
+        errors["timezone"] = str(exc)
     if errors:
         return JSONResponse({"errors": errors}, 422)
     consent = store.Consent("api", client_ip(request), request.headers.get("user-agent"))
     try:
-        result = await run_in_threadpool(audience.sign_up, core_of(request), address, name, consent)
+        result = await run_in_threadpool(audience.sign_up, core_of(request), address, name, consent, timezone)
     except DeliveryError as exc:
         return JSONResponse({"error": str(exc)}, 503)
     subscriber = result.subscriber
     return JSONResponse(
-        {"email": subscriber.email, "name": subscriber.name, "status": subscriber.status, "created": result.created},
+        {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "timezone": subscriber.timezone,
+            "status": subscriber.status,
+            "created": result.created,
+        },
         201 if result.created else 200,
     )
 

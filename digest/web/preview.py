@@ -23,6 +23,7 @@ from digest.errors import DigestError, NothingToSend
 from digest.jobs import draft
 from digest.jobs.figures import figures_of
 from digest.jobs.issues import find_issue
+from digest.jobs.local import issue_waves
 from digest.jobs.weekly import build
 from digest.store.models import Issue
 from digest.web.access import COOKIE as EDITOR_COOKIE
@@ -92,6 +93,7 @@ def _page(request: Request, issue: Issue, view: str, *, error: str | None = None
         "pending": review.pending,
         "figures": review.figures,
         "unknown": review.unknown,
+        "waves": issue_waves(core, issue),
         "issues": review.issues,
         "error": error,
         "logged_in": EDITOR_COOKIE in request.cookies,

@@ -8,9 +8,10 @@ confirms, because mail scanners open (GET) every link in a message before the re
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from digest.config import PACKAGED_TEMPLATES
 from digest.errors import DeliveryError
 from digest.jobs import audience
 from digest.web.csrf import valid_form, with_csrf
@@ -20,6 +21,8 @@ from subscribers import store
 
 router = APIRouter()
 HONEYPOT = "website"  # hidden from people by CSS; bots fill every field they see
+# The page CSP allows script from our own origin only: the form's zone detection is a static file.
+TIMEZONE_SCRIPT = PACKAGED_TEMPLATES / "web" / "static" / "timezone.js"
 
 
 def _form(
@@ -62,6 +65,12 @@ async def subscribe(request: Request) -> Response:
     except BadForm as exc:
         return error_page(request, 400, "The form could not be read", str(exc))
     email, name = str(form.get("email") or ""), str(form.get("name") or "")
+    # Filled in by the browser (static/timezone.js); a zone it got wrong or left out is no reason to turn
+    # the visitor away: the newsletter's zone applies instead.
+    try:
+        timezone = store.clean_timezone(str(form.get("timezone") or ""))
+    except store.InvalidTimezone:
+        timezone = None
     if not valid_form(request, form.get("csrf_token")):
         return _form(
             request,
@@ -83,10 +92,15 @@ async def subscribe(request: Request) -> Response:
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
     try:
-        await run_in_threadpool(audience.sign_up, core, address, clean, consent)
+        await run_in_threadpool(audience.sign_up, core, address, clean, consent, timezone)
     except DeliveryError as exc:
         return error_page(request, 503, "We could not send the confirmation", str(exc))
     return _done(request, address)
+
+
+@router.get("/static/timezone.js")
+def timezone_script() -> FileResponse:
+    return FileResponse(TIMEZONE_SCRIPT, media_type="text/javascript", headers={"Cache-Control": "max-age=300"})
 
 
 def _done(request: Request, address: str) -> Response:

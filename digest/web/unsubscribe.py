@@ -18,6 +18,8 @@ from digest.jobs import audience
 from digest.web.busy import retry_when_busy
 from digest.web.deps import BadForm, core_of, read_form
 from digest.web.pages import error_page, page
+from subscribers import store
+from subscribers.zones import zone_choices
 
 router = APIRouter()
 GONE = ("You are not on our list", "This address is no longer on our list, so there is nothing to unsubscribe.")
@@ -68,6 +70,8 @@ def preferences_page(request: Request, token: str) -> Response:
         sections=core.config.sections,
         left_out=subscriber.left_out_sections,
         saved=False,
+        zones=zone_choices(),
+        newsletter_zone=core.config.timezone,
     )
 
 
@@ -86,7 +90,11 @@ async def save_preferences(request: Request, token: str) -> Response:
     unknown = [s for s in received if s not in core.config.sections]
     if unknown:
         return error_page(request, 400, "The form could not be read", f"unknown section {unknown[0]!r}")
-    saved = await run_in_threadpool(retry_when_busy, audience.save_preferences, core, token, received, chosen)
+    try:
+        timezone = store.clean_timezone(str(form.get("timezone") or ""))
+    except store.InvalidTimezone as exc:
+        return error_page(request, 400, "The form could not be read", str(exc))
+    saved = await run_in_threadpool(retry_when_busy, audience.save_preferences, core, token, received, chosen, timezone)
     if saved is None:
         return error_page(request, 400, "This link no longer works", GONE[1])
     if saved.unsubscribe_token is not None:
@@ -98,4 +106,6 @@ async def save_preferences(request: Request, token: str) -> Response:
         sections=core.config.sections,
         left_out=saved.left_out,
         saved=True,
+        zones=zone_choices(),
+        newsletter_zone=core.config.timezone,
     )

@@ -55,6 +55,7 @@ MAX_RECIPIENTS = 1000
 MAX_SUBSTITUTIONS = 10_000
 MAX_CUSTOM_ARGS = 10_000
 MAX_CATEGORIES = 10
+MAX_SCHEDULE_AHEAD = 72 * 3600  # send_at: at most 72 hours ahead
 RESERVED = {
     "x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type", "content-transfer-encoding",
     "to", "from", "subject", "reply-to", "cc", "bcc",
@@ -127,6 +128,9 @@ class Accepted:
     emails: list[str]
     custom_args: dict
     body: dict | None  # kept only when keep_bodies is on
+    send_at: int | None = None  # a scheduled request: when SendGrid is to deliver it (Unix time)
+    batch_id: str | None = None  # the batch id it was scheduled under (POST /v3/mail/batch)
+    accepted_at: float = 0.0  # the fake's clock when it was accepted
 
 
 def delivered(body: dict) -> list[dict]:
@@ -166,6 +170,11 @@ class FakeSendGrid:
     accepted_recipients: int = 0
     violations: list[str] = field(default_factory=list)
     answers: list = field(default_factory=list)  # the action taken for each request, in order
+    # Scheduled sends: the fake's clock (a test's injected one), the batch ids it made and those cancelled
+    # (batch id -> the clock when it was cancelled).
+    clock: Callable[[], float] = time.time
+    batch_ids: list[str] = field(default_factory=list)
+    cancelled: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -251,6 +260,35 @@ class FakeSendGrid:
             "violations": self.violations[:20],
         }
 
+    def check_schedule(self, body: dict) -> list[str]:
+        """SendGrid's rules for a scheduled request: send_at a Unix time at most 72 hours ahead, and a
+        batch_id only one that POST /v3/mail/batch made."""
+        problems: list[str] = []
+        send_at = body.get("send_at")
+        if send_at is not None:
+            if not isinstance(send_at, int) or isinstance(send_at, bool):
+                problems.append(f"send_at: must be an integer Unix time, not {send_at!r}")
+            elif send_at > self.clock() + MAX_SCHEDULE_AHEAD:
+                problems.append(f"send_at: {send_at} is more than 72 hours ahead of {int(self.clock())}")
+        batch_id = body.get("batch_id")
+        if batch_id is not None and batch_id not in self.batch_ids:
+            problems.append(f"batch_id: {batch_id!r} was not made by POST /v3/mail/batch")
+        return problems
+
+    def delivered_at(self, moment: float) -> list[tuple[str, float]]:
+        """(address, when) of every accepted recipient SendGrid would have delivered by `moment`: a scheduled
+        request at its send_at, unless its batch id was cancelled ten minutes or more before that."""
+        out = []
+        with self._lock:
+            for a in self.accepted:
+                when = float(a.send_at) if a.send_at is not None else a.accepted_at
+                cancelled = self.cancelled.get(a.batch_id or "")
+                if cancelled is not None and a.send_at is not None and cancelled <= a.send_at - 600:
+                    continue
+                if when <= moment:
+                    out.extend((e, when) for e in a.emails)
+        return out
+
     def accepted_requests(self) -> list[dict]:
         with self._lock:
             return [
@@ -283,7 +321,18 @@ class FakeSendGrid:
             if not self.count_only:
                 self.recipient_counts.update(emails)
                 args = {**(body.get("custom_args") or {}), **(body["personalizations"][0].get("custom_args") or {})}
-                self.accepted.append(Accepted(number, message_id, emails, args, body if self.keep_bodies else None))
+                self.accepted.append(
+                    Accepted(
+                        number,
+                        message_id,
+                        emails,
+                        args,
+                        body if self.keep_bodies else None,
+                        body.get("send_at"),
+                        body.get("batch_id"),
+                        self.clock(),
+                    )
+                )
         return message_id
 
     def release(self) -> None:
@@ -328,6 +377,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = self.owner
         length = int(self.headers.get("Content-Length") or 0)
+        if self.path in ("/v3/mail/batch", "/v3/user/scheduled_sends"):
+            self._scheduling(length)
+            return
         if self.path != "/v3/mail/send":
             self._error(404, f"no such endpoint {self.path}")
             return
@@ -345,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
             owner.violations.append(f"body: not UTF-8 JSON: {exc}")
             self._error(400, "Bad Request: the JSON body could not be parsed")
             return
-        problems = validate(body)
+        problems = validate(body) + owner.check_schedule(body)
         if problems:
             owner.violations.extend(problems)
             self._error(400, problems[0])
@@ -386,6 +438,37 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             raise ValueError(f"unknown action {action!r}")
+
+    def _scheduling(self, length: int) -> None:
+        """POST /v3/mail/batch (a new batch id) and POST /v3/user/scheduled_sends (cancel or pause one)."""
+        owner = self.owner
+        raw = self.rfile.read(length)
+        if self.headers.get("Authorization") != f"Bearer {owner.api_key}":
+            self._error(401, "The provided authorization grant is invalid, expired, or revoked")
+            return
+        if self.path == "/v3/mail/batch":
+            made = secrets.token_urlsafe(24)
+            with owner._lock:
+                owner.batch_ids.append(made)
+            self._answer(201, {"batch_id": made})
+            return
+        try:
+            body = json.loads(raw.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            self._error(400, "Bad Request: the JSON body could not be parsed")
+            return
+        if body.get("batch_id") not in owner.batch_ids:
+            owner.violations.append(f"scheduled_sends: unknown batch_id {body.get('batch_id')!r}")
+            self._error(400, "invalid batch id", "batch_id")
+            return
+        if body.get("status") not in ("cancel", "pause"):
+            owner.violations.append(f"scheduled_sends: status {body.get('status')!r}")
+            self._error(400, "status must be cancel or pause", "status")
+            return
+        if body["status"] == "cancel":
+            with owner._lock:
+                owner.cancelled.setdefault(body["batch_id"], owner.clock())
+        self._answer(201, {"batch_id": body["batch_id"], "status": body["status"]})
 
     def _drop(self) -> None:
         self.close_connection = True

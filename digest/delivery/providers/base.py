@@ -8,6 +8,7 @@ A provider never retries by itself and never touches the store: it makes one att
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -25,6 +26,9 @@ class BatchResult:
 class Provider(Protocol):
     name: str
     max_batch_size: int
+    # How far ahead of its delivery time a batch may be handed over (`OutgoingIssue.send_at`): SendGrid
+    # schedules up to 72 hours ahead; SMTP and the outbox take a batch only when it is due (zero).
+    schedules_ahead: timedelta
 
     def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
         """Send to every recipient; each ends up in the result's `sent` (with the provider's message id)
@@ -38,6 +42,15 @@ class Provider(Protocol):
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         """Send one ready message (a double opt-in confirmation, say); return the provider's message id."""
+        ...
+
+    def new_schedule_id(self) -> str:
+        """An id grouping the issue's scheduled sends at the provider, so they can be cancelled together.
+        Only asked of a provider that schedules ahead."""
+        ...
+
+    def cancel_scheduled(self, schedule_id: str) -> None:
+        """Cancel every scheduled send under `schedule_id` that has not gone yet (raises ProviderError)."""
         ...
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 class OutboxProvider:
     name = "outbox"
     max_batch_size = 1000
+    schedules_ahead = timedelta(0)  # a batch is taken only when it is due
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -90,6 +92,12 @@ class OutboxProvider:
         except OSError as exc:
             raise ProviderError(f"cannot write {path}: {exc.strerror or exc}", kind=FailureKind.REFUSED) from None
         return message_id
+
+    def new_schedule_id(self) -> str:
+        raise ProviderError(f"{self.name} does not schedule sends ahead", kind=FailureKind.REFUSED)
+
+    def cancel_scheduled(self, schedule_id: str) -> None:
+        raise ProviderError(f"{self.name} does not schedule sends ahead", kind=FailureKind.REFUSED)
 
     def close(self) -> None:
         pass

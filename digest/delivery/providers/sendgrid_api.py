@@ -18,6 +18,8 @@ import http.client
 import json
 import time
 import urllib.error
+from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
@@ -220,6 +222,8 @@ def classify_http_error(exc: http_errors.HTTPError) -> ProviderError:
 class SendGridProvider:
     name = "sendgrid"
     max_batch_size = MAX_PERSONALIZATIONS
+    # SendGrid schedules a request up to 72 hours ahead; an hour is kept back for a slow send or a skewed clock.
+    schedules_ahead = timedelta(hours=71)
 
     def __init__(
         self,
@@ -238,9 +242,47 @@ class SendGridProvider:
         self._builder: SendGridRequestBuilder | None = None
 
     def builder(self, issue: OutgoingIssue) -> SendGridRequestBuilder:
-        if self._builder is None or self._builder.issue is not issue:
+        # One builder per rendering: the batches of one segment share it whatever their wave (send_at).
+        if self._builder is None or not _same_rendering(self._builder.issue, issue):
             self._builder = SendGridRequestBuilder(issue, categories=self.categories, asm_group_id=self.asm_group_id)
         return self._builder
+
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """One attempt at an endpoint other than Mail Send; failures classified as for Mail Send."""
+        try:
+            return request()
+        except http_errors.HTTPError as exc:
+            raise classify_http_error(exc) from None
+        except urllib.error.URLError as exc:
+            raise ProviderError(
+                f"cannot reach SendGrid at {self.host} to {what}: {exc.reason}", kind=FailureKind.TRANSIENT
+            ) from None
+        except (TimeoutError, http.client.HTTPException, OSError) as exc:
+            raise ProviderError(
+                f"SendGrid did not answer the request to {what} ({type(exc).__name__}: {exc})",
+                kind=FailureKind.UNKNOWN,
+            ) from None
+
+    def new_schedule_id(self) -> str:
+        """A batch id from SendGrid (POST /v3/mail/batch), carried by every scheduled request of the issue."""
+        response = self._call("create a batch id", lambda: self.client.client.mail.batch.post(timeout=self.timeout))
+        try:
+            found = json.loads(response.body or b"{}").get("batch_id")
+        except (ValueError, AttributeError):
+            found = None
+        if not isinstance(found, str) or not found:
+            raise ProviderError("SendGrid's answer to POST /v3/mail/batch held no batch_id", kind=FailureKind.TRANSIENT)
+        return found
+
+    def cancel_scheduled(self, schedule_id: str) -> None:
+        """Cancel at SendGrid every request of this batch id that has not gone yet
+        (POST /v3/user/scheduled_sends, status "cancel"). SendGrid does not promise to stop a request due
+        within about ten minutes."""
+        body = {"batch_id": schedule_id, "status": "cancel"}
+        self._call(
+            "cancel the scheduled sends",
+            lambda: self.client.client.user.scheduled_sends.post(request_body=body, timeout=self.timeout),
+        )
 
     def post(self, body: Body) -> str | None:
         """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on.
@@ -273,6 +315,7 @@ class SendGridProvider:
         body, refused = self.builder(issue).build(recipients, batch_id=batch_id)
         if body is None:
             return BatchResult(refused=refused)
+        body = {**body, **_schedule(issue)}
         try:
             message_id = self.post(body)
         except ProviderError as exc:
@@ -283,13 +326,27 @@ class SendGridProvider:
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
         body = self.builder(issue).body(recipients, batch_id=batch_id)
-        return len(json.dumps(body).encode("utf-8")) if body is not None else 0
+        return len(json.dumps({**body, **_schedule(issue)}).encode("utf-8")) if body is not None else 0
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         return self.post(transactional_body(message))
 
     def close(self) -> None:
         self._builder = None
+
+
+def _same_rendering(a: OutgoingIssue, b: OutgoingIssue) -> bool:
+    return a is b or (a.issue_id == b.issue_id and a.html is b.html and a.text is b.text and a.subject == b.subject)
+
+
+def _schedule(issue: OutgoingIssue) -> Body:
+    """`send_at` (a Unix time; SendGrid takes up to 72 hours ahead) and `batch_id`, for a scheduled batch."""
+    scheduled: Body = {}
+    if issue.send_at is not None:
+        scheduled["send_at"] = int(issue.send_at.timestamp())
+    if issue.schedule_id:
+        scheduled["batch_id"] = issue.schedule_id
+    return scheduled
 
 
 def _address(value: str) -> dict[str, str]:

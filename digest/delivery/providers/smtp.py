@@ -13,6 +13,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -106,6 +107,7 @@ def _said(answer: bytes | str) -> str:
 class SMTPProvider:
     name = "smtp"
     max_batch_size = 1000
+    schedules_ahead = timedelta(0)  # a batch is taken only when it is due
 
     def __init__(self, url: str, *, timeout: float = 30.0):
         self.server = SMTPServer.from_url(url)
@@ -247,6 +249,12 @@ class SMTPProvider:
             except (smtplib.SMTPException, OSError):
                 conn.close()
         return message_id
+
+    def new_schedule_id(self) -> str:
+        raise ProviderError(f"{self.name} does not schedule sends ahead", kind=FailureKind.REFUSED)
+
+    def cancel_scheduled(self, schedule_id: str) -> None:
+        raise ProviderError(f"{self.name} does not schedule sends ahead", kind=FailureKind.REFUSED)
 
     def close(self) -> None:
         pass

@@ -6,14 +6,14 @@ its waves (the zones of each, their local and UTC time) for the preview, and the
 scheduled sends of the issue (SendGrid's batch id), with which a stopped issue is cancelled there.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

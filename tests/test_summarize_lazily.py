@@ -15,10 +15,24 @@ from digest.jobs.articles import edit_article
 from digest.store.models import Article
 from digest.summarize import SummaryLimits, summarize_html
 from tests.fakes.feed_server import FeedServer, Reply
-from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss
+from tests.gather_helpers import core_for, newsletter, rss
 
 W48 = Week(2026, 48)
 BUILT = datetime(2026, 11, 30, 13, tzinfo=UTC)
+
+
+# Each paragraph says something else: the summarizer leaves out a sentence that repeats another.
+_SAYS = (
+    "reports that ministers from four coastal states met in the capital to settle a long quarrel over fishing quotas",
+    "explains why the northern harvest failed after a wet spring flooded the valleys and delayed planting",
+    "describes the new bridge across the estuary, whose steel arches were shipped in pieces from a yard abroad",
+    "notes a court ruling that struck down the city's parking charges because the council never consulted residents",
+    "sets out the budget, which raises school spending while cutting grants to museums, theatres and libraries",
+    "recalls a strike by dock workers that closed the port for nine days during the busiest month",
+    "warns that forecasters expect storms, hail and gales along the western shore before the weekend",
+    "covers a vote in parliament where rebels from the governing party sided with the opposition",
+)
+LONG_BODY = "".join(f"<p>Paragraph {n} {says}.</p>" for n, says in enumerate(_SAYS))
 
 
 def item(n: int, word: str = "Story") -> dict:

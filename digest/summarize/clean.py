@@ -38,6 +38,15 @@ _DROP_PATTERNS = [
     r"\b(?:subscribe|sign up) (?:now |today )?(?:to|for) (?:our|the)\b.{0,80}\bnewsletter\b",
     r"^(?:click here|scroll down|tap here|watch the video|watch:|video:|listen:|advertisement|sponsored)\b",
     r"^(?:published|updated|posted|last updated|last modified)\s*[:.]",
+    r"^(?:find out|get|for) (?:the latest|more)\b.{0,60}"
+    r"\b(?:with|on|at|from|visit|go to|click|follow|sign up|download)\b",
+    r"^(?:download|get) (?:our|the) (?:free )?(?:\w+ )?app\b",
+    r"^(?:like us|join us|find us|follow us|connect with us) on\b",
+    r"^(?:read|see|watch|more)\s*(?:more|also|next|the video|video|photos?|gallery)?\s*:",
+    r"^(?:scroll down|click through|swipe) (?:for|to|below)\b",
+    r"^(?:just watched|must watch|story highlights)\b",
+    r"\b(?:just watched|must watch)$",
+    r"^(?:photos?|gallery|interactive|map|slideshow|infographic)\s*:",
     r"^(?:home|menu|search|log ?in|sign in|close)$",
     r"^(?:©|copyright\b|all rights reserved)",
 ]
@@ -73,6 +82,82 @@ _BYLINE_RE = re.compile(r"^By\s*\.\s+[^.]{1,60}\s\.\s+(?:(?:PUBLISHED|UPDATED):\
 # Paragraphs longer than this are article prose even when they start like a note: in texts with
 # no paragraph breaks the whole article is one "paragraph".
 _MAX_CLUTTER_WORDS = 80
+
+
+# Time stamps: "Updated Jul 7, 2012 6:40 PM ET", "PUBLISHED: 12:34 EST, 5 May 2013", "Posted 2 hours ago".
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DAY = r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?"
+_STAMP_WORD = (
+    r"(?:" + _MONTH + r",?|" + _DAY + r"|\d{1,2}:\d{2}(?::\d{2})?(?:[ap]\.?m\.?)?,?|\d{1,4}(?:st|nd|rd|th)?,?|"
+    r"[ap]\.?m\.?,?|[ecmpg]s?[dst]?t,?|bst|utc|cet|cest|ist|aest|hkt|sgt|jst|at|on|of|\||/|-|—|–|"
+    r"ago|hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|today|yesterday)"
+)
+_STAMP = r"(?:" + _STAMP_WORD + r"(?:\s+|$|(?=[.|]))){1,14}"
+_STAMP_LEAD = re.compile(
+    r"^(?:(?:last\s+|first\s+)?(?:updated|published|posted|modified|created)\s*(?:[:.]\s*)?(?:\.\s*)?)?"
+    r"(?P<stamp>" + _STAMP + r")\s*[.|]?\s*",
+    _I,
+)
+_STAMP_ANNOUNCED = re.compile(r"^(?:last\s+|first\s+)?(?:updated|published|posted|modified|created)\b", _I)
+# A byline, with a date or dateline after it: "By DEXTER FORD MAY 9, 2014 MALIBU, CALIF."; it ends
+# where prose starts (a capitalised word followed by a lower-case one) or at the end.
+_NAME_WORD = r"[A-Z][\w.'’-]*"
+# "By Christmas the town ...", "By Tuesday, ...": prose, not a byline.
+_NOT_NAMES = (
+    r"(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|January|February|March|April|June|July|August|September|"
+    r"October|November|December|Christmas|Easter|Then|Now|Noon|Midnight|Dawn|Dusk|Nightfall|Night|Day|Tomorrow|"
+    r"Today|Tonight|Year|Summer|Winter|Spring|Autumn|Fall|Evening|Morning|Lunchtime|Law|Far|Default|Design|"
+    r"Nature|Comparison|Contrast|The|This|That|These|Those|All|Some|Most|Many|Using|Taking|Making|Doing|Being|"
+    r"Having|Getting|Going|Adding|Putting|Comparing|Combining|Contrast|Mid|Late|Early|End|Next|Last)\b"
+)
+_BYLINE_LEAD = re.compile(
+    r"^(?:By|BY|Words by|Written by|Reporting by)\s+(?!"
+    + _NOT_NAMES
+    + r")"
+    + _NAME_WORD
+    + r"(?:(?:\s+|,\s*|\s+and\s+|\s+(?:in|for)\s+)(?:"
+    + _NAME_WORD
+    + r"|\d{1,4},?|\||[-—–]))*\s*[.,|]?\s*"
+    r"(?=$|[-—–]+\s|[\"“‘']?[A-Z][a-z]*\s+[a-z]|(?:Updated|Published|Posted|UPDATED|PUBLISHED|POSTED)\b)"
+)
+# A news agency's dateline inside a sentence: "... MIAMI, Florida (CNN) -- A man ...".
+_AGENCY_DATELINE = re.compile(
+    r"(?:(?:[A-Z][\w.'’-]*[ ,]+){0,4})?\((?:" + _AGENCIES + r")(?:\s+\w+)?\)\s*(?P<dash>--|—|–|-|:)?\s*", _I
+)
+_LEADING_MARK = re.compile(r"^(?:[-—–•·*>|.]+\s*)+")
+
+
+def strip_lead(sentence: str) -> str:
+    """A sentence without what was glued before its first word: a stray dash, a byline, a time stamp,
+    a dateline. Empty if nothing else was there."""
+    t = sentence.strip()
+    for _ in range(4):
+        before = t
+        t = _LEADING_MARK.sub("", t)
+        m = _BYLINE_LEAD.match(t)
+        if m:
+            t = t[m.end() :]
+        m = _STAMP_LEAD.match(t)
+        if m and any(ch.isdigit() for ch in m.group("stamp")):
+            rest = t[m.end() :]
+            if not rest or rest[:1].isupper() or rest[:1] in "\"“‘'" or _STAMP_ANNOUNCED.match(t):
+                t = rest
+        m = _AGENCY_DATELINE.search(t, 0, 300) if "(" in t[:300] else None
+        if m and (m.start() == 0 or m.group("dash")) and m.end() < len(t):
+            t = _capital(t[m.end() :])
+        m = _DATELINE_RE.match(t)
+        if m and m.end() < len(t):
+            rest = t[m.end() :]
+            # An all-capitals text has no datelines to tell apart from its sentences.
+            if (rest[:1].isupper() or rest[:1] in "\"“‘'") and any(ch.islower() for ch in rest):
+                t = rest
+        if t == before:
+            break
+    return t.strip()
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
 def kind(text: str) -> str | None:

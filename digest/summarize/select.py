@@ -13,18 +13,13 @@ sentence, and an empty excerpt or teaser tells the reader nothing.
 
 from __future__ import annotations
 
-import re
-
-from . import quotes, rank
+from . import checks, quotes, rank
 from .sentences import PROSE, Sentence
 
-_LEANS_BACK = re.compile(
-    r"^(?:[\"'“‘]?(?:But|And|Or|So|Yet|Still|However|Meanwhile|Also|Instead|Then|This|That|These|"
-    r"Those|It|He|She|They|His|Her|Their|Its|Such|Both|Even|Nevertheless|Moreover|Furthermore)\b"
-    r"|\w+ly,)"
-)
 _SHORT_LEDE = 8  # words; a lede shorter than this is a tease or a label, not a summary
 _LEAD_WINDOW = 6  # the lede path reads on through this many prose sentences at most
+# A sentence half of whose content words were already said adds too little to an excerpt.
+REPEATS = 0.5
 _RANK_POOL = 150  # centrality is computed over the first sentences only: cost grows as n²
 
 
@@ -72,11 +67,16 @@ def fill(
     fit, so the excerpt reads on without a gap; before that, over-long sentences are passed by.
     """
     chosen: list[Sentence] = []
+    seen: set[str] = set()
     total = 0
     for s in order:
         if max_count is not None and len(chosen) >= max_count:
             break
+        terms = rank.terms(s.text)
+        if chosen and terms and len(terms & seen) >= REPEATS * len(terms):
+            continue  # says again what a chosen sentence said (a caption restating the lede, say)
         if total + s.words <= limit:
+            seen |= terms
             chosen.append(s)
             total += s.words
         elif contiguous and chosen:
@@ -98,27 +98,43 @@ def as_paragraphs(chosen: list[Sentence]) -> str:
     return "\n\n".join(" ".join(g) for g in groups)
 
 
-def teaser(excerpt: list[Sentence], pool: list[Sentence], limit: int) -> list[Sentence]:
-    """One or two sentences: the excerpt's opening if it fits, else an early one that stands alone.
+def teaser(
+    sentences: list[Sentence], excerpt: list[Sentence], pool: list[Sentence], limit: int, *, ceiling: int
+) -> list[Sentence]:
+    """One or two whole sentences that stand alone (see checks): the excerpt's opening if it fits;
+    else its first sentence whole up to `ceiling` words; only then a later sentence.
 
     A teaser is read on its own (the preheader, a compact card), so it must make sense without
-    the sentences around it: two sentences are used only when they follow each other.
+    the sentences around it: a later sentence read alone often points back to the lede ("The
+    report did not say ..."), which is why a somewhat long lede is preferred to it. Two sentences
+    are used only when they follow each other.
     """
-    opening = fill(excerpt, limit, max_count=2, contiguous=True) if excerpt else []
-    if opening and sum(s.words for s in opening) <= limit and opening[0] is excerpt[0]:
-        return opening
 
     def stands_alone(s: Sentence) -> bool:
-        return s.words <= limit and not _LEANS_BACK.match(s.text) and not quotes.is_bare_quote(s.text)
+        return not checks.sentence_problems(s.text) and not quotes.is_bare_quote(s.text)
 
-    # The lede is too long: the earliest sentence of the opening that fits and stands alone,
-    # else the most central one that does (a summary sentence, wherever it sits).
-    early = [s for s in pool[:_LEAD_WINDOW] if stands_alone(s)]
-    first = early[0] if early else next((s for s in ranked(pool) if stands_alone(s)), None)
+    def with_next(first: Sentence) -> list[Sentence]:
+        following = next((s for s in pool if s.pos > first.pos), None)
+        if (
+            following is not None
+            and following.pos == first.pos + 1
+            and first.words + following.words <= limit
+            and set(checks.sentence_problems(following.text)) <= {"points back"}  # it follows the first
+        ):
+            return [first, following]
+        return [first]
+
+    lede = excerpt[0] if excerpt else None
+    if lede is not None and stands_alone(lede) and lede.words <= ceiling:
+        return with_next(lede) if lede.words <= limit else [lede]
+    # The lede cannot open a teaser: the earliest sentence that fits and stands alone, else the
+    # most central one that does (a summary sentence, wherever it sits), else one up to the ceiling.
+    early = [s for s in pool[:_LEAD_WINDOW] if s.words <= limit and stands_alone(s)]
+    first = early[0] if early else next((s for s in ranked(pool) if s.words <= limit and stands_alone(s)), None)
     if first is None:
-        return fill(pool, limit, max_count=1)
-    chosen = [first]
-    following = next((s for s in pool if s.pos > first.pos), None)
-    if following is not None and following.pos == first.pos + 1 and first.words + following.words <= limit:
-        chosen.append(following)
-    return chosen
+        first = next((s for s in pool if s.words <= ceiling and stands_alone(s)), None)
+    if first is None:
+        # Nothing stands alone: the excerpt's opening as it is, never nothing (see module doc).
+        opening = fill(excerpt or pool, limit, max_count=2, contiguous=True)
+        return opening or fill(pool, limit, max_count=1)
+    return with_next(first)

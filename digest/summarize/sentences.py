@@ -51,10 +51,36 @@ def _split(paragraph: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _join_quotations(pieces: list[str]) -> list[str]:
+# Titles and other abbreviations that do not end a sentence when a name or number follows; the
+# splitter ends sentences at some of them ("... photos of the Rev." | "Jesse Jackson ...").
+_TITLE_ABBREV = re.compile(
+    r"(?:^|[\s(\"“‘'])(?:Rev|Gov|Sen|Sens|Rep|Reps|Lt|Gen|Col|Capt|Cmdr|Adm|Maj|Sgt|Cpl|Pvt|Dr|Mr|Mrs|Ms|Mx|"
+    r"Prof|Hon|Fr|Msgr|Supt|Insp|Det|Atty|Amb|Brig|Rt|Mt|Ft|Gens|Drs|Messrs)\.$",
+    re.IGNORECASE,
+)
+_NUMBER_ABBREV = re.compile(r"(?:^|\s)(?:No|Nos|Vol|Art|Fig|pp|Ch|Sec)\.$", re.IGNORECASE)
+# "St." is a saint before a name ("in St. Louis") but a street after one ("on Main St. Then ...").
+_SAINT = re.compile(r"(?:^|[\s(])[a-z][\w'’-]*\s+St\.$|^St\.$")
+
+
+def _join_abbreviations(pieces: list[str]) -> list[str]:
+    out: list[str] = []
+    for piece in pieces:
+        if out:
+            prev = out[-1]
+            joins = piece[:1].isupper() and (_TITLE_ABBREV.search(prev) or _SAINT.search(prev))
+            if joins or (piece[:1].isdigit() and _NUMBER_ABBREV.search(prev)):
+                out[-1] = prev + " " + piece
+                continue
+        out.append(piece)
+    return out
+
+
+def _join_quotations(pieces: list[str], *, drop_captions: bool = True) -> list[str]:
     # Scraped captions can sit in the middle of a quotation; leave them out before joining so
     # that they are not swallowed by it.
-    pieces = [p for p in pieces if not _CAPTION_TAIL.search(p)]
+    if drop_captions:
+        pieces = [p for p in pieces if not _CAPTION_TAIL.search(p)]
     out: list[str] = []
     i = 0
     while i < len(pieces):
@@ -111,6 +137,11 @@ def prefix(paragraphs: list[str], max_chars: int) -> tuple[list[str], bool]:
     return out, False
 
 
+def split_text(text: str) -> list[str]:
+    """The sentences of one short text (a teaser), as the summarizer would cut it, captions kept."""
+    return _join_quotations(_join_abbreviations(_split(text)), drop_captions=False)
+
+
 def split(paragraphs: list[str], *, truncated: bool = False) -> list[Sentence]:
     """Sentences of the paragraphs in order. If the last paragraph was cut short (truncated),
     its last sentence is dropped, since it may be incomplete."""
@@ -119,6 +150,8 @@ def split(paragraphs: list[str], *, truncated: bool = False) -> list[Sentence]:
         pieces = _split(par)
         if truncated and p_index == len(paragraphs) - 1 and pieces:
             pieces = pieces[:-1]
-        for text in _join_quotations(pieces):
-            out.append(Sentence(text, p_index, len(out), len(text.split()), label(text)))
+        for piece in _join_quotations(_join_abbreviations(pieces)):
+            text = clean.strip_lead(piece)
+            if text:
+                out.append(Sentence(text, p_index, len(out), len(text.split()), label(text)))
     return out

@@ -160,8 +160,14 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
-def kind(text: str) -> str | None:
-    """DROP, END or None (prose or an ordinary heading)."""
+_GOES_ON = re.compile(r"[.!?][\"'”’)]*\s+[\"'“‘]?[A-Z][a-z]+(?:\s+\S+){4,}")
+
+
+def kind(text: str, *, mixed: bool = False) -> str | None:
+    """DROP, END or None (prose or an ordinary heading).
+
+    mixed: a paragraph that goes on after its clutter is None, to be judged sentence by sentence.
+    """
     t = text.strip()
     if not t:
         return DROP
@@ -172,7 +178,7 @@ def kind(text: str) -> str | None:
             return END
     for rx in _DROP_RE:
         if rx.search(t):
-            return DROP
+            return None if mixed and _GOES_ON.search(t) else DROP
     if _LABEL_RE.match(t) and len(t.split()) <= 8:
         return DROP
     m = _DATELINE_RE.match(t)
@@ -204,9 +210,18 @@ def main_body(paragraphs: list[str]) -> list[str]:
     article. Inside it, DROP paragraphs go, and so does everything before the first prose
     paragraph (title, dek, byline, section label) and after the last one.
     """
+    body = _main_body(paragraphs, mixed=False)
+    if any(is_prose_paragraph(p) for p in body):
+        return body
+    # No prose left: the clutter was glued to the article ("Photo: ... . The council agreed ...",
+    # a whole article without breaks behind "Story highlights"); judge its sentences instead.
+    return _main_body(paragraphs, mixed=True)
+
+
+def _main_body(paragraphs: list[str], *, mixed: bool) -> list[str]:
     runs: list[list[str]] = [[]]
     for p in paragraphs:
-        k = kind(p)
+        k = kind(p, mixed=mixed)
         if k == END:
             runs.append([])
         elif k is None:

@@ -127,9 +127,10 @@ def teaser(
     lede = excerpt[0] if excerpt else None
     if lede is not None and stands_alone(lede) and lede.words <= ceiling:
         return with_next(lede) if lede.words <= limit else [lede]
-    # The lede cannot open a teaser: the earliest sentence that fits and stands alone, else the
-    # most central one that does (a summary sentence, wherever it sits), else one up to the ceiling.
-    early = [s for s in pool[:_LEAD_WINDOW] if s.words <= limit and stands_alone(s)]
+    # The lede cannot open a teaser: the earliest sentence up to the ceiling that stands alone, else
+    # the most central one that fits and does (a summary sentence, wherever it sits), else any one
+    # up to the ceiling that does.
+    early = [s for s in pool[:_LEAD_WINDOW] if s.words <= ceiling and stands_alone(s)]
     first = early[0] if early else next((s for s in ranked(pool) if s.words <= limit and stands_alone(s)), None)
     if first is None:
         first = next((s for s in pool if s.words <= ceiling and stands_alone(s)), None)
@@ -137,4 +138,4 @@ def teaser(
         # Nothing stands alone: the excerpt's opening as it is, never nothing (see module doc).
         opening = fill(excerpt or pool, limit, max_count=2, contiguous=True)
         return opening or fill(pool, limit, max_count=1)
-    return with_next(first)
+    return with_next(first) if first.words <= limit else [first]

@@ -17,6 +17,8 @@ from . import clean, quotes
 PROSE = "prose"
 
 _MAX_QUOTE_JOIN = 8  # a quotation longer than this many sentences is not a summary candidate
+# Scraped pages with many captions stay under this share of sentences (three in four at most seen).
+_MAX_CAPTION_SHARE = 0.8
 _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Scraped pages glue captions into the text with a space before the full stop ("... in March .").
 _CAPTION_TAIL = re.compile(r"\s[.!?][\"'”’]?$")
@@ -100,11 +102,11 @@ def _join_quotations(pieces: list[str], *, drop_captions: bool = True) -> list[s
     return out
 
 
-def label(text: str) -> str:
+def label(text: str, *, spaced_stop_is_caption: bool = True) -> str:
     words = text.split()
     if clean.kind(text) is not None:
         return "clutter"
-    if _CAPTION_TAIL.search(text):
+    if spaced_stop_is_caption and _CAPTION_TAIL.search(text):
         return "caption"
     head = _CAPTION_LABEL.match(text)
     if head and not _SPEECH.search(head.group(0)):
@@ -146,12 +148,18 @@ def split(paragraphs: list[str], *, truncated: bool = False) -> list[Sentence]:
     """Sentences of the paragraphs in order. If the last paragraph was cut short (truncated),
     its last sentence is dropped, since it may be incomplete."""
     out: list[Sentence] = []
-    for p_index, par in enumerate(paragraphs):
-        pieces = _split(par)
-        if truncated and p_index == len(paragraphs) - 1 and pieces:
-            pieces = pieces[:-1]
-        for piece in _join_quotations(_join_abbreviations(pieces)):
+    split_pars = [_join_abbreviations(_split(par)) for par in paragraphs]
+    if truncated and split_pars and split_pars[-1]:
+        split_pars[-1] = split_pars[-1][:-1]
+    # A stop after a space marks a caption glued into a scraped text only where it is the
+    # exception; where many sentences end so, the text is spaced that way throughout.
+    pieces = [p for par in split_pars for p in par]
+    spaced = sum(1 for p in pieces if _CAPTION_TAIL.search(p))
+    captions = spaced <= _MAX_CAPTION_SHARE * len(pieces)
+    for p_index, par_pieces in enumerate(split_pars):
+        for piece in _join_quotations(par_pieces, drop_captions=captions):
             text = clean.strip_lead(piece)
             if text:
-                out.append(Sentence(text, p_index, len(out), len(text.split()), label(text)))
+                kind = label(text, spaced_stop_is_caption=captions)
+                out.append(Sentence(text, p_index, len(out), len(text.split()), kind))
     return out

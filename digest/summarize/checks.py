@@ -42,10 +42,12 @@ _TIME = re.compile(
 _PROMO = re.compile(
     r"\b(?:click here|sign up|subscribe|find out (?:the latest|more)|read more|download (?:our|the) app|"
     r"follow (?:us|@\w+)|like us on|watch the video|scroll down|newsletter|for the latest|live blog|"
-    r"tap here|get the latest)\b",
+    r"tap here|get the latest|appeared first on|continue reading)\b",
     re.IGNORECASE,
 )
 _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+# A feed's description cut short: "... the council said it would […]", "... and the…".
+_TRAILS_OFF = re.compile(r"(?:…|\.\.\.|\[…\]|\[\.\.\.\])[\"'”’)\]]*$")
 # A sentence cut at a title: "... paparazzi photos of the Rev."
 _ENDS_AT_TITLE = re.compile(
     r"\b(?:Rev|Gov|Sen|Rep|Lt|Gen|Col|Capt|Cmdr|Adm|Maj|Sgt|Dr|Mr|Mrs|Ms|Prof|Hon|Fr|Msgr|Supt|Det|Atty|Mt|St|No)\.[\"'”’)]*$"
@@ -67,7 +69,7 @@ def sentence_problems(text: str) -> list[str]:
         out.append("promo or credit")
     elif kind == "caption":
         out.append("caption")
-    if not _TERMINAL.search(t) or _ENDS_AT_TITLE.search(t):
+    if not _TERMINAL.search(t) or _ENDS_AT_TITLE.search(t) or _TRAILS_OFF.search(t):
         out.append("cut")
     if not quotes.balanced(t):
         out.append("unbalanced quotation")

@@ -37,6 +37,9 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" 
         ("But the council said it had no money for the repairs.", "points back"),
         ("And the operator has hired eight new crew members.", "points back"),
         ("However, the manager said the decision was unfair.", "points back"),
+        ("He told Reuters the plan would fail.", "points back"),
+        ("The 19-year-old has been announced as the face of the campaign.", "points back"),
+        ("The French coach admits Liverpool could use their interest as leverage.", "points back"),
         ("'It is a long way off, but it is a night to celebrate.'", "quotation without its speaker"),
         ("The post Harbour talks resume appeared first on Coastal News.", "promo or credit"),
         ("", "empty"),
@@ -58,6 +61,11 @@ def test_bad_teasers_are_flagged(teaser, problem):
         "Three harbour towns agreed to build a tidal plant. It will power a third of their homes.",
         '"We are not going anywhere," the mayor said after the vote on Tuesday.',
         "Thousands of people marched through the capital on Saturday.",
+        # A pronoun that points forward, to a name in the same sentence, opens a lede.
+        "He may not be playing much at Manchester United but Anders Lindegaard has a lot to smile about.",
+        "It's crunch time at the top of the Premier League as Arsenal host Chelsea on Sunday.",
+        "There's not been a lot to laugh about this season at Doncaster Rovers.",
+        "The England coach John Peacock has named his squad for next month's championship.",
     ],
 )
 def test_good_teasers_are_not_flagged(teaser):

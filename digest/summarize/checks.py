@@ -14,12 +14,12 @@ import re
 from . import clean, quotes
 from .sentences import label, split_text
 
-# Words and openings that refer to something said before: a pronoun, a connective, a definite
-# description of an earlier event ("The report ...", "The company, which ...").
+# Openings that refer to something said before: a connective, a definite description of an earlier
+# event or of a person already introduced ("The report ...", "The company, which ...", "The 19-year-old").
 LEANS_BACK = re.compile(
     r"^(?:"
     r"(?:But|And|Or|Nor|So|Yet|Still|However|Meanwhile|Also|Instead|Then|Thus|Hence|Therefore|Otherwise|"
-    r"This|That|These|Those|It|It's|That's|There's|He|She|They|Him|Them|His|Her|Their|Its|Such|Both|Either|"
+    r"That's|That is|Him|Them|Such|Both|Either|"
     r"Neither|Even|Nevertheless|Nonetheless|Moreover|Furthermore|Additionally|Likewise|Similarly|Indeed|"
     r"Besides|Consequently|Accordingly|Afterwards|Later|Earlier|Again|Too|Rather|Anyway|Regardless)\b"
     r"|In (?:addition|contrast|comparison|turn|response|the meantime|fact|other words|that case)\b"
@@ -32,10 +32,29 @@ LEANS_BACK = re.compile(
     r"revelations?|video|footage|photos?|post|tweet|interview|meeting|talks|call|latter|former|same|above|"
     r"following|previous|aforementioned|episode|event|accident|crash|shooting|case|trend|figure|number|step|"
     r"agreement|result|outcome|response|reaction)s?\b(?! of\b)"
+    r"|The \d+-year-old\b"
+    r"|The (?:[A-Z][\w.'’-]* ){0,3}(?:[a-z-]+ )?(?:coach|manager|boss|star|striker|forward|midfielder|defender|"
+    r"goalkeeper|keeper|stopper|singer|actor|actress|model|player|youngster|teenager|veteran|pair|couple|duo|"
+    r"billionaire|businessman|businesswoman|tycoon|mother-of-\w+|father-of-\w+|grandmother|grandfather)\b(?! [A-Z])"
     r"|The \w+(?: \w+)?, which\b"
     r"|\w+ly,"
     r")"
 )
+# A pronoun or demonstrative points back, unless the sentence itself names whom or what it is about
+# (a lede's "He may not be playing much at Manchester United but Anders Lindegaard ...").
+_PRONOUN = re.compile(r"^(?:This|That|These|Those|It|It's|He|She|They|His|Her|Their|Its|He's|She's|They're)\b")
+_NAMED = re.compile(r"\s[A-Z][\w'’-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]+)+")
+
+
+def points_back(text: str) -> bool:
+    t = text.strip()
+    if LEANS_BACK.match(t):
+        return True
+    if _PRONOUN.match(t):
+        return not _NAMED.search(t[t.find(" ") :])
+    return False
+
+
 _TIME = re.compile(
     r"\b\d{1,2}[:.]\d{2}\s*(?:[AaPp]\.?[Mm]\.?)?\s*(?:[ECMP][SD]?T|GMT|BST|UTC|CET|CEST)\b|\b\d{1,2}:\d{2}\s*[AaPp]\.?[Mm]\b"
 )
@@ -60,7 +79,7 @@ def sentence_problems(text: str) -> list[str]:
     if not t:
         return ["empty"]
     out: list[str] = []
-    if LEANS_BACK.match(t):
+    if points_back(t):
         out.append("points back")
     if clean.strip_lead(t) != t or _TIME.search(t[:80]):
         out.append("byline, dateline or time stamp")

@@ -142,6 +142,19 @@ def test_datelines_are_left_out_of_every_paragraph(dateline):
     assert "The plant would supply" in s.excerpt
 
 
+def test_links_to_videos_and_galleries_are_not_summary():
+    text = (
+        "LONDON, England (CNN) -- Rescuers pulled two climbers from a crevasse on Mont Blanc on Sunday, "
+        "French police said. Watch the rescue » Both were taken to hospital in Chamonix with broken legs. "
+        "See photos of the mountain »\n\nE-mail to a friend\n\nThe climbers had been missing since Friday."
+    )
+    s = summarize_text(text)
+    assert s.excerpt.startswith("Rescuers pulled two climbers")
+    assert "Both were taken to hospital" in s.excerpt
+    for junk in ("»", "Watch the rescue", "See photos", "E-mail"):
+        assert junk not in s.excerpt and junk not in s.teaser, junk
+
+
 def test_a_glued_dateline_after_highlights_in_a_text_without_breaks():
     text = (
         "Story highlights Police say the suspect was armed NEW: Suspect in custody MIAMI, Florida (CNN) -- A man "

@@ -45,6 +45,8 @@ _DROP_PATTERNS = [
     r"^(?:read|see|watch|more)\s*(?:more|also|next|the video|video|photos?|gallery)?\s*:",
     r"^(?:scroll down|click through|swipe) (?:for|to|below)\b",
     r"^(?:just watched|must watch|story highlights)\b",
+    r"»\s*$",  # a link to a video or gallery: "Watch the rescue »"
+    r"^e-?mail to a friend\b",
     r"\b(?:just watched|must watch)$",
     r"^(?:photos?|gallery|interactive|map|slideshow|infographic)\s*:",
     r"^(?:home|menu|search|log ?in|sign in|close)$",
@@ -124,6 +126,8 @@ _BYLINE_LEAD = re.compile(
 _AGENCY_DATELINE = re.compile(
     r"(?:(?:[A-Z][\w.'’-]*[ ,]+){0,4})?\((?:" + _AGENCIES + r")(?:\s+\w+)?\)\s*(?P<dash>--|—|–|-|:)?\s*", _I
 )
+# A link to a video or gallery glued before a sentence: "Watch the rescue » Officials said ...".
+_LINK_LEAD = re.compile(r"^(?:Watch|See|Read|Listen|Explore|Look|View)\b[^.!?»]{0,120}»\s*")
 _LEADING_MARK = re.compile(r"^(?:[-—–•·*>|.]+\s*)+")
 
 
@@ -134,6 +138,7 @@ def strip_lead(sentence: str) -> str:
     for _ in range(4):
         before = t
         t = _LEADING_MARK.sub("", t)
+        t = _LINK_LEAD.sub("", t)
         m = _BYLINE_LEAD.match(t)
         if m:
             t = t[m.end() :]
@@ -177,8 +182,12 @@ def kind(text: str, *, mixed: bool = False) -> str | None:
         if rx.search(t):
             return END
     for rx in _DROP_RE:
-        if rx.search(t):
-            return None if mixed and _GOES_ON.search(t) else DROP
+        m = rx.search(t)
+        if m:
+            # Clutter at the end of a paragraph that says more before it (a credit, a link to a
+            # video) goes sentence by sentence; so does any clutter when nothing else is left.
+            goes_on = _GOES_ON.search(t)
+            return None if goes_on and (mixed or m.start() > goes_on.start()) else DROP
     if _LABEL_RE.match(t) and len(t.split()) <= 8:
         return DROP
     m = _DATELINE_RE.match(t)
@@ -199,7 +208,10 @@ def strip_dateline(text: str) -> str:
 
 def is_prose_paragraph(text: str) -> bool:
     """Ends like a sentence and is long enough to be one (headings, kickers and names are not)."""
-    t = text.rstrip(" \"'”’)]")
+    t = text.rstrip()
+    if t.endswith("»"):  # prose that ends in a link to a video: judged without the link
+        t = t[: max(t.rfind(". "), t.rfind("? "), t.rfind("! ")) + 1]
+    t = t.rstrip(" \"'”’)]")
     return len(text.split()) >= 6 and t[-1:] in ".!?…:;"
 
 

@@ -115,6 +115,9 @@ def _card(card: dict[str, Any], link: Callable[[str], str]) -> dict[str, Any]:
     # teaser, which is the publisher's dek when that reads on its own: digest.content.summaries);
     # the dek only when there is no teaser. So what an editor writes is what readers get.
     standfirst = teaser or dek
+    # The excerpt usually opens with the lede the teaser is: a card does not say it twice.
+    if standfirst and excerpt.startswith(standfirst):
+        excerpt = excerpt[len(standfirst) :].strip()
     return {
         "title": card["title"],
         "url": card["url"],

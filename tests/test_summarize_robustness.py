@@ -60,6 +60,19 @@ def test_one_spaced_stop_in_an_ordinary_article_does_not_make_it_tokenized():
     assert "Scroll down" not in s.excerpt
 
 
+def test_a_caption_that_restates_the_lede_is_left_out_where_nothing_marks_it_as_one():
+    # Tokenized, a glued caption ends in " ." like every sentence: it is left out for repeating the lede.
+    text = (
+        "Usain Bolt will compete at the World Relays in the Bahamas next month , the Jamaica athletics body "
+        "said . Usain Bolt has confirmed he will run for Jamaica at the World Relays in the Bahamas . The "
+        "six-time Olympic champion will run in the sprint relay on May 2 . Bolt said he was fit ."
+    )
+    s = summarize_text(text)
+    assert s.excerpt.startswith("Usain Bolt will compete at the World Relays")
+    assert "has confirmed" not in s.excerpt
+    assert "The six-time Olympic champion will run" in s.excerpt and "Bolt said he was fit." in s.excerpt
+
+
 def test_detokenize_joins_punctuation_clitics_quotes_and_brackets():
     assert detokenize("He did n't say , `` It 's over '' -LRB- at first -RRB- .") == (
         "He didn't say, \"It's over\" (at first)."

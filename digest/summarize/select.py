@@ -20,6 +20,7 @@ _SHORT_LEDE = 8  # words; a lede shorter than this is a tease or a label, not a 
 _LEAD_WINDOW = 6  # the lede path reads on through this many prose sentences at most
 # A sentence half of whose content words were already said adds too little to an excerpt.
 REPEATS = 0.5
+_MIN_REPEATED = 3  # content words; a short sentence naming the same people is not a repeat
 _RANK_POOL = 150  # centrality is computed over the first sentences only: cost grows as n²
 
 
@@ -73,7 +74,8 @@ def fill(
         if max_count is not None and len(chosen) >= max_count:
             break
         terms = rank.terms(s.text)
-        if chosen and terms and len(terms & seen) >= REPEATS * len(terms):
+        repeated = len(terms & seen)
+        if chosen and repeated >= _MIN_REPEATED and repeated >= REPEATS * len(terms):
             continue  # says again what a chosen sentence said (a caption restating the lede, say)
         if total + s.words <= limit:
             seen |= terms

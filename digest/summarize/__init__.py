@@ -4,9 +4,12 @@ The pipeline, one module per step:
 
     markup / plain   input (feed HTML, a whole page, plain text) -> paragraphs
     tokens           tokenized or lower-cased text ("the club . however , he") -> prose
-    clean            leave out captions, credits, bylines, promos, related links -> main text
-    sentences        syntok sentences, quotations kept whole, each labelled prose or not
-    select           lede first, centrality (rank) when the lede is uninformative
+    clean            leave out captions, credits, bylines, promos, related links -> main text;
+                     datelines, bylines and time stamps glued before a sentence
+    sentences        syntok sentences, quotations and titles ("the Rev. Jesse Jackson") kept
+                     whole, each labelled prose or not
+    select           lede first, centrality (rank) when the lede is uninformative; no repeats
+    checks           teaser_problems: what keeps a teaser from standing alone
     quotes           balanced quotation marks, the pull quote and its speaker
 
 Every function here is deterministic and returns a Summary for any input, empty or odd.

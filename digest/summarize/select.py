@@ -3,7 +3,13 @@
 News ledes are strong (Lead-3 is the baseline most unsupervised methods fail to beat), so the
 excerpt starts from the lede and reads on, skipping what is not prose. Only when the lede is
 uninformative (very short, a bare quotation, a question, a dateline alone) do sentences come
-from the centrality ranking instead. Chosen sentences are always printed in document order.
+from the centrality ranking instead. Chosen sentences are always printed in document order. A
+sentence that mostly says again what a chosen one said (a photo caption restating the lede, where
+nothing marks it as a caption) is passed over.
+
+The teaser is the lede when it stands alone (checks.sentence_problems), whole up to a ceiling
+above the teaser limit; only then a later sentence, because one read alone often points back to
+what the lede said.
 
 Over-long sentences: a limit is never exceeded by adding sentences. If the first sentence alone
 is over the limit, a later sentence that fits is preferred; only when no candidate fits at all

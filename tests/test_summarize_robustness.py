@@ -283,3 +283,15 @@ def test_an_article_with_prose_always_gets_a_teaser_and_an_excerpt(variant, limi
     assert s.teaser.strip() and s.excerpt.strip(), text
     assert "harbour" in (s.teaser + s.excerpt).lower()
     assert summarize_html(f"<p>{text}</p>", limits=limits).excerpt.strip()
+
+
+def test_a_tease_before_the_lede_gives_way_to_the_lede_and_the_excerpt_reads_on_from_it():
+    text = (
+        "(CNN) -- It's official. The city council voted on Tuesday to ban cars from the old town from next "
+        "spring, after two years of public meetings. Shops will get deliveries before ten in the morning. "
+        "Residents with permits may still drive to their homes."
+    )
+    s = summarize_text(text)
+    assert s.excerpt.startswith("The city council voted on Tuesday")
+    assert "Shops will get deliveries" in s.excerpt and "Residents with permits" in s.excerpt
+    assert s.teaser.startswith("The city council voted on Tuesday")

@@ -1,9 +1,10 @@
 """Which sentences make the excerpt and the teaser.
 
 News ledes are strong (Lead-3 is the baseline most unsupervised methods fail to beat), so the
-excerpt starts from the lede and reads on, skipping what is not prose. Only when the lede is
-uninformative (very short, a bare quotation, a question, a dateline alone) do sentences come
-from the centrality ranking instead. Chosen sentences are always printed in document order. A
+excerpt starts from the lede and reads on, skipping what is not prose. When the opening is
+uninformative (very short, a bare quotation, a question, a dateline alone), the lede is the first
+informative sentence after it; only when none follows soon do sentences come from the centrality
+ranking instead. Chosen sentences are always printed in document order. A
 sentence that mostly says again what a chosen one said (a photo caption restating the lede, where
 nothing marks it as a caption) is passed over.
 
@@ -27,6 +28,7 @@ _LEAD_WINDOW = 6  # the lede path reads on through this many prose sentences at 
 # A sentence half of whose content words were already said adds too little to an excerpt.
 REPEATS = 0.5
 _MIN_REPEATED = 3  # content words; a short sentence naming the same people is not a repeat
+_WEAK_OPENING = 3  # sentences; a tease longer than this is not followed by a lede
 _RANK_POOL = 150  # centrality is computed over the first sentences only: cost grows as n²
 
 
@@ -57,9 +59,18 @@ def ranked(cands: list[Sentence]) -> list[Sentence]:
     return [s for _, s in sorted(zip(score, pool, strict=True), key=lambda t: (-t[0], t[1].pos))]
 
 
+def _strong(s: Sentence) -> bool:
+    return s.kind == PROSE and s.words >= _SHORT_LEDE and not quotes.is_bare_quote(s.text)
+
+
 def excerpt(sentences: list[Sentence], pool: list[Sentence], limit: int) -> list[Sentence]:
     if lede_is_weak(sentences):
-        return fill(ranked(pool), limit)
+        # A tease before the lede ("Ever wondered ...?", "It's official."): the lede is the first
+        # informative sentence just after it; only without one do central sentences stand in.
+        start = next((i for i, s in enumerate(pool[:_WEAK_OPENING]) if _strong(s)), None)
+        if start is None:
+            return fill(ranked(pool), limit)
+        pool = pool[start:]
     # An unattributed quotation after the lede reads as if the summary itself were speaking.
     lead = [s for i, s in enumerate(pool) if i == 0 or not quotes.is_bare_quote(s.text)]
     return fill(lead[:_LEAD_WINDOW], limit, contiguous=True)

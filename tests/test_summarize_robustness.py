@@ -301,3 +301,20 @@ def test_a_tease_before_the_lede_gives_way_to_the_lede_and_the_excerpt_reads_on_
         "of public meetings. Residents with permits may still drive to their homes. Shop owners fear"
     )
     assert s.teaser.startswith("The city council voted on Tuesday")
+
+
+@pytest.mark.parametrize(
+    "lede",
+    [
+        "12 Years a Slave won the award for best picture at the ceremony in Los Angeles on Sunday.",
+        "300 Spartans held the pass at Thermopylae for three days, the museum's new exhibition recalls.",
+        "By Christmas Day the town had run out of turkeys, the butchers' association said on Friday.",
+        "By Monday, the storm had passed and the ferries were running to the islands again.",
+        "May 9 was the busiest day the airport has ever had, with more than 200,000 passengers.",
+        "A spokesman told the Associated Press (AP) that the company would appeal against the fine.",
+        "NATO — the alliance of 32 countries — said on Friday it would send more ships to the Baltic.",
+    ],
+)
+def test_prose_that_starts_like_a_stamp_byline_or_dateline_is_kept_whole(lede):
+    s = summarize_text(f"{lede} Officials said more details would follow on Monday.")
+    assert s.excerpt.startswith(lede) and s.teaser.startswith(lede)

@@ -100,6 +100,8 @@ _STAMP_LEAD = re.compile(
     r"(?P<stamp>" + _STAMP + r")\s*[.|]?\s*",
     _I,
 )
+# Without "Updated" before it, a stamp must be a date or a time: "300 Spartans fought" is prose.
+_IS_DATE_OR_TIME = re.compile(r"\d{1,2}:\d{2}|\b" + _MONTH + r"\s*\d|\d\s+" + _MONTH + r"(?:\s|$)", _I)
 _STAMP_ANNOUNCED = re.compile(r"^(?:last\s+|first\s+)?(?:updated|published|posted|modified|created)\b", _I)
 # A byline, with a date or dateline after it: "By DEXTER FORD MAY 9, 2014 MALIBU, CALIF."; it ends
 # where prose starts (a capitalised word followed by a lower-case one) or at the end.
@@ -145,7 +147,9 @@ def strip_lead(sentence: str) -> str:
         m = _STAMP_LEAD.match(t)
         if m and any(ch.isdigit() for ch in m.group("stamp")):
             rest = t[m.end() :]
-            if not rest or rest[:1].isupper() or rest[:1] in "\"“‘'" or _STAMP_ANNOUNCED.match(t):
+            if _STAMP_ANNOUNCED.match(t) or (
+                _IS_DATE_OR_TIME.search(m.group("stamp")) and (not rest or rest[:1].isupper() or rest[:1] in "\"“‘'")
+            ):
                 t = rest
         m = _AGENCY_DATELINE.search(t, 0, 300) if "(" in t[:300] else None
         if m and (m.start() == 0 or m.group("dash")) and m.end() < len(t):

@@ -272,6 +272,14 @@ def _variants(text: str) -> list[str]:
         text + " Find out the latest with our live blog.",
         "That's according to the council. " + text,
         re.sub(r"\.( |$)", r" .\1", text),  # stops spaced, commas not
+        # Labels glued to the text with no stop between (a page copied as one line of text).
+        "Share this article " + text,
+        "Read more: Something else " + text,
+        "Story highlights " + tokenized.lower(),
+        "BY JOHN SMITH " + text.upper(),
+        "Editor's note: This is a note. " + text.upper(),
+        'He said "the wall would be rebuilt. ' + text,  # a quotation never closed
+        "-LRB- CNN -RRB- The council agreed on Tuesday to rebuild the harbour wall . ",  # one tokenized sentence
     ]
 
 
@@ -281,7 +289,8 @@ def test_an_article_with_prose_always_gets_a_teaser_and_an_excerpt(variant, limi
     text = _variants(PROSE)[variant]
     s = summarize_text(text, limits=limits)
     assert s.teaser.strip() and s.excerpt.strip(), text
-    assert "harbour" in (s.teaser + s.excerpt).lower()
+    if not text.startswith("Read more"):  # where a glued link's title ends cannot be told
+        assert "harbour" in (s.teaser + s.excerpt).lower()
     assert summarize_html(f"<p>{text}</p>", limits=limits).excerpt.strip()
 
 

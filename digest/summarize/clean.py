@@ -121,7 +121,7 @@ _BYLINE_LEAD = re.compile(
     + _NAME_WORD
     + r"(?:(?:\s+|,\s*|\s+and\s+|\s+(?:in|for)\s+)(?:"
     + _NAME_WORD
-    + r"|\d{1,4},?|\||[-—–]))*\s*[.,|]?\s*"
+    + r"|\d{1,4},?|\||[-—–])){0,14}\s*[.,|]?\s*"
     r"(?=$|[-—–]+\s|[\"“‘']?[A-Z][a-z]*\s+[a-z]|(?:Updated|Published|Posted|UPDATED|PUBLISHED|POSTED)\b)"
 )
 # A news agency's dateline inside a sentence: "... MIAMI, Florida (CNN) -- A man ...".
@@ -130,6 +130,14 @@ _AGENCY_DATELINE = re.compile(
 )
 # A link to a video or gallery glued before a sentence: "Watch the rescue » Officials said ...".
 _LINK_LEAD = re.compile(r"^(?:Watch|See|Read|Listen|Explore|Look|View)\b[^.!?»]{0,120}»\s*")
+# A label glued before the first sentence: "Story highlights ...", "NEW: ...", "BREAKING: ...".
+_LABEL_LEAD = re.compile(r"^(?:story highlights\b|(?:new|breaking(?: news)?|exclusive|update|live|latest)\s*:)\s*", _I)
+# A share button or promo glued before a sentence: "Share this article The council agreed ...".
+_PROMO_LEAD = re.compile(
+    r"^(?:share this(?: article| story| page)?|advertisement|scroll down for (?:video|more)|"
+    r"follow us on (?:twitter|facebook|instagram|social)|e-?mail to a friend)\s*[.:|]?\s+(?=[A-Z\"“‘'])",
+    _I,
+)
 _LEADING_MARK = re.compile(r"^(?:[-—–•·*>|.]+\s*)+")
 
 
@@ -141,6 +149,8 @@ def strip_lead(sentence: str) -> str:
         before = t
         t = _LEADING_MARK.sub("", t)
         t = _LINK_LEAD.sub("", t)
+        t = _LABEL_LEAD.sub("", t)
+        t = _PROMO_LEAD.sub("", t)
         m = _BYLINE_LEAD.match(t)
         if m:
             t = t[m.end() :]
@@ -169,7 +179,8 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
-_GOES_ON = re.compile(r"[.!?][\"'”’)]*\s+[\"'“‘]?[A-Z][a-z]+(?:\s+\S+){4,}")
+_GOES_ON = re.compile(r"[.!?][\"'”’)]*\s+[\"'“‘(]?[A-Z][A-Za-z]+(?:\s+\S+){4,}")
+_LONG_ENOUGH = 12  # words: a label glued to a sentence, in a text with nothing else ("Story highlights ...")
 
 
 def kind(text: str, *, mixed: bool = False) -> str | None:
@@ -184,14 +195,16 @@ def kind(text: str, *, mixed: bool = False) -> str | None:
         return None
     for rx in _END_RE:
         if rx.search(t):
-            return END
+            return None if mixed and len(t.split()) >= _LONG_ENOUGH else END
     for rx in _DROP_RE:
         m = rx.search(t)
         if m:
             # Clutter at the end of a paragraph that says more before it (a credit, a link to a
             # video) goes sentence by sentence; so does any clutter when nothing else is left.
             goes_on = _GOES_ON.search(t)
-            return None if goes_on and (mixed or m.start() > goes_on.start()) else DROP
+            if goes_on and (mixed or m.start() > goes_on.start()):
+                return None
+            return None if mixed and len(t.split()) >= _LONG_ENOUGH else DROP
     if _LABEL_RE.match(t) and len(t.split()) <= 8:
         return DROP
     m = _DATELINE_RE.match(t)

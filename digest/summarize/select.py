@@ -20,6 +20,8 @@ sentence, and an empty excerpt or teaser tells the reader nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import checks, quotes, rank
 from .sentences import PROSE, Sentence
 
@@ -28,6 +30,7 @@ _LEAD_WINDOW = 6  # the lede path reads on through this many prose sentences at 
 # A sentence half of whose content words were already said adds too little to an excerpt.
 REPEATS = 0.5
 _MIN_REPEATED = 3  # content words; a short sentence naming the same people is not a repeat
+_GLUED_SENTENCE = 12  # words
 _WEAK_OPENING = 3  # sentences; a tease longer than this is not followed by a lede
 _RANK_POOL = 150  # centrality is computed over the first sentences only: cost grows as n²
 
@@ -45,12 +48,18 @@ def candidates(sentences: list[Sentence]) -> list[Sentence]:
         lambda s: s.kind == PROSE,
         lambda s: s.kind in (PROSE, "fragment", "question"),
         lambda s: s.kind != "clutter",
+        # Clutter glued to a sentence with no stop between ("Share this article Jamie Carragher
+        # believes ..."): a long one is a sentence behind a label.
+        lambda s: s.words >= _GLUED_SENTENCE,
     ):
         # Punctuation alone is not a sentence, and a quotation mark is never left open.
         found = [s for s in sentences if ok(s) and quotes.balanced(s.text) and any(ch.isalnum() for ch in s.text)]
         if found:
             return found
-    return []
+    # Only sentences with a quotation left open (a text with stray quotation marks): closed here,
+    # because an article with prose never gets an empty summary.
+    closed = [replace(s, text=s.text + quotes.closing_marks(s.text)) for s in sentences if s.kind != "clutter"]
+    return [s for s in closed if quotes.balanced(s.text) and any(ch.isalnum() for ch in s.text)]
 
 
 def ranked(cands: list[Sentence]) -> list[Sentence]:

@@ -16,6 +16,7 @@ import re
 _SPACED = re.compile(r"\s[.,;:?!](?=\s|$)")
 _ATTACHED = re.compile(r"[^\s.,;:?!][,;:?!](?=\s|$)|[a-z0-9)\"'”’]\.(?=\s|$)")
 _MIN_SPACED = 3
+_PTB = re.compile(r"-[LR][RSC]B-|``|\s''(?:\s|$)|\w n't\b|\w '(?:s|re|ve|ll|d|m)\b", re.IGNORECASE)
 
 _BRACKETS = {
     "-lrb-": "(",
@@ -37,6 +38,8 @@ _SENTENCE_START = re.compile(r"(^|\s[.!?](?:\s(?:''|'|\"))?\s+)((?:``\s?|`|'\s?|
 
 def is_tokenized(text: str) -> bool:
     spaced = len(_SPACED.findall(text))
+    if spaced and _PTB.search(text):
+        return True  # a short text, but in the treebank's own marks
     if spaced < _MIN_SPACED:
         return False
     return spaced > 2 * len(_ATTACHED.findall(text))

@@ -198,3 +198,22 @@ def test_missing_optional_fields_render_and_a_card_without_dek_uses_the_teaser()
     out = render_sample(config, content)
     assert "Only a title" in out.html and "With teaser" in out.html
     assert out.html.count("A teaser line.") == 1 and "<img" not in out.html
+
+
+def test_a_card_shows_its_teaser_once_even_when_the_excerpt_opens_with_it():
+    from digest.content.compose import content_from_document
+
+    config = example_config()
+    lede = "The harbour wall will be rebuilt by April, the council said."
+    article = {
+        "title": "Harbour wall",
+        "url": "https://example.org/h",
+        "dek": "A publisher's line that the teaser replaces.",
+        "teaser": lede,
+        "excerpt": f"{lede} Fishermen said it came too late for the winter season.",
+    }
+    out = render_sample(config, content_from_document({"sections": [{"name": "News", "articles": [article]}]}, config))
+    # Under the headline, then the excerpt without it (the HTML also carries it as the preheader).
+    assert re.search(r'class="dek"[^>]*>' + re.escape(lede) + "</p>", out.html)
+    assert re.search(r'class="excerpt"[^>]*>Fishermen said it came too late', out.html)
+    assert out.text.count(lede) == 1 and "the teaser replaces" not in out.html + out.text

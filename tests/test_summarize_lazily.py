@@ -15,10 +15,24 @@ from digest.jobs.articles import edit_article
 from digest.store.models import Article
 from digest.summarize import SummaryLimits, summarize_html
 from tests.fakes.feed_server import FeedServer, Reply
-from tests.gather_helpers import LONG_BODY, core_for, newsletter, rss
+from tests.gather_helpers import core_for, newsletter, rss
 
 W48 = Week(2026, 48)
 BUILT = datetime(2026, 11, 30, 13, tzinfo=UTC)
+
+
+# Each paragraph says something else: the summarizer leaves out a sentence that repeats another.
+_SAYS = (
+    "reports that ministers from four coastal states met in the capital to settle a long quarrel over fishing quotas",
+    "explains why the northern harvest failed after a wet spring flooded the valleys and delayed planting",
+    "describes the new bridge across the estuary, whose steel arches were shipped in pieces from a yard abroad",
+    "notes a court ruling that struck down the city's parking charges because the council never consulted residents",
+    "sets out the budget, which raises school spending while cutting grants to museums, theatres and libraries",
+    "recalls a strike by dock workers that closed the port for nine days during the busiest month",
+    "warns that forecasters expect storms, hail and gales along the western shore before the weekend",
+    "covers a vote in parliament where rebels from the governing party sided with the opposition",
+)
+LONG_BODY = "".join(f"<p>Paragraph {n} {says}.</p>" for n, says in enumerate(_SAYS))
 
 
 def item(n: int, word: str = "Story") -> dict:
@@ -159,12 +173,19 @@ def test_many_stale_articles_are_summarized_on_worker_processes_the_same_as_in_t
     assert ensure_summaries(pooled, limits) == 0  # current now: nothing to do
 
 
-def test_a_dek_that_repeats_the_teaser_is_dropped_and_an_editors_overrides_are_left_alone():
+def test_a_clean_dek_is_the_teaser_a_cut_one_is_not_and_an_editors_overrides_are_left_alone():
     limits = summary_limits(newsletter([]))
-    teaser = summarize_html(unsaved(1).content_html, limits=limits).teaser
-    repeating = unsaved(1, dek=teaser)
+    computed = summarize_html(unsaved(1).content_html, limits=limits).teaser
+    with_dek = unsaved(1, dek="Four coastal states settle a long quarrel over fishing quotas.")
+    cut_dek = unsaved(3, dek="Ministers from four coastal states met in the capital to settle a […]")
     edited = unsaved(2, dek="A dek of its own.", teaser_override="Editor's.", excerpt_override="Editor's too.")
-    assert ensure_summaries([repeating, edited, repeating], limits) == 2
-    assert repeating.dek is None and repeating.shown_teaser == teaser
-    assert edited.dek == "A dek of its own." and edited.teaser.startswith("Story 2 paragraph 0")
+    assert ensure_summaries([with_dek, cut_dek, edited, with_dek], limits) == 3
+    assert with_dek.teaser == with_dek.dek == "Four coastal states settle a long quarrel over fishing quotas."
+    assert cut_dek.teaser == summarize_html(cut_dek.content_html, limits=limits).teaser and cut_dek.dek
+    assert with_dek.shown_teaser == with_dek.dek and computed != with_dek.dek
+    assert edited.dek == "A dek of its own." and edited.shown_teaser == "Editor's."
     assert (edited.teaser_override, edited.excerpt_override) == ("Editor's.", "Editor's too.")
+    # A new dek (the feed changed its description) makes the summaries stale.
+    with_dek.dek = "A different description of the same story."
+    assert is_stale(with_dek, limits) and ensure_summaries([with_dek], limits) == 1
+    assert with_dek.teaser == "A different description of the same story."

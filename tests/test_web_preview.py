@@ -188,6 +188,32 @@ def test_an_edited_teaser_and_excerpt_reach_the_rebuilt_email(settings):
         assert back["teaser"] == card["teaser"]
 
 
+def test_an_edited_teaser_wins_over_the_dek_in_the_email_its_text_part_and_the_archive(settings):
+    dek = "The publisher wrote this line to stand on its own."
+    mine = "An editor wrote this teaser for the card."
+    with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
+        card = issue.content["sections"][0]["articles"][0]
+        with site.core.sessions.begin() as session:
+            session.get(Article, card["id"]).dek = dek  # as a feed's description or og:description gives it
+        site.http.post(f"/preview/{issue.slug}/rebuild", headers=BEARER)
+        with_dek = issue_of(site)
+        # The card's one line is the teaser, here the publisher's clean dek, and the preview edits that line.
+        assert dek in with_dek.html and dek in with_dek.text
+        assert f">{dek}</textarea>" in site.http.get(f"/preview/{issue.slug}", headers=BEARER).text
+
+        edit = f"/preview/{issue.slug}/articles/{card['id']}/edit"
+        site.http.post(edit, headers=BEARER, data={"teaser": mine, "excerpt": card["excerpt"]})
+        site.http.post(f"/preview/{issue.slug}/rebuild", headers=BEARER)
+        rebuilt = issue_of(site)
+        assert mine in rebuilt.html and mine in rebuilt.text
+        assert dek not in rebuilt.html and dek not in rebuilt.text
+        assert f">{mine}</textarea>" in site.http.get(f"/preview/{issue.slug}", headers=BEARER).text
+
+        mark_sent(site, rebuilt)
+        archived = site.http.get(f"/issues/{issue.slug}")
+        assert archived.status_code == 200 and mine in archived.text and dek not in archived.text
+
+
 def test_the_preview_shows_the_fresh_teaser_of_an_article_changed_since_the_draft_was_built(settings):
     with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
         card = issue.content["sections"][0]["articles"][0]

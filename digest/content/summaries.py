@@ -6,11 +6,17 @@ is composed with the article in it, or an editor lists it (`digest articles list
 week holds thousands of articles and an issue shows a few dozen, so most are never summarized.
 
 `summary_hash` on the row is the marker: a hash of the content_hash its summaries were made from,
-the lengths asked for ([summary] in the newsletter file) and the summarizer's version. NULL or
-different from what the current content and settings give means "summarize again": an article
+the dek, the lengths asked for ([summary] in the newsletter file) and the summarizer's version. NULL
+or different from what the current content and settings give means "summarize again": an article
 changed upstream, or one shown after an editor asked for longer teasers, gets fresh summaries.
 The caller's session writes the values with its own commit; a read-only caller just makes them
 again next time. An editor's overrides (`teaser_override`, `excerpt_override`) are never touched.
+
+The teaser is the one line a card shows under its headline (`Article.shown_teaser`: the editor's
+override, else this teaser, else the dek). The publisher's own dek (the feed's description,
+`og:description`) is that teaser when it is clean prose that stands alone (`teaser_problems`) and
+fits the teaser's ceiling: it was written to be read on its own and is not repeated by the excerpt.
+Otherwise the summarizer's teaser: the lede, up to its ceiling, before any later sentence.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from functools import partial
 from digest.config import NewsletterConfig
 from digest.store.models import Article
 from digest.summarize import Summary, SummaryLimits, summarize_html
+from digest.summarize.checks import teaser_problems
 from digest.workers import Cpu, WorkerCrashed, default_workers
 
 log = logging.getLogger(__name__)
 
 INLINE_MAX = 50  # up to this many stale articles are summarized in this process; more on worker processes
 # Raise when digest.summarize changes what it makes, so that stored summaries are made again.
-SUMMARIZER_VERSION = 1
+SUMMARIZER_VERSION = 2
 
 
 def summary_limits(config: NewsletterConfig) -> SummaryLimits:
@@ -40,32 +47,38 @@ def summary_limits(config: NewsletterConfig) -> SummaryLimits:
     )
 
 
-def summary_marker(content_hash: str, limits: SummaryLimits) -> str:
-    """What `summary_hash` holds for summaries of this content made with these lengths."""
+def summary_marker(content_hash: str, limits: SummaryLimits, dek: str | None = None) -> str:
+    """What `summary_hash` holds for summaries of this content and dek made with these lengths."""
     made_with = f"{content_hash}|{limits!r}|{SUMMARIZER_VERSION}"  # the repr names every field
+    if dek:
+        made_with += f"|{dek}"
     return hashlib.sha256(made_with.encode()).hexdigest()
 
 
-def summary_values(s: Summary, content_hash: str, dek: str | None, limits: SummaryLimits) -> dict[str, object]:
-    """The article columns a summary fills in, marked as made from `content_hash` with `limits`.
+def clean_dek(dek: str | None, limits: SummaryLimits) -> str | None:
+    """The dek, if it can be the teaser: prose that stands alone, within the teaser's ceiling."""
+    dek = " ".join((dek or "").split())
+    if not dek or len(dek.split()) > limits.teaser_ceiling or teaser_problems(dek, max_words=limits.teaser_ceiling):
+        return None
+    return dek
 
-    A dek that only repeats the teaser is dropped, so a card does not say the same thing twice."""
+
+def summary_values(s: Summary, content_hash: str, dek: str | None, limits: SummaryLimits) -> dict[str, object]:
+    """The article columns a summary fills in, marked as made from `content_hash` and `dek` with `limits`."""
     values: dict[str, object] = {
-        "teaser": s.teaser or None,
+        "teaser": clean_dek(dek, limits) or s.teaser or None,
         "excerpt": s.excerpt or None,
         "pull_quote": s.pull_quote,
         "pull_quote_speaker": s.pull_quote_speaker,
         "reading_minutes": s.reading_minutes,
         "text": s.text,
-        "summary_hash": summary_marker(content_hash, limits),
+        "summary_hash": summary_marker(content_hash, limits, dek),
     }
-    if dek and dek == s.teaser:
-        values["dek"] = None
     return values
 
 
 def is_stale(article: Article, limits: SummaryLimits) -> bool:
-    return article.summary_hash != summary_marker(article.content_hash, limits)  # NULL differs too
+    return article.summary_hash != summary_marker(article.content_hash, limits, article.dek)  # NULL differs too
 
 
 def ensure_summaries(articles: Iterable[Article], limits: SummaryLimits, *, workers: int | None = None) -> int:

@@ -111,18 +111,22 @@ def _image(image: dict[str, Any] | None, title: str) -> dict[str, Any] | None:
 
 def _card(card: dict[str, Any], link: Callable[[str], str]) -> dict[str, Any]:
     dek, teaser, excerpt = (card.get(k) or "" for k in ("dek", "teaser", "excerpt"))
-    # The line under the headline is the dek, or the teaser when there is none; the teaser then
-    # stands in for a missing excerpt only if it was not already used above.
-    body = excerpt or (teaser if dek else "")
+    # The line under the headline is the card's teaser (an editor's override, else the summary's
+    # teaser, which is the publisher's dek when that reads on its own: digest.content.summaries);
+    # the dek only when there is no teaser. So what an editor writes is what readers get.
+    standfirst = teaser or dek
+    # The excerpt usually opens with the lede the teaser is: a card does not say it twice.
+    if standfirst and excerpt.startswith(standfirst):
+        excerpt = excerpt[len(standfirst) :].strip()
     return {
         "title": card["title"],
         "url": card["url"],
         "link": link(card["url"]),
         "section": card.get("section") or "",
-        "standfirst": dek or teaser,
+        "standfirst": standfirst,
         "dek": dek,
         "teaser": teaser,
-        "excerpt_paragraphs": [p.strip() for p in body.split("\n\n") if p.strip()],
+        "excerpt_paragraphs": [p.strip() for p in excerpt.split("\n\n") if p.strip()],
         "pull_quote": card.get("pull_quote") or None,
         "pull_quote_speaker": card.get("pull_quote_speaker") or None,
         "author": card.get("author") or None,

@@ -3,9 +3,13 @@
 The pipeline, one module per step:
 
     markup / plain   input (feed HTML, a whole page, plain text) -> paragraphs
-    clean            leave out captions, credits, bylines, promos, related links -> main text
-    sentences        syntok sentences, quotations kept whole, each labelled prose or not
-    select           lede first, centrality (rank) when the lede is uninformative
+    tokens           tokenized or lower-cased text ("the club . however , he") -> prose
+    clean            leave out captions, credits, bylines, promos, related links -> main text;
+                     datelines, bylines and time stamps glued before a sentence
+    sentences        syntok sentences, quotations and titles ("the Rev. Jesse Jackson") kept
+                     whole, each labelled prose or not
+    select           lede first, centrality (rank) when the lede is uninformative; no repeats
+    checks           teaser_problems: what keeps a teaser from standing alone
     quotes           balanced quotation marks, the pull quote and its speaker
 
 Every function here is deterministic and returns a Summary for any input, empty or odd.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import clean, markup, plain, quotes, select, sentences
+from . import clean, markup, plain, quotes, select, sentences, tokens
 
 __all__ = ["Summary", "SummaryLimits", "summarize_html", "summarize_page", "summarize_text"]
 
@@ -31,6 +35,12 @@ class SummaryLimits:
     teaser_words: int = 35
     excerpt_words: int = 90
     pull_quote_min_words: int = 8
+
+    @property
+    def teaser_ceiling(self) -> int:
+        """A lede longer than teaser_words is still the teaser up to this length (50 for 35): a later
+        sentence read alone often points back to what the lede said."""
+        return max(self.teaser_words, self.teaser_words * 10 // 7)
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,14 @@ def _as_text(value: str | bytes | None) -> str:
 
 
 def _summarize(paragraphs: list[str], title: str | None, limits: SummaryLimits) -> Summary:
+    paragraphs = tokens.restore(paragraphs)
     body = clean.main_body(paragraphs)
     text = "\n\n".join(body)
     head, truncated = sentences.prefix(body, _MAX_SPLIT_CHARS)
     sents = sentences.split(head, truncated=truncated)
     pool = select.candidates(sents)
     excerpt = select.excerpt(sents, pool, limits.excerpt_words)
-    teaser = select.teaser(excerpt, pool, limits.teaser_words)
+    teaser = select.teaser(sents, excerpt, pool, limits.teaser_words, ceiling=limits.teaser_ceiling)
     quote = quotes.pull_quote("\n\n".join(head), min_words=limits.pull_quote_min_words)
     return Summary(
         title=title,

@@ -22,7 +22,8 @@ _STOP = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _terms(text: str) -> set[str]:
+def terms(text: str) -> set[str]:
+    """The content words of a text, crudely stemmed."""
     # Crude stemming (plural s) is enough for overlap between sentences of one article.
     out = set()
     for w in _WORD.findall(text.lower()):
@@ -38,7 +39,7 @@ def scores(texts: list[str], *, damping: float = 0.85, iterations: int = 50) -> 
         return []
     if n == 1:
         return [1.0]
-    term_sets = [_terms(t) for t in texts]
+    term_sets = [terms(t) for t in texts]
     vocab = {w: i for i, w in enumerate(sorted(set().union(*term_sets)))}
     m = np.zeros((n, max(1, len(vocab))), dtype=np.float32)
     for r, ts in enumerate(term_sets):

@@ -17,6 +17,8 @@ from . import clean, quotes
 PROSE = "prose"
 
 _MAX_QUOTE_JOIN = 8  # a quotation longer than this many sentences is not a summary candidate
+# Scraped pages with many captions stay under this share of sentences (three in four at most seen).
+_MAX_CAPTION_SHARE = 0.8
 _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Scraped pages glue captions into the text with a space before the full stop ("... in March .").
 _CAPTION_TAIL = re.compile(r"\s[.!?][\"'”’]?$")
@@ -51,10 +53,36 @@ def _split(paragraph: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _join_quotations(pieces: list[str]) -> list[str]:
+# Titles and other abbreviations that do not end a sentence when a name or number follows; the
+# splitter ends sentences at some of them ("... photos of the Rev." | "Jesse Jackson ...").
+_TITLE_ABBREV = re.compile(
+    r"(?:^|[\s(\"“‘'])(?:Rev|Gov|Sen|Sens|Rep|Reps|Lt|Gen|Col|Capt|Cmdr|Adm|Maj|Sgt|Cpl|Pvt|Dr|Mr|Mrs|Ms|Mx|"
+    r"Prof|Hon|Fr|Msgr|Supt|Insp|Det|Atty|Amb|Brig|Rt|Mt|Ft|Gens|Drs|Messrs)\.$",
+    re.IGNORECASE,
+)
+_NUMBER_ABBREV = re.compile(r"(?:^|\s)(?:No|Nos|Vol|Art|Fig|pp|Ch|Sec)\.$", re.IGNORECASE)
+# "St." is a saint before a name ("in St. Louis") but a street after one ("on Main St. Then ...").
+_SAINT = re.compile(r"(?:^|[\s(])[a-z][\w'’-]*\s+St\.$|^St\.$")
+
+
+def _join_abbreviations(pieces: list[str]) -> list[str]:
+    out: list[str] = []
+    for piece in pieces:
+        if out:
+            prev = out[-1]
+            joins = piece[:1].isupper() and (_TITLE_ABBREV.search(prev) or _SAINT.search(prev))
+            if joins or (piece[:1].isdigit() and _NUMBER_ABBREV.search(prev)):
+                out[-1] = prev + " " + piece
+                continue
+        out.append(piece)
+    return out
+
+
+def _join_quotations(pieces: list[str], *, drop_captions: bool = True) -> list[str]:
     # Scraped captions can sit in the middle of a quotation; leave them out before joining so
     # that they are not swallowed by it.
-    pieces = [p for p in pieces if not _CAPTION_TAIL.search(p)]
+    if drop_captions:
+        pieces = [p for p in pieces if not _CAPTION_TAIL.search(p)]
     out: list[str] = []
     i = 0
     while i < len(pieces):
@@ -74,11 +102,11 @@ def _join_quotations(pieces: list[str]) -> list[str]:
     return out
 
 
-def label(text: str) -> str:
+def label(text: str, *, spaced_stop_is_caption: bool = True) -> str:
     words = text.split()
     if clean.kind(text) is not None:
         return "clutter"
-    if _CAPTION_TAIL.search(text):
+    if spaced_stop_is_caption and _CAPTION_TAIL.search(text):
         return "caption"
     head = _CAPTION_LABEL.match(text)
     if head and not _SPEECH.search(head.group(0)):
@@ -111,14 +139,27 @@ def prefix(paragraphs: list[str], max_chars: int) -> tuple[list[str], bool]:
     return out, False
 
 
+def split_text(text: str) -> list[str]:
+    """The sentences of one short text (a teaser), as the summarizer would cut it, captions kept."""
+    return _join_quotations(_join_abbreviations(_split(text)), drop_captions=False)
+
+
 def split(paragraphs: list[str], *, truncated: bool = False) -> list[Sentence]:
     """Sentences of the paragraphs in order. If the last paragraph was cut short (truncated),
     its last sentence is dropped, since it may be incomplete."""
     out: list[Sentence] = []
-    for p_index, par in enumerate(paragraphs):
-        pieces = _split(par)
-        if truncated and p_index == len(paragraphs) - 1 and pieces:
-            pieces = pieces[:-1]
-        for text in _join_quotations(pieces):
-            out.append(Sentence(text, p_index, len(out), len(text.split()), label(text)))
+    split_pars = [_join_abbreviations(_split(par)) for par in paragraphs]
+    if truncated and split_pars and split_pars[-1]:
+        split_pars[-1] = split_pars[-1][:-1]
+    # A stop after a space marks a caption glued into a scraped text only where it is the
+    # exception; where many sentences end so, the text is spaced that way throughout.
+    pieces = [p for par in split_pars for p in par]
+    spaced = sum(1 for p in pieces if _CAPTION_TAIL.search(p))
+    captions = spaced <= _MAX_CAPTION_SHARE * len(pieces)
+    for p_index, par_pieces in enumerate(split_pars):
+        for piece in _join_quotations(par_pieces, drop_captions=captions):
+            text = clean.strip_lead(piece)
+            if text:
+                kind = label(text, spaced_stop_is_caption=captions)
+                out.append(Sentence(text, p_index, len(out), len(text.split()), kind))
     return out

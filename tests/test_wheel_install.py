@@ -1,0 +1,135 @@
+"""Each step deploy/Containerfile runs, here, since the image itself cannot be built on these machines
+(no registry for base images): build the wheel, install it into a fresh venv from requirements/runtime.lock,
+then, in a publication's folder, `digest db upgrade`, `digest doctor`, `digest serve` and its /healthz.
+
+The steps use the same uv commands as the Containerfile, offline: `make install` filled uv's cache with
+every package of the dev lock, and the runtime lock pins the same versions (`make lock` writes both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, TEST_SECRET_KEY
+from tests.test_packaging import SOURCES
+
+UV = Path(sys.executable).parent / "uv"
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
+
+
+def uv(*args: object, cwd: Path | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["UV_OFFLINE"] = "1"  # no network in tests: the packages come from uv's cache (make install fills it)
+    result = subprocess.run([UV, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"uv {' '.join(map(str, args))} failed:\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """A fresh venv holding the runtime lock and the wheel, and nothing of the checkout."""
+    src = tmp_path_factory.mktemp("src")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    wheels = tmp_path_factory.mktemp("wheels")
+    home = tmp_path_factory.mktemp("opt") / "digest"
+    # The Containerfile's steps, in its order.
+    uv("venv", home, "--python", sys.executable)
+    uv("pip", "sync", "--python", home / "bin/python", "--require-hashes", RUNTIME_LOCK)
+    uv("build", "--wheel", "--out-dir", wheels, src)
+    (wheel,) = wheels.glob("digest-*.whl")
+    uv("pip", "install", "--python", home / "bin/python", "--no-deps", wheel)
+    uv("pip", "check", "--python", home / "bin/python")
+    return home
+
+
+def publication(folder: Path, database_url: str, base_url: str) -> dict[str, str]:
+    """A publication's folder: its newsletter file, a feed, and .env with the secrets; returns the environment
+    a service manager would give (no DIGEST_* of the test's own, no virtualenv, no checkout on the path)."""
+    # When `digest init` lands, use it here (it writes digest.toml and .env); until then they are written by hand.
+    folder.mkdir()
+    shutil.copy2(ROOT / "examples/feeds/reporting.rss", folder / "reporting.rss")
+    (folder / "digest.toml").write_text(
+        'name = "The Harbour Letter"\n'
+        'from_email = "weekly@harbour.example.org"\n'
+        'postal_address = "1 Quay Street, Portland, ME 04101, USA"\n'
+        'sections = ["News"]\n\n'
+        "[[sources]]\n"
+        'name = "reporting"\nurl = "reporting.rss"\nsection = "News"\n'
+    )
+    (folder / ".env").write_text(
+        f"DIGEST_SECRET_KEY={TEST_SECRET_KEY}\nDIGEST_DATABASE_URL={database_url}\nDIGEST_BASE_URL={base_url}\n"
+        "DIGEST_PROVIDER=outbox\n"
+    )
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_wheel_in_a_fresh_venv_migrates_and_serves(venv, database_url, tmp_path):
+    digest = venv / "bin" / "digest"
+    port = free_port()
+    folder = tmp_path / "harbour"
+    env = publication(folder, database_url, f"http://127.0.0.1:{port}")
+
+    where = subprocess.run(
+        [venv / "bin/python", "-c", "import digest; print(digest.__file__)"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout + where.stderr
+
+    upgraded = subprocess.run([digest, "db", "upgrade"], cwd=folder, env=env, capture_output=True, text=True)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.startswith("store at revision ")
+
+    doctor = subprocess.run([digest, "doctor", "--no-dns"], cwd=folder, env=env, capture_output=True, text=True)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "ok   newsletter: digest.toml: The Harbour Letter, 1 sources" in doctor.stdout
+
+    server = subprocess.Popen(
+        [digest, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 30
+        while health is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health is not None, f"digest serve did not answer (exit code {server.poll()})"
+        assert health.status_code == 200 and health.json() == {"ok": True}
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json() == {"ok": True}
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)  # a page from the wheel's own templates
+        assert home.status_code == 200 and "The Harbour Letter" in home.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=15)
+    assert "serving The Harbour Letter" in stderr

@@ -20,6 +20,7 @@ from digest.delivery.sender_dns import (
     txt_lookup,
 )
 from tests.cli_helpers import run_cli
+from tests.conftest import ROOT
 from tests.fakes.dns_server import FakeDns
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner
 
@@ -173,6 +174,24 @@ def test_loopback_links_in_mail_that_really_leaves_are_a_failure(cli_env, tmp_pa
         result = run_cli(["doctor", "--no-dns", "--json"], env, tmp_path)
     base = by_check(result)["base URL"]
     assert base["status"] == "fail" and "unsubscribe links would lead nowhere" in base["detail"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "check", "detail"),
+    [
+        ("DIGEST_SECRET_KEY", "short", "secret key", "DIGEST_SECRET_KEY is 5 characters long"),
+        ("DIGEST_ADMIN_TOKEN", "short-token", "admin token", "DIGEST_ADMIN_TOKEN is 11 characters long: easy to guess"),
+        ("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5", "webhook key", "is not a public key"),
+        ("DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS", "true", "webhook key", "anyone can post forged events"),
+        ("DIGEST_CONFIG", "digest.toml", "newsletter", "digest.toml is missing: the example newsletter is in use"),
+    ],
+)
+def test_each_unsafe_production_setting_is_named(cli_env, tmp_path, setting, value, check, detail):
+    (tmp_path / "digest.example.toml").write_text((ROOT / "digest.example.toml").read_text())
+    result = run_cli(["doctor", "--no-dns", "--json"], {**cli_env, setting: value}, tmp_path)
+    failed = [f for f in findings(result) if f["check"] == check and f["status"] == "fail"]
+    assert result.returncode == 1
+    assert any(detail in f["detail"] for f in failed), failed
 
 
 # --- the records, read ------------------------------------------------------------------------------

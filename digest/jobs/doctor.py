@@ -167,7 +167,8 @@ def _secret_key(settings: Settings) -> Finding:
     try:
         settings.require_secret_key()
     except ConfigError as exc:
-        return Finding("secret key", "fail", exc.problem.partition(";")[0], f"set DIGEST_SECRET_KEY: {GENERATE}")
+        problem = exc.problem.partition(";")[0]  # the rest says how to make one: the fix below
+        return Finding("secret key", "fail", f"DIGEST_SECRET_KEY {problem}", f"set DIGEST_SECRET_KEY: {GENERATE}")
     return Finding("secret key", "ok", "DIGEST_SECRET_KEY is set")
 
 

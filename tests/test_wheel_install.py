@@ -2,8 +2,10 @@
 (no registry for base images): build the wheel, install it into a fresh venv from requirements/runtime.lock,
 then, in a publication's folder, `digest db upgrade`, `digest doctor`, `digest serve` and its /healthz.
 
-The steps use the same uv commands as the Containerfile, offline: `make install` filled uv's cache with
-every package of the dev lock, and the runtime lock pins the same versions (`make lock` writes both).
+The build steps are read from the Containerfile and run as written (its folders moved to temporary
+ones), offline: `make install` filled uv's cache with every package of the dev lock, and the runtime lock
+pins the same versions (`make lock` writes both). The image's last stage only copies the venv, adds the
+user and sets the command, which tests/test_deploy.py checks.
 """
 
 from __future__ import annotations
@@ -24,35 +26,44 @@ from tests.conftest import ROOT, TEST_SECRET_KEY
 from tests.test_packaging import SOURCES
 
 UV = Path(sys.executable).parent / "uv"
-RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
 
 
-def uv(*args: object, cwd: Path | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["UV_OFFLINE"] = "1"  # no network in tests: the packages come from uv's cache (make install fills it)
-    result = subprocess.run([UV, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"uv {' '.join(map(str, args))} failed:\n{result.stderr}"
-    return result.stdout + result.stderr
+def build_steps() -> list[str]:
+    """The commands of the Containerfile's build stage that use uv, in order: its RUN lines split at `&&`.
+    (The one before them installs uv from requirements/tools.lock, which `make install` has done here.)"""
+    text = (ROOT / "deploy" / "Containerfile").read_text().replace("\\\n", " ")
+    build_stage = text.split("\nFROM ")[1]
+    runs = [line.strip()[len("RUN ") :] for line in build_stage.splitlines() if line.strip().startswith("RUN ")]
+    return [step.strip() for run in runs for step in run.split("&&") if step.strip().startswith("uv ")]
 
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Path:
-    """A fresh venv holding the runtime lock and the wheel, and nothing of the checkout."""
+    """A fresh venv made by the Containerfile's own build steps: the runtime lock and the wheel, and nothing
+    of the checkout. The steps run as written, with /opt/digest and /wheels moved to temporary folders."""
     src = tmp_path_factory.mktemp("src")
-    for name in SOURCES:
+    for name in [*SOURCES, "requirements"]:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(ROOT / name, src / name)
     wheels = tmp_path_factory.mktemp("wheels")
     home = tmp_path_factory.mktemp("opt") / "digest"
-    # The Containerfile's steps, in its order.
-    uv("venv", home, "--python", sys.executable)
-    uv("pip", "sync", "--python", home / "bin/python", "--require-hashes", RUNTIME_LOCK)
-    uv("build", "--wheel", "--out-dir", wheels, src)
-    (wheel,) = wheels.glob("digest-*.whl")
-    uv("pip", "install", "--python", home / "bin/python", "--no-deps", wheel)
-    uv("pip", "check", "--python", home / "bin/python")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(
+        PATH=f"{UV.parent}{os.pathsep}{env.get('PATH', '')}",
+        UV_PYTHON=sys.executable,  # the image's python is the only one there; here, the one running the tests
+        UV_OFFLINE="1",  # no network in tests: the packages come from uv's cache (make install fills it)
+    )
+    steps = build_steps()
+    assert [step.split()[:3] for step in steps] == [
+        ["uv", "venv", "/opt/digest"], ["uv", "pip", "sync"], ["uv", "build", "--wheel"],
+        ["uv", "pip", "install"], ["uv", "pip", "check"],
+    ]  # fmt: skip
+    for step in steps:
+        command = step.replace("/opt/digest", str(home)).replace("/wheels", str(wheels))
+        result = subprocess.run(["bash", "-c", command], cwd=src, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{command} failed:\n{result.stderr}"
     return home
 
 

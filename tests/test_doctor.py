@@ -5,6 +5,7 @@ thing to fix; a good one exits 0."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import dns.resolver
@@ -23,6 +24,7 @@ from tests.cli_helpers import run_cli
 from tests.conftest import ROOT
 from tests.fakes.dns_server import FakeDns
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner
+from tests.test_delivery_smtp import certificate, smtp_server  # noqa: F401 - the real SMTP server's fixtures
 
 DOMAIN = "meridian-review.example.org"  # the From domain of digest.example.toml
 TOKEN = "a-token-of-more-than-twenty-four-characters"
@@ -129,6 +131,23 @@ def test_an_smtp_server_that_answers_ehlo_passes(cli_env, tmp_path):
     provider = by_check(result)["provider"]
     assert provider["status"] == "ok"
     assert provider["detail"] == f"SMTP 127.0.0.1:{controller.port} (none) answered EHLO: mx.test"
+
+
+def test_smtp_is_checked_as_a_send_connects_starttls_and_login_included(cli_env, tmp_path, smtp_server):  # noqa: F811
+    _, url = smtp_server  # STARTTLS required, a certificate the client trusts through SSL_CERT_FILE, a login
+    # cli_env was taken before the server's fixture pointed SSL_CERT_FILE at the test's certificate.
+    env = {**cli_env, "SSL_CERT_FILE": os.environ["SSL_CERT_FILE"], "DIGEST_PROVIDER": "smtp"}
+    good = run_cli(["doctor", "--no-dns", "--json"], {**env, "DIGEST_SMTP_URL": url}, tmp_path)
+    bad = run_cli(
+        ["doctor", "--no-dns", "--json"], {**env, "DIGEST_SMTP_URL": url.replace("s3cret", "wrong")}, tmp_path
+    )
+    assert by_check(good)["provider"]["status"] == "ok", by_check(good)["provider"]
+    assert "(starttls) answered EHLO" in by_check(good)["provider"]["detail"]
+    refused = by_check(bad)["provider"]
+    assert bad.returncode == 1 and refused["status"] == "fail"
+    assert (
+        refused["detail"] == "the SMTP server refused the login (535); check the user and password in DIGEST_SMTP_URL"
+    )
 
 
 def test_missing_sender_records_are_failures_that_say_what_to_set(cli_env, tmp_path):

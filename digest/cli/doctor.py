@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from digest.cli.common import JsonLines
 from digest.cli.output import out, print_json
 
 if TYPE_CHECKING:
@@ -28,7 +27,9 @@ def doctor(
         list[str] | None,
         typer.Option(help="DKIM selector to look for (repeatable); default: s1 and s2 with SendGrid."),
     ] = None,
-    as_json: JsonLines = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per check: check, status, detail, fix.")
+    ] = False,
 ) -> None:
     """Check the settings, the newsletter file, the store, the provider and the From domain's DNS.
 

@@ -4,6 +4,9 @@ It checks, without changing anything: the settings and the newsletter file, the 
 address, the tokens and the webhook key, the store (reachable, migrated), the provider (SendGrid: the
 key's scopes; SMTP: connect and EHLO) and the From domain's SPF, DKIM and DMARC records.
 
+It builds no core: a core cannot be built from the very settings it is there to check, so each check
+loads what it needs and reports what it could not.
+
 Production is when mail really leaves (SendGrid or SMTP) or when the public address is not this machine:
 there a missing token or an http address is a failure; on a machine kept to itself (the outbox, a
 loopback address) the same is only a warning.

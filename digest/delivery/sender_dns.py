@@ -37,8 +37,12 @@ def txt_lookup(resolver: dns.resolver.Resolver) -> TxtLookup:
             answer = resolver.resolve(name, "TXT", raise_on_no_answer=False, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
-        except (dns.resolver.NoNameservers, dns.resolver.NoResolverConfiguration, dns.exception.Timeout) as exc:
-            raise DnsUnavailable(str(exc) or type(exc).__name__) from None
+        except dns.exception.Timeout:
+            raise DnsUnavailable(f"no answer within {resolver.lifetime:g} s") from None
+        except dns.resolver.NoNameservers:
+            raise DnsUnavailable("no name server answered") from None
+        except dns.resolver.NoResolverConfiguration:
+            raise DnsUnavailable("no name server is configured") from None
         except (dns.exception.DNSException, OSError) as exc:
             raise DnsUnavailable(f"{type(exc).__name__}: {exc}") from None
         if answer.rrset is None:

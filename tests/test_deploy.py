@@ -156,3 +156,14 @@ def test_a_command_the_digest_does_not_have_is_refused():
         accepted(["serve", "--hots", "127.0.0.1"])
     with pytest.raises(Exception, match="No such command"):
         accepted(["db", "downgrade"])
+
+
+def pins(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) ", lock.read_text(), re.MULTILINE))
+
+
+def test_the_runtime_lock_pins_the_versions_the_tests_ran_with():
+    runtime, dev = pins(ROOT / "requirements/runtime.lock"), pins(ROOT / "requirements/dev.lock")
+    assert {"fastapi", "sqlalchemy", "psycopg", "dnspython", "sendgrid"} <= set(runtime)
+    assert not {"pytest", "mypy", "playwright"} & set(runtime)  # what production installs, no more
+    assert {name: version for name, version in runtime.items() if dev.get(name) != version} == {}, "run make lock"

@@ -45,3 +45,14 @@ def test_readyz_names_a_store_behind_the_code(settings):
         ready = site.http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["reason"] == f"the store is at revision 0011, this code needs {head}: run digest db upgrade"
+
+
+def test_readyz_names_a_store_migrated_by_a_newer_release(settings):
+    head = db.head_revision()
+    with running_site(settings, migrate=False) as site:
+        db.upgrade(site.core.engine)
+        with site.core.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        ready = site.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == f"the store is at revision 9999, newer than this code ({head}): upgrade the digest"

@@ -291,6 +291,15 @@ def _store(url: str) -> list[Finding]:
         engine.dispose()
     if state.revision is None:
         return [Finding("store", "fail", f"{shown}: no migrations applied", "run digest db upgrade")]
+    if state.ahead:
+        return [
+            Finding(
+                "store",
+                "fail",
+                f"{shown}: at revision {state.revision}, made by a newer release than this one ({state.head})",
+                "install the release that migrated the store",
+            )
+        ]
     if not state.migrated:
         return [
             Finding(

@@ -33,6 +33,8 @@ def readiness(core: Digest) -> str | None:
         return "the store cannot be reached"
     if state.revision is None:
         return "the store has no migrations applied: run digest db upgrade"
+    if state.ahead:
+        return f"the store is at revision {state.revision}, newer than this code ({state.head}): upgrade the digest"
     if not state.migrated:
         return f"the store is at revision {state.revision}, this code needs {state.head}: run digest db upgrade"
     return None

@@ -12,6 +12,7 @@ from typing import Any, cast
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -140,12 +141,21 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+def known_revision(revision: str) -> bool:
+    """Whether this code carries the migration `revision` (a store migrated by a newer release is not)."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 @dataclass(frozen=True)
 class StoreState:
     """What a look at the store found: its revision, against the code's head."""
 
     revision: str | None  # None: no migration was ever applied
     head: str | None
+    ahead: bool = False  # the store was migrated by a newer release than this code
 
     @property
     def migrated(self) -> bool:
@@ -158,4 +168,4 @@ def store_state(engine: Engine) -> StoreState:
         revision = current_revision(engine)
     except OperationalError as exc:
         raise unreachable(engine, exc) from None
-    return StoreState(revision, head_revision())
+    return StoreState(revision, head_revision(), ahead=revision is not None and not known_revision(revision))

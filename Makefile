@@ -10,7 +10,7 @@ TOOLS_LOCK := requirements/tools.lock
 UV := $(BIN)/uv
 DEMO_WEEK ?= 2026-W48
 
-.PHONY: demo env-file test check install lock chromium mjml-validator clean
+.PHONY: demo env-file test check install lock chromium mjml-validator bench-baselines clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -92,6 +92,10 @@ test: install check chromium mjml-validator
 		echo "pytest collected no tests"; \
 		if [ "$$CI" = "true" ]; then exit 1; else exit 0; fi; \
 	fi; exit $$rc
+
+# rss2email, the baseline bench/gather.py measures beside the product, from requirements/bench.txt.
+bench-baselines: install
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes --target var/rss2email -r requirements/bench.txt
 
 clean:
 	rm -rf var test-artifacts .pytest_cache

@@ -581,6 +581,7 @@ def extract_article(
         if is_boilerplate(candidate.text, candidate.title or title):
             rejected.append(candidate.method)
             return False
+        _without_furniture(candidate)
         return True
 
     whole = _trafilatura(tree, url, metadata=metadata)
@@ -604,7 +605,6 @@ def extract_article(
             chosen = dense
     if chosen is None:
         return Extraction(title, (), None, NONE, rejected=tuple(rejected))
-    _without_furniture(chosen)
     meta = whole if whole is not None else chosen
     description = meta.description or _meta(tree, "og:description", "description")
     return Extraction(

@@ -63,6 +63,8 @@ MIN_WORDS = 25
 # JSON-LD articleBody wins only when it has this many words and the page's extraction holds most
 # of it: a truncated teaser body (paywalls) or a body of another article must not replace the page.
 _JSON_LD_MIN_WORDS = 80
+# An article element bounds a larger extraction only when it is long enough to be the article.
+_MARKED_MIN_WORDS = 100
 
 
 @dataclass(frozen=True)
@@ -431,19 +433,35 @@ def _json_ld_body(tree: lxml.html.HtmlElement) -> _Candidate | None:
     return best
 
 
-def _article_elements(tree: lxml.html.HtmlElement) -> list[etree._Element]:
-    """The elements the publisher marks as the article: itemprop=articleBody first, then the two
-    <article> elements with the most text."""
-    marked: list[etree._Element] = tree.xpath("//*[@itemprop='articleBody']")
-    articles: list[etree._Element] = tree.xpath("//article")
-    articles.sort(key=lambda el: -_words(" ".join(el.itertext())))
-    return marked[:2] + articles[:2]
+def _article_fragments(tree: lxml.html.HtmlElement) -> list[tuple[str, str]]:
+    """The parts of the page the publisher marks as the article, as (HTML, text): all the
+    itemprop=articleBody elements together (some pages split the body into several), then the
+    <article> element with the most text."""
+    groups: list[list[lxml.html.HtmlElement]] = []
+    marked = [
+        el
+        for el in tree.xpath("//*[@itemprop='articleBody']")
+        if not any(a.get("itemprop") == "articleBody" for a in el.iterancestors())
+    ]
+    if marked:
+        groups.append(marked)
+    articles: list[lxml.html.HtmlElement] = tree.xpath("//article")
+    if articles:
+        largest = max(articles, key=lambda el: _words(" ".join(el.itertext())))
+        if not any(el in marked for el in [largest, *largest.iterancestors()]):
+            groups.append([largest])
+    return [
+        (
+            "".join(etree.tostring(el, encoding="unicode", method="html", with_tail=False) for el in group),
+            " ".join(" ".join(el.itertext()) for el in group),
+        )
+        for group in groups
+    ]
 
 
-def _article(tree: lxml.html.HtmlElement, url: str | None) -> Iterator[_Candidate]:
+def _article(fragments: list[tuple[str, str]], url: str | None) -> Iterator[_Candidate]:
     """trafilatura on the publisher's article element alone, out of the rest of the page."""
-    for element in _article_elements(tree):
-        fragment = etree.tostring(element, encoding="unicode", method="html", with_tail=False)
+    for fragment, _ in fragments:
         try:
             sub = lxml.html.document_fromstring(f"<html><body>{fragment}</body></html>")
         except (etree.ParserError, ValueError):
@@ -594,11 +612,29 @@ def extract_article(
             chosen = ld
         elif _coverage(ld.text, chosen.text) >= 0.8:
             _within(chosen, ld.text)
+    fragments = _article_fragments(tree)
+    articles = _article(fragments, url)
+    marked: _Candidate | None = None
+    if (
+        chosen is not None
+        and chosen.method == TRAFILATURA
+        and any(_words(text) >= _MARKED_MIN_WORDS and _coverage(chosen.text, text) < 0.95 for _, text in fragments)
+    ):
+        # The extraction reaches beyond the article element: what it took around the element
+        # (another story, a block of captions) goes.
+        marked = next((a for a in articles if usable(a)), None)
+        if (
+            marked is not None
+            and _MARKED_MIN_WORDS <= marked.words < 0.9 * chosen.words
+            and _coverage(marked.text, chosen.text) >= 0.9
+        ):
+            _within(chosen, marked.text)
     if chosen is None or chosen.words < MIN_WORDS:
-        for candidate in _article(tree, url):
-            if usable(candidate) and (chosen is None or candidate.words > chosen.words):
-                chosen = candidate
-                break
+        for candidate in [marked, *articles]:
+            if candidate is not None and (candidate is marked or usable(candidate)):
+                if chosen is None or candidate.words > chosen.words:
+                    chosen = candidate
+                    break
     if chosen is None or chosen.words < MIN_WORDS:
         dense = _blocks(tree)
         if dense is not None and usable(dense) and (chosen is None or dense.words > chosen.words):

@@ -613,8 +613,14 @@ def extract_article(
         elif _coverage(ld.text, chosen.text) >= 0.8:
             _within(chosen, ld.text)
     fragments = _article_fragments(tree)
-    articles = _article(fragments, url)
-    marked: _Candidate | None = None
+    found: list[_Candidate | None] = []
+
+    def marked() -> _Candidate | None:
+        """The first usable extraction of an article element; made once, and only when asked."""
+        if not found:
+            found.append(next((a for a in _article(fragments, url) if usable(a)), None))
+        return found[0]
+
     if (
         chosen is not None
         and chosen.method == TRAFILATURA
@@ -622,19 +628,17 @@ def extract_article(
     ):
         # The extraction reaches beyond the article element: what it took around the element
         # (another story, a block of captions) goes.
-        marked = next((a for a in articles if usable(a)), None)
+        element = marked()
         if (
-            marked is not None
-            and _MARKED_MIN_WORDS <= marked.words < 0.9 * chosen.words
-            and _coverage(marked.text, chosen.text) >= 0.9
+            element is not None
+            and _MARKED_MIN_WORDS <= element.words < 0.9 * chosen.words
+            and _coverage(element.text, chosen.text) >= 0.9
         ):
-            _within(chosen, marked.text)
+            _within(chosen, element.text)
     if chosen is None or chosen.words < MIN_WORDS:
-        for candidate in [marked, *articles]:
-            if candidate is not None and (candidate is marked or usable(candidate)):
-                if chosen is None or candidate.words > chosen.words:
-                    chosen = candidate
-                    break
+        element = marked()
+        if element is not None and (chosen is None or element.words > chosen.words):
+            chosen = element
     if chosen is None or chosen.words < MIN_WORDS:
         dense = _blocks(tree)
         if dense is not None and usable(dense) and (chosen is None or dense.words > chosen.words):

@@ -216,3 +216,15 @@ def test_gathering_a_page_and_digest_excerpt_read_the_same_text():
     assert list(found.paragraphs) == paragraphs and title == TITLE
     assert summarize_html(article.content_html).text == summarize_page(body).text
     assert has_story(summarize_page(body).text)
+
+
+def test_paragraphs_made_with_double_line_breaks_are_paragraphs_in_the_text_and_the_html():
+    body = page(
+        f"<article><h1>{TITLE}</h1><div>{'<br><br>'.join(STORY[:2])}<br><br><br>{STORY[2]}<br>{STORY[3]}</div></article>"
+    )
+    found = extract_article(body, URL)
+    assert found.paragraphs[-3:] == (STORY[0], STORY[1], f"{STORY[2]} {STORY[3]}")
+    assert found.html is not None and found.html.count("<p>") == 3 and "<br>" in found.html
+    _, article = parse_page(body.encode("utf-8"), URL)
+    assert article is not None and article.content_html
+    assert summarize_html(article.content_html).text == summarize_page(body).text

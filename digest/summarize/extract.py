@@ -1,21 +1,28 @@
 """The main text of an article page: the one extraction path for gathering and `digest excerpt`.
 
-Candidates, in the order a publisher's own signals deserve trust:
+Candidates, in the order the page's signals deserve trust:
 
-1. ``json-ld``: schema.org ``articleBody`` of an Article (NewsArticle, BlogPosting...), when it is
-   long enough and the page's text agrees with it; the publisher's own copy of the text.
-2. ``trafilatura``: trafilatura on the whole, unpruned page (it scores the page's structure, so
-   nothing is removed before it looks), comments left out.
-3. ``article``: trafilatura again, on the page's ``itemprop="articleBody"`` or ``<article>`` element
-   alone, when the whole page gave nothing usable (a consent banner can outscore a short article).
-4. ``blocks``: the page's largest run of prose paragraphs, for pages the others give up on.
+1. ``trafilatura`` on the whole, unpruned page (it scores the page's structure, so nothing is
+   removed before it looks), comments left out, its balanced settings: favor_precision lost more
+   text than it saved and favor_recall took more boilerplate (bench/extraction.py).
+2. ``json-ld``: schema.org ``articleBody`` of an Article (NewsArticle, BlogPosting...) with 80+
+   words, the publisher's own copy of the text. It replaces the page extraction when that holds
+   only part of it (a paywall shows two paragraphs), and bounds it when it holds all of it:
+   paragraphs before and after the publisher's text go.
+3. ``article``: trafilatura on the ``itemprop="articleBody"`` elements (together) or the largest
+   ``<article>`` alone. It bounds a page extraction that reaches beyond it, as JSON-LD does, and is
+   the text when the page extraction was rejected or too short.
+4. ``blocks``: the paragraphs of the one element with the most prose, for pages the others miss.
 
 A candidate that is only boilerplate (consent or cookie text, a copyright line, an ad label, a
-list of related stories, the bare title) is rejected and the next one is tried. The winner keeps
-its structure as XML-free HTML (paragraphs, headings, lists, quotes, tables, links, images), and
-the lead paragraph (the page's own description, shown above the text) is put back when the
-extractor left it out. Decoding also lives here: bytes are read with the charset the page
-declares, unless they are valid UTF-8 beyond ASCII.
+list of related stories, the bare title: is_boilerplate) is rejected and the next one is tried;
+furniture paragraphs inside a kept text go (is_furniture). Patterns are generic labels of site
+furniture in the languages the digest meets, never phrases of one site. The winner keeps its
+structure as HTML (paragraphs, headings, lists, quotes, tables, links). A lead paragraph the page
+shows (its own description) but the extractor left out is returned apart from the body.
+
+Decoding lives here too (decode_html): bytes are read with the charset the page declares, unless
+they are valid UTF-8 beyond ASCII; an unlabelled page that is not UTF-8 is windows-1252.
 """
 
 from __future__ import annotations
@@ -296,6 +303,43 @@ def _paragraphs_body(paragraphs: list[str]) -> etree._Element:
 _LEAVES = {"p", "head", "item", "code", "row", "quote"}
 
 
+def _double_break(children: list[etree._Element], i: int) -> bool:
+    """children[i] is a line break followed by another, with no text between them."""
+    following = children[i + 1] if i + 1 < len(children) else None
+    return (
+        children[i].tag == "lb"
+        and following is not None
+        and following.tag == "lb"
+        and not (children[i].tail or "").strip()
+    )
+
+
+def _split_double_breaks(body: etree._Element) -> None:
+    """A paragraph broken by two line breaks in a row (<br><br>, how many pages make paragraphs)
+    becomes paragraphs, so that the text and the HTML agree on where paragraphs end."""
+    for paragraph in list(body.iter("p")):
+        children = list(paragraph)
+        parent = paragraph.getparent()
+        if parent is None or not any(_double_break(children, i) for i in range(len(children))):
+            continue
+        pieces = [etree.Element("p")]
+        pieces[0].text = paragraph.text
+        for i, child in enumerate(children):
+            piece = pieces[-1]
+            if child.tag == "lb" and not len(piece) and not (piece.text or "").strip():
+                piece.text = child.tail  # a break with nothing before it in its paragraph
+                continue
+            if _double_break(children, i):
+                pieces.append(etree.Element("p"))
+                continue
+            piece.append(child)
+        pieces[-1].tail = paragraph.tail
+        at = parent.index(paragraph)
+        parent.remove(paragraph)
+        for offset, piece in enumerate(p for p in pieces if len(p) or (p.text or "").strip()):
+            parent.insert(at + offset, piece)
+
+
 def _leaf_blocks(body: etree._Element) -> list[etree._Element]:
     """The innermost blocks of an XML body in order: the units a paragraph filter keeps or drops."""
     return [
@@ -379,6 +423,7 @@ def _trafilatura(tree: lxml.html.HtmlElement, url: str | None, *, metadata: bool
         return None
     if not isinstance(document, Document) or document.body is None:
         return None
+    _split_double_breaks(document.body)
     return _Candidate(
         TRAFILATURA,
         document.body,

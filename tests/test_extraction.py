@@ -154,11 +154,12 @@ def test_is_boilerplate_leaves_prose_alone(text):
     assert not is_boilerplate(text, TITLE)
 
 
-def test_furniture_paragraphs_inside_the_text_are_left_out():
-    body = f"<p>{STORY[0]}</p><p>Advertisement</p><p>{STORY[1]}</p><p>Read more: {RELATED[0]}</p>"
-    body += "".join(f"<p>{p}</p>" for p in STORY[2:]) + f"<p>{COPYRIGHT}</p>"
+def test_furniture_paragraphs_inside_the_text_are_left_out_and_short_prose_kept():
+    prose = "The port declined to comment on the advertising deal."
+    body = f"<p>{STORY[0]}</p><p>Advertisement</p><p>{STORY[1]}</p><p>Read also: Will the port strike again?</p>"
+    body += f"<p>{prose}</p>" + "".join(f"<p>{p}</p>" for p in STORY[2:]) + f"<p>{COPYRIGHT}</p>"
     found = extract_article(page(f"<article>{body}</article>"), URL)
-    assert found.paragraphs == tuple(STORY)
+    assert found.paragraphs == (STORY[0], STORY[1], prose, *STORY[2:])
 
 
 def test_a_lead_the_page_shows_is_recovered_apart_from_the_body():

@@ -146,16 +146,28 @@ def decode_html(body: bytes | str, charset: str | None = None) -> str:
 
 # -- boilerplate ---------------------------------------------------------------------------------
 
-# Words that only boilerplate is made of, in the languages the digest meets most. Generic labels
-# of site furniture, not phrases of any one site.
-_BOILERPLATE_PARAGRAPH = re.compile(
+# Words of site furniture, in the languages the digest meets most: generic labels, not phrases
+# of any one site. Marks of ownership and pointers to other pages only ever label furniture; the
+# other words also occur in prose ("declined to comment on the advertising deal"), so alone they
+# count only in a label that is not a sentence.
+_OWNERSHIP = re.compile(
+    r"©|\(c\) ?\d{4}|(?<![\w-])(?:copyright|all rights reserved|alle rechte vorbehalten|"
+    r"tous droits r[ée]serv|todos los derechos reservados|todos os direitos reservados|"
+    r"wszelkie prawa zastrze|tutti i diritti riservati|skip ad)",
+    re.IGNORECASE,
+)
+# A pointer to another page, at the start of a paragraph: "Read also: <a headline>?".
+_POINTER = re.compile(
+    r"^\W*(?:read more|read also|see also|related|lesen sie auch|mehr zum thema|lire aussi|"
+    r"[àa] lire aussi|[àa] lire [ée]galement|leer m[áa]s|lea tambi[ée]n|leia tamb[ée]m|leia mais|"
+    r"czytaj te[żz]|czytaj wi[ęe]cej|dowiedz si[ęe] wi[ęe]cej|leggi anche)\b",
+    re.IGNORECASE,
+)
+_FURNITURE_WORDS = re.compile(
     r"(?<![\w-])(?:cookie|consent|gdpr|privacy (?:policy|notice|settings)|personal data|data protection|"
     r"datenschutz|einwilligung|confidentialit|donn[ée]es personnelles|privacidad|consentimiento|"
-    r"privacidade|prywatno|polityk[aię] prywatno|"
-    r"©|\(c\) ?\d{4}|copyright|all rights reserved|alle rechte vorbehalten|tous droits r[ée]serv|"
-    r"todos los derechos reservados|todos os direitos reservados|wszelkie prawa zastrze|"
-    r"tutti i diritti riservati|"
-    r"advertisement|advertising|skip ad|sponsored|anzeige|werbung|publicit[ée]|publicidad|reklama|"
+    r"privacidade|prywatno|"
+    r"advertisement|advertising|sponsored|anzeige|werbung|publicit[ée]|publicidad|reklama|"
     r"subscribe|newsletter|sign up|log ?in|sign in|abonn|suscr[ií]b|assine|"
     r"^related\b|related (?:articles|stories|posts|coverage|content|links|reading|topics|news)|"
     r"read more|read also|see also|you may also like|recommended (?:for you|articles|stories|reading)|"
@@ -165,6 +177,8 @@ _BOILERPLATE_PARAGRAPH = re.compile(
     r"dowiedz si[ęe] wi[ęe]cej|leggi anche)",
     re.IGNORECASE,
 )
+# A label is short; a paragraph this short with an ownership mark is a copyright line.
+_LABEL_WORDS = 12
 
 
 def _words(text: str) -> int:
@@ -172,12 +186,18 @@ def _words(text: str) -> int:
 
 
 def is_furniture(paragraph: str) -> bool:
-    """A paragraph of site furniture: a short label with one of its words, or dense with them
-    (a consent banner names cookies, consent and privacy in a few lines; prose about privacy
-    does not repeat the words that densely)."""
+    """A paragraph of site furniture: a short copyright line, a short label that is not a
+    sentence ("Advertisement", "Read more: ..."), or a paragraph dense with furniture words (a
+    consent banner names cookies, consent and privacy in a few lines; prose about privacy does
+    not repeat them that densely)."""
     words = _words(paragraph)
-    hits = len(_BOILERPLATE_PARAGRAPH.findall(paragraph))
-    return hits > 0 and (words <= 12 or hits >= max(2, words / 25))
+    owned = len(_OWNERSHIP.findall(paragraph)) + bool(_POINTER.match(paragraph))
+    hits = owned + len(_FURNITURE_WORDS.findall(paragraph))
+    if not hits:
+        return False
+    if words <= _LABEL_WORDS and (owned or not _ends_sentence(paragraph)):
+        return True
+    return hits >= max(2, words / 25)
 
 
 def is_boilerplate(text: str | None, title: str | None = None) -> bool:

@@ -9,9 +9,11 @@ snippet found in the whitespace-normalised output is a true positive, a "without
 false positive; counts are summed over the pages of a group, then P, R and F1.
 
 Rows:
-  ours        extract_article(page_bytes, url, metadata=False).text: the call digest excerpt makes
-              (through summarize_page), the lead included (the whole main text)
-  ours body   the same extraction without a recovered lead: the paragraphs a summary is made of
+  ours        extract_article(page_bytes, url, metadata=False).text: the extraction digest excerpt
+              and gathering run, the recovered lead included (the whole main text)
+  ours body   the same extraction without the lead (kept apart: it repeats the description)
+  excerpt     summarize_page(page_bytes).text: the "text" digest excerpt --json prints, i.e. the
+              body after the summarizer's clean step (captions, bylines, promos left out)
   trafilatura trafilatura.extract(page_bytes) with its defaults
 
 "boilerplate" counts pages whose output is_boilerplate() (empty, the bare title, or furniture
@@ -33,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digest.summarize import summarize_page  # noqa: E402
 from digest.summarize.extract import extract_article, is_boilerplate  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "extraction"
@@ -73,13 +76,15 @@ def main(argv: list[str]) -> int:
 
     trafilatura.extract(b"<html><body><p>warm up</p></body></html>")  # imports and settings: not timed
     found, ours_seconds = timed(raw, lambda page, url: extract_article(page, url, metadata=False))
+    summaries, summary_seconds = timed(raw, lambda page, url: summarize_page(page))
     plain, plain_seconds = timed(raw, lambda page, url: trafilatura.extract(page))
     rows = {
         "ours": {u: (e.text, e.title) if e else ("", None) for u, e in found.items()},
         "ours body": {u: ("\n\n".join(e.paragraphs), e.title) if e else ("", None) for u, e in found.items()},
+        "excerpt": {u: (s.text, s.title) if s else ("", None) for u, s in summaries.items()},
         "trafilatura": {u: (t or "", None) for u, t in plain.items()},
     }
-    seconds = {"ours": ours_seconds, "trafilatura": plain_seconds}
+    seconds = {"ours": ours_seconds, "excerpt": summary_seconds, "trafilatura": plain_seconds}
     items = list(data.items())
     groups = {
         "English": {u: i for u, i in items if i["lang"] == "en"},

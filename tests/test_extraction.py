@@ -214,7 +214,7 @@ def test_gathering_a_page_and_digest_excerpt_read_the_same_text():
     assert article is not None and article.content_html
     title, paragraphs = page_paragraphs(body)
     found = extract_article(body, URL)
-    assert list(found.paragraphs) == paragraphs and title == TITLE
+    assert paragraphs == list(found.paragraphs) and title == TITLE
     assert summarize_html(article.content_html).text == summarize_page(body).text
     assert has_story(summarize_page(body).text)
 

@@ -158,9 +158,12 @@ def fragment_paragraphs(html: str) -> tuple[str | None, list[str]]:
 
 
 def page_paragraphs(page: str | bytes) -> tuple[str | None, list[str]]:
-    """Title and main-text paragraphs of a whole page, as extract_article finds them (bytes are
-    decoded there, with the page's charset)."""
+    """Title and main-text paragraphs of a whole page. extract_article finds the main text (bytes
+    are decoded there, with the page's charset); its HTML then goes the way a gathered page's
+    stored HTML goes (fragment_paragraphs), so that `digest excerpt` on a page and the summary of
+    the same page gathered read the same paragraphs."""
     if not page or not page.strip():
         return None, []
     found = extract_article(page, metadata=False)
-    return found.title, list(found.paragraphs)
+    _, paragraphs = fragment_paragraphs(found.html or "")
+    return found.title, paragraphs

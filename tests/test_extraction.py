@@ -72,6 +72,23 @@ def test_json_ld_article_body_too_short_or_of_another_article_is_not_taken():
     assert other.method == TRAFILATURA and has_story(other.text) and "city council" not in other.text
 
 
+def test_json_ld_article_body_the_page_shows_wins_over_an_extraction_of_another_part_of_the_page():
+    library = [
+        "The city council voted on Tuesday to extend the opening hours of the central library until ten "
+        "in the evening on weekdays, starting in January.",
+        "Librarians said the change would cost about two hundred thousand euros a year, which the council "
+        "plans to cover from its culture budget.",
+        "The council will review the hours again after a year, when it has figures on how many people use "
+        "the library in the late evening.",
+    ]
+    promo = "<div class='promo'>" + "".join(f"<p>{p}</p>" for p in library) + "</div>"
+    # Without the publisher's signal the extractor takes the promoted story...
+    assert extract_article(page(f"{promo}<aside>{PARAGRAPHS}</aside>"), URL).paragraphs == tuple(library)
+    # ...with it, the text the page shows and JSON-LD names wins.
+    found = extract_article(page(f"{promo}<aside>{PARAGRAPHS}</aside>", json_ld("\n\n".join(STORY))), URL)
+    assert found.method == JSON_LD and found.paragraphs == tuple(STORY)
+
+
 def test_json_ld_bounds_an_extraction_that_took_more_than_the_article():
     extra = "<p>Harbour News is a member of the regional press council and answers every reader who writes.</p>"
     html = page(f"<article>{PARAGRAPHS}{extra}</article>", json_ld("\n\n".join(STORY * 2)))

@@ -611,6 +611,19 @@ def _lead(candidate: _Candidate, tree: lxml.html.HtmlElement, description: str |
     return None
 
 
+def _visible_text(tree: lxml.html.HtmlElement) -> str:
+    body = tree.find(".//body")
+    if body is None:
+        return ""
+    return " ".join(
+        text
+        for el in body.iter()
+        if isinstance(el.tag, str) and el.tag not in ("script", "style", "noscript", "template")
+        for text in (el.text, *(c.tail for c in el))
+        if text
+    )
+
+
 def _meta(tree: lxml.html.HtmlElement, *names: str) -> str | None:
     for name in names:
         for attr in ("property", "name"):
@@ -671,12 +684,16 @@ def extract_article(
     chosen = whole if usable(whole) else None
     ld = _json_ld_body(tree)
     if ld is not None and ld.words >= _JSON_LD_MIN_WORDS and usable(ld):
-        # The publisher's own text: it replaces an extraction that holds only part of it, and
+        # The publisher's own text: it replaces an extraction that holds only part of it, or
+        # none of it while the page shows it (the extractor took another part of the page), and
         # bounds one that holds it all.
-        if chosen is None or _coverage(chosen.text, ld.text) >= 0.8 > _coverage(ld.text, chosen.text):
+        held = _coverage(ld.text, chosen.text) if chosen is not None else 0.0
+        if chosen is None or _coverage(chosen.text, ld.text) >= 0.8 > held:
             chosen = ld
-        elif _coverage(ld.text, chosen.text) >= 0.8:
+        elif held >= 0.8:
             _within(chosen, ld.text)
+        elif held < 0.2 and _coverage(ld.text, _visible_text(tree)) >= 0.8:
+            chosen = ld
     fragments = _article_fragments(tree)
     found: list[_Candidate | None] = []
 

@@ -175,6 +175,7 @@ def test_furniture_paragraphs_inside_the_text_are_left_out_and_short_prose_kept(
     prose = "The port declined to comment on the advertising deal."
     body = f"<p>{STORY[0]}</p><p>Advertisement</p><p>{STORY[1]}</p><p>Read also: Will the port strike again?</p>"
     body += f"<p>{prose}</p>" + "".join(f"<p>{p}</p>" for p in STORY[2:]) + f"<p>{COPYRIGHT}</p>"
+    body += "<p>Filed under: Harbour, Shipping</p><p>View comments</p>"
     found = extract_article(page(f"<article>{body}</article>"), URL)
     assert found.paragraphs == (STORY[0], STORY[1], prose, *STORY[2:])
 

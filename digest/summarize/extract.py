@@ -160,7 +160,10 @@ _OWNERSHIP = re.compile(
 _POINTER = re.compile(
     r"^\W*(?:read more|read also|see also|related|lesen sie auch|mehr zum thema|lire aussi|"
     r"[àa] lire aussi|[àa] lire [ée]galement|leer m[áa]s|lea tambi[ée]n|leia tamb[ée]m|leia mais|"
-    r"czytaj te[żz]|czytaj wi[ęe]cej|dowiedz si[ęe] wi[ęe]cej|leggi anche)\b",
+    r"czytaj te[żz]|czytaj wi[ęe]cej|dowiedz si[ęe] wi[ęe]cej|leggi anche)\b"
+    # or a field of the page's metadata: "Last modified: ...", "Category : ...", "Tags: ..."
+    r"|^\W*(?:(?:last )?(?:modified|updated)|release date|published(?: on)?|posted(?: on| in)?|"
+    r"category|categories|tags|filed under)\s*:",
     re.IGNORECASE,
 )
 _FURNITURE_WORDS = re.compile(
@@ -169,6 +172,7 @@ _FURNITURE_WORDS = re.compile(
     r"privacidade|prywatno|"
     r"advertisement|advertising|sponsored|anzeige|werbung|publicit[ée]|publicidad|reklama|"
     r"subscribe|newsletter|sign up|log ?in|sign in|abonn|suscr[ií]b|assine|"
+    r"(?:view|show|leave a|add a|post a) comments?|comments? \(\d+\)|"
     r"^related\b|related (?:articles|stories|posts|coverage|content|links|reading|topics|news)|"
     r"read more|read also|see also|you may also like|recommended (?:for you|articles|stories|reading)|"
     r"more stories|"

@@ -610,7 +610,9 @@ def _lead(candidate: _Candidate, tree: lxml.html.HtmlElement, description: str |
     if _coverage(lead, candidate.text) >= 0.5:
         return None
     for el in tree.iter("p", "h2", "div", "span", "strong"):
-        if _WS.sub(" ", "".join(el.itertext())).strip() == lead and not _skipped(el):
+        # Only an element whose own text starts like the lead is worth reading whole.
+        own = _WS.sub(" ", el.text or "").strip()[:40]
+        if own and lead.startswith(own) and _WS.sub(" ", "".join(el.itertext())).strip() == lead and not _skipped(el):
             return lead
     return None
 

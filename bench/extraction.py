@@ -9,7 +9,7 @@ snippet found in the whitespace-normalised output is a true positive, a "without
 false positive; counts are summed over the pages of a group, then P, R and F1.
 
 Rows:
-  ours        extract_article(page_bytes, url, metadata=False).text: the extraction digest excerpt
+  ours        extract_article(page_bytes, url).text: the extraction digest excerpt
               and gathering run, the recovered lead included (the whole main text)
   ours body   the same extraction without the lead (kept apart: it repeats the description)
   excerpt     summarize_page(page_bytes).text: the "text" digest excerpt --json prints, i.e. the
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     import trafilatura
 
     trafilatura.extract(b"<html><body><p>warm up</p></body></html>")  # imports and settings: not timed
-    found, ours_seconds = timed(raw, lambda page, url: extract_article(page, url, metadata=False))
+    found, ours_seconds = timed(raw, lambda page, url: extract_article(page, url))
     summaries, summary_seconds = timed(raw, lambda page, url: summarize_page(page))
     plain, plain_seconds = timed(raw, lambda page, url: trafilatura.extract(page))
     rows = {

@@ -665,12 +665,10 @@ def extract_article(
     url: str | None = None,
     *,
     charset: str | None = None,
-    metadata: bool = True,
 ) -> Extraction:
-    """The main text of a page (bytes are decoded here), with its title and how it was found.
-
-    `metadata` asks trafilatura for the author, date and description too (slower: gathering
-    stores them, a summary needs only the text and title)."""
+    """The main text of a page (bytes are decoded here), with its title, author, date and
+    description, and how it was found. Gathering and summaries make the same call, so a page's
+    title and text are the same in both."""
     tree = page if isinstance(page, lxml.html.HtmlElement) else parse_html(page, charset)
     if tree is None:
         return Extraction(None, (), None, NONE)
@@ -686,7 +684,7 @@ def extract_article(
         _without_furniture(candidate)
         return True
 
-    whole = _trafilatura(tree, url, metadata=metadata)
+    whole = _trafilatura(tree, url, metadata=True)
     chosen = whole if usable(whole) else None
     ld = _json_ld_body(tree)
     if ld is not None and ld.words >= _JSON_LD_MIN_WORDS and usable(ld):

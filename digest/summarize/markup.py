@@ -164,6 +164,6 @@ def page_paragraphs(page: str | bytes) -> tuple[str | None, list[str]]:
     the same page gathered read the same paragraphs."""
     if not page or not page.strip():
         return None, []
-    found = extract_article(page, metadata=False)
+    found = extract_article(page)
     _, paragraphs = fragment_paragraphs(found.html or "")
     return found.title, paragraphs

@@ -44,7 +44,7 @@ def excerpt_input(item: str, limits: SummaryLimits) -> ExcerptRecord:
         path = local_path(item)
         if path is None or path.suffix.lower() in PAGE_SUFFIXES:
             body = read_local(path, FetchOptions.max_bytes).body if path else _download(item)
-            summary = summarize_page(body.decode("utf-8", errors="replace"), limits=limits)
+            summary = summarize_page(body, limits=limits)
         else:
             summary = summarize_text(_read_text(path), limits=limits)
     except (FetchError, OSError, UnicodeError) as exc:

@@ -73,7 +73,7 @@ def test_run_once_delivers_one_multipart_message_per_active_subscriber(imported,
         assert html.lower().startswith("<!doctype html>") and "<mj-" not in html
         for article in articles:
             assert article["title"].replace("&", "&amp;") in html or article["title"] in html
-            assert article["title"] in text
+            assert article["title"] in " ".join(text.split())  # a long headline is wrapped
             assert article["link"] in html and article["link"] in text
     # Each recipient gets their own link.
     assert len({str(m["List-Unsubscribe"]) for m in messages}) == len(messages)

@@ -146,7 +146,16 @@ def context(
 
     # Content is hostile: none of it may carry a placeholder that a provider would fill.
     content = placeholders.neutralize(content)
-    top = content.get("top")
+    top = _card(content["top"], link) if content.get("top") else None
+    sections = [
+        {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
+        for s in content.get("sections", [])
+        if s.get("articles")
+    ]
+    # The text part's numbered references: [1] is the top story, then the sections' articles in order.
+    cards = ([top] if top else []) + [card for s in sections for card in s["articles"]]
+    for number, card in enumerate(cards, start=1):
+        card["ref"] = number
     return {
         "newsletter": config,
         "social": config.email.social,
@@ -156,12 +165,8 @@ def context(
         "intro": content.get("intro") or "",
         "view_url": view_url,
         "ph": placeholders.TOKENS,
-        "top": _card(top, link) if top else None,
-        "sections": [
-            {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
-            for s in content.get("sections", [])
-            if s.get("articles")
-        ],
+        "top": top,
+        "sections": sections,
     }
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import load_newsletter
-from digest.content.compose import content_from_document, subject_for
+from digest.content.compose import content_from_document
+from digest.content.subject import subject_for
 from digest.email import placeholders
 from digest.email.render import (
     GMAIL_CLIP_BYTES,

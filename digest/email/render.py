@@ -74,9 +74,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
 
 
 def utm_source(config: NewsletterConfig) -> str:
-    if config.email.utm_source:
-        return config.email.utm_source
-    return re.sub(r"[^a-z0-9]+", "-", config.name.lower()).strip("-")
+    return config.email.utm_source or config.slug
 
 
 def with_utm(url: str, campaign: str, source: str, medium: str = "email") -> str:

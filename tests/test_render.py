@@ -144,7 +144,7 @@ def test_header_preheader_and_footer_carry_what_readers_and_the_law_expect(rende
     assert rendered.html.count(config.postal_address) == 1
     assert config.postal_address in " ".join(rendered.text.split())  # wrapped at 72 columns
     # The preheader is the top story's teaser, hidden before the first visible content.
-    preheader = re.search(r'<div style="display:none;[^"]*">([^<]*)', rendered.html)
+    preheader = re.search(r'<div class="preheader" style="display:none;[^"]*">([^<]*)', rendered.html)
     assert preheader and content["top"]["teaser"][:60] in preheader[1]
     assert "View in browser" in rendered.html and 'href="https://news.example.org/issues/2026-w48"' in rendered.html
     assert "November 30, 2026" in rendered.html

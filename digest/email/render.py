@@ -33,6 +33,11 @@ TEXT_TEMPLATE = "email/digest.txt.j2"
 # Gmail clips a message whose HTML is over 102 KB; an issue should stay at or under this.
 GMAIL_CLIP_KB = 102
 GMAIL_CLIP_BYTES = GMAIL_CLIP_KB * 1024
+# Inboxes show up to about this many characters of subject and preheader; a shorter preheader is padded
+# with blank (&zwnj;&nbsp;) pairs up to it, and a longer one gets a few, so that no client fills the rest
+# of its preview with the body's first words.
+PREHEADER_CHARS = 200
+PREHEADER_MIN_PADDING = 12
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
 
@@ -159,6 +164,7 @@ def context(
         "social": config.email.social,
         "subject": placeholders.neutralize_text(subject),
         "preheader": placeholders.neutralize_text(preheader),
+        "preheader_padding": max(PREHEADER_MIN_PADDING, PREHEADER_CHARS - len(preheader)),
         "issue_date": content.get("date_display") or content.get("date", ""),
         "intro": content.get("intro") or "",
         "view_url": view_url,

@@ -3,6 +3,8 @@ through the outbox's .eml files and the SendGrid request; and the subject line, 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from digest.config import DeliveryConfig, load_newsletter
 from digest.content.subject import clip, subject_for
 from digest.core import build_core
 from digest.delivery import run
-from digest.email.message import feedback_id, list_id_header
+from digest.email.message import OutgoingIssue, Recipient, feedback_id, list_id_header, prepare
 from digest.errors import ConfigError
 from digest.jobs.weekly import build
 from tests.conftest import EXAMPLE_CONFIG
@@ -93,9 +95,22 @@ def test_list_id_and_feedback_sender_can_be_set_and_are_checked(tmp_path):
     assert feedback_id("2026-w48", "a:b", "sender") == "2026-w48:a-b:newsletter:sender"
     for key, value in (("list_id", "no dots"), ("feedback_id_sender", "has:colon")):
         with pytest.raises(ConfigError, match=rf"delivery\.{key}"):
-            load_newsletter(toml_with(tmp_path, "[delivery]\n", f'[delivery]\n{key} = "{value}"\n'))
+            load_newsletter(toml_with(tmp_path, f'\n{key} = ""\n', f'\n{key} = "{value}"\n'))
     with pytest.raises(ValueError):
         DeliveryConfig(list_id="example.org>")
+
+
+def test_a_list_name_outside_ascii_goes_out_as_encoded_words_never_inside_quotes():
+    issue = OutgoingIssue(
+        1, "2026-w48", "s", "<p>x</p>", "x", "weekly@example.org", "Die Woche", None,
+        list_id=list_id_header("Die Woche: Zürich \"extra\"", "weekly.example.org"),
+    )  # fmt: skip
+    reader = Recipient(1, "anne@example.org", None, {}, "https://news.example.org/unsubscribe/t")
+    wire = prepare(issue, reader, now=datetime(2026, 11, 30, tzinfo=UTC)).data()
+    raw = next(line for line in wire.decode("ascii").splitlines() if line.startswith("List-Id:"))
+    assert '"' not in raw and raw.endswith(" <weekly.example.org>") and "=?utf-8?" in raw
+    parsed = message_from_bytes(wire, policy=policy.default)
+    assert parsed["List-Id"] == "Die Woche Zürich extra <weekly.example.org>"
 
 
 # --- the subject line ---------------------------------------------------------------------------

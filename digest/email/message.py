@@ -133,7 +133,10 @@ def list_unsubscribe(issue: OutgoingIssue, recipient: Recipient) -> str:
 def list_id_header(name: str, list_id: str) -> str:
     """RFC 2919's List-Id: the newsletter's name as a phrase (quoted when it holds a special), then the id."""
     phrase = safe_display_name(name)
-    if any(c in _SPECIALS for c in phrase):
+    if not phrase.isascii():
+        # Non-ASCII goes out as encoded words, which a quoted string may not hold: specials become spaces.
+        phrase = " ".join("".join(" " if c in _SPECIALS else c for c in phrase).split())
+    elif any(c in _SPECIALS for c in phrase):
         phrase = '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{phrase} <{list_id}>" if phrase else f"<{list_id}>"
 

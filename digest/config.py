@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import re
+import string
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -180,11 +182,44 @@ class ScheduleConfig(_Strict):
     )
 
 
+# The fields of the subject template, with what each holds. `name` and `top_title` are the names the
+# first versions used, still accepted so that older newsletter files keep working.
+SUBJECT_FIELDS = {
+    "top_headline": "the top story's headline",
+    "newsletter": "the newsletter's name",
+    "date": "the issue's date as readers see it (November 30, 2026)",
+    "count": "the number of articles in the issue",
+    "name": "the newsletter's name (older spelling of {newsletter})",
+    "top_title": "the top story's headline (older spelling of {top_headline})",
+}
+# A subject is clipped on a word to this many characters (what most inboxes show in full).
+SUBJECT_MAX_CHARS = 78
+
+
+def check_subject_template(template: str) -> str:
+    """The template, or ValueError naming the field or brace that is wrong and the fields there are."""
+    known = ", ".join("{" + name + "}" for name in SUBJECT_FIELDS)
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"{template!r} is not a valid template ({exc}); write {{{{ and }}}} for a brace") from None
+    for field in fields:
+        if field not in SUBJECT_FIELDS:
+            shown = "{" + field + "}"
+            raise ValueError(f"{template!r} has the unknown field {shown}; the fields are {known}")
+    try:
+        template.format(**dict.fromkeys(SUBJECT_FIELDS, "x") | {"count": 1})
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{template!r} cannot be filled in: {exc}") from None
+    return template
+
+
 class IssueConfig(_Strict):
     articles_per_section: int = Field(5, ge=1, le=50, description="At most this many articles a section.")
     subject: str = Field(
-        "{name}: {top_title}",
-        description="Subject line; fields: {name}, {top_title}, {date} (the issue date).",
+        "{top_headline}",
+        description="Subject line template; fields: {top_headline}, {newsletter}, {date}, {count}. The From "
+        f"name already says who it is from. Clipped on a word at {SUBJECT_MAX_CHARS} characters.",
     )
     first_name_fallback: str = Field("there", description="Used when a subscriber has no name.")
     window: Literal["since_last_sent", "days"] = Field(
@@ -193,6 +228,11 @@ class IssueConfig(_Strict):
         "`window_days` days when none was sent), or always the last `window_days` days.",
     )
     window_days: int = Field(7, ge=1, le=62, description="Length of the window when no issue was sent before.")
+
+    @field_validator("subject")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        return check_subject_template(value)
 
 
 class SocialLink(_Strict):
@@ -247,6 +287,18 @@ class DeliveryConfig(_Strict):
     asm_group_id: int | None = Field(None, description="SendGrid unsubscribe group id, when the account uses one.")
     unsubscribe_mailto: str | None = Field(
         None, description="An address for mailto unsubscribes, added to List-Unsubscribe after the https link."
+    )
+    list_id: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+)?$",
+        description="The List-Id header's id (RFC 2919), the same for every issue: a dotted name in a domain "
+        "you own, e.g. weekly.meridian-review.example.org; empty: the From address, its @ made a dot.",
+    )
+    feedback_id_sender: str = Field(
+        "",
+        pattern=r"^[^:\s]*$",
+        description="The sender id that ends the Feedback-ID header (issue:newsletter:newsletter:SENDER), by which "
+        "Gmail's Postmaster Tools report complaints; no colon; empty: the From address's domain.",
     )
 
 
@@ -310,6 +362,31 @@ class NewsletterConfig(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def slug(self) -> str:
+        """The newsletter's name in lower-case letters, digits and dashes (the-meridian-review)."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
+
+    def _from_domain(self) -> tuple[str, str]:
+        local, _, domain = self.from_email.rpartition("@")
+        if not domain.isascii():
+            domain = domain.encode("idna").decode("ascii")
+        return local, domain.lower()
+
+    @property
+    def list_id(self) -> str:
+        """The List-Id's id: `delivery.list_id`, else the From address with its @ made a dot."""
+        if self.delivery.list_id:
+            return self.delivery.list_id
+        local, domain = self._from_domain()
+        label = re.sub(r"[^A-Za-z0-9_-]+", "-", local).strip("-") or self.slug
+        return f"{label}.{domain}"
+
+    @property
+    def feedback_id_sender(self) -> str:
+        """The last field of Feedback-ID: `delivery.feedback_id_sender`, else the From address's domain."""
+        return self.delivery.feedback_id_sender or self._from_domain()[1]
 
     def template_dirs(self) -> list[Path]:
         """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""

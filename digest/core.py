@@ -20,6 +20,7 @@ from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
 from digest.delivery.run import Addresses, Mailer
 from digest.email.links import Links
+from digest.email.message import list_id_header
 from digest.email.segments import SegmentRendering, render_segment
 from digest.store import db
 from digest.store.models import Issue, utcnow
@@ -98,7 +99,13 @@ class Digest:
             provider=self.provider,
             audience=audience,
             addresses=Addresses(
-                config.from_email, config.from_name or config.name, config.reply_to, config.delivery.unsubscribe_mailto
+                config.from_email,
+                config.from_name or config.name,
+                config.reply_to,
+                config.delivery.unsubscribe_mailto,
+                list_id=list_id_header(config.name, config.list_id),
+                newsletter_slug=config.slug,
+                feedback_sender=config.feedback_id_sender,
             ),
             settings=config.delivery,
             render_segment=render,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import load_newsletter, load_settings
-from digest.content.compose import content_from_document, subject_for
+from digest.content.compose import content_from_document
+from digest.content.subject import subject_for
 from digest.email.links import Links
 from digest.email.render import Rendered, render_issue
 from digest.errors import UsageError

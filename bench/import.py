@@ -27,7 +27,7 @@ from tests.import_load import load_while_importing, readers_who_will_leave, star
 from tests.pgschema import throwaway_schema  # noqa: E402
 from tests.web_site import running_site  # noqa: E402
 
-EXAMPLE = ROOT / "digest.example.toml"
+EXAMPLE = ROOT / "examples" / "digest.toml"
 KEY = "bench-secret-key-" + "x" * 32
 
 

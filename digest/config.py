@@ -4,8 +4,10 @@ Two layers, each declared once with a default and a line of help:
 
 * `Settings` reads `DIGEST_*` environment variables (and `.env` when present). Every field is
   documented in `.env.example`; a test keeps the two in step.
-* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`, falling back to
-  `digest.example.toml`): name, addresses, timezone, schedule, sections and sources.
+* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`): name, addresses, timezone,
+  schedule, sections and sources.
+
+Which folder they are read from, and what relative paths mean, is `digest.folder`'s job.
 
 A bad value stops the command with one line naming the file, the key and what is wrong.
 """
@@ -13,7 +15,6 @@ A bad value stops the command with one line naming the file, the key and what is
 from __future__ import annotations
 
 import importlib.resources
-import logging
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +33,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
-EXAMPLE_CONFIG = "digest.example.toml"
+NEWSLETTER_FILE = "digest.toml"
+# The overrides folder a publication has by default (`digest init` makes it), beside its digest.toml.
+DEFAULT_TEMPLATES_DIR = "templates"
 # The e-mail (email/) and web page (web/) templates: the top-level templates/ folder, which the build
 # installs as `digest.templates` (pyproject.toml); a newsletter's templates_dir is searched before them.
 PACKAGED_TEMPLATES = Path(str(importlib.resources.files("digest.templates")))
@@ -52,9 +53,14 @@ class Settings(BaseSettings):
         "sqlite:///var/digest.db",
         description="SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db.",
     )
+    dir: Path | None = Field(
+        None,
+        description="The publication folder (holding digest.toml, .env, templates/); relative paths resolve "
+        "against it. Default: --dir, else the working directory or the nearest folder above it with a digest.toml.",
+    )
     config: Path = Field(
-        Path("digest.toml"),
-        description="Path of the newsletter file; digest.example.toml is used when it is missing.",
+        Path(NEWSLETTER_FILE),
+        description="Path of the newsletter file, relative to the publication folder.",
     )
     secret_key: SecretStr | None = Field(
         None, description="Signs unsubscribe, preference and confirmation links. Keep it secret."
@@ -97,6 +103,11 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest Event Webhook body (SendGrid sends at most about 768 KB)."
     )
+
+    @property
+    def issues_dir(self) -> Path:
+        """Where `digest run` and `digest build` write an issue's files, one folder per week."""
+        return (self.dir or Path()) / "var" / "issues"
 
     def require_secret_key(self) -> str:
         """The key that signs links and forms, refused when missing, short or a documented example."""
@@ -270,7 +281,7 @@ class NewsletterConfig(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     email: EmailConfig = EmailConfig()
     gather: GatherConfig = GatherConfig()
-    path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
+    path: Path = Field(Path(NEWSLETTER_FILE), exclude=True, description="Where it was read from.")
 
     @field_validator("timezone")
     @classmethod
@@ -312,10 +323,15 @@ class NewsletterConfig(_Strict):
         return ZoneInfo(self.timezone)
 
     def template_dirs(self) -> list[Path]:
-        """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""
+        """Where templates are looked up: templates_dir (relative to this file; by default its folder's
+        templates/, when there is one) first, then the packaged ones."""
         dirs = []
         if custom := self.templates_dir:
             dirs.append(custom if custom.is_absolute() else self.path.parent / custom)
+        elif (
+            beside := self.path.parent / DEFAULT_TEMPLATES_DIR
+        ).is_dir() and beside.resolve() != PACKAGED_TEMPLATES.resolve():
+            dirs.append(beside)
         dirs.append(PACKAGED_TEMPLATES)
         return dirs
 
@@ -340,17 +356,12 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def load_newsletter(path: Path | str | None = None) -> NewsletterConfig:
-    """Read the newsletter file; `None` means digest.toml, or digest.example.toml with a notice."""
-    if path is None:
-        path = Path("digest.toml")
-    path = Path(path)
+    """Read the newsletter file; `None` means digest.toml in the working directory."""
+    path = Path(NEWSLETTER_FILE if path is None else path)
     if not path.exists():
-        example = Path(EXAMPLE_CONFIG)
-        if path.name == "digest.toml" and example.exists() and path.parent == Path("."):
-            log.warning("%s not found; using %s (copy it to %s to make it yours)", path, example, path)
-            path = example
-        else:
-            raise ConfigError(str(path), None, "file not found; set DIGEST_CONFIG or create it")
+        raise ConfigError(
+            str(path), None, "file not found; make a publication folder with `digest init DIR`, or set DIGEST_CONFIG"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -42,7 +42,7 @@ def store(kind: str, folder: Path, name: str):
 
 def environment(url: str, folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update(DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
+    env.update(DIGEST_DIR=str(folder), DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
                DIGEST_PROVIDER="outbox", DIGEST_OUTBOX_DIR=str(folder / "outbox"))  # fmt: skip
     return env
 

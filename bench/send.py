@@ -67,6 +67,7 @@ def issue_html() -> str:
 
 def settings_env(database_url: str, api_host: str, workdir: Path) -> dict:
     return {
+        "DIGEST_DIR": str(workdir),  # the publication folder: issue files go to its var/issues/
         "DIGEST_DATABASE_URL": database_url,
         "DIGEST_CONFIG": str(ROOT / "examples" / "digest.toml"),
         "DIGEST_SECRET_KEY": TEST_SECRET_KEY,

@@ -71,6 +71,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         env.update(
             PYTHONPATH=str(ROOT),
+            DIGEST_DIR=str(workdir),
             DIGEST_DATABASE_URL=database_url,
             DIGEST_CONFIG=str(ROOT / "examples" / "digest.toml"),
             DIGEST_SECRET_KEY=TEST_SECRET_KEY,

@@ -2,7 +2,8 @@
 
 Two layers, each declared once with a default and a line of help:
 
-* `Settings` reads `DIGEST_*` environment variables (and `.env` when present). Every field is
+* `Settings` reads `DIGEST_*` environment variables and the `.env` file it is given (the publication
+  folder's: `digest.folder.folder_settings`; never the working directory's). Every field is
   documented in `.env.example`; a test keeps the two in step.
 * `NewsletterConfig` is the non-secret newsletter file (`digest.toml`): name, addresses, timezone,
   schedule, sections and sources.
@@ -45,9 +46,10 @@ EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value-of-32-charact
 
 
 class Settings(BaseSettings):
-    """Deployment settings and secrets, from `DIGEST_*` variables or `.env`."""
+    """Deployment settings and secrets, from `DIGEST_*` variables or the `.env` given as `_env_file`."""
 
-    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=".env", extra="ignore")
+    # No .env by default: the publication folder's is passed in (digest.folder), whatever the working directory.
+    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=None, extra="ignore")
 
     database_url: str = Field(
         "sqlite:///var/digest.db",
@@ -111,7 +113,10 @@ class Settings(BaseSettings):
 
     def require_secret_key(self) -> str:
         """The key that signs links and forms, refused when missing, short or a documented example."""
-        how = "put a long random value in .env (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        how = (
+            "put a long random value in the publication folder's .env (`digest init` writes one; "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
         raw = self.secret_key.get_secret_value() if self.secret_key is not None else ""
         value = raw.strip()
         if not value:
@@ -134,8 +139,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and .env; `overrides` are field values (or pydantic-settings'
-    own `_env_file`) by name, of whatever type each takes: Settings validates them."""
+    """Settings from the environment (and the `.env` given as pydantic-settings' `_env_file`); `overrides`
+    are field values by name, of whatever type each takes: Settings validates them."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -276,7 +276,9 @@ class NewsletterConfig(_Strict):
     timezone: str = "UTC"
     language: str = "en"
     templates_dir: Path | None = Field(
-        None, description="A folder whose files replace the packaged templates of the same name (relative to the file)."
+        None,
+        description="A folder whose files replace the packaged templates of the same name (relative to the file); "
+        "default: the templates/ folder beside the file, when there is one.",
     )
     sections: list[str] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)

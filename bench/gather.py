@@ -89,7 +89,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-SECTIONS = ["Reporting", "Analysis", "Opinion"]  # as in digest.example.toml; the feeds take turns
+SECTIONS = ["Reporting", "Analysis", "Opinion"]  # as in examples/digest.toml; the feeds take turns
 WEEK = Week(2026, 48)  # the feeds' items are all dated Monday 23 November 2026
 
 

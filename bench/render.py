@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true", help="skip the page height in Chromium")
     args = parser.parse_args()
 
-    config = load_newsletter(ROOT / "digest.example.toml")
+    config = load_newsletter(ROOT / "examples" / "digest.toml")
     content = content_from_document(json.loads(args.issue.read_text()), config, source=args.issue)
     count = 1 + sum(len(s["articles"]) for s in content["sections"])
     values: dict[str, Any] = {

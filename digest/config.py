@@ -2,10 +2,13 @@
 
 Two layers, each declared once with a default and a line of help:
 
-* `Settings` reads `DIGEST_*` environment variables (and `.env` when present). Every field is
+* `Settings` reads `DIGEST_*` environment variables and the `.env` file it is given (the publication
+  folder's: `digest.folder.folder_settings`; never the working directory's). Every field is
   documented in `.env.example`; a test keeps the two in step.
-* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`, falling back to
-  `digest.example.toml`): name, addresses, timezone, schedule, sections and sources.
+* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`): name, addresses, timezone,
+  schedule, sections and sources.
+
+Which folder they are read from, and what relative paths mean, is `digest.folder`'s job.
 
 A bad value stops the command with one line naming the file, the key and what is wrong.
 """
@@ -13,7 +16,6 @@ A bad value stops the command with one line naming the file, the key and what is
 from __future__ import annotations
 
 import importlib.resources
-import logging
 import re
 import string
 import tomllib
@@ -34,9 +36,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
-EXAMPLE_CONFIG = "digest.example.toml"
+NEWSLETTER_FILE = "digest.toml"
+# The overrides folder a publication has by default (`digest init` makes it), beside its digest.toml.
+DEFAULT_TEMPLATES_DIR = "templates"
 # The e-mail (email/) and web page (web/) templates: the top-level templates/ folder, which the build
 # installs as `digest.templates` (pyproject.toml); a newsletter's templates_dir is searched before them.
 PACKAGED_TEMPLATES = Path(str(importlib.resources.files("digest.templates")))
@@ -46,17 +48,23 @@ EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value-of-32-charact
 
 
 class Settings(BaseSettings):
-    """Deployment settings and secrets, from `DIGEST_*` variables or `.env`."""
+    """Deployment settings and secrets, from `DIGEST_*` variables or the `.env` given as `_env_file`."""
 
-    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=".env", extra="ignore")
+    # No .env by default: the publication folder's is passed in (digest.folder), whatever the working directory.
+    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=None, extra="ignore")
 
     database_url: str = Field(
         "sqlite:///var/digest.db",
         description="SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db.",
     )
+    dir: Path | None = Field(
+        None,
+        description="The publication folder (holding digest.toml, .env, templates/); relative paths resolve "
+        "against it. Default: --dir, else the working directory or the nearest folder above it with a digest.toml.",
+    )
     config: Path = Field(
-        Path("digest.toml"),
-        description="Path of the newsletter file; digest.example.toml is used when it is missing.",
+        Path(NEWSLETTER_FILE),
+        description="Path of the newsletter file, relative to the publication folder.",
     )
     secret_key: SecretStr | None = Field(
         None, description="Signs unsubscribe, preference and confirmation links. Keep it secret."
@@ -100,9 +108,17 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024, description="Largest Event Webhook body (SendGrid sends at most about 768 KB)."
     )
 
+    @property
+    def issues_dir(self) -> Path:
+        """Where `digest run` and `digest build` write an issue's files, one folder per week."""
+        return (self.dir or Path()) / "var" / "issues"
+
     def require_secret_key(self) -> str:
         """The key that signs links and forms, refused when missing, short or a documented example."""
-        how = "put a long random value in .env (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        how = (
+            "put a long random value in the publication folder's .env (`digest init` writes one; "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
         raw = self.secret_key.get_secret_value() if self.secret_key is not None else ""
         value = raw.strip()
         if not value:
@@ -125,8 +141,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and .env; `overrides` are field values (or pydantic-settings'
-    own `_env_file`) by name, of whatever type each takes: Settings validates them."""
+    """Settings from the environment (and the `.env` given as pydantic-settings' `_env_file`); `overrides`
+    are field values by name, of whatever type each takes: Settings validates them."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -312,7 +328,9 @@ class NewsletterConfig(_Strict):
     timezone: str = "UTC"
     language: str = "en"
     templates_dir: Path | None = Field(
-        None, description="A folder whose files replace the packaged templates of the same name (relative to the file)."
+        None,
+        description="A folder whose files replace the packaged templates of the same name (relative to the file); "
+        "default: the templates/ folder beside the file, when there is one.",
     )
     sections: list[str] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -322,7 +340,7 @@ class NewsletterConfig(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     email: EmailConfig = EmailConfig()
     gather: GatherConfig = GatherConfig()
-    path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
+    path: Path = Field(Path(NEWSLETTER_FILE), exclude=True, description="Where it was read from.")
 
     @field_validator("timezone")
     @classmethod
@@ -389,10 +407,15 @@ class NewsletterConfig(_Strict):
         return self.delivery.feedback_id_sender or self._from_domain()[1]
 
     def template_dirs(self) -> list[Path]:
-        """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""
+        """Where templates are looked up: templates_dir (relative to this file; by default its folder's
+        templates/, when there is one) first, then the packaged ones."""
         dirs = []
         if custom := self.templates_dir:
             dirs.append(custom if custom.is_absolute() else self.path.parent / custom)
+        elif (
+            beside := self.path.parent / DEFAULT_TEMPLATES_DIR
+        ).is_dir() and beside.resolve() != PACKAGED_TEMPLATES.resolve():
+            dirs.append(beside)
         dirs.append(PACKAGED_TEMPLATES)
         return dirs
 
@@ -417,17 +440,12 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def load_newsletter(path: Path | str | None = None) -> NewsletterConfig:
-    """Read the newsletter file; `None` means digest.toml, or digest.example.toml with a notice."""
-    if path is None:
-        path = Path("digest.toml")
-    path = Path(path)
+    """Read the newsletter file; `None` means digest.toml in the working directory."""
+    path = Path(NEWSLETTER_FILE if path is None else path)
     if not path.exists():
-        example = Path(EXAMPLE_CONFIG)
-        if path.name == "digest.toml" and example.exists() and path.parent == Path("."):
-            log.warning("%s not found; using %s (copy it to %s to make it yours)", path, example, path)
-            path = example
-        else:
-            raise ConfigError(str(path), None, "file not found; set DIGEST_CONFIG or create it")
+        raise ConfigError(
+            str(path), None, "file not found; make a publication folder with `digest init DIR`, or set DIGEST_CONFIG"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -131,7 +131,7 @@ def test_the_readme_walk_from_init_to_a_one_click_unsubscribe_with_no_demo_data(
             "ann@my-letter.example",
             "bo@my-letter.example",
         ]
-        assert all(m["Subject"].startswith("My Letter: Harbour story") for m in issue_mail)
+        assert all(m["Subject"].startswith("Harbour story") for m in issue_mail)  # the top headline alone
         assert all("Meridian" not in m.as_string() for m in issue_mail)
 
     # 4. digest serve, a real process started in the folder.

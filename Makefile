@@ -11,8 +11,10 @@ TOOLS_LOCK := requirements/tools.lock
 RUNTIME_LOCK := requirements/runtime.lock
 UV := $(BIN)/uv
 DEMO_WEEK ?= 2026-W48
+# The sample publication's folder: its own digest.toml, .env, store and outbox (var/), never a user's.
+DEMO_DIR := examples
 
-.PHONY: demo env-file test check install lock chromium systemd-analyze mjml-validator clean
+.PHONY: demo env-file test check install lock chromium systemd-analyze mjml-validator bench-baselines clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,20 +48,21 @@ lock: $(BIN)/python
 		--python-version 3.11 --quiet -c $(LOCK) -o $(RUNTIME_LOCK)
 
 # The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
-# (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline, outbox provider.
-demo: export DIGEST_CONFIG = digest.example.toml
+# in $(DEMO_DIR)/ (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline,
+# outbox provider; its store and outbox are $(DEMO_DIR)/var/, so a publication of your own starts empty.
+# A DIGEST_CONFIG of the caller's shell would name another newsletter file: it is left out.
+DEMO_DIGEST := env -u DIGEST_CONFIG $(BIN)/digest --dir $(DEMO_DIR)
 demo: install env-file
-	$(BIN)/digest db upgrade
-	$(BIN)/digest subscribers import examples/subscribers.csv
-	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} \
-		$(BIN)/digest run --once --week $(DEMO_WEEK)
+	$(DEMO_DIGEST) db upgrade
+	$(DEMO_DIGEST) subscribers import $(DEMO_DIR)/subscribers.csv
+	DIGEST_BASE_URL=$${DIGEST_BASE_URL:-https://meridian-review.example.org} $(DEMO_DIGEST) run --once --week $(DEMO_WEEK)
 
-# .env with a fresh secret key unless it has one; created and kept readable by its owner alone.
+# The demo's .env with a fresh secret key unless it has one; created and kept readable by its owner alone.
 env-file:
-	@umask 077; grep -qs '^DIGEST_SECRET_KEY=.\+' .env || { \
-		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env; \
-		echo "generated DIGEST_SECRET_KEY into .env"; }; \
-		chmod 600 .env
+	@umask 077; grep -qs '^DIGEST_SECRET_KEY=.\+' $(DEMO_DIR)/.env || { \
+		echo "DIGEST_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> $(DEMO_DIR)/.env; \
+		echo "generated DIGEST_SECRET_KEY into $(DEMO_DIR)/.env"; }; \
+		chmod 600 $(DEMO_DIR)/.env
 
 # Debian's chromium drives the browser tests; installed here when missing and apt is usable.
 chromium:
@@ -105,5 +108,9 @@ test: install check chromium systemd-analyze mjml-validator
 		if [ "$$CI" = "true" ]; then exit 1; else exit 0; fi; \
 	fi; exit $$rc
 
+# rss2email, the baseline bench/gather.py measures beside the product, from requirements/bench.txt.
+bench-baselines: install
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes --target var/rss2email -r requirements/bench.txt
+
 clean:
-	rm -rf var test-artifacts .pytest_cache
+	rm -rf var $(DEMO_DIR)/var test-artifacts .pytest_cache

@@ -14,8 +14,8 @@ description, its link to an article page on the same server). It prints the firs
 fetched), rss2email 3.14 over the same feeds in the same run (`r2e run --no-send`'s work: fetch,
 parse, make each entry's message, save its state; it is sequential) and their ratio; then a build of
 the week's issue, 31 articles each needing its page (fetched, parsed, merged, summarized, rendered),
-and the same build again (nothing fetched). rss2email is not a dependency of the project: install it
-beside it with `.venv/bin/python -m pip install --no-deps --target var/rss2email rss2email==3.14`
+and the same build again (nothing fetched). rss2email is not a dependency of the project:
+`make bench-baselines` installs it beside it, into var/rss2email, from requirements/bench.txt
 (feedparser and html2text, which it needs, are in .venv); without it the baseline is skipped.
 --skip-full skips the full-content gathers above; --runs N repeats the first gather of the
 summary-only feeds too (rss2email runs once: it takes half a minute) and compares the median.
@@ -89,7 +89,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-SECTIONS = ["Reporting", "Analysis", "Opinion"]  # as in digest.example.toml; the feeds take turns
+SECTIONS = ["Reporting", "Analysis", "Opinion"]  # as in examples/digest.toml; the feeds take turns
 WEEK = Week(2026, 48)  # the feeds' items are all dated Monday 23 November 2026
 
 
@@ -373,7 +373,7 @@ def rss2email_run(urls: list[str]) -> float | None:
     """rss2email's `r2e run --no-send` over the same feeds, in this process: its wall seconds."""
     folder = ROOT / "var" / "rss2email"
     if not (folder / "rss2email").is_dir():
-        print(f"rss2email baseline skipped: not installed in {folder.relative_to(ROOT)} (see this script's help)")
+        print(f"rss2email baseline skipped: not installed in {folder.relative_to(ROOT)} (run make bench-baselines)")
         return None
     sys.path.insert(0, str(folder))
     import logging

@@ -27,7 +27,7 @@ from tests.import_load import load_while_importing, readers_who_will_leave, star
 from tests.pgschema import throwaway_schema  # noqa: E402
 from tests.web_site import running_site  # noqa: E402
 
-EXAMPLE = ROOT / "digest.example.toml"
+EXAMPLE = ROOT / "examples" / "digest.toml"
 KEY = "bench-secret-key-" + "x" * 32
 
 
@@ -42,7 +42,7 @@ def store(kind: str, folder: Path, name: str):
 
 def environment(url: str, folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update(DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
+    env.update(DIGEST_DIR=str(folder), DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
                DIGEST_PROVIDER="outbox", DIGEST_OUTBOX_DIR=str(folder / "outbox"))  # fmt: skip
     return env
 

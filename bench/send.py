@@ -67,8 +67,9 @@ def issue_html() -> str:
 
 def settings_env(database_url: str, api_host: str, workdir: Path) -> dict:
     return {
+        "DIGEST_DIR": str(workdir),  # the publication folder: issue files go to its var/issues/
         "DIGEST_DATABASE_URL": database_url,
-        "DIGEST_CONFIG": str(ROOT / "digest.example.toml"),
+        "DIGEST_CONFIG": str(ROOT / "examples" / "digest.toml"),
         "DIGEST_SECRET_KEY": TEST_SECRET_KEY,
         "DIGEST_BASE_URL": "https://news.example.org",
         "DIGEST_PROVIDER": "sendgrid",
@@ -111,7 +112,7 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
     from digest.core import build_core
     from digest.store.models import Issue, utcnow
 
-    core = build_core(load_settings(database_url=database_url), load_newsletter(ROOT / "digest.example.toml"))
+    core = build_core(load_settings(database_url=database_url), load_newsletter(ROOT / "examples" / "digest.toml"))
     now = utcnow().replace(tzinfo=None)
     preferences = "'{}'"
     if segmented:
@@ -206,7 +207,7 @@ HOSTILE_BATCH = 500
 
 
 def hostile_config(workdir: Path) -> Path:
-    text = (ROOT / "digest.example.toml").read_text(encoding="utf-8")
+    text = (ROOT / "examples" / "digest.toml").read_text(encoding="utf-8")
     for old, new in [
         ("batch_size = 1000", f"batch_size = {HOSTILE_BATCH}"),
         ("request_timeout_seconds = 30", "request_timeout_seconds = 2"),

@@ -71,8 +71,9 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         env.update(
             PYTHONPATH=str(ROOT),
+            DIGEST_DIR=str(workdir),
             DIGEST_DATABASE_URL=database_url,
-            DIGEST_CONFIG=str(ROOT / "digest.example.toml"),
+            DIGEST_CONFIG=str(ROOT / "examples" / "digest.toml"),
             DIGEST_SECRET_KEY=TEST_SECRET_KEY,
             DIGEST_BASE_URL=self.url,
             DIGEST_OUTBOX_DIR=str(workdir / "outbox"),

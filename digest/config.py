@@ -2,10 +2,13 @@
 
 Two layers, each declared once with a default and a line of help:
 
-* `Settings` reads `DIGEST_*` environment variables (and `.env` when present). Every field is
+* `Settings` reads `DIGEST_*` environment variables and the `.env` file it is given (the publication
+  folder's: `digest.folder.folder_settings`; never the working directory's). Every field is
   documented in `.env.example`; a test keeps the two in step.
-* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`, falling back to
-  `digest.example.toml`): name, addresses, timezone, schedule, sections and sources.
+* `NewsletterConfig` is the non-secret newsletter file (`digest.toml`): name, addresses, timezone,
+  schedule, sections and sources.
+
+Which folder they are read from, and what relative paths mean, is `digest.folder`'s job.
 
 A bad value stops the command with one line naming the file, the key and what is wrong.
 """
@@ -13,7 +16,8 @@ A bad value stops the command with one line naming the file, the key and what is
 from __future__ import annotations
 
 import importlib.resources
-import logging
+import re
+import string
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +36,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
-EXAMPLE_CONFIG = "digest.example.toml"
+NEWSLETTER_FILE = "digest.toml"
+# The overrides folder a publication has by default (`digest init` makes it), beside its digest.toml.
+DEFAULT_TEMPLATES_DIR = "templates"
 # The e-mail (email/) and web page (web/) templates: the top-level templates/ folder, which the build
 # installs as `digest.templates` (pyproject.toml); a newsletter's templates_dir is searched before them.
 PACKAGED_TEMPLATES = Path(str(importlib.resources.files("digest.templates")))
@@ -44,17 +48,23 @@ EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value-of-32-charact
 
 
 class Settings(BaseSettings):
-    """Deployment settings and secrets, from `DIGEST_*` variables or `.env`."""
+    """Deployment settings and secrets, from `DIGEST_*` variables or the `.env` given as `_env_file`."""
 
-    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=".env", extra="ignore")
+    # No .env by default: the publication folder's is passed in (digest.folder), whatever the working directory.
+    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=None, extra="ignore")
 
     database_url: str = Field(
         "sqlite:///var/digest.db",
         description="SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db.",
     )
+    dir: Path | None = Field(
+        None,
+        description="The publication folder (holding digest.toml, .env, templates/); relative paths resolve "
+        "against it. Default: --dir, else the working directory or the nearest folder above it with a digest.toml.",
+    )
     config: Path = Field(
-        Path("digest.toml"),
-        description="Path of the newsletter file; digest.example.toml is used when it is missing.",
+        Path(NEWSLETTER_FILE),
+        description="Path of the newsletter file, relative to the publication folder.",
     )
     secret_key: SecretStr | None = Field(
         None, description="Signs unsubscribe, preference and confirmation links. Keep it secret."
@@ -98,9 +108,17 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024, description="Largest Event Webhook body (SendGrid sends at most about 768 KB)."
     )
 
+    @property
+    def issues_dir(self) -> Path:
+        """Where `digest run` and `digest build` write an issue's files, one folder per week."""
+        return (self.dir or Path()) / "var" / "issues"
+
     def require_secret_key(self) -> str:
         """The key that signs links and forms, refused when missing, short or a documented example."""
-        how = "put a long random value in .env (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        how = (
+            "put a long random value in the publication folder's .env (`digest init` writes one; "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
         raw = self.secret_key.get_secret_value() if self.secret_key is not None else ""
         value = raw.strip()
         if not value:
@@ -123,8 +141,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and .env; `overrides` are field values (or pydantic-settings'
-    own `_env_file`) by name, of whatever type each takes: Settings validates them."""
+    """Settings from the environment (and the `.env` given as pydantic-settings' `_env_file`); `overrides`
+    are field values by name, of whatever type each takes: Settings validates them."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -180,11 +198,44 @@ class ScheduleConfig(_Strict):
     )
 
 
+# The fields of the subject template, with what each holds. `name` and `top_title` are the names the
+# first versions used, still accepted so that older newsletter files keep working.
+SUBJECT_FIELDS = {
+    "top_headline": "the top story's headline",
+    "newsletter": "the newsletter's name",
+    "date": "the issue's date as readers see it (November 30, 2026)",
+    "count": "the number of articles in the issue",
+    "name": "the newsletter's name (older spelling of {newsletter})",
+    "top_title": "the top story's headline (older spelling of {top_headline})",
+}
+# A subject is clipped on a word to this many characters (what most inboxes show in full).
+SUBJECT_MAX_CHARS = 78
+
+
+def check_subject_template(template: str) -> str:
+    """The template, or ValueError naming the field or brace that is wrong and the fields there are."""
+    known = ", ".join("{" + name + "}" for name in SUBJECT_FIELDS)
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"{template!r} is not a valid template ({exc}); write {{{{ and }}}} for a brace") from None
+    for field in fields:
+        if field not in SUBJECT_FIELDS:
+            shown = "{" + field + "}"
+            raise ValueError(f"{template!r} has the unknown field {shown}; the fields are {known}")
+    try:
+        template.format(**dict.fromkeys(SUBJECT_FIELDS, "x") | {"count": 1})
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{template!r} cannot be filled in: {exc}") from None
+    return template
+
+
 class IssueConfig(_Strict):
     articles_per_section: int = Field(5, ge=1, le=50, description="At most this many articles a section.")
     subject: str = Field(
-        "{name}: {top_title}",
-        description="Subject line; fields: {name}, {top_title}, {date} (the issue date).",
+        "{top_headline}",
+        description="Subject line template; fields: {top_headline}, {newsletter}, {date}, {count}. The From "
+        f"name already says who it is from. Clipped on a word at {SUBJECT_MAX_CHARS} characters.",
     )
     first_name_fallback: str = Field("there", description="Used when a subscriber has no name.")
     window: Literal["since_last_sent", "days"] = Field(
@@ -193,6 +244,11 @@ class IssueConfig(_Strict):
         "`window_days` days when none was sent), or always the last `window_days` days.",
     )
     window_days: int = Field(7, ge=1, le=62, description="Length of the window when no issue was sent before.")
+
+    @field_validator("subject")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        return check_subject_template(value)
 
 
 class SocialLink(_Strict):
@@ -248,6 +304,18 @@ class DeliveryConfig(_Strict):
     unsubscribe_mailto: str | None = Field(
         None, description="An address for mailto unsubscribes, added to List-Unsubscribe after the https link."
     )
+    list_id: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+)?$",
+        description="The List-Id header's id (RFC 2919), the same for every issue: a dotted name in a domain "
+        "you own, e.g. weekly.meridian-review.example.org; empty: the From address, its @ made a dot.",
+    )
+    feedback_id_sender: str = Field(
+        "",
+        pattern=r"^[^:\s]*$",
+        description="The sender id that ends the Feedback-ID header (issue:newsletter:newsletter:SENDER), by which "
+        "Gmail's Postmaster Tools report complaints; no colon; empty: the From address's domain.",
+    )
 
 
 class NewsletterConfig(_Strict):
@@ -260,7 +328,9 @@ class NewsletterConfig(_Strict):
     timezone: str = "UTC"
     language: str = "en"
     templates_dir: Path | None = Field(
-        None, description="A folder whose files replace the packaged templates of the same name (relative to the file)."
+        None,
+        description="A folder whose files replace the packaged templates of the same name (relative to the file); "
+        "default: the templates/ folder beside the file, when there is one.",
     )
     sections: list[str] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -270,7 +340,7 @@ class NewsletterConfig(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     email: EmailConfig = EmailConfig()
     gather: GatherConfig = GatherConfig()
-    path: Path = Field(Path(EXAMPLE_CONFIG), exclude=True, description="Where it was read from.")
+    path: Path = Field(Path(NEWSLETTER_FILE), exclude=True, description="Where it was read from.")
 
     @field_validator("timezone")
     @classmethod
@@ -311,11 +381,41 @@ class NewsletterConfig(_Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def slug(self) -> str:
+        """The newsletter's name in lower-case letters, digits and dashes (the-meridian-review)."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
+
+    def _from_domain(self) -> tuple[str, str]:
+        local, _, domain = self.from_email.rpartition("@")
+        if not domain.isascii():
+            domain = domain.encode("idna").decode("ascii")
+        return local, domain.lower()
+
+    @property
+    def list_id(self) -> str:
+        """The List-Id's id: `delivery.list_id`, else the From address with its @ made a dot."""
+        if self.delivery.list_id:
+            return self.delivery.list_id
+        local, domain = self._from_domain()
+        label = re.sub(r"[^A-Za-z0-9_-]+", "-", local).strip("-") or self.slug
+        return f"{label}.{domain}"
+
+    @property
+    def feedback_id_sender(self) -> str:
+        """The last field of Feedback-ID: `delivery.feedback_id_sender`, else the From address's domain."""
+        return self.delivery.feedback_id_sender or self._from_domain()[1]
+
     def template_dirs(self) -> list[Path]:
-        """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""
+        """Where templates are looked up: templates_dir (relative to this file; by default its folder's
+        templates/, when there is one) first, then the packaged ones."""
         dirs = []
         if custom := self.templates_dir:
             dirs.append(custom if custom.is_absolute() else self.path.parent / custom)
+        elif (
+            beside := self.path.parent / DEFAULT_TEMPLATES_DIR
+        ).is_dir() and beside.resolve() != PACKAGED_TEMPLATES.resolve():
+            dirs.append(beside)
         dirs.append(PACKAGED_TEMPLATES)
         return dirs
 
@@ -340,17 +440,12 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def load_newsletter(path: Path | str | None = None) -> NewsletterConfig:
-    """Read the newsletter file; `None` means digest.toml, or digest.example.toml with a notice."""
-    if path is None:
-        path = Path("digest.toml")
-    path = Path(path)
+    """Read the newsletter file; `None` means digest.toml in the working directory."""
+    path = Path(NEWSLETTER_FILE if path is None else path)
     if not path.exists():
-        example = Path(EXAMPLE_CONFIG)
-        if path.name == "digest.toml" and example.exists() and path.parent == Path("."):
-            log.warning("%s not found; using %s (copy it to %s to make it yours)", path, example, path)
-            path = example
-        else:
-            raise ConfigError(str(path), None, "file not found; set DIGEST_CONFIG or create it")
+        raise ConfigError(
+            str(path), None, "file not found; make a publication folder with `digest init DIR`, or set DIGEST_CONFIG"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -11,16 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from digest.config import NewsletterConfig, Settings, load_newsletter, load_settings
+from digest.config import NewsletterConfig, Settings, load_newsletter
 from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
 from digest.delivery.run import Addresses, Mailer
 from digest.email.links import Links
+from digest.email.message import list_id_header
 from digest.email.segments import SegmentRendering, render_segment
+from digest.folder import folder_settings
 from digest.store import db
 from digest.store.models import Issue, utcnow
 from digest.summarize import SummaryLimits
@@ -39,6 +42,8 @@ class Digest:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = field(default=utcnow)
+    # The SQLite file this core created, empty, when it opened the store; None when it was there already.
+    new_store: Path | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -98,7 +103,13 @@ class Digest:
             provider=self.provider,
             audience=audience,
             addresses=Addresses(
-                config.from_email, config.from_name or config.name, config.reply_to, config.delivery.unsubscribe_mailto
+                config.from_email,
+                config.from_name or config.name,
+                config.reply_to,
+                config.delivery.unsubscribe_mailto,
+                list_id=list_id_header(config.name, config.list_id),
+                newsletter_slug=config.slug,
+                feedback_sender=config.feedback_id_sender,
             ),
             settings=config.delivery,
             render_segment=render,
@@ -122,12 +133,14 @@ def build_core(
     migrate: bool = True,
     clock: Callable[[], datetime] | None = None,
 ) -> Digest:
-    settings = settings or load_settings()
+    settings = settings or folder_settings()
     config = config or load_newsletter(settings.config)
+    store_file = db.sqlite_file(settings.database_url)
+    new_store = store_file if store_file is not None and not store_file.exists() else None
     engine = db.make_engine(settings.database_url)
     if migrate:
         db.upgrade(engine)
     # SQLAlchemy sets the mappers up on the first ORM query (~60 ms); doing it here keeps that out of
     # whatever runs first - a gather's start, before its first request, or a web request.
     configure_mappers()
-    return Digest(settings, config, engine, db.session_factory(engine), clock or utcnow)
+    return Digest(settings, config, engine, db.session_factory(engine), clock or utcnow, new_store)

@@ -18,7 +18,7 @@ from digest.core import build_core
 from tests.pgschema import POSTGRES_URL, throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_CONFIG = ROOT / "digest.example.toml"
+EXAMPLE_CONFIG = ROOT / "examples" / "digest.toml"  # the sample publication's, which `make demo` runs
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SAMPLE_WEEK = "2026-W48"
 # The one secret key of the tests: DIGEST_SECRET_KEY must be at least 32 characters.
@@ -71,9 +71,11 @@ def core(settings):
 
 @pytest.fixture
 def cli_env(settings, tmp_path) -> dict[str, str]:
-    """The environment for running the real `digest` command in a subprocess against this store."""
+    """The environment for running the real `digest` command in a subprocess against this store: the
+    sample newsletter, with tmp_path as the publication folder (issue files go to its var/issues/)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env.update(
+        DIGEST_DIR=str(tmp_path),
         DIGEST_DATABASE_URL=settings.database_url,
         DIGEST_CONFIG=str(EXAMPLE_CONFIG),
         DIGEST_SECRET_KEY=TEST_SECRET_KEY,

@@ -19,8 +19,8 @@ WEEK = "2026-W48"
 
 
 def newsletter_file(tmp_path: Path, sources: list[tuple[str, str, str]]) -> Path:
-    """digest.example.toml with its sources replaced by (name, url, section)."""
-    text = (ROOT / "digest.example.toml").read_text()
+    """examples/digest.toml with its sources replaced by (name, url, section)."""
+    text = (ROOT / "examples" / "digest.toml").read_text()
     text = text[: text.index("[[sources]]")]
     for name, url, section in sources:
         text += f'\n[[sources]]\nname = "{name}"\nurl = "{url}"\nsection = "{section}"\n'

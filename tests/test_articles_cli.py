@@ -58,9 +58,8 @@ def test_excerpt_reports_a_broken_newsletter_file_and_does_without_a_missing_one
 
 def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, settings):
     # A private copy of the sample publication whose feed we can change between gathers.
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    shutil.copy(ROOT / "digest.example.toml", tmp_path / "digest.toml")
-    config = load_newsletter(tmp_path / "digest.toml")
+    shutil.copytree(ROOT / "examples", tmp_path / "pub", ignore=shutil.ignore_patterns("var", ".env"))
+    config = load_newsletter(tmp_path / "pub" / "digest.toml")
     core = build_core(settings, config)
     try:
         gather(core)
@@ -68,7 +67,7 @@ def test_an_editors_teaser_survives_regathering_a_changed_article(tmp_path, sett
             article = session.query(Article).filter(Article.url.like("%embassies-need-linguists%")).one()
         edit_article(core, article.id, teaser="Why language skills beat new buildings.")
 
-        feed = tmp_path / "examples/feeds/opinion.rss"
+        feed = tmp_path / "pub/feeds/opinion.rss"
         feed.write_text(feed.read_text().replace("blast-resistant walls", "blast-proof walls"))
         report = gather(core)
         assert report.updated == 1 and report.new == 0

@@ -68,7 +68,9 @@ def test_invalid_toml_names_the_file_and_the_line(tmp_path):
 
 
 def test_a_missing_file_says_how_to_fix_it(tmp_path):
-    with pytest.raises(ConfigError, match="file not found; set DIGEST_CONFIG"):
+    with pytest.raises(
+        ConfigError, match="file not found; make a publication folder with `digest init DIR`, or set DIGEST_CONFIG"
+    ):
         load_newsletter(tmp_path / "nowhere.toml")
 
 

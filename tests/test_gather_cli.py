@@ -97,9 +97,9 @@ def test_gather_then_sources_shows_every_source_with_its_state(cli_env, tmp_path
 
 def test_gather_reports_a_failing_source_by_name_and_goes_on(cli_env, tmp_path):
     config = tmp_path / "digest.toml"
-    text = (ROOT / "digest.example.toml").read_text()
-    text = text.replace('url = "examples/feeds/opinion.rss"', 'url = "http://127.0.0.1:1/opinion.rss"')
-    text = text.replace('url = "examples/', f'url = "{ROOT}/examples/')
+    text = (ROOT / "examples" / "digest.toml").read_text()
+    text = text.replace('url = "feeds/opinion.rss"', 'url = "http://127.0.0.1:1/opinion.rss"')
+    text = text.replace('url = "feeds/', f'url = "{ROOT}/examples/feeds/')
     config.write_text(text)
     env = {**cli_env, "DIGEST_CONFIG": str(config)}
     gathered = run_cli(["gather"], env, tmp_path)

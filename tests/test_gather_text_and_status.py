@@ -161,9 +161,9 @@ def test_gather_exits_0_when_every_source_was_read_1_when_one_failed_2_for_a_bad
 def test_run_once_builds_and_sends_without_a_failed_source_names_it_and_exits_1(cli_env, tmp_path):
     imported = run_cli(["subscribers", "import", str(ROOT / "examples/subscribers.csv")], cli_env, tmp_path)
     assert imported.returncode == 0, imported.stderr
-    text = EXAMPLE_CONFIG.read_text().replace('url = "examples/feeds/opinion.rss"', 'url = "http://127.0.0.1:1/x"')
+    text = EXAMPLE_CONFIG.read_text().replace('url = "feeds/opinion.rss"', 'url = "http://127.0.0.1:1/x"')
     config = tmp_path / "digest.toml"
-    config.write_text(text.replace('url = "examples/', f'url = "{ROOT}/examples/'))
+    config.write_text(text.replace('url = "feeds/', f'url = "{ROOT}/examples/feeds/'))
     result = run_cli(["run", "--once", "--week", SAMPLE_WEEK], {**cli_env, "DIGEST_CONFIG": str(config)}, tmp_path)
     assert result.returncode == 1
     assert "gathered 2/3 sources" in result.stdout and "sent 6 messages" in result.stdout

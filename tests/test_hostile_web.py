@@ -233,7 +233,8 @@ def test_the_sqlite_store_and_the_outbox_are_created_for_their_owner_only(settin
 
 def test_make_env_file_writes_a_usable_key_into_an_owner_only_env(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
-    run = ["make", "-s", "env-file", f"BIN={os.path.dirname(sys.executable)}"]
+    # DEMO_DIR=.: the demo folder's .env, here in tmp_path
+    run = ["make", "-s", "env-file", f"BIN={os.path.dirname(sys.executable)}", "DEMO_DIR=."]
     subprocess.run(run, cwd=tmp_path, check=True, capture_output=True, timeout=60)
     env = tmp_path / ".env"
     assert mode(env) == 0o600

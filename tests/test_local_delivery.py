@@ -25,7 +25,7 @@ from tests.conftest import EXAMPLE_CONFIG
 from tests.fakes.seed import make_issue, subscriber_row
 from tests.fakes.sendgrid import FakeSendGrid
 
-NEWSLETTER_ZONE = "America/New_York"  # digest.example.toml's
+NEWSLETTER_ZONE = "America/New_York"  # examples/digest.toml's
 # Monday 7 December 2026 at 07:00 local; in December Denver is UTC-7 and New York UTC-5.
 DAY = date(2026, 12, 7)
 READERS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,23 @@ def test_a_web_page_in_templates_dir_replaces_the_packaged_one_relative_to_the_n
         # Pages not overridden still come from the package.
         home = site.http.get("/")
         assert home.status_code == 200 and "One e-mail a week" in home.text
+
+
+def test_the_environment_is_kept_per_template_folder_and_still_sees_an_edited_template(tmp_path):
+    from digest.email.render import environment
+
+    config, path = override(tmp_path, "partials/footer.mjml.j2", FOOTER.format(words="First footer"))
+    assert environment(config) is environment(config.model_copy())  # compiled templates are kept
+    assert environment(config) is not environment(example_config())  # another folder, another environment
+    assert "First footer" in render_sample(config).html
+    path.write_text(FOOTER.format(words="Edited footer"))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))  # however coarse the clock
+    html = render_sample(config).html
+    assert "Edited footer" in html and "First footer" not in html
+
+
+FOOTER = (
+    "<mj-section><mj-column><mj-text>{words}, {{{{ newsletter.postal_address }}}} "
+    '<a href="{{{{ ph.unsubscribe_url }}}}">Leave</a></mj-text></mj-column></mj-section>\n'
+)

@@ -12,6 +12,7 @@ from email import policy
 import pytest
 from sqlalchemy import func, select
 
+from digest.content.subject import clip
 from digest.content.weeks import Week
 from digest.delivery import run
 from digest.delivery.plan import plan_batches
@@ -104,7 +105,7 @@ def test_a_subscriber_without_a_section_gets_an_issue_without_it(core):
     for title in titles["Reporting"]:
         assert title not in text and title not in html
     new_top = titles["Analysis"][0]
-    assert mail["noreporting@example.org"]["Subject"] == f"The Meridian Review: {new_top}"
+    assert mail["noreporting@example.org"]["Subject"] == clip(new_top)
     assert titles["Reporting"][0] in mail["all@example.org"]["Subject"]
     # Per-recipient values were filled in every rendering.
     assert "%%" not in html and "/unsubscribe/" in html

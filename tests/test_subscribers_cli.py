@@ -62,6 +62,7 @@ def test_import_reports_rejected_rows_and_export_round_trips(cli_env, tmp_path):
 
 
 def test_bad_input_gets_one_line_and_exit_code_2(cli_env, tmp_path):
+    digest(cli_env, "subscribers", "count")  # the store exists: its creation is not announced again
     result = digest(cli_env, "subscribers", "add", "not-an-address", check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not an e-mail address" in result.stderr
     result = digest(cli_env, "subscribers", "import", str(tmp_path / "missing.csv"), check=False)

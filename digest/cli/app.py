@@ -15,10 +15,11 @@ import typer
 from typer.core import TyperGroup
 from typer.main import get_command
 
-from digest.cli import articles, db, doctor, issues, schedule, serve, sources, subscribers
+from digest.cli import articles, db, doctor, init, issues, schedule, serve, sources, subscribers
 from digest.cli.common import closing_cores
 from digest.cli.output import err
 from digest.errors import DigestError
+from digest.folder import choose
 
 if TYPE_CHECKING:
     from typer._click import Context  # Typer carries its own copy of click; TyperGroup.invoke takes its Context
@@ -40,6 +41,8 @@ class DigestGroup(TyperGroup):
         except KeyboardInterrupt:
             err.print("digest: interrupted")
             raise typer.Exit(130) from None
+        finally:
+            choose(None)  # --dir holds for this command only (the tests run many in one process)
 
 
 app = typer.Typer(
@@ -49,6 +52,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.callback()(init.root)
+app.command()(init.init)
 app.command()(issues.run)
 app.command()(sources.gather)
 app.command()(sources.sources)

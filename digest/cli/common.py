@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from digest.cli.output import err
 from digest.content.weeks import Week
 from digest.core import Digest, build_core
 
@@ -37,6 +38,9 @@ def open_core(*, migrate: bool = True) -> Digest:
     commands run one after another in one process (the tests) leave no connections behind."""
     core = build_core(migrate=migrate)
     _opened.append(core)
+    if core.new_store is not None:
+        # Said once, when the file is made: a store opened in an unexpected place is then seen at once.
+        err.print(f"created a new, empty store {core.new_store}", highlight=False, soft_wrap=True)
     return core
 
 

@@ -56,7 +56,7 @@ def run(
     out.print(f"gathered {g.ok}/{len(g.sources)} sources: {g.new} new, {g.updated} updated articles")
     sources_failed = _failed_sources(g.sources)
     issue = report.issue
-    html_path = write_issue_files(issue, Path("var/issues") / issue.slug)
+    html_path = write_issue_files(issue, core.settings.issues_dir / issue.slug)
     out.print(f"issue {issue.week} ({issue.status}): {issue.subject}")
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
@@ -112,7 +112,7 @@ def build(
     except NothingToSend as exc:
         err.print(str(exc), highlight=False)
         return
-    folder = out_dir or Path("var/issues") / issue.slug
+    folder = out_dir or core.settings.issues_dir / issue.slug
     path = write_issue_files(issue, folder)
     _write_preview(issue.html or "", folder, core.settings.base_url, core.config.issue.first_name_fallback)
     window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"

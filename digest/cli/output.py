@@ -80,11 +80,13 @@ class IssueParts(Protocol):
 
 
 def write_issue_files(issue: IssueParts, folder: Path) -> Path:
+    """Writes the issue's files; returns issue.html's path, relative when it is under the working directory."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "issue.html").write_text(issue.html or "", encoding="utf-8")
     (folder / "issue.txt").write_text(issue.text or "", encoding="utf-8")
     (folder / "issue.mjml").write_text(issue.mjml or "", encoding="utf-8")
-    return folder / "issue.html"
+    html = folder / "issue.html"
+    return html.relative_to(Path.cwd()) if html.is_absolute() and html.is_relative_to(Path.cwd()) else html
 
 
 def size_line(html: str, path: Path) -> str:

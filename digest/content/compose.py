@@ -28,6 +28,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from digest.config import NewsletterConfig
+from digest.content.subject import subject_for
 from digest.content.summaries import ensure_summaries, summary_limits
 from digest.content.weeks import Week, default_week
 from digest.errors import NothingToSend, UsageError
@@ -216,11 +217,6 @@ def compose_content(
         "top": article_card(choice.top),
         "sections": sections,
     }
-
-
-def subject_for(config: NewsletterConfig, content: Content) -> str:
-    top_title = content["top"]["title"] if content.get("top") else ""
-    return config.issue.subject.format(name=config.name, top_title=top_title, date=content["date"])
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from digest.delivery.sender import (
     settle_batch,
 )
 from digest.delivery.waves import LocalDelivery, Wave, plan_waves
-from digest.email.message import OutgoingIssue, Recipient
+from digest.email.message import OutgoingIssue, Recipient, feedback_id
 from digest.email.segments import RenderSegment, issue_sections, left_out_everything, render_missing, segment_key
 from digest.errors import DeliveryError, ProviderError, UsageError
 from digest.store.db import rowcount
@@ -44,6 +44,9 @@ class Addresses:
     from_name: str
     reply_to: str | None
     unsubscribe_mailto: str | None  # an extra List-Unsubscribe target, when configured
+    list_id: str | None = None  # the List-Id header's value (digest.email.message.list_id_header)
+    newsletter_slug: str = ""  # the second field of Feedback-ID (the first is the issue's slug)
+    feedback_sender: str | None = None  # the last field of Feedback-ID; None: no Feedback-ID header
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,12 @@ def outgoing(addresses: Addresses, issue: Issue, *, subject_prefix: str = "") ->
         from_name=addresses.from_name,
         reply_to=addresses.reply_to,
         unsubscribe_mailto=addresses.unsubscribe_mailto,
+        list_id=addresses.list_id,
+        feedback_id=(
+            feedback_id(issue.slug, addresses.newsletter_slug, addresses.feedback_sender)
+            if addresses.feedback_sender
+            else None
+        ),
     )
 
 

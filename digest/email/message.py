@@ -26,6 +26,8 @@ from digest.email import placeholders
 MAIL_POLICY = policy.default.clone(max_line_length=998)
 UTF8_POLICY = MAIL_POLICY.clone(utf8=True)
 _SPACES = re.compile(r"\s+")
+# RFC 5322 specials: a phrase holding one is written as a quoted string.
+_SPECIALS = frozenset('()<>[]:;@\\,."')
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class OutgoingIssue:
     from_name: str
     reply_to: str | None
     unsubscribe_mailto: str | None = None  # an extra List-Unsubscribe target, when configured
+    list_id: str | None = None  # the List-Id header's value (`list_id_header`)
+    feedback_id: str | None = None  # the Feedback-ID header's value (`feedback_id`)
     # Local-time delivery through a provider that schedules (SendGrid): the instant this batch is to be
     # delivered, and the provider's id grouping the issue's scheduled sends (to cancel them). None: now.
     send_at: datetime | None = None
@@ -108,12 +112,39 @@ def _address_header(name: str | None, address: WireAddress) -> Address:
     return Address(display_name=safe_display_name(name), username=address.local, domain=address.domain)
 
 
+def list_headers(issue: OutgoingIssue) -> dict[str, str]:
+    """The headers that name the list and the issue, the same for every recipient (List-Id, Feedback-ID)."""
+    headers = {}
+    if issue.list_id:
+        headers["List-Id"] = issue.list_id
+    if issue.feedback_id:
+        headers["Feedback-ID"] = issue.feedback_id
+    return headers
+
+
 def list_unsubscribe(issue: OutgoingIssue, recipient: Recipient) -> str:
     """The https one-click URL first (the one RFC 8058 clients POST to), then the mailto when configured."""
     targets = [f"<{recipient.unsubscribe_url}>"]
     if issue.unsubscribe_mailto:
         targets.append(f"<mailto:{issue.unsubscribe_mailto}?subject=unsubscribe>")
     return ", ".join(targets)
+
+
+def list_id_header(name: str, list_id: str) -> str:
+    """RFC 2919's List-Id: the newsletter's name as a phrase (quoted when it holds a special), then the id."""
+    phrase = safe_display_name(name)
+    if not phrase.isascii():
+        # Non-ASCII goes out as encoded words, which a quoted string may not hold: specials become spaces.
+        phrase = " ".join("".join(" " if c in _SPECIALS else c for c in phrase).split())
+    elif any(c in _SPECIALS for c in phrase):
+        phrase = '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{phrase} <{list_id}>" if phrase else f"<{list_id}>"
+
+
+def feedback_id(campaign: str, newsletter: str, sender: str) -> str:
+    """Gmail's Feedback-ID (Postmaster Tools' feedback loop): campaign:newsletter:mail type:sender, no colon in any."""
+    fields = (campaign, newsletter, "newsletter", sender)
+    return ":".join(re.sub(r"[:\s]+", "-", field) for field in fields)
 
 
 def ensure_message_id(message: EmailMessage) -> str:
@@ -159,6 +190,8 @@ def prepare(issue: OutgoingIssue, recipient: Recipient, *, now: datetime) -> Pre
     # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
     message["List-Unsubscribe"] = list_unsubscribe(issue, recipient)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for header, value in list_headers(issue).items():
+        message[header] = value
     text = placeholders.fill(issue.text, recipient.values, html_part=False)
     html = placeholders.fill(issue.html, recipient.values, html_part=True)
     message.set_content(text, subtype="plain", charset="utf-8")

@@ -33,6 +33,11 @@ TEXT_TEMPLATE = "email/digest.txt.j2"
 # Gmail clips a message whose HTML is over 102 KB; an issue should stay at or under this.
 GMAIL_CLIP_KB = 102
 GMAIL_CLIP_BYTES = GMAIL_CLIP_KB * 1024
+# Inboxes show up to about this many characters of subject and preheader; a shorter preheader is padded
+# with blank (&zwnj;&nbsp;) pairs up to it, and a longer one gets a few, so that no client fills the rest
+# of its preview with the body's first words.
+PREHEADER_CHARS = 200
+PREHEADER_MIN_PADDING = 12
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
 
@@ -74,9 +79,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
 
 
 def utm_source(config: NewsletterConfig) -> str:
-    if config.email.utm_source:
-        return config.email.utm_source
-    return re.sub(r"[^a-z0-9]+", "-", config.name.lower()).strip("-")
+    return config.email.utm_source or config.slug
 
 
 def with_utm(url: str, campaign: str, source: str, medium: str = "email") -> str:
@@ -146,22 +149,28 @@ def context(
 
     # Content is hostile: none of it may carry a placeholder that a provider would fill.
     content = placeholders.neutralize(content)
-    top = content.get("top")
+    top = _card(content["top"], link) if content.get("top") else None
+    sections = [
+        {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
+        for s in content.get("sections", [])
+        if s.get("articles")
+    ]
+    # The text part's numbered references: [1] is the top story, then the sections' articles in order.
+    cards = ([top] if top else []) + [card for s in sections for card in s["articles"]]
+    for number, card in enumerate(cards, start=1):
+        card["ref"] = number
     return {
         "newsletter": config,
         "social": config.email.social,
         "subject": placeholders.neutralize_text(subject),
         "preheader": placeholders.neutralize_text(preheader),
+        "preheader_padding": max(PREHEADER_MIN_PADDING, PREHEADER_CHARS - len(preheader)),
         "issue_date": content.get("date_display") or content.get("date", ""),
         "intro": content.get("intro") or "",
         "view_url": view_url,
         "ph": placeholders.TOKENS,
-        "top": _card(top, link) if top else None,
-        "sections": [
-            {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
-            for s in content.get("sections", [])
-            if s.get("articles")
-        ],
+        "top": top,
+        "sections": sections,
     }
 
 
@@ -240,6 +249,9 @@ def inline_css(html: str, inline: list[str] | None = None) -> str:
         strip_important=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
+        # On by default, it parses every image's style with cssutils to copy a float into `align`: two
+        # thirds of premailer's time on an issue, for a float no template sets.
+        align_floating_images=False,
     ).transform()
     # premailer skips a <style media="..."> before it reads (and removes) the marker.
     inlined = inlined.replace(' data-premailer="ignore"', "")

@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import NewsletterConfig
-from digest.content.compose import subject_for
+from digest.content.subject import subject_for
 from digest.email.render import render_issue
 from digest.store.models import Issue, IssueRendering, utcnow
 

@@ -6,7 +6,7 @@
     feeds       RSS/Atom through feedparser, JSON Feed as JSON, a single article page
     fastfeed    plain UTF-8 RSS 2.0 / Atom 1.0 read with lxml into what feedparser would give
                 (about 4x cheaper on the benchmark feeds; what it does not reproduce goes to feedparser)
-    pages       an article page's main text and metadata (trafilatura), for pages and full text
+    pages       an article page's main text (digest.summarize.extract) and metadata, for pages and full text
     normalize   canonical URLs, sanitized HTML (nh3), UTC times, images
     work        what the worker processes (digest.workers) run: parsing and page extraction, off the event loop
     store       idempotent batched upsert (summaries are made later, when shown: digest.content.summaries)

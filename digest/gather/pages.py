@@ -1,4 +1,4 @@
-"""An article page: its main text and metadata, taken offline with trafilatura and lxml.
+"""An article page: its main text (digest.summarize.extract, the one extraction path) and metadata.
 
 Used for sources that are a single article page, and for the full text of feed items that carry only
 a short summary. The page's rel=canonical names the article; og:image or the first figure gives its
@@ -7,14 +7,10 @@ image, with the figure's caption and photo credit where the page has them.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 
-import lxml.html
-import trafilatura
 from lxml import etree
-from trafilatura.settings import Document
 
 from digest.gather.normalize import (
     MAX_AUTHOR,
@@ -26,6 +22,7 @@ from digest.gather.normalize import (
     safe_canonical_url,
     sanitize_html,
 )
+from digest.summarize.extract import extract_article, parse_html
 
 log = logging.getLogger(__name__)
 
@@ -113,53 +110,32 @@ def page_image(tree: etree._Element, base: str) -> Image | None:
     return figure
 
 
-def _main_html(document: Document) -> str | None:
-    try:
-        from trafilatura.htmlprocessing import build_html_output
-
-        rendered = build_html_output(document)
-        body = re.search(r"<body>(.*)</body>", rendered, re.DOTALL)
-        return body.group(1) if body else rendered
-    except Exception:  # noqa: BLE001 - an internal helper; plain paragraphs are a fine fallback
-        text = document.text or ""
-        return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n") if p.strip())
-
-
 def parse_page(body: bytes | str, url: str) -> tuple[str | None, ParsedArticle | None]:
     """(canonical URL, the article) of a page; the article is None when no main text is found."""
-    try:
-        tree = lxml.html.fromstring(body)
-    except (etree.ParserError, ValueError):
+    tree = parse_html(body)
+    if tree is None:
         return None, None
     canonical = safe_canonical_url((tree.xpath("//link[@rel='canonical']/@href") or [None])[0], url)
-    document: Document | None = None
-    try:
-        extracted = trafilatura.bare_extraction(
-            tree, url=url, with_metadata=True, include_images=True, include_formatting=True, include_links=True
-        )
-        # Without as_dict=True it is a Document or None; the dict is only for as_dict.
-        if isinstance(extracted, Document):
-            document = extracted
-    except Exception as exc:  # noqa: BLE001 - trafilatura raises assorted errors on odd pages
-        log.info("no main text in %s: %s", url, exc)
-    if document is None or not (document.text or "").strip():
+    found = extract_article(tree, url)
+    if not found.paragraphs:
+        log.info("no main text in %s", url)
         return canonical, None
     article_url = canonical or safe_canonical_url(_meta(tree, "og:url"), url) or safe_canonical_url(url)
     if not article_url:
         return canonical, None
     published = parse_time(_meta(tree, "article:published_time", "datePublished", "pubdate", "date"))
     if published is None:
-        published = parse_time(document.date)
+        published = parse_time(found.date)
     keywords = [t for t in tree.xpath("//meta[@property='article:tag']/@content") if t.strip()]
     section = _meta(tree, "article:section")
     article = ParsedArticle(
-        title=clip(document.title or _meta(tree, "og:title") or "", 2000) or article_url,
+        title=clip(found.title or _meta(tree, "og:title") or "", 2000) or article_url,
         url=article_url,
         guid=None,
         published=published,
-        author=clip(document.author, MAX_AUTHOR),
-        summary=clip(document.description or _meta(tree, "description", "og:description"), 5000),
-        content_html=sanitize_html(_main_html(document)),
+        author=clip(found.author, MAX_AUTHOR),
+        summary=clip(found.description or _meta(tree, "description", "og:description"), 5000),
+        content_html=sanitize_html(found.html),
         image=page_image(tree, url),
         categories=([section] if section else []) + keywords,
     )

@@ -6,11 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.config import load_newsletter, load_settings
-from digest.content.compose import content_from_document, subject_for
+from digest.config import load_newsletter
+from digest.content.compose import content_from_document
+from digest.content.subject import subject_for
 from digest.email.links import Links
 from digest.email.render import Rendered, render_issue
 from digest.errors import UsageError
+from digest.folder import folder_settings
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ def render_document(path: Path) -> RenderedDocument:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid JSON: {exc}") from None
-    settings = load_settings()
+    settings = folder_settings()
     config = load_newsletter(settings.config)
     content = content_from_document(doc, config, source=path)
     slug = path.stem

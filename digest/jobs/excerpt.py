@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import TypedDict
 
-from digest.config import load_newsletter, load_settings
+from digest.config import load_newsletter
 from digest.content.summaries import summary_limits
 from digest.errors import ConfigError
+from digest.folder import NoFolder, folder_settings
 from digest.gather.fetch import Fetcher, FetchError, FetchOptions, local_path, read_local
 from digest.summarize import SummaryLimits, summarize_page, summarize_text
 
@@ -44,7 +45,7 @@ def excerpt_input(item: str, limits: SummaryLimits) -> ExcerptRecord:
         path = local_path(item)
         if path is None or path.suffix.lower() in PAGE_SUFFIXES:
             body = read_local(path, FetchOptions.max_bytes).body if path else _download(item)
-            summary = summarize_page(body.decode("utf-8", errors="replace"), limits=limits)
+            summary = summarize_page(body, limits=limits)
         else:
             summary = summarize_text(_read_text(path), limits=limits)
     except (FetchError, OSError, UnicodeError) as exc:
@@ -82,7 +83,10 @@ def _read_text(path: Path) -> str:
 def excerpt_limits() -> SummaryLimits:
     """The summary lengths of the newsletter file; the defaults when there is no such file (a look at a
     page needs none). A file that is there but wrong is reported like everywhere else."""
-    settings = load_settings()
+    try:
+        settings = folder_settings()
+    except NoFolder:
+        return SummaryLimits()
     try:
         return summary_limits(load_newsletter(settings.config))
     except ConfigError:

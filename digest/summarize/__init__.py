@@ -89,9 +89,10 @@ def summarize_html(html: str, *, limits: SummaryLimits = SummaryLimits()) -> Sum
     return _summarize(paragraphs, title, limits)
 
 
-def summarize_page(html: str, *, limits: SummaryLimits = SummaryLimits()) -> Summary:
-    """A whole article page; main text and title through trafilatura (offline)."""
-    title, paragraphs = markup.page_paragraphs(_as_text(html))
+def summarize_page(html: str | bytes, *, limits: SummaryLimits = SummaryLimits()) -> Summary:
+    """A whole article page; main text and title through extract_article (offline). Bytes are
+    decoded there, with the charset the page declares."""
+    title, paragraphs = markup.page_paragraphs(html if isinstance(html, bytes) else _as_text(html))
     return _summarize(paragraphs, title, limits)
 
 

@@ -1,8 +1,10 @@
-"""HTML to paragraphs: feed content fragments through lxml, whole pages through trafilatura.
+"""HTML to paragraphs: feed content fragments through lxml, whole pages through extract_article.
 
-Elements that are never prose (scripts, figures and their captions, navigation, share bars,
-lists of related links) are removed from the tree before any text is taken, so their words
-cannot leak into a neighbouring paragraph.
+In a fragment (a feed item's content, or a main text already extracted) elements that are never
+prose (scripts, figures and their captions, navigation, share bars, lists of related links) are
+removed before any text is taken, so their words cannot leak into a neighbouring paragraph. A
+whole page is not pruned that way: some sites put the article inside such elements, and the
+extractor needs the page's structure to find it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 
 import lxml.etree as etree
 import lxml.html
+
+from .extract import extract_article
 
 _NEVER_PROSE = {
     "script",
@@ -153,44 +157,13 @@ def fragment_paragraphs(html: str) -> tuple[str | None, list[str]]:
     return title, _paragraphs(doc)
 
 
-def page_paragraphs(html: str) -> tuple[str | None, list[str]]:
-    """Title and main-text paragraphs of a whole page; the main text is found by trafilatura."""
-    if not html or not html.strip():
+def page_paragraphs(page: str | bytes) -> tuple[str | None, list[str]]:
+    """Title and main-text paragraphs of a whole page. extract_article finds the main text (bytes
+    are decoded there, with the page's charset); its HTML then goes the way a gathered page's
+    stored HTML goes (fragment_paragraphs), so that `digest excerpt` on a page and the summary of
+    the same page gathered read the same paragraphs."""
+    if not page or not page.strip():
         return None, []
-    doc = _parse(html)
-    if doc is None:
-        return None, []
-    _prune(doc)
-    import trafilatura  # slow to import; only pages need it
-
-    xml = None
-    try:
-        xml = trafilatura.extract(
-            doc,
-            output_format="xml",
-            with_metadata=True,
-            include_comments=False,
-            include_tables=False,
-            include_images=False,
-            include_links=False,
-        )
-    except Exception:  # noqa: BLE001 - trafilatura has no documented exception tree
-        xml = None
-    title = None
-    if xml:
-        tree = etree.fromstring(xml.encode("utf-8"))
-        title = tree.get("title") or None
-        paragraphs = []
-        for el in tree.iter("p", "head", "item", "quote"):
-            if el.tag == "quote" and el.find(".//p") is not None:
-                continue  # its paragraphs come on their own
-            text = _WS.sub(" ", "".join(el.itertext()).replace("\n", " ")).strip()
-            if text:
-                paragraphs.append(text)
-        if paragraphs:
-            return title, paragraphs
-    # Too small a page for trafilatura: take what is left of the body after pruning.
-    if title is None:
-        t = doc.find(".//title")
-        title = (_WS.sub(" ", t.text_content()).strip() or None) if t is not None else None
-    return title, _paragraphs(doc)
+    found = extract_article(page)
+    _, paragraphs = fragment_paragraphs(found.html or "")
+    return found.title, paragraphs

@@ -150,7 +150,8 @@ def delivered(body: dict) -> list[dict]:
                 "subject": subject,
                 "text": parts.get("text/plain", ""),
                 "html": parts.get("text/html", ""),
-                "headers": dict(p.get("headers") or {}),
+                # A personalization's headers are added to the request's own, and win on a clash.
+                "headers": {**(body.get("headers") or {}), **(p.get("headers") or {})},
             }
         )
     return messages

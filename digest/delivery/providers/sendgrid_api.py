@@ -32,6 +32,7 @@ from digest.email import placeholders
 from digest.email.message import (
     OutgoingIssue,
     Recipient,
+    list_headers,
     list_unsubscribe,
     safe_display_name,
     unbuildable,
@@ -90,6 +91,8 @@ class SendGridRequestBuilder:
         }
         if issue.reply_to:
             self.shared["reply_to"] = {"email": issue.reply_to}
+        if headers := list_headers(issue):  # List-Id, Feedback-ID: the same for every recipient
+            self.shared["headers"] = headers
         if categories:
             self.shared["categories"] = list(categories)
         if asm_group_id is not None:

@@ -90,7 +90,6 @@ def test_systemd_analyze_does_catch_a_mistake_in_a_unit(systemd_analyze, tmp_pat
 def test_the_units_run_a_digest_command_as_an_unprivileged_user_with_hardening(name):
     service = unit(name)["Service"]
     assert service["User"] == "digest" and service["Group"] == "digest"
-    assert service["EnvironmentFile"] == "/etc/digest/digest.env"
     assert service["Restart"] in ("on-failure", "always")
     for key, value in {
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
@@ -100,6 +99,14 @@ def test_the_units_run_a_digest_command_as_an_unprivileged_user_with_hardening(n
     program, *args = shlex.split(service["ExecStart"])
     assert program == INSTALLED
     accepted(args)
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_the_units_publication_folder_is_their_state_directory_the_one_place_they_write(name):
+    service = unit(name)["Service"]
+    assert "EnvironmentFile" not in service  # settings and secrets: the folder's .env, as anywhere else
+    assert service["Environment"] == f"DIGEST_DIR=/var/lib/{service['StateDirectory']}"
+    assert service["StateDirectoryMode"] == "0700" and service["ProtectSystem"] == "strict"
 
 
 def test_the_sysusers_file_makes_the_units_user():
@@ -120,6 +127,21 @@ def test_the_image_runs_as_a_user_that_is_not_root_on_a_slim_python():
     users = [line.split()[1] for line in stage if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert any(line.startswith("RUN useradd") and "digest" in line for line in stage)
+
+
+def test_the_images_publication_folder_is_its_volume_and_composes_mounts_go_into_it():
+    stage = containerfile_final_stage()
+    env = " ".join(line for line in stage if line.startswith("ENV "))
+    (folder,) = re.findall(r"\bDIGEST_DIR=(\S+)", env)
+    assert "DIGEST_CONFIG" not in env  # it would make the newsletter file's folder the publication's
+    assert f'VOLUME ["{folder}"]' in stage
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in ("migrate", "serve", "schedule"):
+        service = compose["services"][name]
+        targets = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+        assert targets[folder] == "digest-state"  # var/: the outbox, the issues' files
+        assert targets[f"{folder}/digest.toml"] == "./publication/digest.toml"
+        assert service["env_file"] == "publication/.env"  # the .env `digest init deploy/publication` wrote
 
 
 def test_the_images_entrypoint_and_command_are_digest_commands():

@@ -20,13 +20,13 @@ from digest.delivery.sender_dns import (
     sender_records,
     txt_lookup,
 )
+from digest.folder import STARTER
 from tests.cli_helpers import run_cli
-from tests.conftest import ROOT
 from tests.fakes.dns_server import FakeDns
 from tests.fakes.sendgrid import FakeSendGrid, WebhookSigner
 from tests.test_delivery_smtp import certificate, smtp_server  # noqa: F401 - the real SMTP server's fixtures
 
-DOMAIN = "meridian-review.example.org"  # the From domain of digest.example.toml
+DOMAIN = "meridian-review.example.org"  # the From domain of examples/digest.toml
 TOKEN = "a-token-of-more-than-twenty-four-characters"
 GOOD_RECORDS = {
     DOMAIN: ["google-site-verification=abc", "v=spf1 include:sendgrid.net ~all"],
@@ -91,7 +91,7 @@ def test_a_good_installation_exits_0_with_every_check_passed(cli_env, tmp_path):
     assert result.returncode == 0, result.stdout
     statuses = {f["check"]: f["status"] for f in findings(result)}
     assert statuses == {
-        "mode": "ok", "newsletter": "ok", "secret key": "ok", "base URL": "ok", "admin token": "ok",
+        "folder": "ok", "mode": "ok", "newsletter": "ok", "secret key": "ok", "base URL": "ok", "admin token": "ok",
         "API token": "ok", "webhook key": "ok", "store": "ok", "provider": "ok", "SPF": "ok", "DKIM": "ok",
         "DMARC": "ok",
     }  # fmt: skip
@@ -202,16 +202,58 @@ def test_loopback_links_in_mail_that_really_leaves_are_a_failure(cli_env, tmp_pa
         ("DIGEST_ADMIN_TOKEN", "short-token", "admin token", "DIGEST_ADMIN_TOKEN is 11 characters long: easy to guess"),
         ("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5", "webhook key", "is not a public key"),
         ("DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS", "true", "webhook key", "anyone can post forged events"),
-        ("DIGEST_CONFIG", "digest.toml", "newsletter", "digest.toml is missing: the example newsletter is in use"),
+        ("DIGEST_CONFIG", str(STARTER), "newsletter", "from_email and postal_address still the starter's placeholder"),
         ("DIGEST_DATABASE_URL", f"postgresql://digest@127.0.0.1:{closed_port()}/x", "store", "cannot reach the store"),
     ],
 )
 def test_each_unsafe_production_setting_is_named(cli_env, tmp_path, setting, value, check, detail):
-    (tmp_path / "digest.example.toml").write_text((ROOT / "digest.example.toml").read_text())
     result = run_cli(["doctor", "--no-dns", "--json"], {**cli_env, setting: value}, tmp_path)
     failed = [f for f in findings(result) if f["check"] == check and f["status"] == "fail"]
     assert result.returncode == 1
     assert any(detail in f["detail"] for f in failed), failed
+
+
+def without_a_folder(cli_env) -> dict[str, str]:
+    return {k: v for k, v in cli_env.items() if k not in ("DIGEST_DIR", "DIGEST_CONFIG")}
+
+
+def test_without_a_publication_folder_the_one_finding_says_how_to_make_one(cli_env, tmp_path):
+    result = run_cli(["doctor", "--no-dns", "--json"], without_a_folder(cli_env), tmp_path)
+    assert result.returncode == 1
+    (finding,) = findings(result)
+    assert finding["check"] == "folder" and finding["status"] == "fail"
+    assert finding["detail"].startswith(f"no publication folder: neither {tmp_path.resolve()} nor a folder above")
+    assert finding["fix"].startswith("make one with `digest init DIR`")
+
+
+def test_a_folder_fresh_from_digest_init_is_found_and_its_placeholders_named(cli_env, tmp_path):
+    env = {k: v for k, v in without_a_folder(cli_env).items() if k != "DIGEST_SECRET_KEY"}
+    env["DIGEST_BASE_URL"] = "http://127.0.0.1:8000"  # the outbox, loopback: a local install
+    assert run_cli(["init", "letter"], env, tmp_path).returncode == 0
+    result = run_cli(["doctor", "--no-dns", "--json"], env, tmp_path / "letter")
+    checks = by_check(result)
+    assert checks["folder"] == {
+        "check": "folder", "status": "ok", "fix": "",
+        "detail": f"{tmp_path.resolve() / 'letter'} (settings from its .env and the environment)",
+    }  # fmt: skip
+    assert checks["secret key"]["status"] == "ok"  # the key init wrote in the folder's .env
+    newsletter = checks["newsletter"]
+    assert newsletter["status"] == "warn"  # locally; in production a failure
+    assert newsletter["detail"].endswith("digest.toml: from_email and postal_address still the starter's placeholder")
+
+
+def test_an_env_file_every_user_can_read_is_a_failure_in_production(cli_env, tmp_path):
+    assert run_cli(["init", "letter"], without_a_folder(cli_env), tmp_path).returncode == 0
+    env_file = tmp_path / "letter" / ".env"
+    env_file.chmod(0o644)
+    result = run_cli(["--dir", tmp_path / "letter", "doctor", "--no-dns", "--json"], without_a_folder(cli_env))
+    folder = by_check(result)["folder"]
+    assert result.returncode == 1
+    assert folder == {
+        "check": "folder", "status": "fail",
+        "detail": f"{env_file.resolve()} holds the secrets and every user of this machine can read it",
+        "fix": f"chmod 600 {env_file.resolve()}",
+    }  # fmt: skip
 
 
 # --- the records, read ------------------------------------------------------------------------------

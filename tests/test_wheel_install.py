@@ -1,6 +1,7 @@
 """Each step deploy/Containerfile runs, here, since the image itself cannot be built on these machines
 (no registry for base images): build the wheel, install it into a fresh venv from requirements/runtime.lock,
-then, in a publication's folder, `digest db upgrade`, `digest doctor`, `digest serve` and its /healthz.
+then, as an operator would, `digest init` a publication folder, `digest db upgrade`, `digest doctor`,
+`digest serve` and its /healthz and /readyz, each run from elsewhere on the folder DIGEST_DIR names.
 
 The build steps are read from the Containerfile and run as written (its folders moved to temporary
 ones), offline: `make install` filled uv's cache with every package of the dev lock, and the runtime lock
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, TEST_SECRET_KEY
+from tests.conftest import ROOT
 from tests.test_packaging import SOURCES
 
 UV = Path(sys.executable).parent / "uv"
@@ -67,27 +68,34 @@ def venv(tmp_path_factory) -> Path:
     return home
 
 
-def publication(folder: Path, database_url: str, base_url: str) -> dict[str, str]:
-    """A publication's folder: its newsletter file, a feed, and .env with the secrets; returns the environment
-    a service manager would give (no DIGEST_* of the test's own, no virtualenv, no checkout on the path)."""
-    # When `digest init` lands, use it here (it writes digest.toml and .env); until then they are written by hand.
-    folder.mkdir()
-    shutil.copy2(ROOT / "examples/feeds/reporting.rss", folder / "reporting.rss")
-    (folder / "digest.toml").write_text(
-        'name = "The Harbour Letter"\n'
-        'from_email = "weekly@harbour.example.org"\n'
-        'postal_address = "1 Quay Street, Portland, ME 04101, USA"\n'
-        'sections = ["News"]\n\n'
-        "[[sources]]\n"
-        'name = "reporting"\nurl = "reporting.rss"\nsection = "News"\n'
-    )
-    (folder / ".env").write_text(
-        f"DIGEST_SECRET_KEY={TEST_SECRET_KEY}\nDIGEST_DATABASE_URL={database_url}\nDIGEST_BASE_URL={base_url}\n"
-        "DIGEST_PROVIDER=outbox\n"
-    )
-    return {
+def publication(digest: Path, folder: Path, database_url: str, base_url: str) -> dict[str, str]:
+    """A publication's folder as an operator makes one: `digest init`, then the starter's placeholders and
+    a feed in its digest.toml, and the settings in its .env. Returns the environment a service manager
+    would give (DIGEST_DIR and nothing else of the digest's, no virtualenv, no checkout on the path)."""
+    env = {
         k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")
     }
+    made = subprocess.run([digest, "init", folder], cwd=folder.parent, env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert (folder / ".env").stat().st_mode & 0o777 == 0o600
+    shutil.copy2(ROOT / "examples/feeds/reporting.rss", folder / "reporting.rss")
+    toml = (folder / "digest.toml").read_text(encoding="utf-8")
+    for starter, mine in [
+        ('name = "Harbour"', 'name = "The Harbour Letter"'),  # init names it after the folder
+        ('from_email = "newsletter@example.org"', 'from_email = "weekly@harbour.example.org"'),
+        ('postal_address = "Your publication, street, city, postcode, country"',
+         'postal_address = "1 Quay Street, Portland, ME 04101, USA"'),
+    ]:  # fmt: skip
+        assert starter in toml, starter
+        toml = toml.replace(starter, mine, 1)
+    toml += '\n[[sources]]\nname = "reporting"\nurl = "reporting.rss"\nsection = "News"\n'
+    (folder / "digest.toml").write_text(toml, encoding="utf-8")
+    settings = f"DIGEST_BASE_URL={base_url}\nDIGEST_PROVIDER=outbox\n"
+    if not database_url.startswith("sqlite"):  # SQLite: the folder's own var/digest.db, the default
+        settings += f"DIGEST_DATABASE_URL={database_url}\n"
+    with (folder / ".env").open("a", encoding="utf-8") as dot_env:
+        dot_env.write(settings)
+    return {**env, "DIGEST_DIR": str(folder)}
 
 
 def free_port() -> int:
@@ -100,7 +108,8 @@ def test_the_wheel_in_a_fresh_venv_migrates_and_serves(venv, database_url, tmp_p
     digest = venv / "bin" / "digest"
     port = free_port()
     folder = tmp_path / "harbour"
-    env = publication(folder, database_url, f"http://127.0.0.1:{port}")
+    env = publication(digest, folder, database_url, f"http://127.0.0.1:{port}")
+    elsewhere = tmp_path  # as the units and the image run it: the folder named by DIGEST_DIR, not the cwd
 
     where = subprocess.run(
         [venv / "bin/python", "-c", "import digest; print(digest.__file__)"],
@@ -111,17 +120,20 @@ def test_the_wheel_in_a_fresh_venv_migrates_and_serves(venv, database_url, tmp_p
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout + where.stderr
 
-    upgraded = subprocess.run([digest, "db", "upgrade"], cwd=folder, env=env, capture_output=True, text=True)
+    upgraded = subprocess.run([digest, "db", "upgrade"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout.startswith("store at revision ")
+    assert (folder / "var/digest.db").exists() == database_url.startswith("sqlite")
 
-    doctor = subprocess.run([digest, "doctor", "--no-dns"], cwd=folder, env=env, capture_output=True, text=True)
+    doctor = subprocess.run([digest, "doctor", "--no-dns"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "ok   newsletter: digest.toml: The Harbour Letter, 1 sources" in doctor.stdout
+    assert f"ok   folder: {folder} (settings from its .env and the environment)" in doctor.stdout
+    assert f"ok   newsletter: {folder / 'digest.toml'}: The Harbour Letter, 1 sources" in doctor.stdout
+    assert "ok   secret key: DIGEST_SECRET_KEY is set" in doctor.stdout  # the one `digest init` wrote
 
     server = subprocess.Popen(
         [digest, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=folder,
+        cwd=elsewhere,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,8 +1,9 @@
 """`digest doctor`: whether this installation can run, and what to fix before it does.
 
-It checks, without changing anything: the settings and the newsletter file, the secret key, the public
-address, the tokens and the webhook key, the store (reachable, migrated), the provider (SendGrid: the
-key's scopes; SMTP: connect and EHLO) and the From domain's SPF, DKIM and DMARC records.
+It checks, without changing anything: the publication folder (found, its .env private), the settings,
+the newsletter file (no longer the starter `digest init` wrote), the secret key, the public address,
+the tokens and the webhook key, the store (reachable, migrated), the provider (SendGrid: the key's
+scopes; SMTP: connect and EHLO) and the From domain's SPF, DKIM and DMARC records.
 
 It builds no core: a core cannot be built from the very settings it is there to check, so each check
 loads what it needs and reports what it could not.
@@ -15,6 +16,8 @@ loopback address) the same is only a warning.
 from __future__ import annotations
 
 import ipaddress
+import stat
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +26,19 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from digest.config import EXAMPLE_CONFIG, NewsletterConfig, Settings, load_newsletter, load_settings
+from digest.config import NewsletterConfig, Settings, load_newsletter
 from digest.delivery.providers import make_provider
 from digest.delivery.providers.sendgrid_api import SendGridProvider
 from digest.delivery.providers.smtp import SMTPProvider
 from digest.delivery.sender_dns import Status, TxtLookup, sender_records
 from digest.errors import ConfigError, DigestError, ProviderError
+from digest.folder import ENV_FILE, STARTER, NoFolder, folder_settings
 from digest.store import db
 
 TOKEN_MIN_LENGTH = 24
+# Keys of the starter digest.toml whose values are placeholders: left as they are, mail goes out
+# from a domain that is not the publication's, with an address that is not its own.
+STARTER_PLACEHOLDERS = ("from_email", "postal_address")
 GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # The provider's answer is waited for this long (a send waits longer: delivery.request_timeout_seconds).
 PROBE_TIMEOUT_SECONDS = 10.0
@@ -64,15 +71,28 @@ def diagnose(
     timeout: float = PROBE_TIMEOUT_SECONDS,
 ) -> Diagnosis:
     """Every check, in the order a person would fix them. `look_up` asks DNS (None: the records to set
-    are given without looking); `settings` default to the environment's."""
+    are given without looking); `settings` default to the publication folder's (digest.folder)."""
     findings: list[Finding] = []
     if settings is None:
         try:
-            settings = load_settings()
+            settings = folder_settings()
+        except NoFolder as exc:
+            return Diagnosis(
+                [
+                    Finding(
+                        "folder",
+                        "fail",
+                        str(exc),
+                        "make one with `digest init DIR`, then pass --dir DIR or set DIGEST_DIR",
+                    )
+                ]
+            )
         except ConfigError as exc:
             return Diagnosis([Finding("settings", "fail", str(exc), "correct it in the environment or .env")])
     provider = provider_name(settings)
     production = provider != "outbox" or not is_loopback_url(settings.base_url)
+    if settings.dir is not None:
+        findings.append(_folder(settings.dir, production))
     findings.append(_mode(settings, provider, production))
     config = _newsletter(settings, production, findings)
     findings.append(_secret_key(settings))
@@ -142,21 +162,37 @@ def _mode(settings: Settings, provider: str, production: bool) -> Finding:
     )
 
 
+def _folder(folder: Path, production: bool) -> Finding:
+    env = folder / ENV_FILE
+    if not env.is_file():
+        return Finding("folder", "ok", f"{folder} (no {ENV_FILE}: the settings come from the environment alone)")
+    if env.stat().st_mode & stat.S_IROTH:
+        return Finding(
+            "folder",
+            _failure(production),
+            f"{env} holds the secrets and every user of this machine can read it",
+            f"chmod 600 {env}",
+        )
+    return Finding("folder", "ok", f"{folder} (settings from its {ENV_FILE} and the environment)")
+
+
 def _newsletter(settings: Settings, production: bool, findings: list[Finding]) -> NewsletterConfig | None:
     try:
         config = load_newsletter(settings.config)
     except ConfigError as exc:
         findings.append(
-            Finding("newsletter", "fail", str(exc), f"correct {exc.where} (digest.example.toml explains each key)")
+            Finding("newsletter", "fail", str(exc), f"correct {exc.where} (`digest init` explains each key)")
         )
         return None
-    if config.path.name == EXAMPLE_CONFIG and Path(settings.config).name != EXAMPLE_CONFIG:
+    starter = tomllib.loads(STARTER.read_text(encoding="utf-8"))
+    unchanged = [key for key in STARTER_PLACEHOLDERS if getattr(config, key) == starter.get(key)]
+    if unchanged:
         findings.append(
             Finding(
                 "newsletter",
                 _failure(production),
-                f"{settings.config} is missing: the example newsletter is in use",
-                f"copy {EXAMPLE_CONFIG} to {settings.config} and make it yours, or set DIGEST_CONFIG",
+                f"{config.path}: {' and '.join(unchanged)} still the starter's placeholder",
+                f"set {' and '.join(unchanged)} in {config.path} (your own domain, your postal address)",
             )
         )
     elif not config.sources:

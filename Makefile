@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 # `make lock` writes both.
 LOCK := requirements/dev.lock
 TOOLS_LOCK := requirements/tools.lock
+# What production installs (deploy/Containerfile): the dependencies and the postgres extra, at the dev lock's pins.
+RUNTIME_LOCK := requirements/runtime.lock
 UV := $(BIN)/uv
 DEMO_WEEK ?= 2026-W48
 # The sample publication's folder: its own digest.toml, .env, store and outbox (var/), never a user's.
 DEMO_DIR := examples
 
-.PHONY: demo env-file test check install lock chromium mjml-validator bench-baselines clean
+.PHONY: demo env-file test check install lock chromium systemd-analyze mjml-validator bench-baselines clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -42,6 +44,8 @@ lock: $(BIN)/python
 		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(LOCK)
 	$(UV) pip compile requirements/tools.in --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(TOOLS_LOCK)
+	$(UV) pip compile pyproject.toml --extra postgres --generate-hashes --universal \
+		--python-version 3.11 --quiet -c $(LOCK) -o $(RUNTIME_LOCK)
 
 # The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
 # in $(DEMO_DIR)/ (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline,
@@ -68,6 +72,14 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium is missing and apt is not usable: browser tests will be skipped (CI fails instead)"; fi; }
 
+# systemd-analyze (Debian's systemd) verifies the units in deploy/; installed here when missing and apt is usable.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's systemd for systemd-analyze (the unit tests)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+		else echo "systemd-analyze is missing and apt is not usable: the unit tests will be skipped (CI fails instead)"; fi; }
+
 # The official MJML validator (npm package mjml) for a dev-time test; the product itself never needs Node.
 # Installed from tools/mjml/package-lock.json, and again only when that file changes.
 MJML_STAMP := tools/mjml/node_modules/.installed
@@ -89,7 +101,7 @@ check: install
 	echo "checks passed: ruff, ruff format, lint-imports, mypy"
 
 # pytest exits 5 when it collected no tests: a broken selection, reported plainly (a failure in CI).
-test: install check chromium mjml-validator
+test: install check chromium systemd-analyze mjml-validator
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "pytest collected no tests"; \

@@ -37,16 +37,18 @@ def running_site(
     clock: Callable[[], datetime] | None = None,
     newsletter: NewsletterConfig | None = None,
     access_log: bool = False,
+    migrate: bool = True,
     **overrides,
 ) -> Iterator[Site]:
-    """The app on loopback; `newsletter` replaces the example newsletter file, `overrides` change settings."""
+    """The app on loopback; `newsletter` replaces the example newsletter file, `overrides` change settings;
+    with migrate=False the store is left as it is (and not even connected to while the app starts)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     # Links in mail must point at this very server, so the base URL is known before the core is built.
     site_settings = Settings(_env_file=None, **{**settings.model_dump(), "base_url": url, **overrides})
-    core = build_core(site_settings, newsletter or load_newsletter(EXAMPLE_CONFIG), clock=clock)
+    core = build_core(site_settings, newsletter or load_newsletter(EXAMPLE_CONFIG), clock=clock, migrate=migrate)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(core), log_level="info" if access_log else "warning", access_log=access_log, lifespan="off"

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 from typer.main import get_command
 
-from digest.cli import articles, db, init, issues, schedule, serve, sources, subscribers
+from digest.cli import articles, db, doctor, init, issues, schedule, serve, sources, subscribers
 from digest.cli.common import closing_cores
 from digest.cli.output import err
 from digest.errors import DigestError
@@ -64,6 +64,7 @@ app.command()(issues.send)
 app.command()(articles.excerpt)
 app.command()(schedule.schedule)
 app.command()(serve.serve)
+app.command()(doctor.doctor)
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(db.app, name="db")
 app.add_typer(articles.app, name="articles")

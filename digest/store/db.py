@@ -11,6 +11,8 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -126,10 +128,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         try:
             command.upgrade(alembic_config(engine), revision)
         except OperationalError as exc:
-            raise DigestError(
-                f"cannot reach the store at {engine.url.render_as_string(hide_password=True)}: "
-                f"{str(exc.orig).strip().splitlines()[0]}; check DIGEST_DATABASE_URL"
-            ) from None
+            raise unreachable(engine, exc) from None
+
+
+def unreachable(engine: Engine, exc: OperationalError) -> DigestError:
+    """The error for a store that cannot be connected to: where (without the password) and why."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    return DigestError(
+        f"cannot reach the store at {engine.url.render_as_string(hide_password=True)}: {lines[0]}; "
+        "check DIGEST_DATABASE_URL"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -137,3 +145,38 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def head_revision() -> str | None:
+    """The newest migration this code carries: a store at any other revision is not ready for it."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this code carries the migration `revision` (a store migrated by a newer release is not)."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What a look at the store found: its revision, against the code's head."""
+
+    revision: str | None  # None: no migration was ever applied
+    head: str | None
+    ahead: bool = False  # the store was migrated by a newer release than this code
+
+    @property
+    def migrated(self) -> bool:
+        return self.revision is not None and self.revision == self.head
+
+
+def store_state(engine: Engine) -> StoreState:
+    """Connect and read the store's revision, changing nothing; an unreachable store raises DigestError."""
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise unreachable(engine, exc) from None
+    return StoreState(revision, head_revision(), ahead=revision is not None and not known_revision(revision))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
-from digest.web import api, archive, busy, editor, home, preview, subscribe, unsubscribe, webhooks
+from digest.web import api, archive, busy, editor, health, home, preview, subscribe, unsubscribe, webhooks
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
@@ -42,7 +42,7 @@ def create_app(core: Digest) -> FastAPI:
         BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
     )
 
-    for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
+    for module in (health, subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
         app.include_router(module.router)
 
     busy.install(app)  # a busy store answers 503 with Retry-After, never 500
@@ -56,10 +56,6 @@ def create_app(core: Digest) -> FastAPI:
         if request.url.path.startswith(("/api/", "/webhooks/")):
             return JSONResponse({"error": str(exc)}, status)
         return error_page(request, status, exc.title, _sentence(str(exc)))
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, bool]:
-        return {"ok": True}
 
     return app
 

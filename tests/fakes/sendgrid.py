@@ -164,6 +164,8 @@ class FakeSendGrid:
     keep_bodies: bool = False
     count_only: bool = False  # for benchmarks: no per-recipient lists, only counts
     rate_limit_reset_in: float = 1.0
+    # What GET /v3/scopes answers for the right key (a key made with the Mail Send permission only).
+    scopes: list[str] = field(default_factory=lambda: ["mail.batch.create", "mail.send", "user.scheduled_sends.create"])
 
     requests: int = 0
     accepted: list[Accepted] = field(default_factory=list)
@@ -372,6 +374,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, self.owner.stats())
         elif self.path == "/_accepted":
             self._answer(200, self.owner.accepted_requests())
+        elif self.path == "/v3/scopes":
+            if self.headers.get("Authorization") != f"Bearer {self.owner.api_key}":
+                self._error(401, "The provided authorization grant is invalid, expired, or revoked")
+            else:
+                self._answer(200, {"scopes": self.owner.scopes})
         else:
             self._error(404, "not found")
 

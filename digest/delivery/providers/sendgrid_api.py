@@ -287,6 +287,20 @@ class SendGridProvider:
             lambda: self.client.client.user.scheduled_sends.post(request_body=body, timeout=self.timeout),
         )
 
+    def scopes(self) -> list[str]:
+        """The API key's permissions (GET /v3/scopes): the cheapest authenticated call, for `digest doctor`.
+        A refused key raises ProviderError as a send would ("SendGrid refused the API key (401: ...)")."""
+        response = self._call("read the API key's scopes", lambda: self.client.client.scopes.get(timeout=self.timeout))
+        try:
+            found = json.loads(response.body or b"{}").get("scopes")
+        except (ValueError, AttributeError):
+            found = None
+        if not isinstance(found, list) or not all(isinstance(scope, str) for scope in found):
+            raise ProviderError(
+                "SendGrid's answer to GET /v3/scopes held no list of scopes", kind=FailureKind.TRANSIENT
+            )
+        return found
+
     def post(self, body: Body) -> str | None:
         """One attempt; returns X-Message-Id, or raises ProviderError saying how to go on.
 

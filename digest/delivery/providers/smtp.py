@@ -146,6 +146,28 @@ class SMTPProvider:
             ) from None
         return conn
 
+    def greeting(self) -> str:
+        """Connect, EHLO and, as a send would, STARTTLS and log in; returns the first line of the server's
+        EHLO answer (its name). For `digest doctor`: a failure raises ProviderError as a send's would."""
+        where = f"{self.server.host}:{self.server.port}"
+        conn = self.connect()
+        try:
+            code, answer = conn.ehlo()
+        except (smtplib.SMTPException, OSError) as exc:
+            conn.close()
+            raise ProviderError(
+                f"the SMTP server {where} broke the connection at EHLO: {exc}", kind=FailureKind.TRANSIENT
+            ) from None
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+        if code != 250:
+            raise ProviderError(
+                f"the SMTP server {where} answered EHLO with {code} {_said(answer)}", kind=FailureKind.STOP
+            )
+        return (_said(answer).splitlines() or [where])[0]
+
     def send_batch(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> BatchResult:
         result = BatchResult()
         if not recipients:

@@ -176,7 +176,7 @@ def test_what_each_layout_shows_of_an_article(content):
     assert shown["compact"].count('bgcolor="#8a1c1c"') == 1
 
 
-def test_a_section_table_in_the_newsletter_file_gives_that_section_its_layout(content):
+def test_a_sections_own_layout_overrides_the_default_for_that_section_alone(content):
     config = example_config(section_layouts={"Opinion": "headlines", "Analysis": "cards"})
     html = render_sample(config, content).html
     sections = re.split(r'<h2 class="section-name"', html)[1:]

@@ -100,7 +100,7 @@ def test_the_primary_call_to_action_is_a_bulletproof_button(rendered):
     assert f'href="{top_link.replace("&amp;", "&").replace("&", "&amp;")}"' in button_link
     # Its name is Keep reading and the headline, the latter in a span only screen readers take in.
     assert re.search(
-        r'>Keep reading<span class="sr"[^>]*>: ' + re.escape(content["top"]["title"]) + "</span></a>", button_link
+        r'>Keep reading<span class="sr"[^>]*> “' + re.escape(content["top"]["title"]) + "”</span></a>", button_link
     )
 
 

@@ -135,7 +135,7 @@ def test_an_article_has_at_most_its_layouts_links_and_every_link_its_own_name(la
         assert not any(link["img"] for link in links)
         assert links[0]["name"] == article["title"]
         for link in links[1:]:
-            assert link["name"] == f"Keep reading: {article['title']}"
+            assert link["name"] == f"Keep reading “{article['title']}”"
         names += [link["name"] for link in links]
     assert len(names) == len(set(names))
     # Thirty "Keep reading" links would read alike; each one is told apart by its headline.
@@ -229,6 +229,23 @@ def test_every_layout_fits_375_600_and_800px_in_light_and_dark(browser, layout, 
     light = luminance(card_bg) > 0.9 and luminance(headline) < 0.2
     assert dark if scheme == "dark" else light, (card_bg, headline)
     screenshot(page, f"layout-{layout}-{width}-{scheme}.png")
+    page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_chromium_names_each_keep_reading_link_by_its_headline_and_finds_the_outline(browser, layout, content):
+    # What a screen reader is given: Chromium's accessibility tree, where the hidden span counts.
+    page = open_issue(browser, preview(layout), 375)
+    assert page.get_by_role("link", name="Keep reading", exact=True).count() == 0
+    top = content["top"]["title"]
+    assert page.get_by_role("link", name=f"Keep reading “{top}”", exact=True).count() == 1
+    assert page.get_by_role("link", name=top, exact=True).count() == 1
+    assert page.get_by_role("heading", level=1).all_inner_texts() == ["The Meridian Review"]
+    assert page.get_by_role("heading", level=2).count() == 1 + len(content["sections"])
+    assert page.get_by_role("heading", level=3).count() == len(all_articles(content))
+    # The photos are no links: no link is named by a photo's description.
+    assert page.locator("img").count() >= 1 and page.locator("a img").count() == 0
     page.close()
 
 

@@ -10,7 +10,10 @@ Prints:
   render_issue to it, steady to steady (target <= 1x) and first call to first call;
 - each stage's median (Jinja2 MJML template, mjml-python, premailer, Jinja2 text part);
 - the HTML's size (target <= 60 KB; Gmail clips at 102 KB) and what its bytes are made of, the text
-  part's size, and the page's height at 375 px in Chromium (target <= 9,000 px; /usr/bin/chromium).
+  part's size, and the page's height at 375 px in Chromium (target <= 9,000 px; /usr/bin/chromium);
+  all of it with the newsletter file's layouts (by default: the top story in full, the rest compact);
+- the HTML's size and the height at 375 px with each layout given to every section, "cards" (every
+  article in full) being how every issue looked before layouts: the baseline.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from digest.config import load_newsletter
+from digest.config import LAYOUTS, load_newsletter
 from digest.content.compose import content_from_document
 from digest.content.subject import subject_for
 from digest.email import placeholders
@@ -191,6 +194,17 @@ def main() -> None:
         height = height_at_375(filled)
         shown = height if isinstance(height, str) else f"{height:.0f} px (target <= {TARGET_HEIGHT_375:,} px)"
         print(f"page height at 375 px: {shown}")
+    print(f"each layout over every section (the file's default: {config.issue.layout}):")
+    for layout in LAYOUTS:
+        laid_out = config.model_copy(update={"issue": config.issue.model_copy(update={"layout": layout})})
+        each = render_issue(laid_out, content, **values).html
+        height_text = ""
+        if not args.no_browser:
+            each_height = height_at_375(
+                placeholders.fill_preview(each, "https://meridian-review.example.org", "there", html_part=True)
+            )
+            height_text = each_height if isinstance(each_height, str) else f"{each_height:8.0f} px at 375 px"
+        print(f"  {layout:10s} {len(each.encode()) / 1024:6.1f} KB  {height_text}")
 
 
 if __name__ == "__main__":

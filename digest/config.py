@@ -20,7 +20,7 @@ import re
 import string
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -230,7 +230,27 @@ def check_subject_template(template: str) -> str:
     return template
 
 
+# How a section's articles are shown in the e-mail (templates/email/partials/section.mjml.j2): "lead" its
+# first article in full and the rest as compact rows, "cards" every article in full (photo, dek, byline,
+# excerpt, Keep reading), "compact" a row each (headline, teaser, a small photo), "headlines" the
+# headline alone (and its author). The issue's top story is always shown in full, above the sections.
+Layout = Literal["lead", "cards", "compact", "headlines"]
+LAYOUTS: tuple[Layout, ...] = get_args(Layout)
+
+
+class SectionConfig(_Strict):
+    """A section written as a table in `sections`, to give it its own layout."""
+
+    name: str = Field(min_length=1, description="The section's name, as sources name it.")
+    layout: Layout | None = Field(None, description="How its articles are shown; unset: `issue.layout`.")
+
+
 class IssueConfig(_Strict):
+    layout: Layout = Field(
+        "compact",
+        description="The layout of a section that names none in `sections`: lead, cards, compact or headlines. "
+        "The top story is always shown in full.",
+    )
     articles_per_section: int = Field(5, ge=1, le=50, description="At most this many articles a section.")
     subject: str = Field(
         "{top_headline}",
@@ -332,7 +352,17 @@ class NewsletterConfig(_Strict):
         description="A folder whose files replace the packaged templates of the same name (relative to the file); "
         "default: the templates/ folder beside the file, when there is one.",
     )
-    sections: list[str] = Field(min_length=1)
+    sections: list[str] = Field(
+        min_length=1,
+        description="Section names in issue order; an entry may be a table, "
+        '{ name = "Opinion", layout = "headlines" }, to give that section its own layout.',
+    )
+    section_layouts: dict[str, Layout] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="The layouts given in `sections` tables, by section name (filled from `sections`, not a key of "
+        "the file); a section not named here has `issue.layout`.",
+    )
     sources: list[SourceConfig] = Field(default_factory=list)
     schedule: ScheduleConfig = ScheduleConfig()
     issue: IssueConfig = IssueConfig()
@@ -341,6 +371,32 @@ class NewsletterConfig(_Strict):
     email: EmailConfig = EmailConfig()
     gather: GatherConfig = GatherConfig()
     path: Path = Field(Path(NEWSLETTER_FILE), exclude=True, description="Where it was read from.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _section_tables(cls, data: Any) -> Any:
+        """`sections` entries written as tables become their names, their layouts `section_layouts`."""
+        if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
+            return data
+        if "section_layouts" in data:
+            raise ValueError("section_layouts: not a key of the file; give a section's layout in `sections`")
+        names: list[Any] = []
+        layouts: dict[str, str] = {}
+        for i, entry in enumerate(data["sections"]):
+            if not isinstance(entry, dict):
+                names.append(entry)
+                continue
+            try:
+                section = SectionConfig.model_validate(entry)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(part) for part in err["loc"])
+                problem = "is not a known key (name, layout)" if err["type"] == "extra_forbidden" else err["msg"]
+                raise ValueError(f"sections[{i}]{'.' + where if where else ''}: {problem}") from None
+            names.append(section.name)
+            if section.layout is not None:
+                layouts[section.name] = section.layout
+        return {**data, "sections": names, "section_layouts": layouts}
 
     @field_validator("timezone")
     @classmethod
@@ -376,6 +432,10 @@ class NewsletterConfig(_Strict):
                 if section not in self.sections:
                     raise ValueError(f"sources[{i}].section: {section!r} is not one of sections {self.sections}")
         return self
+
+    def layout_of(self, section: str) -> Layout:
+        """How the section's articles are shown: its own layout, else `issue.layout`."""
+        return self.section_layouts.get(section, self.issue.layout)
 
     @property
     def tz(self) -> ZoneInfo:

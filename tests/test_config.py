@@ -13,6 +13,7 @@ from tests.cli_helpers import run_cli
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 GOOD = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+SECTIONS = 'sections = ["Reporting", "Analysis", "Opinion"]'
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -27,6 +28,24 @@ def test_the_example_file_loads_with_its_sections_and_sources():
     assert [s.section for s in config.sources] == ["Reporting", "Analysis", "Opinion"]
     # Relative source paths are resolved against the file, not the working directory.
     assert Path(config.resolve_location(config.sources[0].url)) == ROOT / "examples/feeds/reporting.rss"
+
+
+def test_a_section_written_as_a_table_has_its_own_layout_and_the_others_the_issues(tmp_path):
+    config = load_newsletter(EXAMPLE_CONFIG)
+    assert config.issue.layout == "compact" and config.layout_of("Opinion") == "compact"
+    tables = (
+        'sections = [{ name = "Reporting", layout = "lead" }, "Analysis", { name = "Opinion", layout = "headlines" }]'
+    )
+    config = load_newsletter(
+        write(tmp_path, GOOD.replace(SECTIONS, tables).replace('layout = "compact"', 'layout = "cards"'))
+    )
+    assert config.sections == ["Reporting", "Analysis", "Opinion"]  # the names, as everything else reads them
+    assert [config.layout_of(name) for name in config.sections] == ["lead", "cards", "headlines"]
+
+
+def test_section_layouts_is_not_a_key_of_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="section_layouts: not a key of the file"):
+        load_newsletter(write(tmp_path, 'section_layouts = { Opinion = "cards" }\n' + GOOD))
 
 
 @pytest.mark.parametrize(
@@ -50,6 +69,24 @@ def test_the_example_file_loads_with_its_sections_and_sources():
             "greater than or equal to 1",
         ),
         (lambda t: "unknown_key = 1\n" + t, "unknown_key", "not a known key"),
+        (lambda t: t.replace('layout = "compact"', 'layout = "grid"'), "issue.layout", "'headlines'"),
+        (
+            lambda t: t.replace(
+                SECTIONS, 'sections = ["Reporting", { name = "Analysis", layout = "tiles" }, "Opinion"]'
+            ),
+            "sections[1].layout",
+            "'lead', 'cards', 'compact' or 'headlines'",
+        ),
+        (
+            lambda t: t.replace(SECTIONS, 'sections = ["Reporting", { name = "Analysis", look = "cards" }, "Opinion"]'),
+            "sections[1].look",
+            "not a known key (name, layout)",
+        ),
+        (
+            lambda t: t.replace(SECTIONS, 'sections = ["Reporting", { layout = "cards" }, "Opinion"]'),
+            "sections[1].name",
+            "required",
+        ),
     ],
 )
 def test_a_bad_value_names_the_file_the_key_and_the_problem(tmp_path, edit, key, problem):

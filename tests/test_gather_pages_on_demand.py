@@ -185,6 +185,8 @@ def newsletter_file(folder, server: FeedServer):
         f'name = "Test Review"\nfrom_email = "weekly@example.org"\npostal_address = "1 Test Street"\n'
         f'sections = ["Reporting"]\n[[sources]]\nname = "wire"\nurl = "{server.url("/feed")}"\n'
         f'section = "Reporting"\ninternal = true\n'
+        # Every article in full, so that each one's excerpt (from its page) is in the issue.
+        '[issue]\nlayout = "cards"\n'
     )
     return path
 

@@ -98,6 +98,7 @@ sections = ["Reporting"]
 
 [issue]
 articles_per_section = 10
+layout = "cards"  # every article in full: whatever a page gave would show in its excerpt
 
 [gather]
 connect_timeout = 2

@@ -54,7 +54,7 @@ def test_a_wheel_carries_the_email_and_web_templates(wheel):
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert "digest/templates/email/digest.mjml.j2" in packaged
-    assert "digest/templates/email/partials/article_card.mjml.j2" in packaged
+    assert "digest/templates/email/partials/articles.mjml.j2" in packaged
     assert "digest/templates/web/base.html" in packaged and "digest/templates/web/static/preview.js" in packaged
     assert packaged == on_disk
 

@@ -115,17 +115,20 @@ def test_the_headline_the_dek_and_the_byline_are_paragraphs_of_their_own(rendere
             first_words = " ".join(standfirst.split()[:4])
             assert f"]\n\n{first_words}" in rendered.text, article["title"]
         if article.get("author"):
-            assert f"\n\nBy {article['author']}\n\n" in rendered.text
+            # In full, with the reading time (the top story's, here); a compact row's, alone.
+            assert re.search(rf"\n\nBy {re.escape(article['author'])}( · \d+ min read)?\n\n", rendered.text)
 
 
-def test_sections_have_headings_and_the_articles_in_them_are_separated_by_a_rule(rendered, content):
-    text = rendered.text
+def test_sections_have_headings_and_articles_in_full_are_separated_by_a_rule(rendered, content):
     rule, heading = "\n" + "-" * 72 + "\n", "=" * 72
     for section in content["sections"]:
-        assert f"{heading}\n{section['name'].upper()}\n{heading}" in text
-    between = sum(len(s["articles"]) - 1 for s in content["sections"])
-    assert text.count(rule) == between
-    assert f"{heading}\nTOP STORY\n{heading}" in text
+        assert f"{heading}\n{section['name'].upper()}\n{heading}" in rendered.text
+    assert f"{heading}\nTOP STORY · REPORTING\n{heading}" in rendered.text
+    # Compact rows (the default layout) stand a blank line apart; articles in full (cards) a rule apart.
+    assert rendered.text.count(rule) == 0
+    config = example_config()
+    cards = render_sample(config.model_copy(update={"issue": config.issue.model_copy(update={"layout": "cards"})}))
+    assert cards.text.count(rule) == sum(len(s["articles"]) - 1 for s in content["sections"])
 
 
 def test_a_segment_numbers_its_own_articles_and_keeps_every_link_whole(content):

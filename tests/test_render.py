@@ -9,7 +9,7 @@ import pytest
 
 from digest.config import EmailConfig
 from digest.email import placeholders
-from digest.email.render import CONTENT_WIDTH, GMAIL_CLIP_BYTES, compile_mjml, inline_css, inline_styles
+from digest.email.render import CONTENT_WIDTH, GMAIL_CLIP_BYTES, THUMB_WIDTH, compile_mjml, inline_css, inline_styles
 from tests.render_sample import all_articles, example_config, render_sample, sample_content
 
 
@@ -53,16 +53,22 @@ def test_no_mjml_tag_survives_and_the_doctype_and_lang_are_set(rendered):
     assert html_tag["lang"] == "en"
 
 
-def test_every_image_has_alt_text_a_width_and_a_height(rendered, content):
+def test_every_image_has_a_width_and_a_height_and_a_photo_shown_in_full_its_alt_text(rendered, content):
     images = Tags(rendered.html).all("img")
     assert len(images) == 30
-    for img in images:
-        assert img.get("alt", "").strip(), img
-        assert int(img["width"]) == CONTENT_WIDTH
-        # 1200x675 sources shown at 552px wide keep their proportions.
-        assert int(img["height"]) == round(CONTENT_WIDTH * 675 / 1200)
-    alts = {img["alt"] for img in images}
-    assert content["top"]["image"]["alt"] in alts
+    # The default layout: the top story in full, the others as compact rows with a small photo.
+    (photo,) = [img for img in images if img.get("class") != "thumb"]
+    assert photo["alt"] == content["top"]["image"]["alt"]
+    # 1200x675 sources shown at 552px wide keep their proportions.
+    assert (int(photo["width"]), int(photo["height"])) == (CONTENT_WIDTH, round(CONTENT_WIDTH * 675 / 1200))
+    for thumb in images:
+        if thumb is photo:
+            continue
+        # Decorative beside the headline that names the article: an empty alt, so screen readers skip it.
+        assert thumb["alt"] == "" and (int(thumb["width"]), int(thumb["height"])) == (
+            THUMB_WIDTH,
+            round(THUMB_WIDTH * 675 / 1200),
+        )
 
 
 def test_dark_mode_has_a_color_scheme_meta_and_prefers_color_scheme_styles(rendered):
@@ -74,12 +80,13 @@ def test_dark_mode_has_a_color_scheme_meta_and_prefers_color_scheme_styles(rende
 def test_body_text_is_at_least_14px(rendered):
     mjml_defaults = re.search(r'<mj-text font-size="(\d+)px"', rendered.mjml)
     assert int(mjml_defaults[1]) >= 14
-    # Of the template's own rules, only photo credits and section labels go below 14px.
+    # Of the template's own rules, only photo credits and the top story's label go below 14px (and the
+    # text only screen readers take in, .sr, which is not to be seen).
     (css,) = inline_styles(rendered.mjml)
     small = {rule for rule, size in re.findall(r"([.\w -]+)\{[^}]*font-size:\s*(\d+)px", css) if int(size) < 14}
-    assert {rule.strip() for rule in small} == {".credit", ".label"}
+    assert {rule.strip() for rule in small} == {".credit", ".label", ".sr"}
     # The reading text itself: excerpts and deks inherit the 16px of their mj-text.
-    assert re.search(r'<div style="[^"]*font-size:16px[^"]*">\s*<hr class="rule"', rendered.html)
+    assert re.search(r'<div style="[^"]*font-size:16px[^"]*">\s*<h2 class="label"', rendered.html)
 
 
 def test_premailer_inlines_only_the_templates_inline_rules(rendered):
@@ -89,7 +96,7 @@ def test_premailer_inlines_only_the_templates_inline_rules(rendered):
     # The template's inline rules do reach the elements.
     excerpt = re.search(r'<p class="excerpt" style="([^"]*)"', rendered.html)
     assert excerpt and "margin:10px 0 0" in excerpt[1]
-    assert re.search(r'<a class="button" href="[^"]+" style="[^"]*background:#8a1c1c', rendered.html)
+    assert re.search(r'<h3 class="title" style="[^"]*font-size:18px', rendered.html)
     # The head keeps its styles, and premailer leaves no marker of its own behind.
     assert "data-premailer" not in rendered.html
     assert rendered.html.count("<style") >= 3

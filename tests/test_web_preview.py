@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -178,7 +179,21 @@ def test_an_edited_teaser_and_excerpt_reach_the_rebuilt_email(settings):
         rebuilt = issue_of(site)
         [again] = [a for s in rebuilt.content["sections"] for a in s["articles"] if a["id"] == card["id"]]
         assert again["teaser"] == "An editor's teaser." and again["excerpt"] == "An editor wrote this excerpt."
-        assert "An editor wrote this excerpt." in rebuilt.html and "An editor wrote this excerpt." in rebuilt.text
+        # A section's article is a compact row by default: its teaser shows, its excerpt does not.
+        assert "An editor's teaser." in html.unescape(rebuilt.html) and "An editor's teaser." in rebuilt.text
+        assert "An editor wrote this excerpt." not in rebuilt.html
+
+        # The top story is shown in full, its excerpt with it.
+        top = rebuilt.content["top"]
+        site.http.post(
+            f"/preview/{issue.slug}/articles/{top['id']}/edit",
+            headers=BEARER,
+            data={"teaser": top["teaser"], "excerpt": "An editor wrote the lead's excerpt."},
+        )
+        site.http.post(f"/preview/{issue.slug}/rebuild", headers=BEARER)
+        rebuilt = issue_of(site)
+        assert "An editor wrote the lead's excerpt." in html.unescape(rebuilt.html)
+        assert "An editor wrote the lead's excerpt." in rebuilt.text
 
         empty = site.http.post(edit, headers=BEARER, data={"teaser": "  ", "excerpt": card["excerpt"]})
         assert empty.status_code == 400 and "must not be empty" in empty.text

@@ -40,6 +40,8 @@ PREHEADER_CHARS = 200
 PREHEADER_MIN_PADDING = 12
 # The body is 600px wide with 24px of padding each side: images are laid out at this width.
 CONTENT_WIDTH = 552
+# A compact row's photo: small beside its headline and teaser.
+THUMB_WIDTH = 96
 
 # cssutils reports every vendor-specific property it does not know at WARNING level.
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
@@ -99,16 +101,19 @@ def _image(image: dict[str, Any] | None, title: str) -> dict[str, Any] | None:
     if not image or not image.get("url"):
         return None
     width, height = image.get("width"), image.get("height")
-    shown_width, shown_height = CONTENT_WIDTH, None
+    shown_width, shown_height, thumb_height = CONTENT_WIDTH, None, None
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
         shown_width = min(width, CONTENT_WIDTH)  # never scale a small image up
         shown_height = round(shown_width * height / width)
+        thumb_height = round(THUMB_WIDTH * height / width)
     return {
         "url": image["url"],
         "alt": (image.get("alt") or "").strip() or title,
         "credit": image.get("credit") or None,
         "width": shown_width,
         "height": shown_height,
+        "thumb_width": THUMB_WIDTH,
+        "thumb_height": thumb_height,
     }
 
 
@@ -150,8 +155,10 @@ def context(
     # Content is hostile: none of it may carry a placeholder that a provider would fill.
     content = placeholders.neutralize(content)
     top = _card(content["top"], link) if content.get("top") else None
+    # Each section as its layout shows it (config.layout_of); a section the newsletter file does not
+    # list (content given as JSON) has the default layout.
     sections = [
-        {"name": s["name"], "articles": [_card(a, link) for a in s["articles"]]}
+        {"name": s["name"], "layout": config.layout_of(s["name"]), "articles": [_card(a, link) for a in s["articles"]]}
         for s in content.get("sections", [])
         if s.get("articles")
     ]

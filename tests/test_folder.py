@@ -55,7 +55,7 @@ def test_the_starter_mentions_every_key_of_the_newsletter_file():
     text = STARTER.read_text()
     tomllib.loads(text)  # valid as written
     for name, field in NewsletterConfig.model_fields.items():
-        if name == "path":
+        if name in ("path", "section_layouts"):  # set by the loader, not keys of the file
             continue
         assert re.search(rf"^#? ?{name} =", text, re.MULTILINE) or f"[{name}]" in text, name
         sub = field.annotation

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -159,8 +160,34 @@ class SourceConfig(_Strict):
     )
 
 
+CRONTAB_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+
+
+def check_crontab(expression: str) -> str:
+    """The expression, when APScheduler reads it as a crontab; else a ValueError naming the field at fault."""
+    parts = expression.split()
+    if len(parts) != len(CRONTAB_FIELDS):
+        raise ValueError(
+            f"{expression!r} has {len(parts)} fields; a crontab has 5: minute hour day month day-of-week "
+            "(e.g. '0 8 * * mon')"
+        )
+    for name, value in zip(CRONTAB_FIELDS, parts, strict=True):
+        try:
+            CronTrigger(**{name: value}, timezone="UTC")
+        except ValueError as exc:
+            label = name.replace("_", "-")
+            raise ValueError(f"{expression!r}: the {label} field {value!r} is wrong: {exc}") from None
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{expression!r} is not a crontab expression: {exc}") from None
+    return expression
+
+
 class ScheduleConfig(_Strict):
-    weekly: str = Field("0 8 * * mon", description="Crontab expression of the weekly send.")
+    weekly: str = Field(
+        "0 8 * * mon", description="Crontab expression of the weekly send (checked when the file is read)."
+    )
     gather_every_minutes: int = Field(60, ge=5, description="How often to gather between sends.")
     grace_hours: int = Field(
         6, ge=0, le=72, description="A weekly run missed while down still runs this long after; later it is skipped."
@@ -178,6 +205,12 @@ class ScheduleConfig(_Strict):
     wave_check_minutes: int = Field(
         5, ge=1, le=60, description='With deliver = "local": how often the scheduler looks for a wave that is due.'
     )
+
+    @field_validator("weekly")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        # At load, so that `digest build` or `serve` refuses a typo as `digest schedule` would.
+        return check_crontab(value)
 
 
 class IssueConfig(_Strict):

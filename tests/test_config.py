@@ -50,6 +50,21 @@ def test_the_example_file_loads_with_its_sections_and_sources():
             "greater than or equal to 1",
         ),
         (lambda t: "unknown_key = 1\n" + t, "unknown_key", "not a known key"),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * * mnday"'),
+            "schedule.weekly",
+            "the day-of-week field 'mnday' is wrong",
+        ),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 25 * * mon"'),
+            "schedule.weekly",
+            "the hour field '25' is wrong",
+        ),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * *"'),
+            "schedule.weekly",
+            "has 4 fields; a crontab has 5",
+        ),
     ],
 )
 def test_a_bad_value_names_the_file_the_key_and_the_problem(tmp_path, edit, key, problem):
@@ -101,6 +116,18 @@ def test_the_command_line_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_pa
         f"digest: error: {path}: timezone: unknown timezone 'Nowhere/Land'; use an IANA name such as Europe/Berlin"
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_digest_build_refuses_a_crontab_typo_as_digest_schedule_does(tmp_path):
+    path = write(tmp_path, GOOD.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * * mon-frii"'))
+    env = {"DIGEST_CONFIG": str(path), "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}
+    for command in (["build", "--week", "2026-W48"], ["schedule", "--print-jobs"]):
+        result = run_cli(command, env, tmp_path)
+        assert result.returncode == 2, command
+        assert result.stderr.strip().splitlines() == [
+            f"digest: error: {path}: schedule.weekly: '0 8 * * mon-frii': the day-of-week field 'mon-frii' is "
+            'wrong: Invalid weekday name "frii"'
+        ]
 
 
 def test_a_bad_week_is_a_usage_error(tmp_path, cli_env):

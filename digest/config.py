@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(None, description="Bearer token for the editor's preview pages.")
     api_token: SecretStr | None = Field(None, description="Bearer token for the subscriber API.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics (Prometheus text format); without it /metrics answers 404."
+    )
     old_secret_keys: SecretStr | None = Field(
         None, description="Earlier secret keys, comma-separated, still accepted when reading links (key rotation)."
     )

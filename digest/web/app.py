@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
-from digest.web import api, archive, busy, editor, home, preview, subscribe, unsubscribe, webhooks
+from digest.web import api, archive, busy, editor, home, metrics, preview, subscribe, unsubscribe, webhooks
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
@@ -42,7 +42,8 @@ def create_app(core: Digest) -> FastAPI:
         BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
     )
 
-    for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
+    app.state.metrics = metrics.registry_for(core)
+    for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview, metrics):
         app.include_router(module.router)
 
     busy.install(app)  # a busy store answers 503 with Retry-After, never 500

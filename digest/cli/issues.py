@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from digest.cli.common import WeekOption, WindowOption, open_core, week_or_default, week_or_window
-from digest.cli.output import err, out, size_line, write_issue_files
+from digest.cli.output import SendBar, err, out, size_line, write_issue_files
 from digest.cli.sources import gather_progress
 from digest.errors import NothingToSend, UsageError
 
@@ -36,6 +36,7 @@ def run(
     core = open_core()
     the_week = week_or_window(week)
     progress, advance = gather_progress(len(core.config.sources))
+    sending = SendBar(progress)  # a second bar under the gather's, from composing to the last batch
     gathered: list[SourceReport] = []  # each source's report, final once the run is over (or stopped)
 
     def on_source(source: SourceReport) -> None:
@@ -45,7 +46,16 @@ def run(
     try:
         # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
         with progress, stop_on_signals(err) as stop:
-            report = run_once(core, the_week, gather_progress=on_source, stop=stop, local=local_delivery(core))
+            report = run_once(
+                core,
+                the_week,
+                gather_progress=on_source,
+                stop=stop,
+                local=local_delivery(core),
+                on_stage=sending.on_stage,
+                on_start=sending.on_start,
+                on_batch=sending.on_batch,
+            )
     except NothingToSend as exc:
         err.print(str(exc))
         sources_failed = _failed_sources(gathered)

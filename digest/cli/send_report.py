@@ -11,10 +11,9 @@ from types import FrameType
 
 from rich.console import Console
 
-from digest.cli.output import progress_bar
+from digest.cli.output import SendBar, progress_bar
 from digest.core import Digest
 from digest.delivery import run
-from digest.delivery.sender import Progress as BatchProgress
 from digest.delivery.sender import SendReport
 from digest.delivery.waves import LocalDelivery
 from digest.errors import UsageError
@@ -198,24 +197,17 @@ def send(
             "anyone they had already reached gets the issue a second time[/]",
             highlight=False,
         )
-    bar = progress_bar("sending")
-    task = bar.add_task("", total=None)
-
-    def on_start(total: int) -> None:
-        bar.update(task, total=total)
-
-    def on_batch(p: BatchProgress) -> None:
-        bar.update(task, advance=p.sent + p.failed + p.skipped, description=f"batch {p.number}")
-
-    with stop_on_signals(err) as stop, bar:
+    bar = SendBar(progress_bar())
+    with stop_on_signals(err) as stop, bar.progress:
         planned, report = run.deliver(
             core.mailer(),
             issue,
             resume=resume,
             retry_unknown=retry_unknown,
             stop=stop,
-            on_start=on_start,
-            on_batch=on_batch,
+            on_start=bar.on_start,
+            on_batch=bar.on_batch,
+            on_stage=bar.on_stage,
             local=local_delivery(core) if not state.planned else None,
         )
     out.print(f"issue {issue.week}: {planned} batches planned; {report.already_submitted} were sent before")

@@ -17,10 +17,11 @@ if TYPE_CHECKING:
     from digest.gather import GatherReport, SourceReport
 
 
-def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], None]]:
-    """The progress bar of a gather over `sources` sources, and the callback that moves it on."""
-    progress = progress_bar("gathering")
-    task = progress.add_task("", total=sources)
+def gather_progress(sources: int, progress: Progress | None = None) -> tuple[Progress, Callable[[SourceReport], None]]:
+    """The progress bar of a gather over `sources` sources (a new one, or a task of `progress`), and the
+    callback that moves it on."""
+    progress = progress or progress_bar()
+    task = progress.add_task("", total=sources, what="gathering")
 
     def advance(report: SourceReport) -> None:
         progress.update(task, advance=1, description=report.name)

@@ -137,8 +137,11 @@ def deliver(
     sleep: Callable[[float], object] | None = None,
     local: LocalDelivery | None = None,
     stale_after: timedelta | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> tuple[int, SendReport]:
-    """Plan once and send what is left. Returns (batches planned, report).
+    """Plan once and send what is left. Returns (batches planned, report). For a progress bar: `on_stage`
+    names each step before the sending ("planning", "rendering segments"), `on_start` gives the
+    recipients to send, `on_batch` follows each batch.
 
     With `local` (local-time delivery), a plan made now puts readers into waves (see digest.delivery.waves)
     and only the waves that are due go (all within `schedules_ahead` with SendGrid, scheduled at the
@@ -149,6 +152,8 @@ def deliver(
     the_outgoing = outgoing(mailer.addresses, issue)
     provider = mailer.provider
     with send_lock(mailer.engine, issue.id, issue.week):
+        if on_stage:
+            on_stage("planning")
         with mailer.sessions.begin() as session:
             fresh = session.get_one(Issue, issue.id)
             plan = plan_issue(
@@ -158,6 +163,8 @@ def deliver(
         schedule_id = _schedule_id(mailer, issue.id)
         # Each segment the plan holds is rendered once, before the first batch goes (and again after a
         # crash in between: only what is missing).
+        if on_stage and any(segment.left_out for segment in plan.segments):
+            on_stage("rendering segments")
         render_missing(mailer.sessions, mailer.render_segment, issue.id)
         segments = segment_outgoings(mailer, issue)
         if on_start:

@@ -30,7 +30,8 @@ def run(
     bad setting or newsletter file."""
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
-    from digest.cli.send_report import failed_recipient_lines, local_delivery, stop_on_signals, unknown_lines
+    from digest.cli.send_report import failed_recipient_lines, local_delivery, stop_on_signals, summary, unknown_lines
+    from digest.delivery.run import issue_figures
     from digest.jobs.weekly import run_once
 
     core = open_core()
@@ -70,7 +71,7 @@ def run(
     out.print(f"issue {issue.week} ({issue.status}): {issue.subject}")
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
-    out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
+    out.print(summary(s, issue_figures(core.sessions, issue.id), issue.week), highlight=False)
     if s.waiting:
         out.print(
             f"{s.waiting} batches ({s.waiting_recipients} recipients) wait for their local time, the next at "

@@ -159,12 +159,27 @@ def cancel(core: Digest, issue: Issue, out: Console) -> None:
         )
 
 
-def summary(report: SendReport) -> str:
-    return (
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("ch") else f"{n} {word}s"
+
+
+def summary(report: SendReport, issue: run.IssueFigures, week: str) -> str:
+    """The one line a send ends with: what this send did with the batches it took, then where every planned
+    recipient of the issue stands. Each part adds up: sent + failed + skipped + unknown is the recipients
+    of this send's batches, and the issue's figures add up to its planned recipients."""
+    this = (
+        f"this send {plural(report.recipients, 'recipient')} in {plural(report.batches, 'batch')}: "
         f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
-        f"unknown {report.unknown_recipients} (in {len(report.unknown)} batches); "
-        f"{report.batches} batches in {report.seconds:.1f}s, {report.rate:,.0f} recipients/s"
+        f"unknown {report.new_unknown_recipients} ({report.seconds:.1f}s, {report.rate:,.0f} recipients/s)"
     )
+    whole = (
+        f"the issue {plural(issue.recipients, 'recipient')} in {plural(issue.batches, 'batch')}: "
+        f"sent {issue.sent}, failed {issue.failed}, skipped {issue.skipped}, unknown {issue.unknown}"
+    )
+    if issue.cancelled:
+        whole += f", cancelled {issue.cancelled}"
+    whole += f", not sent yet {issue.not_sent}"
+    return f"issue {week}: {this}; {whole}"
 
 
 def send(
@@ -199,7 +214,7 @@ def send(
         )
     bar = SendBar(progress_bar())
     with stop_on_signals(err) as stop, bar.progress:
-        planned, report = run.deliver(
+        _planned, report = run.deliver(
             core.mailer(),
             issue,
             resume=resume,
@@ -210,8 +225,7 @@ def send(
             on_stage=bar.on_stage,
             local=local_delivery(core) if not state.planned else None,
         )
-    out.print(f"issue {issue.week}: {planned} batches planned; {report.already_submitted} were sent before")
-    out.print(summary(report))
+    out.print(summary(report, run.issue_figures(core.sessions, issue.id), issue.week), highlight=False)
     if report.waiting:
         out.print(
             f"{report.waiting} batches ({report.waiting_recipients} recipients) wait for their wave, the next at "

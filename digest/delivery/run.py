@@ -125,6 +125,45 @@ def plan_state(sessions: sessionmaker[Session], issue_id: int) -> PlanState:
     return PlanState(by_status, recipients or 0)
 
 
+@dataclass(frozen=True)
+class IssueFigures:
+    """Where every planned recipient of an issue stands, from the store: the figures add up to `recipients`."""
+
+    batches: int
+    recipients: int
+    sent: int
+    failed: int
+    skipped: int
+    unknown: int  # in batches of unknown fate (submitting)
+    cancelled: int  # in cancelled batches
+    not_sent: int  # still pending in pending or failed batches: a wave to come, a --resume
+
+
+def issue_figures(sessions: sessionmaker[Session], issue_id: int) -> IssueFigures:
+    with sessions() as session:
+        rows = session.execute(
+            select(Batch.status, Delivery.status, func.count())
+            .join(Delivery, Delivery.batch_id == Batch.id)
+            .where(Batch.issue_id == issue_id)
+            .group_by(Batch.status, Delivery.status)
+        ).all()
+        batches = session.scalar(select(func.count()).select_from(Batch).where(Batch.issue_id == issue_id)) or 0
+    counts = {"sent": 0, "failed": 0, "skipped": 0, "unknown": 0, "cancelled": 0, "not_sent": 0}
+    for batch_status, delivery_status, n in rows:
+        if delivery_status != "pending":
+            key = delivery_status if delivery_status in counts else "failed"
+        elif batch_status == "submitting":
+            key = "unknown"
+        elif batch_status == "cancelled":
+            key = "cancelled"
+        elif batch_status == "submitted":
+            key = "sent"  # settled as a whole (--mark-sent, events) before its rows were
+        else:
+            key = "not_sent"
+        counts[key] += n
+    return IssueFigures(batches=batches, recipients=sum(counts.values()), **counts)
+
+
 def deliver(
     mailer: Mailer,
     issue: Issue,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -346,6 +347,14 @@ class NewsletterConfig(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def local_time(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored time as the editor reads it: in the newsletter's timezone, with the zone's name
+        ("2026-12-07 07:00 CET"); "never" for none. A time without a zone is UTC (how the store keeps them)."""
+        if moment is None:
+            return "never"
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.tz)
+        return f"{local:{fmt}} {local:%Z}"
 
     def template_dirs(self) -> list[Path]:
         """Where templates are looked up: templates_dir (relative to this file) first, then the packaged ones."""

@@ -130,6 +130,25 @@ def test_digest_build_refuses_a_crontab_typo_as_digest_schedule_does(tmp_path):
         ]
 
 
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("Europe/Berlin", "2026-12-07 07:00 CET"),
+        ("Europe/Berlin", "2026-07-06 08:00 CEST"),
+        ("America/New_York", "2026-12-07 01:00 EST"),
+        ("UTC", "2026-12-07 06:00 UTC"),
+    ],
+)
+def test_times_are_shown_in_the_newsletters_timezone_with_its_name(zone, shown):
+    from datetime import UTC, datetime
+
+    config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"timezone": zone})
+    moment = datetime(2026, 7 if "CEST" in shown else 12, 6 if "CEST" in shown else 7, 6, 0, tzinfo=UTC)
+    assert config.local_time(moment) == shown
+    assert config.local_time(moment.replace(tzinfo=None)) == shown  # a stored time without a zone is UTC
+    assert config.local_time(None) == "never"
+
+
 def test_a_bad_week_is_a_usage_error(tmp_path, cli_env):
     result = run_cli(["build", "--week", "2026-W60"], cli_env, tmp_path)
     assert result.returncode == 2

@@ -75,12 +75,12 @@ def run(
     if s.waiting:
         out.print(
             f"{s.waiting} batches ({s.waiting_recipients} recipients) wait for their local time, the next at "
-            f"{s.next_wave:%Y-%m-%d %H:%M} UTC; `digest schedule` sends them",
+            f"{core.config.local_time(s.next_wave)}; `digest schedule` sends them",
             highlight=False,
         )
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(s, issue.week):
+    for line in unknown_lines(s, issue.week, core.config):
         err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
@@ -126,7 +126,7 @@ def build(
     folder = out_dir or Path("var/issues") / issue.slug
     path = write_issue_files(issue, folder)
     _write_preview(issue.html or "", folder, core.settings.base_url, core.config.issue.first_name_fallback)
-    window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"
+    window = f"{core.config.local_time(issue.window_start)} to {core.config.local_time(issue.window_end)}"
     out.print(f"issue {issue.week} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
     out.print(size_line(issue.html or "", path), highlight=False)
 

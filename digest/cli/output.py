@@ -55,10 +55,6 @@ def print_json(value: object, *, ascii_only: bool = True) -> None:
     print(json.dumps(jsonable(value), ensure_ascii=ascii_only), flush=True)
 
 
-def when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "never"
-
-
 def progress_bar() -> Progress:
     """Progress bars on stderr, one per task (its `what`: gathering, sending...), gone when done. On a
     stderr that is not a terminal (a log file, a pipe, cron) they show nothing at all."""

@@ -12,6 +12,7 @@ from types import FrameType
 from rich.console import Console
 
 from digest.cli.output import SendBar, progress_bar
+from digest.config import NewsletterConfig
 from digest.core import Digest
 from digest.delivery import run
 from digest.delivery.sender import SendReport
@@ -104,11 +105,11 @@ def stop_on_signals(err: Console) -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def unknown_lines(report: SendReport, week: str) -> list[str]:
-    """Each batch of unknown fate, why, and the three ways it gets settled."""
+def unknown_lines(report: SendReport, week: str, config: NewsletterConfig) -> list[str]:
+    """Each batch of unknown fate (since when, in the newsletter's time), why, and the three ways it gets settled."""
     lines = []
     for unknown in report.unknown:
-        since = f" since {unknown.since:%Y-%m-%d %H:%M} UTC" if unknown.since else ""
+        since = f" since {config.local_time(unknown.since)}" if unknown.since else ""
         why = unknown.reason or "a send stopped during its request"
         lines.append(
             f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
@@ -229,7 +230,7 @@ def send(
     if report.waiting:
         out.print(
             f"{report.waiting} batches ({report.waiting_recipients} recipients) wait for their wave, the next at "
-            f"{report.next_wave:%Y-%m-%d %H:%M} UTC: `digest schedule` sends each when due "
+            f"{core.config.local_time(report.next_wave)}: `digest schedule` sends each when due "
             "(or `digest send --resume` then)",
             highlight=False,
         )
@@ -241,7 +242,7 @@ def send(
         err.print(f"batch {number} failed: {reason}", highlight=False)
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(report, issue.week):
+    for line in unknown_lines(report, issue.week, core.config):
         err.print(line, highlight=False)
     if report.paused:
         left_unknown = f" and {report.new_unknown} left unknown" if report.new_unknown else ""

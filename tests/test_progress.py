@@ -116,3 +116,30 @@ def test_digest_send_shows_the_send_from_planning_to_the_last_batch(cli_env, tmp
     assert code == 0, shown
     assert bars(shown)["sending"] == (6, 6), shown
     assert "sent 6" in stdout
+
+
+def test_the_import_summary_counts_every_row_of_the_file_once(cli_env, tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name\n"
+        "a@example.org,A\n"
+        "b@example.org,B\n"
+        "A@example.org,A again\n"  # the same address: merged, not added twice
+        "not-an-address,X\n"
+        "c@example.org,C\n",
+        encoding="utf-8",
+    )
+    assert run_cli(["subscribers", "add", "c@example.org"], cli_env, tmp_path).returncode == 0
+    assert run_cli(["subscribers", "remove", "c@example.org"], cli_env, tmp_path).returncode == 0
+    result = run_cli(["subscribers", "import", people], cli_env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    found = re.fullmatch(
+        r"imported \S+, (\d+) rows: (\d+) added, (\d+) updated, (\d+) unchanged, (\d+) kept out "
+        r"\(unsubscribed or suppressed\), (\d+) rejected",
+        line,
+    )
+    assert found, line
+    rows, added, updated, unchanged, kept_out, rejected = map(int, found.groups())
+    assert rows == 5 == added + updated + unchanged + kept_out + rejected
+    assert (added, kept_out, rejected) == (2, 1, 1)

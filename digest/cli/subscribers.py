@@ -47,8 +47,10 @@ def subscribers_import(
     for rejected in report.rejected:
         err.print(f"{file}:{rejected.line}: skipped {rejected.value!r}: {rejected.reason}", highlight=False)
     reactivated = f", {report.reactivated} reactivated (--force-consent)" if force_consent else ""
+    rows = report.added + report.updated + report.unchanged + report.reactivated + report.kept_out
+    rows += len(report.rejected)
     out.print(
-        f"imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"imported {file}, {rows} rows: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.kept_out} kept out (unsubscribed or suppressed){reactivated}, "
         f"{len(report.rejected)} rejected",
         highlight=False,

@@ -96,6 +96,8 @@ def test_the_figures_agree_with_the_work_done_by_another_process(settings, tmp_p
         ]
         body = json.dumps(events).encode()
         assert site.http.post("/webhooks/sendgrid", content=body, headers=signer.headers(body)).status_code == 200
+        forged = WebhookSigner().headers(body)  # signed with another key: refused, and nothing stored
+        assert site.http.post("/webhooks/sendgrid", content=body, headers=forged).status_code == 403
 
         found = samples(site.http.get("/metrics", headers=BEARER).text)
 
@@ -107,6 +109,8 @@ def test_the_figures_agree_with_the_work_done_by_another_process(settings, tmp_p
     assert value(found, "digest_webhook_events_total", type="open") == 2
     assert value(found, "digest_webhook_events_total", type="delivered") == 1
     assert value(found, "digest_webhook_events_total", type="bounce") == 1
+    assert value(found, "digest_webhook_posts_total", status="200") == 1
+    assert value(found, "digest_webhook_posts_total", status="403") == 1
     assert value(found, "digest_signups_total", via="api") == 1
     assert value(found, "digest_signups_total", via="operator") == 6
     assert value(found, "digest_signups_total", via="form") == 0

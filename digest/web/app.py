@@ -37,12 +37,13 @@ def create_app(core: Digest) -> FastAPI:
     app.state.csrf = Csrf(keys)
     app.state.subscribe_limiter = RateLimiter(settings.subscribe_per_ip_per_hour, 3600)
     app.state.login_limiter = RateLimiter(10, 900)
+    app.state.metrics = metrics.registry_for(core)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.WebhookAnswers, registry=app.state.metrics)
     app.add_middleware(
         BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
     )
 
-    app.state.metrics = metrics.registry_for(core)
     for module in (subscribe, unsubscribe, api, webhooks, home, archive, editor, preview, metrics):
         app.include_router(module.router)
 

@@ -16,6 +16,7 @@ Off unless DIGEST_METRICS_TOKEN is set (404, as if there were no such page); wit
     digest_source_last_success_timestamp_seconds{source}
     digest_last_gather_timestamp_seconds        the latest fetch of any source: alert when it is old
     digest_metrics_scrape_seconds               how long the store's queries took for this scrape
+    digest_webhook_posts_total{status}          this process's answers to webhook posts (in memory, per process)
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
+from prometheus_client import Counter
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.core import Digest
 from digest.jobs.metrics import store_figures
@@ -119,6 +122,38 @@ def registry_for(core: Digest) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(core))
     return registry
+
+
+class WebhookAnswers:
+    """Pure ASGI middleware counting this process's answers to the provider's webhook posts by status:
+    the store keeps the events it accepted, but nothing of a post refused (403: a bad signature or the
+    wrong key; 503: no key set), which is what tells an operator the webhook is misconfigured."""
+
+    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry):
+        self.app = app
+        self.answers = Counter(
+            "digest_webhook_posts",
+            "This process's answers to provider webhook posts, by HTTP status (a 403 is a refused signature).",
+            ["status"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        status = 500  # an exception before any answer: the server answers 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.answers.labels(str(status)).inc()
 
 
 def metrics_token(core: Digest) -> str | None:

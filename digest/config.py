@@ -19,10 +19,12 @@ import importlib.resources
 import re
 import string
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -86,6 +88,9 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(None, description="Bearer token for the editor's preview pages.")
     api_token: SecretStr | None = Field(None, description="Bearer token for the subscriber API.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics (Prometheus text format); without it /metrics answers 404."
+    )
     old_secret_keys: SecretStr | None = Field(
         None, description="Earlier secret keys, comma-separated, still accepted when reading links (key rotation)."
     )
@@ -177,8 +182,34 @@ class SourceConfig(_Strict):
     )
 
 
+CRONTAB_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+
+
+def check_crontab(expression: str) -> str:
+    """The expression, when APScheduler reads it as a crontab; else a ValueError naming the field at fault."""
+    parts = expression.split()
+    if len(parts) != len(CRONTAB_FIELDS):
+        raise ValueError(
+            f"{expression!r} has {len(parts)} fields; a crontab has 5: minute hour day month day-of-week "
+            "(e.g. '0 8 * * mon')"
+        )
+    for name, value in zip(CRONTAB_FIELDS, parts, strict=True):
+        try:
+            CronTrigger(**{name: value}, timezone="UTC")
+        except ValueError as exc:
+            label = name.replace("_", "-")
+            raise ValueError(f"{expression!r}: the {label} field {value!r} is wrong: {exc}") from None
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{expression!r} is not a crontab expression: {exc}") from None
+    return expression
+
+
 class ScheduleConfig(_Strict):
-    weekly: str = Field("0 8 * * mon", description="Crontab expression of the weekly send.")
+    weekly: str = Field(
+        "0 8 * * mon", description="Crontab expression of the weekly send (checked when the file is read)."
+    )
     gather_every_minutes: int = Field(60, ge=5, description="How often to gather between sends.")
     grace_hours: int = Field(
         6, ge=0, le=72, description="A weekly run missed while down still runs this long after; later it is skipped."
@@ -196,6 +227,12 @@ class ScheduleConfig(_Strict):
     wave_check_minutes: int = Field(
         5, ge=1, le=60, description='With deliver = "local": how often the scheduler looks for a wave that is due.'
     )
+
+    @field_validator("weekly")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        # At load, so that `digest build` or `serve` refuses a typo as `digest schedule` would.
+        return check_crontab(value)
 
 
 # The fields of the subject template, with what each holds. `name` and `top_title` are the names the
@@ -465,6 +502,14 @@ class NewsletterConfig(_Strict):
     def feedback_id_sender(self) -> str:
         """The last field of Feedback-ID: `delivery.feedback_id_sender`, else the From address's domain."""
         return self.delivery.feedback_id_sender or self._from_domain()[1]
+
+    def local_time(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored time as the editor reads it: in the newsletter's timezone, with the zone's name
+        ("2026-12-07 07:00 CET"); "never" for none. A time without a zone is UTC (how the store keeps them)."""
+        if moment is None:
+            return "never"
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.tz)
+        return f"{local:{fmt}} {local:%Z}"
 
     def template_dirs(self) -> list[Path]:
         """Where templates are looked up: templates_dir (relative to this file; by default its folder's

@@ -9,6 +9,8 @@ Which issue a weekly run sends: what was published since the end of the last sen
 `digest.content.compose`), filed under the ISO week of the day before the run. With the default Monday 08:00
 that is the week that just ended; articles of a week whose send was skipped go out with the next one.
 
+The gather runs at start and then every `gather_every_minutes`.
+
 Missed runs: a weekly run missed while the process was down still runs when it comes back within the
 grace period (default 6 hours); after that it is skipped and logged, never sent stale. Missed runs
 coalesce into one.
@@ -292,6 +294,9 @@ def make_scheduler(
         name="gather",
         replace_existing=True,
         misfire_grace_time=core.config.schedule.gather_every_minutes * 60,
+        # A gather at start, then every interval: a scheduler (re)started shortly before the weekly run
+        # sends what the feeds hold now, not what the last gather before the stop saw.
+        next_run_time=core.now(),
     )
     # A job of the other mode left in the store by an earlier configuration returns at once when it fires.
     if core.config.schedule.deliver == "local":

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -510,18 +510,37 @@ class _Commits:
             self._begin()
 
 
-def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bool = False) -> ImportReport:
-    """Add or update every row; bad rows are reported, not imported.
+def count_csv_rows(path: Path) -> int:
+    """The data rows of a CSV file (a quoted field may span lines), for a progress bar's total; 0 when unreadable."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0  # the import itself says what is wrong
+
+
+def import_csv(
+    session: Session,
+    path: Path,
+    *,
+    now: datetime,
+    force_consent: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Add or update every row; bad rows are reported, not imported. `progress`, when given, is called
+    with (rows read, rows in the file) after each row.
 
     Writes in short transactions of its own on the session's store (see IMPORT_BATCH_ROWS), not in the
     caller's: rows imported before an interruption stay, and running the same file again is safe
     (those rows come out unchanged). The given session itself is left untouched.
     """
+    total = count_csv_rows(path) if progress else 0
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     report = ImportReport()
+    done = 0
     session = Session(session.get_bind(), expire_on_commit=False)
     with handle, session:
         commits = _Commits(session)
@@ -540,9 +559,12 @@ def import_csv(session: Session, path: Path, *, now: datetime, force_consent: bo
                     )
                 except InvalidInput as exc:
                     report.rejected.append(Rejected(line, raw, str(exc)))
-                    continue
-                setattr(report, outcome, getattr(report, outcome) + 1)
-                commits.row_written()
+                else:
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+                    commits.row_written()
+                if progress:
+                    done += 1
+                    progress(done, max(total, done))
             session.commit()
         except UnicodeDecodeError as exc:
             raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
@@ -564,13 +586,23 @@ EXPORT_COLUMNS = (
 )
 
 
-def export_csv(session: Session, handle: IO[str], status: str | None = None) -> int:
-    """Stream every subscriber (or one status) to CSV; returns the number of rows."""
+def export_csv(
+    session: Session,
+    handle: IO[str],
+    status: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Stream every subscriber (or one status) to CSV; returns the number of rows. `progress`, when
+    given, is called with (rows written, rows to write) every 1000 rows and at the end."""
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
     if status:
         query = query.where(Subscriber.status == status)
+    total = 0
+    if progress:
+        counted = select(func.count()).select_from(Subscriber)
+        total = session.scalar(counted.where(Subscriber.status == status) if status else counted) or 0
     count = 0
     for s in session.scalars(query):
         writer.writerow(
@@ -589,6 +621,10 @@ def export_csv(session: Session, handle: IO[str], status: str | None = None) -> 
             ]
         )
         count += 1
+        if progress and count % 1000 == 0:
+            progress(count, max(total, count))
+    if progress:
+        progress(count, count)
     return count
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.cli.app import LOG_FORMAT
+from digest.logs import TextFormatter
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class _StderrHandler(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.setFormatter(TextFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         sys.stderr.write(self.format(record) + "\n")

@@ -87,6 +87,21 @@ def test_section_layouts_is_not_a_key_of_the_file(tmp_path):
             "sections[1].name",
             "required",
         ),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * * mnday"'),
+            "schedule.weekly",
+            "the day-of-week field 'mnday' is wrong",
+        ),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 25 * * mon"'),
+            "schedule.weekly",
+            "the hour field '25' is wrong",
+        ),
+        (
+            lambda t: t.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * *"'),
+            "schedule.weekly",
+            "has 4 fields; a crontab has 5",
+        ),
     ],
 )
 def test_a_bad_value_names_the_file_the_key_and_the_problem(tmp_path, edit, key, problem):
@@ -140,6 +155,37 @@ def test_the_command_line_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_pa
         f"digest: error: {path}: timezone: unknown timezone 'Nowhere/Land'; use an IANA name such as Europe/Berlin"
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_digest_build_refuses_a_crontab_typo_as_digest_schedule_does(tmp_path):
+    path = write(tmp_path, GOOD.replace('weekly = "0 8 * * mon"', 'weekly = "0 8 * * mon-frii"'))
+    env = {"DIGEST_CONFIG": str(path), "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}
+    for command in (["build", "--week", "2026-W48"], ["schedule", "--print-jobs"]):
+        result = run_cli(command, env, tmp_path)
+        assert result.returncode == 2, command
+        assert result.stderr.strip().splitlines() == [
+            f"digest: error: {path}: schedule.weekly: '0 8 * * mon-frii': the day-of-week field 'mon-frii' is "
+            'wrong: Invalid weekday name "frii"'
+        ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("Europe/Berlin", "2026-12-07 07:00 CET"),
+        ("Europe/Berlin", "2026-07-06 08:00 CEST"),
+        ("America/New_York", "2026-12-07 01:00 EST"),
+        ("UTC", "2026-12-07 06:00 UTC"),
+    ],
+)
+def test_times_are_shown_in_the_newsletters_timezone_with_its_name(zone, shown):
+    from datetime import UTC, datetime
+
+    config = load_newsletter(EXAMPLE_CONFIG).model_copy(update={"timezone": zone})
+    moment = datetime(2026, 7 if "CEST" in shown else 12, 6 if "CEST" in shown else 7, 6, 0, tzinfo=UTC)
+    assert config.local_time(moment) == shown
+    assert config.local_time(moment.replace(tzinfo=None)) == shown  # a stored time without a zone is UTC
+    assert config.local_time(None) == "never"
 
 
 def test_a_bad_week_is_a_usage_error(tmp_path, cli_env):

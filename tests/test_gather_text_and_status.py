@@ -166,7 +166,7 @@ def test_run_once_builds_and_sends_without_a_failed_source_names_it_and_exits_1(
     config.write_text(text.replace('url = "feeds/', f'url = "{ROOT}/examples/feeds/'))
     result = run_cli(["run", "--once", "--week", SAMPLE_WEEK], {**cli_env, "DIGEST_CONFIG": str(config)}, tmp_path)
     assert result.returncode == 1
-    assert "gathered 2/3 sources" in result.stdout and "sent 6 messages" in result.stdout
+    assert "gathered 2/3 sources" in result.stdout and "this send 6 recipients in 1 batch: sent 6," in result.stdout
     assert len(list((tmp_path / "outbox" / "2026-w48").glob("*.eml"))) == 6
     assert "failed sources, left out of this run: 'Opinion'" in result.stderr
     assert "source 'Opinion': cannot connect to 127.0.0.1" in result.stderr

@@ -71,7 +71,8 @@ def test_an_accepted_batch_whose_answer_never_came_is_unknown_and_never_sent_aga
     assert "batch 2 (100 recipients) is in an unknown state" in report
     assert "SendGrid did not answer within 1s after the request was sent" in report
     assert f"digest send --week {SAMPLE_WEEK} --mark-sent 2" in report and "--retry-unknown" in report
-    assert "sent 200, failed 0, skipped 0, unknown 100 (in 1 batches)" in first.stdout
+    assert "this send 300 recipients in 3 batches: sent 200, failed 0, skipped 0, unknown 100" in first.stdout
+    assert "the issue 300 recipients in 3 batches: sent 200, failed 0, skipped 0, unknown 100" in first.stdout
     assert fake.requests == 3  # the hung request was not retried
     assert store_state(settings)["batches"] == {1: "submitted", 2: "submitting", 3: "submitted"}
 

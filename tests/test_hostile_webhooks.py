@@ -135,7 +135,7 @@ def serve_banner(env: dict, tmp_path) -> str:
         ({}, "/webhooks/sendgrid: SendGrid events are refused: DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not set"),
         (
             {"DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS": "true"},
-            "WARNING: DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS is on",
+            "WARNING digest.serve: DIGEST_INSECURE_ACCEPT_UNSIGNED_WEBHOOKS is on",
         ),
     ],
 )

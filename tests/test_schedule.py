@@ -162,13 +162,18 @@ def test_a_week_with_nothing_new_composes_nothing_sends_nothing_and_logs_it(samp
     scheduler.shutdown(wait=False)
 
 
-def test_the_gather_job_runs_hourly_and_logs_its_counts(sample_core, caplog):
+def test_the_gather_job_runs_at_start_then_hourly_and_logs_its_counts(sample_core, caplog):
     core, clock = sample_core
     scheduler = started(core)
-    clock.set(at("2026-11-30T08:00") + timedelta(seconds=1))  # the first gather is due an hour after start
+    with caplog.at_level(logging.INFO, logger="digest.schedule"):
+        scheduler.tick()  # at 07:00, the moment it started: the first gather does not wait an hour
+    assert "gather: end: 3 sources ok, 0 failed, 15 new, 0 updated articles" in caplog.text
+    assert scheduler.get_job("gather").next_run_time == at("2026-11-30T08:00")
+    caplog.clear()
+    clock.set(at("2026-11-30T08:00") + timedelta(seconds=1))
     with caplog.at_level(logging.INFO, logger="digest.schedule"):
         scheduler.tick()
-    assert "gather: end: 3 sources ok, 0 failed, 15 new, 0 updated articles" in caplog.text
+    assert "gather: end: 3 sources ok, 0 failed, 0 new, 0 updated articles" in caplog.text
     scheduler.shutdown(wait=False)
 
 

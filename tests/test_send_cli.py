@@ -4,14 +4,16 @@ address marked [TEST] and records nothing, the outbox files parse, transactional
 from __future__ import annotations
 
 import email
+import re
 from email import policy
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from digest.delivery.plan import plan_batches
 from digest.delivery.providers.outbox import OutboxProvider
-from digest.store.models import Batch, Delivery
+from digest.store.models import Batch, Delivery, Issue, utcnow
 from tests.cli_helpers import run_cli
 from tests.conftest import SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
@@ -97,3 +99,65 @@ def test_a_transactional_message_lands_in_the_outbox_transactional_folder(tmp_pa
     [path] = (tmp_path / "transactional").glob("*.eml")
     parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert str(parsed["Message-ID"]).strip() == message_id and parsed["Subject"] == "Confirm your subscription"
+
+
+SUMMARY = re.compile(
+    r"issue (?P<week>\S+): this send (?P<this>\d+) recipients? in (?P<this_batches>\d+) batch(es)?: "
+    r"sent (?P<sent>\d+), failed (?P<failed>\d+), skipped (?P<skipped>\d+), unknown (?P<unknown>\d+) \(.*?\); "
+    r"the issue (?P<planned>\d+) recipients? in (?P<batches>\d+) batch(es)?: sent (?P<all_sent>\d+), "
+    r"failed (?P<all_failed>\d+), skipped (?P<all_skipped>\d+), unknown (?P<all_unknown>\d+), "
+    r"not sent yet (?P<not_sent>\d+)"
+)
+
+
+def summary_of(stdout: str) -> dict[str, int]:
+    [line] = [line for line in stdout.splitlines() if line.startswith("issue ") and "this send" in line]
+    found = SUMMARY.fullmatch(line)
+    assert found, line
+    return {key: int(value) for key, value in found.groupdict().items() if value and value.isdigit()}
+
+
+def test_the_send_summary_is_one_line_whose_numbers_add_up_and_match_the_store(store, send):
+    from subscribers import store as audience_store
+    from subscribers.models import Subscriber
+
+    with store.sessions.begin() as session:
+        issue = session.scalars(select(Issue)).one()
+        plan_batches(session, store.audience, issue, batch_size=1000, now=utcnow())
+        # Batch 1's answer was lost in an earlier send; five readers of batch 2 left since the plan.
+        session.execute(update(Batch).where(Batch.number == 1).values(status="submitting"))
+        leaving = session.scalars(
+            select(Subscriber)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .join(Batch, Batch.id == Delivery.batch_id)
+            .where(Batch.number == 2)
+            .limit(5)
+        ).all()
+        for subscriber in leaving:
+            audience_store.unsubscribe(session, subscriber, "test", now=utcnow())
+    result = send("--resume")
+    assert result.returncode == 1  # batch 1 still waits for the operator
+    figures = summary_of(result.stdout)
+    assert figures["this"] == 500 and figures["this_batches"] == 1
+    assert (figures["sent"], figures["failed"], figures["skipped"], figures["unknown"]) == (495, 0, 5, 0)
+    assert figures["sent"] + figures["failed"] + figures["skipped"] + figures["unknown"] == figures["this"]
+    assert (figures["planned"], figures["batches"]) == (1500, 2)
+    assert (figures["all_sent"], figures["all_skipped"], figures["all_unknown"], figures["not_sent"]) == (
+        495,
+        5,
+        1000,
+        0,
+    )
+    parts = ("all_sent", "all_failed", "all_skipped", "all_unknown", "not_sent")
+    assert sum(figures[p] for p in parts) == figures["planned"]
+    with store.sessions() as session:
+        by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+    assert by_status == {"sent": 495, "skipped": 5, "pending": 1000}
+
+
+def test_a_first_send_says_the_same_numbers_for_the_send_and_the_issue(store, send):
+    result = send()
+    assert result.returncode == 0, result.stderr
+    figures = summary_of(result.stdout)
+    assert figures["this"] == figures["planned"] == figures["sent"] == figures["all_sent"] == 1500
+    assert figures["this_batches"] == figures["batches"] == 2

@@ -85,7 +85,9 @@ def test_killed_after_the_provider_accepted_a_batch_resume_mails_nobody_twice(en
     resumed = run_send(env, tmp_path, "--resume")
     assert resumed.returncode == 1, resumed.stderr
     assert "batch 3 (100 recipients) is in an unknown state" in resumed.stderr
-    assert "sent 700, failed 0, skipped 0, unknown 100 (in 1 batches)" in resumed.stdout
+    # Batches 4 to 10 went now; batch 3's 100 recipients stay of unknown fate; 1 and 2 had gone before.
+    assert "this send 700 recipients in 7 batches: sent 700, failed 0, skipped 0, unknown 0" in resumed.stdout
+    assert "the issue 1000 recipients in 10 batches: sent 900, failed 0, skipped 0, unknown 100" in resumed.stdout
     assert fake.duplicates == {}
     assert sorted(fake.emails) == ALL  # batch 3 had gone out before the kill; nobody else missed
     assert fake.violations == []

@@ -369,3 +369,14 @@ def test_the_front_page_has_the_name_tagline_sign_up_and_latest_issues(settings)
         assert site.http.get("/healthz").json() == {"ok": True}
         with site.core.sessions() as session:
             assert session.scalars(select(Issue.status)).one() == "sent"
+
+
+def test_the_preview_shows_its_times_in_the_newsletters_timezone_with_its_name(settings):
+    with site_with_draft(settings, admin_token=TOKEN) as (site, issue):
+        page = site.http.get(f"/preview/{issue.slug}", headers=BEARER).text
+        tz = site.core.config.tz  # America/New_York: EST in November
+        start, end = (moment.astimezone(tz) for moment in (issue.window_start, issue.window_end))
+        window = re.search(r'<dd id="window">([^<]*)</dd>', page)[1]
+        assert window == f"{start:%Y-%m-%d %H:%M} EST to {end:%Y-%m-%d %H:%M} EST"
+        published = re.findall(r"· ((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d \w{3} \d\d:\d\d \w+)</span>", page)
+        assert published and all(p.endswith(" EST") for p in published)

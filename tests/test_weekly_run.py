@@ -94,7 +94,8 @@ def test_a_second_run_the_same_week_delivers_nothing_twice(imported, tmp_path):
     run_cli(["subscribers", "import", str(extra)], imported, tmp_path)
     second = run_cli(["run", "--once", "--week", SAMPLE_WEEK], imported, tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "sent 0 messages" in second.stdout
+    assert "this send 0 recipients in 0 batches: sent 0," in second.stdout
+    assert "the issue 6 recipients in 1 batch: sent 6," in second.stdout
     after = {p.name: p.read_bytes() for p in outbox.glob("*.eml")}
     assert after == before
 

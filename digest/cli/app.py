@@ -20,11 +20,10 @@ from digest.cli.common import closing_cores
 from digest.cli.output import err
 from digest.errors import DigestError
 from digest.folder import choose
+from digest.logs import setup_logging
 
 if TYPE_CHECKING:
     from typer._click import Context  # Typer carries its own copy of click; TyperGroup.invoke takes its Context
-
-LOG_FORMAT = "digest: %(levelname)s: %(message)s"
 
 
 class DigestGroup(TyperGroup):
@@ -73,7 +72,9 @@ app.add_typer(articles.app, name="articles")
 def main(argv: list[str] | None = None) -> int:
     """The `digest` script: runs the command line on `argv` (default: the process's arguments) and
     returns its exit code. Typer reports a mistyped command line itself (exit code 2)."""
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    # Warnings and errors, each with its time and level; the services (schedule, serve) log their work
+    # at INFO and take --log-format json.
+    setup_logging("text", logging.WARNING)
     try:
         get_command(app).main(args=argv, prog_name="digest")
     except SystemExit as exc:  # how Typer ends every run, a good one too

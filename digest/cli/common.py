@@ -11,6 +11,7 @@ import typer
 from digest.cli.output import err
 from digest.content.weeks import Week
 from digest.core import Digest, build_core
+from digest.logs import LogFormat
 
 WeekOption = Annotated[
     str | None,
@@ -27,6 +28,14 @@ WindowOption = Annotated[
 JsonLines = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 JsonObject = Annotated[bool, typer.Option("--json", help="One JSON object.")]
 JsonPerInput = Annotated[bool, typer.Option("--json", help="One JSON object per input, in input order.")]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="Log lines on stderr: text (time, level, logger, message) or json (one object per line, for a "
+        "log collector).",
+    ),
+]
 
 
 # The cores the running command opened: the app closes them when the command ends (closing_cores).

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from digest.cli.common import WeekOption, WindowOption, open_core, week_or_default, week_or_window
-from digest.cli.output import err, out, size_line, write_issue_files
+from digest.cli.output import SendBar, err, out, size_line, write_issue_files
 from digest.cli.sources import gather_progress
 from digest.errors import NothingToSend, UsageError
 
@@ -30,12 +30,14 @@ def run(
     bad setting or newsletter file."""
     if not once:
         raise UsageError("digest run needs --once (the recurring job is `digest schedule`)")
-    from digest.cli.send_report import failed_recipient_lines, local_delivery, stop_on_signals, unknown_lines
+    from digest.cli.send_report import failed_recipient_lines, local_delivery, stop_on_signals, summary, unknown_lines
+    from digest.delivery.run import issue_figures
     from digest.jobs.weekly import run_once
 
     core = open_core()
     the_week = week_or_window(week)
     progress, advance = gather_progress(len(core.config.sources))
+    sending = SendBar(progress)  # a second bar under the gather's, from composing to the last batch
     gathered: list[SourceReport] = []  # each source's report, final once the run is over (or stopped)
 
     def on_source(source: SourceReport) -> None:
@@ -45,7 +47,16 @@ def run(
     try:
         # Ctrl-C or SIGTERM while sending: the batch in flight finishes and is recorded first.
         with progress, stop_on_signals(err) as stop:
-            report = run_once(core, the_week, gather_progress=on_source, stop=stop, local=local_delivery(core))
+            report = run_once(
+                core,
+                the_week,
+                gather_progress=on_source,
+                stop=stop,
+                local=local_delivery(core),
+                on_stage=sending.on_stage,
+                on_start=sending.on_start,
+                on_batch=sending.on_batch,
+            )
     except NothingToSend as exc:
         err.print(str(exc))
         sources_failed = _failed_sources(gathered)
@@ -60,16 +71,16 @@ def run(
     out.print(f"issue {issue.week} ({issue.status}): {issue.subject}")
     out.print(f"rendered issue: {html_path} (and issue.txt, issue.mjml beside it)")
     s = report.send
-    out.print(f"sent {s.sent} messages in {s.batches} batches; {s.skipped} skipped, {s.failed} failed")
+    out.print(summary(s, issue_figures(core.sessions, issue.id), issue.week), highlight=False)
     if s.waiting:
         out.print(
             f"{s.waiting} batches ({s.waiting_recipients} recipients) wait for their local time, the next at "
-            f"{s.next_wave:%Y-%m-%d %H:%M} UTC; `digest schedule` sends them",
+            f"{core.config.local_time(s.next_wave)}; `digest schedule` sends them",
             highlight=False,
         )
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(s, issue.week):
+    for line in unknown_lines(s, issue.week, core.config):
         err.print(line, highlight=False)
     if core.provider.name == "outbox":
         out.print(f"outbox mail: {core.settings.outbox_dir / issue.slug}/")
@@ -115,7 +126,7 @@ def build(
     folder = out_dir or core.settings.issues_dir / issue.slug
     path = write_issue_files(issue, folder)
     _write_preview(issue.html or "", folder, core.settings.base_url, core.config.issue.first_name_fallback)
-    window = f"{issue.window_start:%Y-%m-%d %H:%M} to {issue.window_end:%Y-%m-%d %H:%M} UTC"
+    window = f"{core.config.local_time(issue.window_start)} to {core.config.local_time(issue.window_end)}"
     out.print(f"issue {issue.week} ({issue.status}, articles {window}): {issue.subject}", highlight=False)
     out.print(size_line(issue.html or "", path), highlight=False)
 

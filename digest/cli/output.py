@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+    from digest.delivery.sender import Progress as BatchProgress
 
 # Both consoles look sys.stdout and sys.stderr up when they print, so a test that swaps them captures them.
 out = Console(soft_wrap=True)
@@ -51,21 +55,59 @@ def print_json(value: object, *, ascii_only: bool = True) -> None:
     print(json.dumps(jsonable(value), ensure_ascii=ascii_only), flush=True)
 
 
-def when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "never"
-
-
-def progress_bar(label: str) -> Progress:
-    """The progress bar on stderr, gone when done; the same for gathering and sending."""
+def progress_bar() -> Progress:
+    """Progress bars on stderr, one per task (its `what`: gathering, sending...), gone when done. On a
+    stderr that is not a terminal (a log file, a pipe, cron) they show nothing at all."""
     return Progress(
-        TextColumn(label),
+        TextColumn("{task.fields[what]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        # Results on stdout go there, never into the bar's console (`subscribers export` streams its CSV
+        # there while its bar runs); a log line on stderr is printed above the bar.
+        redirect_stdout=False,
+        # Not started at all off a terminal: a stopped bar would still leave a line break behind.
+        disable=not err.is_terminal,
     )
+
+
+def counting(progress: Progress, what: str) -> Callable[[int, int], None]:
+    """A bar of `progress` for work counted in rows, and the callback that moves it: (done, total)."""
+    task = progress.add_task("", total=None, what=what)
+
+    def advance(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return advance
+
+
+@dataclass
+class SendBar:
+    """The send's bar: its steps before sending (planning, rendering segments), then one tick per recipient."""
+
+    progress: Progress
+    task: TaskID | None = None
+
+    def on_stage(self, stage: str) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(stage, total=None, what="sending")
+        else:
+            self.progress.update(self.task, description=stage)
+
+    def on_start(self, recipients: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("", total=recipients, what="sending")
+        else:
+            self.progress.update(self.task, total=recipients, completed=0, description="")
+
+    def on_batch(self, done: BatchProgress) -> None:
+        if self.task is not None:
+            self.progress.update(
+                self.task, advance=done.sent + done.failed + done.skipped, description=f"batch {done.number}"
+            )
 
 
 class IssueParts(Protocol):

@@ -11,10 +11,10 @@ from types import FrameType
 
 from rich.console import Console
 
-from digest.cli.output import progress_bar
+from digest.cli.output import SendBar, progress_bar
+from digest.config import NewsletterConfig
 from digest.core import Digest
 from digest.delivery import run
-from digest.delivery.sender import Progress as BatchProgress
 from digest.delivery.sender import SendReport
 from digest.delivery.waves import LocalDelivery
 from digest.errors import UsageError
@@ -105,11 +105,11 @@ def stop_on_signals(err: Console) -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def unknown_lines(report: SendReport, week: str) -> list[str]:
-    """Each batch of unknown fate, why, and the three ways it gets settled."""
+def unknown_lines(report: SendReport, week: str, config: NewsletterConfig) -> list[str]:
+    """Each batch of unknown fate (since when, in the newsletter's time), why, and the three ways it gets settled."""
     lines = []
     for unknown in report.unknown:
-        since = f" since {unknown.since:%Y-%m-%d %H:%M} UTC" if unknown.since else ""
+        since = f" since {config.local_time(unknown.since)}" if unknown.since else ""
         why = unknown.reason or "a send stopped during its request"
         lines.append(
             f"[yellow]batch {unknown.number} ({unknown.recipients} recipients) is in an unknown state{since}:[/] "
@@ -160,12 +160,27 @@ def cancel(core: Digest, issue: Issue, out: Console) -> None:
         )
 
 
-def summary(report: SendReport) -> str:
-    return (
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("ch") else f"{n} {word}s"
+
+
+def summary(report: SendReport, issue: run.IssueFigures, week: str) -> str:
+    """The one line a send ends with: what this send did with the batches it took, then where every planned
+    recipient of the issue stands. Each part adds up: sent + failed + skipped + unknown is the recipients
+    of this send's batches, and the issue's figures add up to its planned recipients."""
+    this = (
+        f"this send {plural(report.recipients, 'recipient')} in {plural(report.batches, 'batch')}: "
         f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
-        f"unknown {report.unknown_recipients} (in {len(report.unknown)} batches); "
-        f"{report.batches} batches in {report.seconds:.1f}s, {report.rate:,.0f} recipients/s"
+        f"unknown {report.new_unknown_recipients} ({report.seconds:.1f}s, {report.rate:,.0f} recipients/s)"
     )
+    whole = (
+        f"the issue {plural(issue.recipients, 'recipient')} in {plural(issue.batches, 'batch')}: "
+        f"sent {issue.sent}, failed {issue.failed}, skipped {issue.skipped}, unknown {issue.unknown}"
+    )
+    if issue.cancelled:
+        whole += f", cancelled {issue.cancelled}"
+    whole += f", not sent yet {issue.not_sent}"
+    return f"issue {week}: {this}; {whole}"
 
 
 def send(
@@ -198,32 +213,24 @@ def send(
             "anyone they had already reached gets the issue a second time[/]",
             highlight=False,
         )
-    bar = progress_bar("sending")
-    task = bar.add_task("", total=None)
-
-    def on_start(total: int) -> None:
-        bar.update(task, total=total)
-
-    def on_batch(p: BatchProgress) -> None:
-        bar.update(task, advance=p.sent + p.failed + p.skipped, description=f"batch {p.number}")
-
-    with stop_on_signals(err) as stop, bar:
-        planned, report = run.deliver(
+    bar = SendBar(progress_bar())
+    with stop_on_signals(err) as stop, bar.progress:
+        _planned, report = run.deliver(
             core.mailer(),
             issue,
             resume=resume,
             retry_unknown=retry_unknown,
             stop=stop,
-            on_start=on_start,
-            on_batch=on_batch,
+            on_start=bar.on_start,
+            on_batch=bar.on_batch,
+            on_stage=bar.on_stage,
             local=local_delivery(core) if not state.planned else None,
         )
-    out.print(f"issue {issue.week}: {planned} batches planned; {report.already_submitted} were sent before")
-    out.print(summary(report))
+    out.print(summary(report, run.issue_figures(core.sessions, issue.id), issue.week), highlight=False)
     if report.waiting:
         out.print(
             f"{report.waiting} batches ({report.waiting_recipients} recipients) wait for their wave, the next at "
-            f"{report.next_wave:%Y-%m-%d %H:%M} UTC: `digest schedule` sends each when due "
+            f"{core.config.local_time(report.next_wave)}: `digest schedule` sends each when due "
             "(or `digest send --resume` then)",
             highlight=False,
         )
@@ -235,7 +242,7 @@ def send(
         err.print(f"batch {number} failed: {reason}", highlight=False)
     for line in failed_recipient_lines(core, issue):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in unknown_lines(report, issue.week):
+    for line in unknown_lines(report, issue.week, core.config):
         err.print(line, highlight=False)
     if report.paused:
         left_unknown = f" and {report.new_unknown} left unknown" if report.new_unknown else ""

@@ -11,16 +11,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from digest.cli.common import JsonLines, JsonPerInput, WeekOption, open_core, week_or_default
-from digest.cli.output import err, out, print_json, progress_bar, when
+from digest.cli.output import err, out, print_json, progress_bar
 
 if TYPE_CHECKING:
     from digest.gather import GatherReport, SourceReport
 
 
-def gather_progress(sources: int) -> tuple[Progress, Callable[[SourceReport], None]]:
-    """The progress bar of a gather over `sources` sources, and the callback that moves it on."""
-    progress = progress_bar("gathering")
-    task = progress.add_task("", total=sources)
+def gather_progress(sources: int, progress: Progress | None = None) -> tuple[Progress, Callable[[SourceReport], None]]:
+    """The progress bar of a gather over `sources` sources (a new one, or a task of `progress`), and the
+    callback that moves it on."""
+    progress = progress or progress_bar()
+    task = progress.add_task("", total=sources, what="gathering")
 
     def advance(report: SourceReport) -> None:
         progress.update(task, advance=1, description=report.name)
@@ -85,14 +86,14 @@ def sources(week: WeekOption = None, as_json: JsonLines = False) -> None:
         title="sources",
     )  # fmt: skip
     for s in states:
-        error = f"{when(s.last_error_at)}: {s.last_error}" if s.last_error else ""
+        error = f"{core.config.local_time(s.last_error_at)}: {s.last_error}" if s.last_error else ""
         fetched = "" if s.last_items is None else f"{s.last_kept} of {s.last_items} items kept"
         if s.last_items and s.last_kept is not None and s.last_kept < s.last_items:
             fetched = f"[yellow]{fetched}[/]"
         table.add_row(
             s.name,
             s.url,
-            when(s.last_success),
+            core.config.local_time(s.last_success),
             f"[red]{error}[/]" if s.failing else error,
             fetched,
             str(s.articles_this_week),

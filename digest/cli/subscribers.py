@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from digest.cli.common import JsonLines, JsonObject, open_core
-from digest.cli.output import err, json_fields, out, print_json
+from digest.cli.output import counting, err, json_fields, out, print_json, progress_bar
 from digest.errors import UsageError
 
 app = typer.Typer(
@@ -41,12 +41,16 @@ def subscribers_import(
     """Import subscribers from CSV: bad rows are reported by line and skipped, duplicates merged."""
     from digest.jobs.audience import import_subscribers
 
-    report = import_subscribers(open_core(), file, force_consent=force_consent)
+    core = open_core()
+    with progress_bar() as progress:
+        report = import_subscribers(core, file, force_consent=force_consent, progress=counting(progress, "importing"))
     for rejected in report.rejected:
         err.print(f"{file}:{rejected.line}: skipped {rejected.value!r}: {rejected.reason}", highlight=False)
     reactivated = f", {report.reactivated} reactivated (--force-consent)" if force_consent else ""
+    rows = report.added + report.updated + report.unchanged + report.reactivated + report.kept_out
+    rows += len(report.rejected)
     out.print(
-        f"imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"imported {file}, {rows} rows: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.kept_out} kept out (unsubscribed or suppressed){reactivated}, "
         f"{len(report.rejected)} rejected",
         highlight=False,
@@ -97,12 +101,13 @@ def subscribers_export(
 
     core = open_core()
     if file is None:
-        export_subscribers(core, sys.stdout, status)
+        with progress_bar() as progress:  # on stderr: the CSV on stdout stays clean
+            export_subscribers(core, sys.stdout, status, progress=counting(progress, "exporting"))
         return
     tmp = file.with_name(file.name + ".tmp")
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            count = export_subscribers(core, handle, status)
+        with tmp.open("w", newline="", encoding="utf-8") as handle, progress_bar() as progress:
+            count = export_subscribers(core, handle, status, progress=counting(progress, "exporting"))
     except OSError as exc:
         raise UsageError(f"{file}: cannot write: {exc.strerror or exc}") from None
     tmp.replace(file)

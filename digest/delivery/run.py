@@ -134,6 +134,45 @@ def plan_state(sessions: sessionmaker[Session], issue_id: int) -> PlanState:
     return PlanState(by_status, recipients or 0)
 
 
+@dataclass(frozen=True)
+class IssueFigures:
+    """Where every planned recipient of an issue stands, from the store: the figures add up to `recipients`."""
+
+    batches: int
+    recipients: int
+    sent: int
+    failed: int
+    skipped: int
+    unknown: int  # in batches of unknown fate (submitting)
+    cancelled: int  # in cancelled batches
+    not_sent: int  # still pending in pending or failed batches: a wave to come, a --resume
+
+
+def issue_figures(sessions: sessionmaker[Session], issue_id: int) -> IssueFigures:
+    with sessions() as session:
+        rows = session.execute(
+            select(Batch.status, Delivery.status, func.count())
+            .join(Delivery, Delivery.batch_id == Batch.id)
+            .where(Batch.issue_id == issue_id)
+            .group_by(Batch.status, Delivery.status)
+        ).all()
+        batches = session.scalar(select(func.count()).select_from(Batch).where(Batch.issue_id == issue_id)) or 0
+    counts = {"sent": 0, "failed": 0, "skipped": 0, "unknown": 0, "cancelled": 0, "not_sent": 0}
+    for batch_status, delivery_status, n in rows:
+        if delivery_status != "pending":
+            key = delivery_status if delivery_status in counts else "failed"
+        elif batch_status == "submitting":
+            key = "unknown"
+        elif batch_status == "cancelled":
+            key = "cancelled"
+        elif batch_status == "submitted":
+            key = "sent"  # settled as a whole (--mark-sent, events) before its rows were
+        else:
+            key = "not_sent"
+        counts[key] += n
+    return IssueFigures(batches=batches, recipients=sum(counts.values()), **counts)
+
+
 def deliver(
     mailer: Mailer,
     issue: Issue,
@@ -146,8 +185,11 @@ def deliver(
     sleep: Callable[[float], object] | None = None,
     local: LocalDelivery | None = None,
     stale_after: timedelta | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> tuple[int, SendReport]:
-    """Plan once and send what is left. Returns (batches planned, report).
+    """Plan once and send what is left. Returns (batches planned, report). For a progress bar: `on_stage`
+    names each step before the sending ("planning", "rendering segments"), `on_start` gives the
+    recipients to send, `on_batch` follows each batch.
 
     With `local` (local-time delivery), a plan made now puts readers into waves (see digest.delivery.waves)
     and only the waves that are due go (all within `schedules_ahead` with SendGrid, scheduled at the
@@ -158,6 +200,8 @@ def deliver(
     the_outgoing = outgoing(mailer.addresses, issue)
     provider = mailer.provider
     with send_lock(mailer.engine, issue.id, issue.week):
+        if on_stage:
+            on_stage("planning")
         with mailer.sessions.begin() as session:
             fresh = session.get_one(Issue, issue.id)
             plan = plan_issue(
@@ -167,6 +211,8 @@ def deliver(
         schedule_id = _schedule_id(mailer, issue.id)
         # Each segment the plan holds is rendered once, before the first batch goes (and again after a
         # crash in between: only what is missing).
+        if on_stage and any(segment.left_out for segment in plan.segments):
+            on_stage("rendering segments")
         render_missing(mailer.sessions, mailer.render_segment, issue.id)
         segments = segment_outgoings(mailer, issue)
         if on_start:

@@ -57,6 +57,7 @@ class SendReport:
     skipped: int = 0  # left since the plan was made (unsubscribed, bounced, complained, suppressed)
     unknown_batches: list[int] = field(default_factory=list)  # batch numbers left in `submitting`
     new_unknown: int = 0  # of those, batches this run left unknown (a timeout after the request was sent)
+    new_unknown_recipients: int = 0  # the recipients of those batches still pending (neither sent nor refused)
     unknown: list[UnknownBatch] = field(default_factory=list)
     failed_batches: list[tuple[int, str]] = field(default_factory=list)  # (batch number, reason)
     already_submitted: int = 0  # batches a previous run had sent
@@ -75,6 +76,11 @@ class SendReport:
     @property
     def unknown_recipients(self) -> int:
         return sum(u.recipients for u in self.unknown)
+
+    @property
+    def recipients(self) -> int:
+        """The recipients of the batches this run took: each is sent, failed, skipped or unknown."""
+        return self.sent + self.failed + self.skipped + self.new_unknown_recipients
 
     @property
     def rate(self) -> float:
@@ -380,6 +386,7 @@ def _leave_unknown(
         return recipients
     log.error("batch %s: %s; left unknown, not re-sent", number, reason)
     report.new_unknown += 1
+    report.new_unknown_recipients += recipients
     report.unknown_batches.append(number)
     report.unknown.append(UnknownBatch(number, recipients, utcnow(), reason))
     return 0

@@ -11,6 +11,7 @@ transaction, safe to run again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -189,15 +190,21 @@ def add_subscriber(
         return Added(address, outcome, subscriber.status if subscriber else "erased")
 
 
-def import_subscribers(core: Digest, path: Path, *, force_consent: bool = False) -> store.ImportReport:
+def import_subscribers(
+    core: Digest, path: Path, *, force_consent: bool = False, progress: Callable[[int, int], None] | None = None
+) -> store.ImportReport:
+    """Import a CSV file; `progress` gets (rows read, rows in the file) as it goes."""
     with core.sessions.begin() as session:
-        return store.import_csv(session, path, now=core.now(), force_consent=force_consent)
+        return store.import_csv(session, path, now=core.now(), force_consent=force_consent, progress=progress)
 
 
-def export_subscribers(core: Digest, handle: IO[str], status: str | None = None) -> int:
-    """Stream the subscribers (or one status) as CSV to `handle`; returns how many."""
+def export_subscribers(
+    core: Digest, handle: IO[str], status: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Stream the subscribers (or one status) as CSV to `handle`; returns how many. `progress` gets
+    (rows written, rows to write) as it goes."""
     with core.sessions() as session:
-        return store.export_csv(session, handle, status)
+        return store.export_csv(session, handle, status, progress=progress)
 
 
 def count_subscribers(core: Digest) -> dict[str, int]:

@@ -85,6 +85,8 @@ def send(
     stop: threading.Event | None = None,
     local: LocalDelivery | None = None,
     stale_after: timedelta | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> tuple[int, SendReport]:
     """Plan (once) and send the issue's pending batches, under the issue's send lock. With `local`, a
     plan made now puts readers into waves and only the waves that are due go (see digest.delivery.waves).
@@ -100,6 +102,8 @@ def send(
         stop=stop or shutdown.requested,
         local=local,
         stale_after=stale_after,
+        on_start=on_start,
+        on_stage=on_stage,
     )
 
 
@@ -111,15 +115,21 @@ def run_once(
     on_batch: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
     local: LocalDelivery | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> WeeklyReport:
     """The weekly job: gather, compose, render, send. Safe to run again: nobody is mailed twice.
 
     A source that fails is reported in the gather report and left out: the issue is built and sent
-    with what the other sources gave, never held back for one feed."""
+    with what the other sources gave, never held back for one feed. The callbacks follow its progress:
+    `gather_progress` each source, `on_stage` the steps after (composing, planning...), `on_start` and
+    `on_batch` the send (see digest.delivery.run.deliver)."""
     started = time.monotonic()
     gathered = gather(core, progress=gather_progress)
+    if on_stage:
+        on_stage("composing")
     issue = build(core, week)
-    planned, sent = send(core, issue, on_batch=on_batch, stop=stop, local=local)
+    planned, sent = send(core, issue, on_batch=on_batch, stop=stop, local=local, on_start=on_start, on_stage=on_stage)
     with core.sessions() as session:
         issue = session.get(Issue, issue.id) or issue
     return WeeklyReport(week or Week.parse(issue.week), gathered, issue, planned, sent, time.monotonic() - started)

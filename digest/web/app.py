@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
-from digest.web import api, archive, busy, editor, health, home, preview, subscribe, unsubscribe, webhooks
+from digest.web import api, archive, busy, editor, health, home, metrics, preview, subscribe, unsubscribe, webhooks
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
@@ -37,12 +37,14 @@ def create_app(core: Digest) -> FastAPI:
     app.state.csrf = Csrf(keys)
     app.state.subscribe_limiter = RateLimiter(settings.subscribe_per_ip_per_hour, 3600)
     app.state.login_limiter = RateLimiter(10, 900)
+    app.state.metrics = metrics.registry_for(core)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.WebhookAnswers, registry=app.state.metrics)
     app.add_middleware(
         BodyLimit, default=settings.max_body_bytes, per_prefix={"/webhooks/": settings.webhook_max_body_bytes}
     )
 
-    for module in (health, subscribe, unsubscribe, api, webhooks, home, archive, editor, preview):
+    for module in (health, subscribe, unsubscribe, api, webhooks, home, archive, editor, preview, metrics):
         app.include_router(module.router)
 
     busy.install(app)  # a busy store answers 503 with Retry-After, never 500

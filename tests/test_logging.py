@@ -18,6 +18,8 @@ import httpx
 from digest.logs import JsonFormatter, TextFormatter, setup_logging
 from tests.cli_helpers import run_cli
 from tests.conftest import ROOT
+from tests.fakes.feed_server import FeedServer, Reply
+from tests.test_gather_pages_on_demand import newsletter_file, serve
 
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -71,20 +73,23 @@ def test_setup_logging_replaces_its_own_handler_and_leaves_others_alone(capsys):
 
 
 def test_a_command_warning_on_stderr_has_its_time_and_level(tmp_path, cli_env):
-    # No digest.toml in the folder and no DIGEST_CONFIG: the example is used, with a warning.
-    env = {k: v for k, v in cli_env.items() if k != "DIGEST_CONFIG"}
-    (tmp_path / "digest.example.toml").write_text((ROOT / "digest.example.toml").read_text(encoding="utf-8"))
-    result = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "subscribers", "count"],
-        env={**env, "PYTHONPATH": str(ROOT)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # A real `digest build` process whose article page fails: its one warning line carries time and level.
+    with FeedServer() as server:
+        serve(server, 2)
+        server.routes["/page/1"] = Reply(404, b"gone")
+        env = {**cli_env, "DIGEST_CONFIG": str(newsletter_file(tmp_path, server))}
+        assert run_cli(["gather"], env, tmp_path).returncode == 0
+        result = subprocess.run(
+            [sys.executable, "-m", "digest.cli", "build", "--week", "2026-W48", "--out", str(tmp_path / "issue")],
+            env={**env, "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 0, result.stderr
     assert re.search(
-        ISO_UTC + r" WARNING digest\.config: digest\.toml not found; using digest\.example\.toml", result.stderr
+        ISO_UTC + r" WARNING digest\.gather\.ondemand: the page of article \d+ could not be fetched", result.stderr
     )
 
 

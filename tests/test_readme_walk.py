@@ -124,7 +124,7 @@ def test_the_readme_walk_from_init_to_a_one_click_unsubscribe_with_no_demo_data(
         assert f"created a new, empty store {folder / 'var' / 'digest.db'}" in result.stderr
         assert "2 added" in result.stdout
         out = cli(folder, "run", "--once")
-        assert "gathered 1/1 sources: 3 new" in out and "sent 2 messages" in out
+        assert "gathered 1/1 sources: 3 new" in out and "this send 2 recipients in 1 batch: sent 2," in out
         slug = re.search(r"outbox mail: .*/var/outbox/(\S+)/", out)[1]
         issue_mail = read_mail(folder / "var" / "outbox" / slug)
         assert sorted(m["To"].addresses[0].addr_spec for m in issue_mail) == [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
-from digest.cli.output import err
 from digest.content.weeks import Week
 from digest.core import Digest, build_core
 from digest.logs import LogFormat
@@ -38,6 +38,8 @@ LogFormatOption = Annotated[
 ]
 
 
+log = logging.getLogger(__name__)
+
 # The cores the running command opened: the app closes them when the command ends (closing_cores).
 _opened: list[Digest] = []
 
@@ -49,7 +51,8 @@ def open_core(*, migrate: bool = True) -> Digest:
     _opened.append(core)
     if core.new_store is not None:
         # Said once, when the file is made: a store opened in an unexpected place is then seen at once.
-        err.print(f"created a new, empty store {core.new_store}", highlight=False, soft_wrap=True)
+        # A log line, so that a service started with --log-format json says it as JSON too.
+        log.warning("created a new, empty store %s", core.new_store)
     return core
 
 

@@ -191,7 +191,6 @@ def send(
             "twice). More `digest send --resume` on other machines may join the same send.",
         ),
     ] = 1,
-    worker: Annotated[bool, typer.Option("--worker", hidden=True, help="One of --workers N's processes.")] = False,
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches.
 
@@ -227,9 +226,7 @@ def send(
     if cancel:
         send_report.cancel(core, issue, out)
         return
-    if worker:
-        code = send_workers.send_as_worker(core, issue, out=out, resume=resume, retry_unknown=retry_unknown)
-    elif workers > 1:
+    if workers > 1:
         code = send_workers.send_with_workers(
             core, issue, workers, out=out, err=err, resume=resume, retry_unknown=retry_unknown
         )

@@ -1,12 +1,11 @@
-"""`digest send --workers N`: N local sender processes on one issue (PostgreSQL), and what each of them
-runs (`digest send --worker`, not shown in --help).
+"""`digest send --workers N`: N local sender processes on one issue (PostgreSQL).
 
-The parent plans the issue, starts N `digest send --worker` processes and waits. Each worker is an
+The parent plans the issue, forks N workers and waits. Each worker builds its own core and is an
 ordinary sender (`digest.delivery.run.deliver`): it claims the next due batch with `FOR UPDATE SKIP
-LOCKED`, so the N never send one batch twice, and it prints its report as one JSON line. The parent
-adds the reports up and reads the batches of unknown fate from the store (a worker that was killed
-leaves no report, but its batch in flight shows there). SIGINT or SIGTERM reaches every worker: each
-finishes and records its batch in flight, then stops.
+LOCKED`, so the N never send one batch twice, and hands its report back through a pipe. The parent adds
+the reports up, and takes the recipients' counts and the batches of unknown fate from the store (a worker
+that was killed leaves no report, but its work and its batch in flight are there). SIGINT or SIGTERM
+reaches every worker: each finishes and records its batch in flight, then stops.
 
 SQLite takes one writer at a time, so a second sender of an issue there would only wait for the first:
 `--workers` above 1 on SQLite is refused, with the way to PostgreSQL."""
@@ -14,10 +13,12 @@ SQLite takes one writer at a time, so a second sender of an issue there would on
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import signal
-import subprocess
 import sys
 import time
+from multiprocessing.connection import Connection
 
 from pydantic import TypeAdapter
 from rich.console import Console
@@ -27,12 +28,10 @@ from digest.cli.send_report import check_start, local_delivery, outcome, stop_on
 from digest.core import Digest
 from digest.delivery import run
 from digest.delivery.sender import SendReport, merge_reports, pending_count
-from digest.errors import UsageError
+from digest.errors import DigestError, UsageError
 from digest.store.models import Issue
 
 _REPORT = TypeAdapter(SendReport)
-_MARK = "worker report: "  # the line of a worker's stdout that carries its report
-_READY = "worker ready"
 
 
 def check_workers(core: Digest, workers: int) -> None:
@@ -43,24 +42,27 @@ def check_workers(core: Digest, workers: int) -> None:
         )
 
 
-def send_as_worker(core: Digest, issue: Issue, *, out: Console, resume: bool, retry_unknown: bool) -> int:
-    """One of the parent's workers: send beside the others, then print the report for the parent."""
-    quiet = Console(stderr=True, quiet=True)  # the parent says once what a signal does
-    state = run.plan_state(core.sessions, issue.id)
-    # Started (imports, settings, the store) like its siblings: they begin claiming together.
-    print(_READY, flush=True)
-    sys.stdin.readline()
-    with stop_on_signals(quiet) as stop:
-        _, report = run.deliver(
-            core.mailer(),
-            issue,
-            resume=resume,
-            retry_unknown=retry_unknown,
-            stop=stop,
-            local=local_delivery(core) if not state.planned else None,
-        )
-    out.print(_MARK + _REPORT.dump_json(report).decode(), highlight=False, markup=False, soft_wrap=True)
-    return 0
+def _worker(week: str, resume: bool, retry_unknown: bool, report_to: Connection) -> None:
+    """One worker, forked from the parent: it has the parent's imports (no start-up cost) but builds its
+    own core, so the parent's database connections are never used here; sends beside its siblings and
+    hands its report back."""
+    from digest.core import build_core
+    from digest.jobs.issues import find_issue
+
+    err = Console(stderr=True)
+    core = build_core(migrate=False)
+    try:
+        issue = find_issue(core, week)
+        if issue is None:
+            raise UsageError(f"no issue for {week}")
+        with stop_on_signals(Console(stderr=True, quiet=True)) as stop:  # the parent says what a signal does
+            _, report = run.deliver(core.mailer(), issue, resume=resume, retry_unknown=retry_unknown, stop=stop)
+        report_to.send_bytes(_REPORT.dump_json(report))
+    except DigestError as exc:
+        err.print(f"digest: error: worker pid {os.getpid()}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    finally:
+        core.close()
 
 
 def send_with_workers(
@@ -76,41 +78,40 @@ def send_with_workers(
     before = run.recipient_counts(core.sessions, issue.id)
     statuses = ("pending", "failed", "submitting") if retry_unknown else ("pending", "failed")
     total = pending_count(core.sessions, issue.id, statuses if resume else ("pending",))
-    command = [sys.executable, "-m", "digest.cli", "send", "--week", issue.week, "--worker"]
-    command += ["--resume"] * resume + ["--retry-unknown"] * retry_unknown
     started = time.monotonic()
+    # Forked, not spawned: a fresh Python would spend seconds importing before its first claim. Forked
+    # before the progress bar's thread and the signal handlers exist, so the workers inherit neither.
+    fork = multiprocessing.get_context("fork")
+    core.engine.dispose()  # no pooled connection is inherited: each worker opens its own
+    children, pipes = [], []
+    for _ in range(workers):
+        receive, send = fork.Pipe(duplex=False)
+        child = fork.Process(target=_worker, args=(issue.week, resume, retry_unknown, send), daemon=False)
+        child.start()
+        send.close()
+        children.append(child)
+        pipes.append(receive)
     bar = progress_bar(f"sending ({workers} workers)")
     task = bar.add_task("", total=total)
     with stop_on_signals(err) as stop, bar:
-        children = [
-            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
-            for _ in range(workers)
-        ]
-        for child in children:  # each says when it is ready (or ends: an error it has printed)
-            if child.stdout:
-                child.stdout.readline()
-        for child in children:
-            with contextlib.suppress(OSError):  # a worker that ended already
-                if child.stdin:
-                    child.stdin.write("go\n")
-                    child.stdin.close()
         told = False
-        while any(child.poll() is None for child in children):
+        while any(child.is_alive() for child in children):
             if stop.is_set() and not told:
                 for child in children:
-                    if child.poll() is None:
-                        child.send_signal(signal.SIGTERM)
+                    if child.is_alive() and child.pid:
+                        os.kill(child.pid, signal.SIGTERM)
                 told = True
-            time.sleep(0.2)
+            for child in children:
+                child.join(0.2 / workers)
             bar.update(task, completed=total - pending_count(core.sessions, issue.id, statuses))
-        outputs = [child.stdout.read() if child.stdout else "" for child in children]
     reports = []
-    for child, output in zip(children, outputs, strict=True):
-        found = [line[len(_MARK) :] for line in output.splitlines() if line.startswith(_MARK)]
-        if found:
-            reports.append(_REPORT.validate_json(found[-1]))
-            continue
-        how = f"signal {signal.Signals(-child.returncode).name}" if child.returncode < 0 else f"exit {child.returncode}"
+    for child, pipe in zip(children, pipes, strict=True):
+        with contextlib.suppress(EOFError):  # a worker that died before writing closes the pipe empty
+            if pipe.poll():
+                reports.append(_REPORT.validate_json(pipe.recv_bytes()))
+                continue
+        code = child.exitcode or 0
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
         err.print(
             f"[yellow]worker pid {child.pid} ended with {how} and no report: a batch it had in flight, "
             "if any, is of unknown fate (below)[/]",
@@ -126,8 +127,8 @@ def send_with_workers(
     report.unknown_batches = [u.number for u in report.unknown]
     report.already_submitted = sent_before
     report.not_planned = not_planned
-    # The summary's time is the workers' sending; starting N processes (imports, a connection) costs more.
-    out.print(f"{workers} workers: {time.monotonic() - started:.1f}s in all, starting the processes included")
+    # The summary's time is the workers' own sending; starting them and planning come on top.
+    out.print(f"{workers} workers: {time.monotonic() - started:.1f}s in all, starting them included")
     code = outcome(core, issue, planned, report, out=out, err=err)
     if len(reports) < len(children):
         return code or 1

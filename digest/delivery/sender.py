@@ -224,13 +224,16 @@ def send_issue(
         + (("submitting",) if options.retry_unknown else ())
     )
     tried: list[int] = []  # this run's batches: never claimed twice by it (a failed one waits for --resume)
+    # Only a failed or unknown batch can be claimable again, and only with --resume: without it the
+    # claim's query needs no list of this run's batches (a thousand ids at a million recipients).
+    exclude = tried if len(claimable) > 1 else []
     try:
         while True:
             due = _due(now(), provider.schedules_ahead, stale_after)
             if stop.is_set():
-                report.stopped = _next_claimable(sessions, outgoing.issue_id, claimable, tried, due) is not None
+                report.stopped = _next_claimable(sessions, outgoing.issue_id, claimable, exclude, due) is not None
                 break
-            claim = _claim(sessions, audience, outgoing.issue_id, claimable, tried, due, in_flight)
+            claim = _claim(sessions, audience, outgoing.issue_id, claimable, exclude, due, in_flight)
             if claim is None:
                 break
             tried.append(claim.batch_id)

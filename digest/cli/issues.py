@@ -193,20 +193,34 @@ def send(
             "never sent, and batches handed to SendGrid ahead of their time are cancelled there.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Send with N local processes at once (PostgreSQL only; each claims the next batch, none "
+            "twice). More `digest send --resume` on other machines may join the same send.",
+        ),
+    ] = 1,
 ) -> None:
     """Send the week's rendered issue to every active subscriber not yet mailed, in stored batches.
 
     With `[schedule] deliver = "local"`, readers are planned into waves by their timezone and each wave
     goes at its local time: SendGrid takes the waves ahead (`send_at`); with SMTP and the outbox, waves
     not yet due are left to `digest schedule` (or a later `digest send --resume`)."""
-    from digest.cli import send_report
+    from digest.cli import send_report, send_workers
     from digest.jobs.issues import find_issue
 
     if sum([dry_run, test is not None, resume, mark_sent is not None, cancel]) > 1:
         raise UsageError("use one of --dry-run, --test, --resume, --mark-sent and --cancel")
     if retry_unknown and not resume:
         raise UsageError("--retry-unknown goes with --resume")
+    if workers > 1 and (dry_run or test is not None or mark_sent is not None or cancel):
+        raise UsageError(
+            "--workers goes with a send (or --resume), not with --dry-run, --test, --mark-sent or --cancel"
+        )
     core = open_core()
+    send_workers.check_workers(core, workers)
     the_week = week_or_default(core, week)
     issue = find_issue(core, the_week)
     if issue is None:
@@ -223,6 +237,11 @@ def send(
     if cancel:
         send_report.cancel(core, issue, out)
         return
-    code = send_report.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
+    if workers > 1:
+        code = send_workers.send_with_workers(
+            core, issue, workers, out=out, err=err, resume=resume, retry_unknown=retry_unknown
+        )
+    else:
+        code = send_report.send(core, issue, out=out, err=err, resume=resume, retry_unknown=retry_unknown)
     if code:
         raise typer.Exit(code)

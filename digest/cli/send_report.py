@@ -183,39 +183,52 @@ def summary(report: SendReport, issue: run.IssueFigures, week: str) -> str:
     return f"issue {week}: {this}; {whole}"
 
 
-def send(
-    core: Digest, issue: Issue, *, out: Console, err: Console, resume: bool = False, retry_unknown: bool = False
-) -> int:
-    """Run the send with a progress bar; returns the exit code."""
-    state = run.plan_state(core.sessions, issue.id)
-    if state.unfinished and not resume:
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
-        raise UsageError(
-            f"issue {issue.week} has an unfinished send ({parts}); "
-            "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
-            + (
-                f"; {state.batches['submitting']} batch(es) of unknown fate are not re-sent by it"
-                if state.batches.get("submitting")
-                else ""
-            )
-            + (
-                '; it is sent in waves (deliver = "local"): `digest schedule` sends each wave when due'
-                if issue.waves
-                else ""
-            )
+def _refuse_unfinished(issue: Issue, state: run.PlanState) -> None:
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(state.batches.items()))
+    raise UsageError(
+        f"issue {issue.week} has an unfinished send ({parts}); "
+        "unless a send is running now, continue it with `digest send --resume` (submitted batches are skipped)"
+        + (
+            f"; {state.batches['submitting']} batch(es) of unknown fate are not re-sent by it"
+            if state.batches.get("submitting")
+            else ""
         )
+        + (
+            '; it is sent in waves (deliver = "local"): `digest schedule` sends each wave when due'
+            if issue.waves
+            else ""
+        )
+    )
+
+
+def check_start(
+    issue: Issue, state: run.PlanState, *, out: Console, err: Console, resume: bool, retry_unknown: bool
+) -> bool:
+    """Checks before a send; False when there is nothing to do."""
+    if state.unfinished and not resume:
+        _refuse_unfinished(issue, state)
     if state.planned and not state.unfinished:
         out.print(f"issue {issue.week} was already sent to {state.recipients} recipients; nothing to do")
-        return 0
+        return False
     if retry_unknown and state.batches.get("submitting"):
         err.print(
             f"[yellow]--retry-unknown: re-sending {state.batches['submitting']} batch(es) of unknown fate; "
             "anyone they had already reached gets the issue a second time[/]",
             highlight=False,
         )
+    return True
+
+
+def send(
+    core: Digest, issue: Issue, *, out: Console, err: Console, resume: bool = False, retry_unknown: bool = False
+) -> int:
+    """Run the send with a progress bar; returns the exit code."""
+    state = run.plan_state(core.sessions, issue.id)
+    if not check_start(issue, state, out=out, err=err, resume=resume, retry_unknown=retry_unknown):
+        return 0
     bar = SendBar(progress_bar())
     with stop_on_signals(err) as stop, bar.progress:
-        _planned, report = run.deliver(
+        planned, report = run.deliver(
             core.mailer(),
             issue,
             resume=resume,
@@ -226,6 +239,11 @@ def send(
             on_stage=bar.on_stage,
             local=local_delivery(core) if not state.planned else None,
         )
+    return outcome(core, issue, planned, report, out=out, err=err)
+
+
+def outcome(core: Digest, issue: Issue, planned: int, report: SendReport, *, out: Console, err: Console) -> int:
+    """Print what a send did and what is left; returns the exit code."""
     out.print(summary(report, run.issue_figures(core.sessions, issue.id), issue.week), highlight=False)
     if report.waiting:
         out.print(

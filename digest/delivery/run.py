@@ -15,18 +15,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
 from digest.delivery.audience import Audience
-from digest.delivery.lock import send_lock
+from digest.delivery.lock import plan_lock, send_lock
 from digest.delivery.plan import count_segments, plan_issue
 from digest.delivery.providers.base import Provider
 from digest.delivery.sender import (
     Progress,
     SendOptions,
     SendReport,
+    UnknownBatch,
     finish_issue,
     load_recipients,
     pending_count,
     send_issue,
     settle_batch,
+    unknown_batches,
 )
 from digest.delivery.waves import LocalDelivery, Wave, plan_waves
 from digest.email.message import OutgoingIssue, Recipient, feedback_id
@@ -195,25 +197,13 @@ def deliver(
     and only the waves that are due go (all within `schedules_ahead` with SendGrid, scheduled at the
     provider); the others stay pending for a later call. A plan that exists keeps its waves.
 
-    Only one send of an issue runs at a time (`send_lock`); the lock is taken before planning, so
-    two sends never plan or claim the same issue at once."""
+    On PostgreSQL any number of sends of one issue may run at once, here or on other machines: each claims
+    the next due batch (see `sender._claim`), and one of them plans while the others wait for the plan
+    (`plan_lock`). On SQLite one send of an issue runs at a time (`send_lock` refuses a second)."""
     the_outgoing = outgoing(mailer.addresses, issue)
     provider = mailer.provider
-    with send_lock(mailer.engine, issue.id, issue.week):
-        if on_stage:
-            on_stage("planning")
-        with mailer.sessions.begin() as session:
-            fresh = session.get_one(Issue, issue.id)
-            plan = plan_issue(
-                session, mailer.audience, fresh, batch_size=mailer.batch_size, now=mailer.now(), local=local
-            )
-            planned = plan.batches
-        schedule_id = _schedule_id(mailer, issue.id)
-        # Each segment the plan holds is rendered once, before the first batch goes (and again after a
-        # crash in between: only what is missing).
-        if on_stage and any(segment.left_out for segment in plan.segments):
-            on_stage("rendering segments")
-        render_missing(mailer.sessions, mailer.render_segment, issue.id)
+    with send_lock(mailer.engine, issue.id, issue.week, shared=True) as in_flight:
+        planned, not_planned, schedule_id = prepare(mailer, issue, local=local, on_stage=on_stage)
         segments = segment_outgoings(mailer, issue)
         if on_start:
             statuses = ("pending", "failed", "submitting") if retry_unknown else ("pending", "failed")
@@ -232,11 +222,54 @@ def deliver(
                 now=mailer.now,
                 schedule_id=schedule_id,
                 stale_after=stale_after,
+                in_flight=in_flight,
             )
-            report.not_planned = plan.left_out_everything
+            report.not_planned = not_planned
         finally:
             provider.close()
     return planned, report
+
+
+def prepare(
+    mailer: Mailer,
+    issue: Issue,
+    *,
+    local: LocalDelivery | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> tuple[int, int, str | None]:
+    """Plan the issue once and render its segments, one process at a time (the others wait, then find
+    it done). Returns (batches planned, subscribers not planned as they left out everything, the
+    provider's schedule id when batches go ahead of their wave)."""
+    if on_stage:
+        on_stage("planning")
+    with plan_lock(mailer.engine, issue.id):
+        with mailer.sessions.begin() as session:
+            fresh = session.get_one(Issue, issue.id)
+            plan = plan_issue(
+                session, mailer.audience, fresh, batch_size=mailer.batch_size, now=mailer.now(), local=local
+            )
+        schedule_id = _schedule_id(mailer, issue.id)
+        # Each segment the plan holds is rendered once, before the first batch goes (and again after a
+        # crash in between: only what is missing).
+        if on_stage and any(segment.left_out for segment in plan.segments):
+            on_stage("rendering segments")
+        render_missing(mailer.sessions, mailer.render_segment, issue.id)
+    return plan.batches, plan.left_out_everything, schedule_id
+
+
+def recipient_counts(sessions: sessionmaker[Session], issue_id: int) -> dict[str, int]:
+    """The issue's recipients by delivery status (pending, sent, failed, skipped, cancelled)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(Delivery.status, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.status)
+        ).all()
+    return dict(rows)
+
+
+def unknown_now(mailer: Mailer, issue: Issue) -> list[UnknownBatch]:
+    """The issue's batches of unknown fate now, leaving out those a live sender has in flight."""
+    with send_lock(mailer.engine, issue.id, issue.week, shared=True) as in_flight, mailer.sessions() as session:
+        return unknown_batches(session, issue.id, in_flight)
 
 
 def _schedule_id(mailer: Mailer, issue_id: int) -> str | None:

@@ -21,16 +21,17 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
 from digest.delivery.audience import Audience
+from digest.delivery.lock import InFlight
 from digest.delivery.providers.base import BatchResult, Provider
 from digest.delivery.retry import RetryPolicy
 from digest.email.message import OutgoingIssue, Recipient
@@ -192,6 +193,7 @@ def send_issue(
     now: Callable[[], datetime] = utcnow,
     schedule_id: str | None = None,
     stale_after: timedelta | None = None,
+    in_flight: InFlight | None = None,
 ) -> SendReport:
     """Send the issue's batches. `outgoing` is the full issue (segment ""); `segments` holds the other
     renderings by segment key, and each batch goes with the one its plan names.
@@ -200,81 +202,204 @@ def send_issue(
     provider that schedules ahead (SendGrid), once it is within `provider.schedules_ahead` of its time: it
     then goes with `send_at` and the issue's `schedule_id`. A batch not yet due stays pending, unclaimed,
     so whoever leaves before it is claimed is not mailed. With `stale_after` (the scheduler's grace), a
-    wave missed by more than that is left pending and counted `stale`, never sent late by itself."""
+    wave missed by more than that is left pending and counted `stale`, never sent late by itself.
+
+    Batches are claimed one at a time (`_claim`), so other senders of the issue may work beside this one
+    (PostgreSQL; `in_flight`, from `send_lock`, tells their batches in flight from unknown ones)."""
     renderings = {**(segments or {}), "": outgoing}
     stop = stop or threading.Event()
+    in_flight = in_flight or InFlight()
     # Waiting on the stop event makes a backoff end as soon as SIGINT or SIGTERM arrives.
     wait = sleep or stop.wait
     started = time.monotonic()
     report = SendReport()
     with sessions() as session:
-        batches = session.execute(
-            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.segment, Batch.send_at)
-            .where(Batch.issue_id == outgoing.issue_id)
-            .order_by(Batch.number)
+        segments_open = session.scalars(
+            select(Batch.segment).distinct().where(Batch.issue_id == outgoing.issue_id, Batch.status != "submitted")
         ).all()
-    missing = sorted({b.segment for b in batches if b.status != "submitted" and b.segment not in renderings})
+    missing = sorted({s for s in segments_open if s not in renderings})
     if missing:
         # Checked before any claim: a batch is never moved to submitting without the body it needs.
         raise DeliveryError(
             f"issue {outgoing.slug}: no rendering for segment(s) {', '.join(missing)}; "
             "`digest send --resume` renders them before sending"
         )
+    claimable = (
+        ("pending",)
+        + (("failed",) if options.retry_failed else ())
+        + (("submitting",) if options.retry_unknown else ())
+    )
+    tried: list[int] = []  # this run's batches: never claimed twice by it (a failed one waits for --resume)
+    # Only a failed or unknown batch can be claimable again, and only with --resume: without it the
+    # claim's query needs no list of this run's batches (a thousand ids at a million recipients).
+    exclude = tried if len(claimable) > 1 else []
     try:
-        for batch_id, number, status, updated_at, segment, send_at in batches:
-            if status == "submitted":
-                report.already_submitted += 1
-                continue
-            if status == "submitting" and not options.retry_unknown:
-                with sessions() as session:
-                    size = _pending_in(session, batch_id)
-                    reason = session.scalar(select(Batch.error).where(Batch.id == batch_id))
-                report.unknown_batches.append(number)
-                report.unknown.append(UnknownBatch(number, size, updated_at, reason))
-                continue
-            if status == "failed" and not options.retry_failed:
-                report.left_failed += 1
-                continue
-            if send_at is not None and send_at > now() + provider.schedules_ahead:
-                with sessions() as session:
-                    report.waiting_recipients += _pending_in(session, batch_id)
-                report.waiting += 1
-                report.next_wave = min(send_at, report.next_wave or send_at)
-                continue
-            if send_at is not None and stale_after is not None and send_at < now() - stale_after:
-                report.stale += 1
-                continue
+        while True:
+            due = _due(now(), provider.schedules_ahead, stale_after)
             if stop.is_set():
-                report.stopped = True
+                report.stopped = _next_claimable(sessions, outgoing.issue_id, claimable, exclude, due) is not None
                 break
-            rendering = renderings[segment]
-            if send_at is not None and send_at > now():  # handed over ahead: the provider holds it till then
-                rendering = dataclasses.replace(rendering, send_at=send_at, schedule_id=schedule_id)
-            # The claim and the recipients' check are one transaction: one commit (one fsync) less per batch.
-            with sessions.begin() as session:
-                if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
-                    continue  # another process claimed it first
-                recipients, left, unbuilt = load_recipients(session, audience, batch_id)
-                if left:
-                    session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
-                _record_refused(session, unbuilt)
-            report.batches += 1
-            report.skipped += len(left)
-            report.failed += len(unbuilt)
-            outcome = _send_one_batch(
-                sessions, provider, rendering, batch_id, recipients, options, stop, wait, report, now
-            )
+            claim = _claim(sessions, audience, outgoing.issue_id, claimable, exclude, due, in_flight)
+            if claim is None:
+                break
+            tried.append(claim.batch_id)
+            try:
+                rendering = renderings[claim.segment]
+                if claim.send_at is not None and claim.send_at > now():  # handed over ahead: the provider holds it
+                    rendering = dataclasses.replace(rendering, send_at=claim.send_at, schedule_id=schedule_id)
+                report.batches += 1
+                report.skipped += len(claim.left)
+                report.failed += len(claim.unbuilt)
+                outcome = _send_one_batch(
+                    sessions, provider, rendering, claim.batch_id, claim.recipients, options, stop, wait, report, now
+                )
+            finally:
+                in_flight.release(claim.batch_id)
             if on_batch:
-                on_batch(Progress(number, outcome[0], outcome[1] + len(unbuilt), len(left)))
+                on_batch(Progress(claim.number, outcome[0], outcome[1] + len(claim.unbuilt), len(claim.left)))
             # A provider that stops answering leaves one unknown batch after another: pause as for failures.
             if len(report.failed_batches) + report.new_unknown > options.max_failed_batches:
                 report.paused = True
                 break
     finally:
         report.seconds = time.monotonic() - started
+    _tally(
+        sessions,
+        outgoing.issue_id,
+        report,
+        options,
+        set(tried),
+        in_flight,
+        _due(now(), provider.schedules_ahead, stale_after),
+    )
     with sessions.begin() as session:
         finish_issue(session, outgoing.issue_id)
     return report
+
+
+@dataclass(frozen=True)
+class _Due:
+    """Which batches may be claimed now: at once (no wave), or a wave due (or within the provider's
+    schedule-ahead) and not missed by more than `stale_after`."""
+
+    until: datetime
+    stale_before: datetime | None
+
+    def clause(self) -> ColumnElement[bool]:
+        due = or_(Batch.send_at.is_(None), Batch.send_at <= self.until)
+        if self.stale_before is None:
+            return due
+        return and_(due, or_(Batch.send_at.is_(None), Batch.send_at >= self.stale_before))
+
+
+def _due(at: datetime, ahead: timedelta, stale_after: timedelta | None) -> _Due:
+    return _Due(at + ahead, at - stale_after if stale_after is not None else None)
+
+
+@dataclass
+class _Claimed:
+    batch_id: int
+    number: int
+    segment: str
+    send_at: datetime | None
+    recipients: list[Recipient]
+    left: list[int]
+    unbuilt: dict[int, str]
+
+
+def _open_batches(issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due) -> Select[Any]:
+    query = select(Batch.id).where(Batch.issue_id == issue_id, Batch.status.in_(statuses), due.clause())
+    if tried:
+        query = query.where(Batch.id.not_in(tried))
+    return query
+
+
+def _next_claimable(
+    sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due
+) -> int | None:
+    with sessions() as session:
+        found: int | None = session.scalar(_open_batches(issue_id, statuses, tried, due).limit(1))
+        return found
+
+
+def _claim(
+    sessions: sessionmaker[Session],
+    audience: Audience,
+    issue_id: int,
+    statuses: tuple[str, ...],
+    tried: list[int],
+    due: _Due,
+    in_flight: InFlight,
+) -> _Claimed | None:
+    """Claim the next due batch, lowest number first: lock the first row no other sender is claiming now
+    (`FOR UPDATE SKIP LOCKED`; SQLite, one sender, has no such clause and needs none), mark it ours in
+    flight, and move it to `submitting` by compare-and-set, in one transaction with the recipients'
+    check. The compare-and-set stays the truth: a claim that loses a race moves nothing. None: nothing
+    is left to claim now (what others are claiming at this instant is theirs)."""
+    passed: list[int] = []  # `submitting` batches another live sender has in flight (--retry-unknown)
+    with sessions.begin() as session:
+        while True:
+            # One row at a time: a claim that locked several would hide them all from the other senders.
+            row = session.execute(
+                _open_batches(issue_id, statuses, tried + passed, due)
+                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
+                .order_by(Batch.number)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            batch_id, number, status, segment, send_at = row
+            if not in_flight.hold(batch_id):
+                passed.append(batch_id)
+                continue
+            if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
+                in_flight.release(batch_id)
+                passed.append(batch_id)
+                continue
+            recipients, left, unbuilt = load_recipients(session, audience, batch_id)
+            if left:
+                session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
+            _record_refused(session, unbuilt)
+            return _Claimed(batch_id, number, segment, send_at, recipients, left, unbuilt)
+
+
+def _tally(
+    sessions: sessionmaker[Session],
+    issue_id: int,
+    report: SendReport,
+    options: SendOptions,
+    tried: set[int],
+    in_flight: InFlight,
+    due: _Due,
+) -> None:
+    """What this run left to others: batches sent before (or by other senders), of unknown fate, failed
+    earlier, waiting for their wave, or missed. A `submitting` batch another live sender has in flight
+    is neither: it is theirs."""
+    with sessions() as session:
+        rows = session.execute(
+            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.send_at, Batch.error)
+            .where(Batch.issue_id == issue_id)
+            .order_by(Batch.number)
+        ).all()
+        for batch_id, number, status, updated_at, send_at, error in rows:
+            if batch_id in tried:
+                continue
+            if status == "submitted":
+                report.already_submitted += 1
+            elif status == "submitting" and not in_flight.elsewhere(batch_id):
+                report.unknown_batches.append(number)
+                report.unknown.append(UnknownBatch(number, _pending_in(session, batch_id), updated_at, error))
+            elif status == "failed" and not options.retry_failed:
+                report.left_failed += 1
+            elif status == "pending" and send_at is not None and send_at > due.until:
+                report.waiting_recipients += _pending_in(session, batch_id)
+                report.waiting += 1
+                report.next_wave = min(send_at, report.next_wave or send_at)
+            elif status == "pending" and send_at is not None and due.stale_before and send_at < due.stale_before:
+                report.stale += 1
+    report.unknown.sort(key=lambda u: u.number)
+    report.unknown_batches.sort()
 
 
 def _send_one_batch(
@@ -448,11 +573,49 @@ def settle_from_events(session: Session, claims: Mapping[int, Claim], *, now: da
     return settled
 
 
-def unknown_batches(session: Session, issue_id: int) -> list[UnknownBatch]:
-    """The issue's batches of unknown fate, for `digest send` and the preview."""
+def unknown_batches(session: Session, issue_id: int, in_flight: InFlight | None = None) -> list[UnknownBatch]:
+    """The issue's batches of unknown fate, for `digest send` and the preview. With `in_flight` (from
+    `send_lock`), a batch another live sender has in flight now is left out: it is not unknown."""
     rows = session.execute(
         select(Batch.id, Batch.number, Batch.updated_at, Batch.error)
         .where(Batch.issue_id == issue_id, Batch.status == "submitting")
         .order_by(Batch.number)
     ).all()
-    return [UnknownBatch(number, _pending_in(session, id_), since, error) for id_, number, since, error in rows]
+    return [
+        UnknownBatch(number, _pending_in(session, id_), since, error)
+        for id_, number, since, error in rows
+        if in_flight is None or not in_flight.elsewhere(id_)
+    ]
+
+
+def merge_reports(reports: Sequence[SendReport]) -> SendReport:
+    """One report of several senders of one issue (`digest send --workers N`): their work added up;
+    what they found left (failed earlier, waiting, missed) is the same store seen by each, so the
+    largest count; a batch of unknown fate is counted once."""
+    merged = SendReport()
+    unknown: dict[int, UnknownBatch] = {}
+    for r in reports:
+        merged.batches += r.batches
+        merged.sent += r.sent
+        merged.failed += r.failed
+        merged.skipped += r.skipped
+        merged.new_unknown += r.new_unknown
+        merged.new_unknown_recipients += r.new_unknown_recipients
+        merged.failed_batches += r.failed_batches
+        for u in r.unknown:
+            unknown.setdefault(u.number, u)
+        merged.left_failed = max(merged.left_failed, r.left_failed)
+        merged.not_planned = max(merged.not_planned, r.not_planned)
+        merged.waiting = max(merged.waiting, r.waiting)
+        merged.waiting_recipients = max(merged.waiting_recipients, r.waiting_recipients)
+        merged.stale = max(merged.stale, r.stale)
+        if r.next_wave is not None:
+            merged.next_wave = min(r.next_wave, merged.next_wave or r.next_wave)
+        merged.paused = merged.paused or r.paused
+        merged.stopped = merged.stopped or r.stopped
+        merged.seconds = max(merged.seconds, r.seconds)
+    merged.already_submitted = min((r.already_submitted for r in reports), default=0)
+    merged.failed_batches.sort()
+    merged.unknown = sorted(unknown.values(), key=lambda u: u.number)
+    merged.unknown_batches = [u.number for u in merged.unknown]
+    return merged

@@ -24,7 +24,7 @@ With keep_bodies, `messages()` gives what SendGrid would deliver: every substitu
 wherever it occurs in the subject and content, so a key that content could hold shows up as a leak.
 
 Run alone (for benchmarks, so that its memory is not the sender's):
-    python -m tests.fakes.sendgrid [--api-key K] [--count-only] [--schedule hostile]
+    python -m tests.fakes.sendgrid [--api-key K] [--count-only] [--latency SECONDS] [--faults-every N ...]
 prints its URL on the first line; GET /_stats answers the counts as JSON, GET /_accepted the accepted
 requests (message id, recipients, custom_args).
 """
@@ -173,6 +173,7 @@ class FakeSendGrid:
     accepted_recipients: int = 0
     violations: list[str] = field(default_factory=list)
     answers: list = field(default_factory=list)  # the action taken for each request, in order
+    peers: dict = field(default_factory=dict)  # request number -> the client's TCP port (who sent it)
     # Scheduled sends: the fake's clock (a test's injected one), the batch ids it made and those cancelled
     # (batch id -> the clock when it was cancelled).
     clock: Callable[[], float] = time.time
@@ -411,6 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, problems[0])
             return
         number, action = owner._take_action()
+        owner.peers[number] = self.client_address[1]
         if isinstance(action, tuple):
             kind, seconds = action
             if kind == "delay":
@@ -547,13 +549,18 @@ def every(n: int, actions: Iterable[Action]) -> Callable[[int], Action]:
     return lambda k: next(cycle) if k % n == 0 else "accept"
 
 
-def _schedule(faults_every: int, faults: list[int], at: list[str]) -> Callable[[int], Action]:
+def _schedule(faults_every: int, faults: list[int], at: list[str], latency: float = 0.0) -> Callable[[int], Action]:
     special = {}
     for item in at:
         number, kind, seconds = item.split(":")
         special[int(number)] = (kind, float(seconds))
     regular = every(faults_every, faults) if faults_every else (lambda _n: "accept")
-    return lambda n: special.get(n) or regular(n)
+
+    def answer(n: int) -> Action:
+        action = special.get(n) or regular(n)
+        return ("delay", latency) if latency and action == "accept" else action
+
+    return answer
 
 
 def main() -> None:
@@ -565,9 +572,10 @@ def main() -> None:
     parser.add_argument(
         "--at", action="append", default=[], metavar="N:KIND:SECONDS", help="request N gets (KIND, SECONDS)"
     )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each accepted request is answered")
     args = parser.parse_args()
     fake = FakeSendGrid(api_key=args.api_key, count_only=args.count_only)
-    fake.set_schedule(_schedule(args.faults_every, args.faults, args.at))
+    fake.set_schedule(_schedule(args.faults_every, args.faults, args.at, args.latency))
     fake.start()
     print(fake.url, flush=True)
     try:

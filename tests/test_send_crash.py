@@ -148,7 +148,7 @@ def test_a_second_send_while_one_runs_is_refused_on_sqlite_and_works_beside_it_o
         # PostgreSQL: the second claims every batch but the one the first has in flight, which is
         # not taken for unknown (its sender is alive) and is left to the first.
         assert second.returncode == 0, second.stderr
-        assert "sent 900, failed 0, skipped 0, unknown 0 (in 0 batches)" in second.stdout
+        assert "this send 900 recipients in 9 batches: sent 900, failed 0, skipped 0, unknown 0 (" in second.stdout
     first.communicate(timeout=60)
     assert first.returncode == 0
     assert sorted(fake.emails) == ALL and fake.duplicates == {}

@@ -132,7 +132,7 @@ def test_four_workers_one_killed_after_its_batch_was_accepted_then_marked_sent(e
     assert len(unknown) == 1 and set(states.values()) == {"submitted", "submitting"}
     assert f"batch {unknown[0]} (100 recipients) is in an unknown state" in stderr
     # The killed worker's earlier batches count: the summary is the store's.
-    assert "sent 1900, failed 0, skipped 0, unknown 100 (in 1 batches)" in stdout, stderr
+    assert "this send 2000 recipients in 20 batches: sent 1900, failed 0, skipped 0, unknown 100 (" in stdout, stderr
     # The killed worker's request had been accepted: everyone got it, nobody twice.
     assert sorted(fake.emails) == ALL and fake.duplicates == {} and fake.violations == []
 
@@ -154,13 +154,16 @@ def test_four_workers_one_killed_before_its_batch_was_accepted_then_retried_once
     kill_the_worker_sending(fake, 5, parent)
     stdout, stderr = parent.communicate(timeout=120)
     assert parent.returncode == 1, stderr
-    assert "sent 1900, failed 0, skipped 0, unknown 100 (in 1 batches)" in stdout
+    assert "this send 2000 recipients in 20 batches: sent 1900, failed 0, skipped 0, unknown 100 (" in stdout
     missing = set(ALL) - set(fake.emails)
     assert len(missing) == 100 and fake.duplicates == {}
 
     # A plain resume does not re-send it; the operator, having checked, says it never arrived.
     again = run_cli(["send", "--week", SAMPLE_WEEK, "--resume", "--workers", "2"], env, tmp_path)
-    assert again.returncode == 1 and "unknown 100 (in 1 batches)" in again.stdout
+    assert (
+        again.returncode == 1
+        and "the issue 2000 recipients in 20 batches: sent 1900, failed 0, skipped 0, unknown 100," in again.stdout
+    )
     retried = run_cli(["send", "--week", SAMPLE_WEEK, "--resume", "--retry-unknown", "--workers", "2"], env, tmp_path)
     assert retried.returncode == 0, retried.stderr
     assert "sent 100, failed 0, skipped 0, unknown 0" in retried.stdout

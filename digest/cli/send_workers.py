@@ -126,8 +126,12 @@ def send_with_workers(
     )
     report.unknown = run.unknown_now(mailer, issue)
     report.unknown_batches = [u.number for u in report.unknown]
-    # Those this send left unknown (a killed worker's batch among them), for the summary's "unknown".
-    report.new_unknown_recipients = sum(u.recipients for u in report.unknown if u.number not in unknown_before)
+    # Those this send left unknown (a killed worker's batch among them), for the summary's "unknown", and
+    # the batches this send took as the store counts them, so that a killed worker's earlier ones count.
+    new_unknown = [u for u in report.unknown if u.number not in unknown_before]
+    report.new_unknown_recipients = sum(u.recipients for u in new_unknown)
+    submitted_now = run.plan_state(core.sessions, issue.id).batches.get("submitted", 0)
+    report.batches = submitted_now - sent_before + len(new_unknown) + len({n for n, _ in report.failed_batches})
     report.already_submitted = sent_before
     report.not_planned = not_planned
     # The summary's time is the workers' own sending; starting them and planning come on top.

@@ -30,6 +30,7 @@ from tests.fakes.sendgrid import FakeSendGrid
 SUBSCRIBERS = 2000  # 20 batches of 100
 ALL = [address(i) for i in range(1, SUBSCRIBERS + 1)]
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -213,9 +214,8 @@ def test_a_batch_another_sender_is_claiming_is_skipped_not_waited_for(env, fake,
     assert sorted(fake.emails) == ALL and fake.duplicates == {}
 
 
+@sqlite_only
 def test_workers_on_sqlite_are_refused_with_the_way_to_postgresql(env, fake, settings, tmp_path):
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("the SQLite refusal")
     result = run_cli(["send", "--week", SAMPLE_WEEK, "--workers", "2"], env, tmp_path)
     assert result.returncode == 2
     assert "--workers 2 needs PostgreSQL" in result.stderr and "DIGEST_DATABASE_URL" in result.stderr

@@ -12,7 +12,7 @@ import lxml.html
 from alembic import command
 from sqlalchemy import inspect, select
 
-from digest.config import SourceConfig
+from digest.config import SourceConfig, load_newsletter
 from digest.gather import gather_sources
 from digest.gather.feeds import parse_document
 from digest.gather.pages import page_image
@@ -201,7 +201,9 @@ def test_sources_shows_the_last_error_with_its_time_and_the_last_fetchs_items_an
     table = run_cli(["sources"], {**env, "COLUMNS": "400"}, tmp_path)
     assert table.returncode == 0, table.stderr
     assert "last fetch" in table.stdout and "2 of 3 items kept" in table.stdout and "0 of 2 items kept" in table.stdout
-    assert f"{error_at:%Y-%m-%d %H:%M} UTC: none of the feed's 2 items" in table.stdout
+    # Shown in the newsletter's timezone, with the zone's name.
+    shown = load_newsletter(config).local_time(error_at)
+    assert f"{shown}: none of the feed's 2 items" in table.stdout
 
 
 def test_a_304_keeps_the_counts_of_the_last_document_read(settings):

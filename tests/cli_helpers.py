@@ -43,11 +43,16 @@ class _StderrHandler(logging.Handler):
 def _logging_to_stderr() -> Iterator[None]:
     handler = _StderrHandler()
     root = logging.getLogger()
+    # A service command (schedule, serve) sets up logging itself: what it adds goes with the command.
+    handlers, level = list(root.handlers), root.level
+    digest_level = logging.getLogger("digest").level
     root.addHandler(handler)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("digest").setLevel(digest_level)
 
 
 def run_cli(args: Sequence[object], env: Mapping[str, str] | None = None, cwd: Path | str | None = None) -> CliResult:

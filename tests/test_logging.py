@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from digest.logs import JsonFormatter, TextFormatter, setup_logging
+from digest.logs import JsonFormatter, StderrHandler, TextFormatter, setup_logging
 from tests.cli_helpers import run_cli
 from tests.conftest import ROOT
 from tests.fakes.feed_server import FeedServer, Reply
@@ -56,18 +56,19 @@ def test_a_json_line_is_one_object_with_time_level_logger_message_and_the_except
 def test_setup_logging_replaces_its_own_handler_and_leaves_others_alone(capsys):
     root = logging.getLogger()
     before = list(root.handlers)
+    others = [h for h in before if not isinstance(h, StderrHandler)]  # pytest's, and any a test left behind
     level = root.level
     try:
         setup_logging("text")
         setup_logging("json", logging.WARNING, digest_level=logging.INFO)
-        assert len(root.handlers) == len(before) + 1
+        ours = [h for h in root.handlers if isinstance(h, StderrHandler)]
+        assert len(ours) == 1 and [h for h in root.handlers if h not in ours] == others
         logging.getLogger("digest.test").info("gathered %d sources", 3)
         logging.getLogger("other.library").info("not shown: below WARNING")
         lines = capsys.readouterr().err.splitlines()
         assert [json.loads(line)["message"] for line in lines] == ["gathered 3 sources"]
     finally:
-        for handler in root.handlers[len(before) :]:
-            root.removeHandler(handler)
+        root.handlers[:] = before
         root.setLevel(level)
         logging.getLogger("digest").setLevel(logging.NOTSET)
 

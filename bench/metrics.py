@@ -79,7 +79,7 @@ def main() -> None:
                 settings = Settings(
                     _env_file=None, database_url=url, secret_key=KEY, provider="outbox", outbox_dir=Path(folder)
                 )
-                core = build_core(settings, load_newsletter(ROOT / "digest.example.toml"))
+                core = build_core(settings, load_newsletter(ROOT / "examples" / "digest.toml"))
                 try:
                     seed(core, recipients)
 

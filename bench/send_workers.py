@@ -47,7 +47,7 @@ def start_fake(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 
 def config_with_batches(workdir: Path, batch_size: int) -> Path:
-    text = (ROOT / "digest.example.toml").read_text(encoding="utf-8")
+    text = (ROOT / "examples" / "digest.toml").read_text(encoding="utf-8")
     assert "batch_size = 1000" in text
     path = workdir / "digest.toml"
     path.write_text(text.replace("batch_size = 1000", f"batch_size = {batch_size}"), encoding="utf-8")
@@ -77,7 +77,7 @@ def measure(workers: int, readers: int, batch_size: int, latency: float, workdir
             whole = time.monotonic() - started
             if result.returncode != 0:
                 raise SystemExit(f"digest send --workers {workers} failed:\n{result.stdout}\n{result.stderr}")
-            found = re.search(r"sent (\d+), .*; \d+ batches in ([\d.]+)s", result.stdout)
+            found = re.search(r"this send [^:]*: sent (\d+), .*?\(([\d.]+)s,", result.stdout)
             assert found, result.stdout
             with urllib.request.urlopen(f"{url}/_stats") as answer:  # noqa: S310 (the fake on loopback)
                 stats = json.load(answer)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.logs import TextFormatter
+from digest.logs import setup_logging
 
 
 @dataclass(frozen=True)
@@ -28,25 +27,14 @@ class CliResult:
     stderr: str
 
 
-class _StderrHandler(logging.Handler):
-    """What `digest.cli.main` sets up in a real process: warnings as lines on (the runner's) stderr."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.setFormatter(TextFormatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(self.format(record) + "\n")
-
-
 @contextlib.contextmanager
 def _logging_to_stderr() -> Iterator[None]:
-    handler = _StderrHandler()
+    # What `digest.cli.main` sets up in a real process, and what a service command (schedule, serve)
+    # sets up over it: all of it goes with the command.
     root = logging.getLogger()
-    # A service command (schedule, serve) sets up logging itself: what it adds goes with the command.
     handlers, level = list(root.handlers), root.level
     digest_level = logging.getLogger("digest").level
-    root.addHandler(handler)
+    setup_logging("text", logging.WARNING)
     try:
         yield
     finally:

@@ -75,7 +75,7 @@ def send_with_workers(
     mailer = core.mailer()
     planned, not_planned, _ = run.prepare(mailer, issue, local=local_delivery(core) if not state.planned else None)
     sent_before = run.plan_state(core.sessions, issue.id).batches.get("submitted", 0)
-    before = run.recipient_counts(core.sessions, issue.id)
+    before = run.issue_figures(core.sessions, issue.id)
     unknown_before = {u.number for u in run.unknown_now(mailer, issue)}
     statuses = ("pending", "failed", "submitting") if retry_unknown else ("pending", "failed")
     total = pending_count(core.sessions, issue.id, statuses if resume else ("pending",))
@@ -120,9 +120,11 @@ def send_with_workers(
         )
     report = merge_reports(reports)
     # What the store says, once every worker has ended: a killed worker's work is there, not in a report.
-    after = run.recipient_counts(core.sessions, issue.id)
+    after = run.issue_figures(core.sessions, issue.id)
     report.sent, report.failed, report.skipped = (
-        after.get(s, 0) - before.get(s, 0) for s in ("sent", "failed", "skipped")
+        after.sent - before.sent,
+        after.failed - before.failed,
+        after.skipped - before.skipped,
     )
     report.unknown = run.unknown_now(mailer, issue)
     report.unknown_batches = [u.number for u in report.unknown]

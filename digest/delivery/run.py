@@ -257,15 +257,6 @@ def prepare(
     return plan.batches, plan.left_out_everything, schedule_id
 
 
-def recipient_counts(sessions: sessionmaker[Session], issue_id: int) -> dict[str, int]:
-    """The issue's recipients by delivery status (pending, sent, failed, skipped, cancelled)."""
-    with sessions() as session:
-        rows = session.execute(
-            select(Delivery.status, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.status)
-        ).all()
-    return dict(rows)
-
-
 def unknown_now(mailer: Mailer, issue: Issue) -> list[UnknownBatch]:
     """The issue's batches of unknown fate now, leaving out those a live sender has in flight."""
     with send_lock(mailer.engine, issue.id, issue.week, shared=True) as in_flight, mailer.sessions() as session:

@@ -127,8 +127,9 @@ def test_every_bad_source_gets_its_own_error_and_the_good_ones_are_stored(settin
         for name in BEST_EFFORT:
             assert by_name[name].ok, (name, by_name[name].error)
         assert by_name["truncated"].warning and "malformed" in by_name["truncated"].warning
-        # The trickling server is cut off at its deadline, not after the 30 s its bytes would take.
-        assert elapsed < 10, elapsed
+        # The trickling body would take half an hour (a byte a second); cut off at its 1.5 s deadline,
+        # the gather ends within a minute even on a loaded machine (the bound is loose on purpose).
+        assert elapsed < 60, elapsed
         with core.sessions() as session:
             titles = {a.title for a in session.scalars(select(Article))}
             sources = {s.name: s for s in session.scalars(select(Source))}

@@ -128,6 +128,8 @@ def _values(item: Incoming, now: datetime) -> dict[str, object]:
         "image_alt": a.image.alt if a.image else None,
         "image_credit": a.image.credit if a.image else None,
         "image_caption": a.image.caption if a.image else None,
+        "image_width": a.image.width if a.image else None,
+        "image_height": a.image.height if a.image else None,
         "updated_at": now,
     }
 

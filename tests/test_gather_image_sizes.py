@@ -18,7 +18,8 @@ from digest.core import build_core
 from digest.errors import UsageError
 from digest.gather import gather_sources
 from digest.gather.feeds import parse_document
-from digest.gather.normalize import MAX_IMAGE_SIDE, image_size
+from digest.gather.normalize import MAX_IMAGE_SIDE, Image, ParsedArticle, image_size
+from digest.gather.ondemand import merge_into
 from digest.gather.pages import parse_page
 from digest.jobs import weekly
 from digest.store.models import Article
@@ -251,3 +252,40 @@ def test_an_issue_document_with_a_bad_image_size_is_refused_with_where(size):
     }
     with pytest.raises(UsageError, match=r"sections\[0\]\.articles\[0\]\.image: 'width' and 'height' must both"):
         content_from_document(document, example_config())
+
+
+def test_a_size_the_feed_adds_later_is_stored_without_counting_the_article_as_changed(settings):
+    unsized = '<media:content url="https://news.example.org/a.jpg" medium="image"/>'
+    sized = '<media:content url="https://news.example.org/a.jpg" medium="image" width="800" height="450"/>'
+    with FeedServer({"/feed": Reply(body=rss([media_item(1, unsized)]))}) as server:
+        core = build_core(settings, newsletter([("wire", server.url("/feed"))]))
+        try:
+            gather_sources(core.sessions, core.config, now=NOW)
+            with core.sessions.begin() as session:
+                (article,) = session.scalars(select(Article))
+                article.summary_hash = "made before"
+            server.routes["/feed"] = Reply(body=rss([media_item(1, sized)]))
+            report = gather_sources(core.sessions, core.config, now=NOW)
+            assert (report.new, report.updated) == (0, 0)
+            with core.sessions() as session:
+                (article,) = session.scalars(select(Article))
+                assert (article.image_width, article.image_height) == (800, 450)
+                assert article.summary_hash == "made before"  # nothing to summarize again
+        finally:
+            core.close()
+
+
+def test_a_page_that_adds_only_a_size_leaves_the_summaries_standing():
+    text = "<p>The harbour talks resumed on Tuesday.</p>"
+    article = Article(
+        title="Harbour talks", url="https://news.example.org/h", guid=None, author=None, categories=[],
+        published_at=NOW, content_html=text, content_hash="feed", image_url="https://news.example.org/h.jpg",
+        summary_hash="made before",
+    )  # fmt: skip
+    page_version = ParsedArticle(
+        title="Harbour talks", url="https://news.example.org/h", guid=None, published=None, author=None,
+        summary=None, content_html=text, image=Image("https://news.example.org/h.jpg", width=1000, height=500),
+    )  # fmt: skip
+    merge_into(article, page_version)
+    assert (article.image_width, article.image_height) == (1000, 500)
+    assert article.summary_hash == "made before"

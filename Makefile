@@ -80,14 +80,16 @@ systemd-analyze:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
 		else echo "systemd-analyze is missing and apt is not usable: the unit tests will be skipped (CI fails instead)"; fi; }
 
-# The official MJML validator (npm package mjml) for a dev-time test; the product itself never needs Node.
-# Installed from tools/mjml/package-lock.json, and again only when that file changes.
+# Dev-time Node tools for two tests; the product itself never needs Node: the official MJML validator
+# (npm package mjml, tests/test_render_mjml_validator.py) and the Can I email check (doiuse-email, run by
+# tools/mjml/caniemail.mjs in tests/test_render_caniemail.py). Installed from tools/mjml/package-lock.json,
+# and again only when that file changes.
 MJML_STAMP := tools/mjml/node_modules/.installed
 $(MJML_STAMP): tools/mjml/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tools/mjml --no-audit --no-fund --silent && touch $(MJML_STAMP) || \
-		echo "npm ci in tools/mjml failed: the MJML validator test will be skipped (CI fails instead)"; \
-	else echo "npm is missing: the MJML validator test will be skipped (CI fails instead)"; fi
+		echo "npm ci in tools/mjml failed: the MJML validator and Can I email tests will be skipped (CI fails instead)"; \
+	else echo "npm is missing: the MJML validator and Can I email tests will be skipped (CI fails instead)"; fi
 
 mjml-validator: $(MJML_STAMP)
 

@@ -32,6 +32,7 @@ from digest.content.subject import subject_for
 from digest.content.summaries import ensure_summaries, summary_limits
 from digest.content.weeks import Week, default_week
 from digest.errors import NothingToSend, UsageError
+from digest.gather.normalize import MAX_IMAGE_SIDE, image_size
 from digest.store.models import Article, Issue
 
 # An issue's content: the JSON document stored on the issue (and given to `digest render`).
@@ -102,12 +103,19 @@ def article_card(article: Article) -> dict[str, Any]:
         "author": article.author,
         "published": article.published_at.isoformat(),
         "reading_minutes": article.reading_minutes,
-        "image": (
-            {"url": article.image_url, "alt": article.image_alt or article.title, "credit": article.image_credit}
-            if article.image_url
-            else None
-        ),
+        "image": _image_card(article),
     }
+
+
+def _image_card(article: Article) -> dict[str, Any] | None:
+    if not article.image_url:
+        return None
+    image: dict[str, Any] = {"url": article.image_url, "alt": article.image_alt or article.title}
+    image["credit"] = article.image_credit
+    if article.image_width and article.image_height:
+        # The render lays the image out at the column's width in this proportion (digest.email.render).
+        image.update(width=article.image_width, height=article.image_height)
+    return image
 
 
 def _display_date(day: date) -> str:
@@ -333,7 +341,14 @@ def content_from_document(doc: object, config: NewsletterConfig, *, source: str 
                 raise bad(f"{where}.{key}", "is required (a non-empty string)")
         image = value.get("image")
         if image is not None and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
-            raise bad(f"{where}.image", "must be an object with a 'url' (and optional 'alt', 'credit')")
+            raise bad(
+                f"{where}.image", "must be an object with a 'url' (and optional 'alt', 'credit', 'width', 'height')"
+            )
+        size = (image.get("width"), image.get("height")) if isinstance(image, dict) else (None, None)
+        if size != (None, None) and not (all(isinstance(side, int) for side in size) and image_size(*size)):
+            raise bad(
+                f"{where}.image", f"'width' and 'height' must both be whole numbers of pixels, 1 to {MAX_IMAGE_SIDE}"
+            )
         minutes = value.get("reading_minutes")
         if minutes is not None and not isinstance(minutes, int):
             raise bad(f"{where}.reading_minutes", "must be a whole number")

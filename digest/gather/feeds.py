@@ -36,6 +36,7 @@ from digest.gather.normalize import (
     ParsedFeed,
     clip,
     first_image,
+    image_size,
     parse_time,
     plain_text,
     safe_canonical_url,
@@ -232,17 +233,18 @@ def _image(entry: FeedEntry, content_html: str | None, base: str) -> Image | Non
     detail = entry.get("summary_detail") or {}
     if entry.get("media_content") and detail.get("value") and detail.get("value") != entry.get("summary"):
         alt = clip(plain_text(detail["value"]), 2000)
+    # Media RSS gives an image's size in its width and height attributes; an enclosure has none.
     for media in entry.get("media_content") or []:
         medium = media.get("medium") or ""
         kind = media.get("type") or ""
         if media.get("url") and (medium == "image" or kind.startswith("image/") or (not medium and not kind)):
             src = safe_canonical_url(media["url"], base)
             if src:
-                return Image(src, alt, credit)
+                return Image(src, alt, credit).with_size(image_size(media.get("width"), media.get("height")))
     for thumb in entry.get("media_thumbnail") or []:
         src = safe_canonical_url(thumb.get("url"), base)
         if src:
-            return Image(src, alt, credit)
+            return Image(src, alt, credit).with_size(image_size(thumb.get("width"), thumb.get("height")))
     for link in entry.get("links") or []:
         if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
             src = safe_canonical_url(link.get("href"), base)

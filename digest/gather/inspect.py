@@ -18,6 +18,8 @@ class ImageJson(TypedDict):
     url: str
     alt: str | None
     credit: str | None
+    width: int | None  # in pixels, both or neither, as the source gave them
+    height: int | None
 
 
 class ArticleJson(TypedDict):
@@ -54,7 +56,17 @@ def article_dict(a: ParsedArticle) -> ArticleJson:
         "author": a.author,
         "summary": a.summary,
         "content_html": a.content_html,
-        "image": {"url": a.image.url, "alt": a.image.alt, "credit": a.image.credit} if a.image else None,
+        "image": (
+            {
+                "url": a.image.url,
+                "alt": a.image.alt,
+                "credit": a.image.credit,
+                "width": a.image.width,
+                "height": a.image.height,
+            }
+            if a.image
+            else None
+        ),
         "categories": list(a.categories),
         "link_from": a.link_from,
     }

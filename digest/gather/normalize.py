@@ -11,7 +11,7 @@ import hashlib
 import html
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -29,6 +29,8 @@ TRACKING_PREFIXES = ("utm_", "__twitter", "_ga")
 MAX_URL = 2000
 MAX_GUID = 1000
 MAX_AUTHOR = 500
+# An image side beyond this (in CSS pixels) is not a photo's size but a mistake or an attack: left unknown.
+MAX_IMAGE_SIDE = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,20 @@ class Image:
     alt: str | None = None
     credit: str | None = None
     caption: str | None = None
+    # The size the source gives, both or neither (image_size): the e-mail reserves the image's box
+    # with it, so that the text does not jump as images load.
+    width: int | None = None
+    height: int | None = None
+
+    def with_size(self, size: tuple[int, int] | None) -> Image:
+        """This image with a size that was found for it, unless it has one already."""
+        if size is None or self.width is not None:
+            return self
+        return replace(self, width=size[0], height=size[1])
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return (self.width, self.height) if self.width is not None and self.height is not None else None
 
 
 @dataclass
@@ -246,12 +262,35 @@ _ATTR = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*("[^"]*"|'[^']*'|[^\s"
 
 
 def first_image(fragment: str | None, base: str | None = None) -> Image | None:
-    """The first <img> of some HTML, with its alt text, as the article's image of last resort."""
+    """The first <img> of some HTML, with its alt text and size, as the article's image of last resort."""
     if not fragment:
         return None
     for tag in _IMG.findall(fragment):
         attrs = {k.lower(): html.unescape(v.strip("\"'")) for k, v in _ATTR.findall(tag)}
         src = safe_canonical_url(attrs.get("src"), base)
         if src and src.startswith("http"):
-            return Image(src, clip(attrs.get("alt"), 2000))
+            return Image(src, clip(attrs.get("alt"), 2000)).with_size(
+                image_size(attrs.get("width"), attrs.get("height"))
+            )
     return None
+
+
+def _side(value: object) -> int | None:
+    # A whole number of pixels, as an int or as digits ("1200"; "1200px" and "50%" are not sizes we
+    # can lay out by); a bool is not a number here, though Python counts it as one.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isascii() or not value.isdigit() or len(value) > 6:
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= MAX_IMAGE_SIDE:
+        return value
+    return None
+
+
+def image_size(width: object, height: object) -> tuple[int, int] | None:
+    """An image's (width, height) from what a feed or page says, or None unless both are sane sizes."""
+    w, h = _side(width), _side(height)
+    return (w, h) if w is not None and h is not None else None

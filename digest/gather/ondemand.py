@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -216,7 +216,14 @@ def merge_into(article: Article, page: ParsedArticle) -> None:
     being composed does not change shape. Its summaries are made again from the new text."""
     image = None
     if article.image_url:
-        image = Image(article.image_url, article.image_alt, article.image_credit, article.image_caption)
+        image = Image(
+            article.image_url,
+            article.image_alt,
+            article.image_credit,
+            article.image_caption,
+            article.image_width,
+            article.image_height,
+        )
     item = ParsedArticle(
         title=article.title,
         url=article.url,
@@ -230,14 +237,20 @@ def merge_into(article: Article, page: ParsedArticle) -> None:
         feed_hash=article.content_hash,
     )
     merge_page(item, None, page)
-    same = (item.content_html, item.image, item.author, item.categories)
-    if same == (article.content_html, image, article.author, article.categories):
-        return  # the page added nothing: the summaries stand
+    if item.image is not None:
+        article.image_url, article.image_alt = item.image.url, item.image.alt
+        article.image_credit, article.image_caption = item.image.credit, item.image.caption
+        article.image_width, article.image_height = item.image.width, item.image.height
+    # The image's size alone is no reason to summarize again.
+    same = (item.content_html, _unsized(item.image), item.author, item.categories)
+    if same == (article.content_html, _unsized(image), article.author, article.categories):
+        return  # the page added nothing to summarize: the summaries stand
     article.content_html = item.content_html
     article.dek = article.dek or item.dek
     article.author = item.author
     article.categories = list(item.categories)
-    if item.image is not None:
-        article.image_url, article.image_alt = item.image.url, item.image.alt
-        article.image_credit, article.image_caption = item.image.credit, item.image.caption
     article.summary_hash = None  # "summarize again" (digest.content.summaries)
+
+
+def _unsized(image: Image | None) -> Image | None:
+    return None if image is None else replace(image, width=None, height=None)

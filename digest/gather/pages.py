@@ -2,7 +2,8 @@
 
 Used for sources that are a single article page, and for the full text of feed items that carry only
 a short summary. The page's rel=canonical names the article; og:image or the first figure gives its
-image, with the figure's caption and photo credit where the page has them.
+image, with the figure's caption and photo credit where the page has them, and its size where
+og:image:width and og:image:height, the figure's <img> or the page's JSON-LD give one.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from digest.gather.normalize import (
     Image,
     ParsedArticle,
     clip,
+    image_size,
     parse_time,
     plain_text,
     safe_canonical_url,
     sanitize_html,
 )
-from digest.summarize.extract import extract_article, parse_html
+from digest.summarize.extract import extract_article, json_ld_objects, parse_html
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +97,48 @@ def _figure_image(tree: etree._Element, base: str) -> Image | None:
             credit = credit_clean or credit
         else:
             caption, credit = split_credit(caption_text)
-        return Image(src, clip(img.get("alt"), 2000), clip(credit, 500), clip(caption, 2000))
+        size = image_size(img.get("width"), img.get("height"))
+        return Image(src, clip(img.get("alt"), 2000), clip(credit, 500), clip(caption, 2000)).with_size(size)
     return None
 
 
+def _json_ld_image_sizes(tree: etree._Element, base: str) -> dict[str, tuple[int, int]]:
+    """The sizes JSON-LD gives its images (an ImageObject's width and height), by canonical URL."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for obj in json_ld_objects(tree):
+        images = obj.get("image")
+        for image in [obj, *(images if isinstance(images, list) else [images])]:
+            if not isinstance(image, dict):
+                continue
+            url = image.get("url") or image.get("contentUrl")
+            src = safe_canonical_url(url, base) if isinstance(url, str) else None
+            size = image_size(_quantity(image.get("width")), _quantity(image.get("height")))
+            if src and size:
+                sizes.setdefault(src, size)
+    return sizes
+
+
+def _quantity(value: object) -> object:
+    # schema.org allows a QuantitativeValue ({"@type": "QuantitativeValue", "value": 1200}) for a length.
+    return value.get("value") if isinstance(value, dict) else value
+
+
 def page_image(tree: etree._Element, base: str) -> Image | None:
+    """og:image (its size from og:image:width and og:image:height) or the first figure (its <img>'s
+    width and height), either sized from JSON-LD where the page's own tags do not say."""
     figure = _figure_image(tree, base)
     og = safe_canonical_url(_meta(tree, "og:image", "og:image:url", "twitter:image"), base)
+    image = figure
     if og:
         alt = _meta(tree, "og:image:alt", "twitter:image:alt")
+        og_size = image_size(_meta(tree, "og:image:width"), _meta(tree, "og:image:height"))
         if figure and figure.url == og:
-            return Image(og, alt or figure.alt, figure.credit, figure.caption)
-        return Image(og, clip(alt, 2000), None, None)
-    return figure
+            image = Image(og, alt or figure.alt, figure.credit, figure.caption).with_size(og_size or figure.size)
+        else:
+            image = Image(og, clip(alt, 2000), None, None).with_size(og_size)
+    if image is not None and image.size is None:
+        image = image.with_size(_json_ld_image_sizes(tree, base).get(image.url))
+    return image
 
 
 def parse_page(body: bytes | str, url: str) -> tuple[str | None, ParsedArticle | None]:

@@ -330,7 +330,7 @@ def merge_page(article: ParsedArticle, canonical: str | None, page: ParsedArticl
             article.image.alt or page.image.alt,
             article.image.credit or page.image.credit,
             page.image.caption,
-        )
+        ).with_size(article.image.size or page.image.size)
     for category in page.categories:
         if category not in article.categories:
             article.categories.append(category)

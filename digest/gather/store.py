@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from digest.gather.normalize import ParsedArticle
@@ -48,6 +48,8 @@ class Known:
     url: str
     guid: str | None
     content_hash: str
+    image_url: str | None = None
+    image_width: int | None = None
 
 
 @dataclass
@@ -102,7 +104,15 @@ def known_articles(session: Session, articles: Iterable[ParsedArticle]) -> Known
     urls = sorted({a.url for a in articles})
     guids = sorted({a.guid for a in articles if a.guid})
     index = KnownIndex()
-    columns = (Article.id, Article.source_id, Article.url, Article.guid, Article.content_hash)
+    columns = (
+        Article.id,
+        Article.source_id,
+        Article.url,
+        Article.guid,
+        Article.content_hash,
+        Article.image_url,
+        Article.image_width,
+    )
     for chunk in _chunks(urls):
         for row in session.execute(select(*columns).where(Article.url.in_(chunk))):
             index.add(Known(*row))
@@ -128,6 +138,8 @@ def _values(item: Incoming, now: datetime) -> dict[str, object]:
         "image_alt": a.image.alt if a.image else None,
         "image_credit": a.image.credit if a.image else None,
         "image_caption": a.image.caption if a.image else None,
+        "image_width": a.image.width if a.image else None,
+        "image_height": a.image.height if a.image else None,
         "updated_at": now,
     }
 
@@ -139,6 +151,7 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
     seen = KnownIndex()  # what this call has already written, for duplicates across sources
     new_rows: list[dict[str, object]] = []
     changed: dict[int, dict[str, object]] = {}
+    sized: list[dict[str, object]] = []
     for item in items:
         c = counts.setdefault(item.source_id, UpsertCounts())
         a = item.article
@@ -148,6 +161,11 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
         known = index.find(item.source_id, a)
         seen.add(Known(known.id if known else -1, item.source_id, a.url, a.guid, item.content_hash))
         if known is not None and known.content_hash == item.content_hash:
+            size = a.image.size if a.image is not None and a.image.url == known.image_url else None
+            if size is not None and known.image_width is None:
+                # The size is not part of the content hash (it changes nothing a reader reads), so an
+                # article stored before sizes were kept, or before its feed gave one, gets it here.
+                sized.append({"id": known.id, "image_width": size[0], "image_height": size[1]})
             c.unchanged += 1
             continue
         values = _values(item, now)
@@ -166,6 +184,8 @@ def upsert(session: Session, items: Sequence[Incoming], *, now: datetime) -> dic
     if new_rows:
         # A Core executemany (the ORM's bulk path costs several times more per row).
         session.execute(insert(table_of(Article)), new_rows)
+    if sized:
+        session.execute(update(Article), sized)  # an executemany by primary key
     if changed:
         for article in session.scalars(select(Article).where(Article.id.in_(list(changed)))):
             for key, value in changed[article.id].items():

@@ -105,6 +105,9 @@ class Article(Base):
     image_alt: Mapped[str | None] = mapped_column(Text)
     image_credit: Mapped[str | None] = mapped_column(Text)
     image_caption: Mapped[str | None] = mapped_column(Text)
+    # The image's size in pixels as the feed or page gave it (both or neither; digest.gather.normalize.image_size).
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
     # Summaries: computed when the article is first shown (an issue, the editor's lists: digest.content.summaries),
     # not on gather; an editor's overrides win and survive regathering.
     teaser: Mapped[str | None] = mapped_column(Text)

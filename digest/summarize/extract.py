@@ -458,7 +458,8 @@ def _trafilatura(tree: lxml.html.HtmlElement, url: str | None, *, metadata: bool
     )
 
 
-def _json_ld_objects(tree: lxml.html.HtmlElement) -> Iterator[dict[str, Any]]:
+def json_ld_objects(tree: etree._Element) -> Iterator[dict[str, Any]]:
+    """Every JSON object of the page's JSON-LD blocks, those in lists and @graph included."""
     for block in tree.xpath("//script[@type='application/ld+json']/text()"):
         try:
             data = json.loads(str(block))
@@ -479,7 +480,7 @@ def _json_ld_objects(tree: lxml.html.HtmlElement) -> Iterator[dict[str, Any]]:
 def _json_ld_body(tree: lxml.html.HtmlElement) -> _Candidate | None:
     """The longest articleBody of an Article (or a kind of one) in the page's JSON-LD."""
     best: _Candidate | None = None
-    for obj in _json_ld_objects(tree):
+    for obj in json_ld_objects(tree):
         kinds = obj.get("@type")
         names = {str(k).lower() for k in (kinds if isinstance(kinds, list) else [kinds])}
         body = obj.get("articleBody")

@@ -4,6 +4,7 @@ with a warning; and catalogs whose compiled files and template are up to date wi
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -18,10 +19,11 @@ import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from digest.config import NewsletterConfig
+from digest.config import NewsletterConfig, load_newsletter
 from digest.email.templates import template_environment
 from digest.locale import CATALOGS, DOMAIN, language
-from tests.conftest import ROOT
+from tests.cli_helpers import run_cli
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.render_sample import ISSUE_30, example_config, render_sample
 from tests.test_render_mjml_validator import VALIDATOR, validate
 
@@ -328,3 +330,32 @@ def test_the_template_holds_every_message_of_the_sources(tmp_path):
     assert fresh == committed, f"run make translations: new {fresh - committed}, gone {committed - fresh}"
     for lang in ("en", *TRANSLATED):
         assert {m.id for m in catalog(CATALOGS / lang / "LC_MESSAGES" / f"{DOMAIN}.po") if m.id} == committed, lang
+
+
+def test_doctor_warns_of_a_language_we_have_no_words_for_and_says_which_we_have(cli_env, tmp_path):
+    newsletter = tmp_path / "digest.toml"
+    text = EXAMPLE_CONFIG.read_text()
+    assert 'language = "en"' in text
+    newsletter.write_text(text.replace('language = "en"', 'language = "xx"'))
+    result = run_cli(["doctor", "--no-dns", "--json"], {**cli_env, "DIGEST_CONFIG": str(newsletter)}, tmp_path)
+    found = {f["check"]: f for f in (json.loads(line) for line in result.stdout.splitlines() if line.strip())}
+    assert found["language"]["status"] == "warn", result.stdout
+    assert "'xx'" in found["language"]["detail"] and "ar, en, fr" in found["language"]["detail"]
+    newsletter.write_text(text.replace('language = "en"', 'language = "fr"'))
+    french = run_cli(["doctor", "--no-dns", "--json"], {**cli_env, "DIGEST_CONFIG": str(newsletter)}, tmp_path)
+    assert '"check": "language"' not in french.stdout and '"check": "newsletter"' in french.stdout
+
+
+def test_a_reader_with_no_name_is_greeted_in_the_newsletters_language_unless_the_file_says_how(tmp_path):
+    text = EXAMPLE_CONFIG.read_text()
+    line = 'first_name_fallback = "there"'
+    assert line in text
+    unset = tmp_path / "digest.toml"
+    unset.write_text(text.replace('language = "en"', 'language = "fr"').replace(line, ""))
+    assert load_newsletter(unset).issue.first_name_fallback == "à vous"
+    unset.write_text(text.replace('language = "en"', 'language = "ar"').replace(line, ""))
+    assert load_newsletter(unset).issue.first_name_fallback == "عزيزي القارئ"
+    unset.write_text(text.replace(line, ""))
+    assert load_newsletter(unset).issue.first_name_fallback == "there"
+    unset.write_text(text.replace('language = "en"', 'language = "fr"').replace(line, 'first_name_fallback = "ami"'))
+    assert load_newsletter(unset).issue.first_name_fallback == "ami"

@@ -60,6 +60,10 @@ class Language:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.translations.ngettext(singular, plural, n)
 
+    def pgettext(self, context: str, message: str) -> str:
+        """A short message whose sense `context` settles for the translator ("there", greeting a reader)."""
+        return str(self.translations.pgettext(context, message))
+
     def day(self, value: date) -> str:
         """A date as readers of the language write it in full: November 30, 2026; 30 novembre 2026."""
         return format_date(value, "long", locale=self.locale)

@@ -26,6 +26,7 @@ from digest.locale import CATALOGS, DOMAIN, language
 from tests.cli_helpers import run_cli
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.render_sample import ISSUE_30, example_config, render_sample
+from tests.test_render_browser import screenshot
 from tests.test_render_mjml_validator import VALIDATOR, validate
 
 TEMPLATE = CATALOGS / f"{DOMAIN}.pot"
@@ -399,3 +400,35 @@ def test_a_reader_with_no_name_is_greeted_in_the_newsletters_language_unless_the
     assert load_newsletter(unset).issue.first_name_fallback == "there"
     unset.write_text(text.replace('language = "en"', 'language = "fr"').replace(line, 'first_name_fallback = "ami"'))
     assert load_newsletter(unset).issue.first_name_fallback == "ami"
+
+
+# --- in Chromium ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "fr", "ar"])
+@pytest.mark.parametrize("name", ["subscribe.html", "home.html", "preferences.html", "archive.html"])
+def test_a_readers_page_reads_in_its_direction_at_375px_without_sideways_scrolling(browser, name, lang):
+    config = example_config(language=lang)
+    values = next(values for page_name, values in page_contexts(config) if page_name == name)
+    page = browser.new_page(viewport={"width": 375, "height": 900})
+    page.route("**/*", lambda route: route.abort())
+    page.set_content(render_page(config, name, values), wait_until="load")
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] == 375  # the hidden honeypot field sits off the start side, not widening it
+    direction, align, h1_left, h1_right, main_left, main_right = page.evaluate(
+        """(() => { const h = document.querySelector('main h1, main h2'), r = document.createRange();
+                    r.selectNodeContents(h); const t = r.getBoundingClientRect(),
+                    m = getComputedStyle(document.querySelector('main'));
+                    const box = document.querySelector('main').getBoundingClientRect();
+                    return [getComputedStyle(h).direction, getComputedStyle(h).textAlign, t.left, t.right,
+                            box.left + parseFloat(m.paddingLeft), box.right - parseFloat(m.paddingRight)]; })()"""
+    )
+    assert direction == ("rtl" if lang == "ar" else "ltr")
+    # The heading's words start at the side the language starts from.
+    if lang == "ar":
+        assert abs(h1_right - main_right) < 2, (h1_right, main_right)
+    else:
+        assert abs(h1_left - main_left) < 2, (h1_left, main_left)
+    screenshot(page, f"web-{name.removesuffix('.html')}-{lang}-375.png")
+    page.close()

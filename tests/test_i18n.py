@@ -328,6 +328,8 @@ def test_a_language_without_our_catalog_keeps_our_words_in_english_with_a_warnin
     assert any("'not a language'" in w and "ar, en, fr" in w for w in warnings), warnings
     # Hebrew has no catalog of ours yet, but it is written right to left all the same.
     assert language("he").dir == "rtl" and language("pt-BR").locale.territory == "BR"
+    # A regional variant reads its language's catalog.
+    assert language("fr-CA").gettext("Keep reading") == "Lire la suite" and language("ar_EG").dir == "rtl"
 
 
 def test_an_issue_in_a_language_we_have_no_words_for_renders_in_english():

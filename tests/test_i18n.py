@@ -288,6 +288,10 @@ def test_archive_and_home_pages_date_each_issue_in_the_newsletters_language():
     assert "30 نوفمبر 2026" in render_page(ar, "home.html", home)
     undated = SimpleNamespace(slug="2026-w48", subject="s", preheader="", week="2026-W48", content={})
     assert "Semaine 48, 2026" in render_page(fr, "home.html", {"issues": [undated], "total": 1})
+    # The editor's preview names days and months in the language too (an article's time in the newsletter's
+    # zone, New York in the example; a wave's in UTC).
+    preview = render_page(fr, "preview.html", preview_values("sent"))
+    assert "lun. 30 nov. 02:00 EST" in preview and "<td>lun. 07:00</td>" in preview
 
 
 def test_a_message_made_in_python_is_translated_but_stays_text_not_markup():

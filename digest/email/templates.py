@@ -10,8 +10,9 @@ checks each file's modification time, so an edited template is picked up).
 Our own words in the templates go through gettext (Jinja2's i18n extension, new-style: `_("...")`,
 `{% trans %}`, plurals by `{% pluralize %}`) with the newsletter's language (`digest.locale`); each
 template also gets `i18n`, that language (its `dir`, and `start` and `end`, the sides a line starts and
-ends on), and the filters `day` (a date in the language), `issue_date` (a stored issue's date) and
-`translated` (a message made in Python, marked with `digest.locale.N_`).
+ends on), and the filters `day` (a date in the language), `when` (a time, with day and month names in
+it), `issue_date` (a stored issue's date) and `translated` (a message made in Python, marked with
+`digest.locale.N_`).
 """
 
 from __future__ import annotations
@@ -89,5 +90,6 @@ def _environment(dirs: tuple[str, ...], language_tag: str) -> jinja2.Environment
     # value, never trusted as markup nor read as a format string, as `_()` would be.
     env.filters["translated"] = lang.gettext
     env.filters["day"] = lang.day
+    env.filters["when"] = lang.when
     env.filters["issue_date"] = functools.partial(issue_date, lang)
     return env

@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from babel.support import NullTranslations, Translations
 
 DOMAIN = "digest"
@@ -67,6 +67,14 @@ class Language:
     def day(self, value: date) -> str:
         """A date as readers of the language write it in full: November 30, 2026; 30 novembre 2026."""
         return format_date(value, "long", locale=self.locale)
+
+    def when(self, moment: datetime, zone: tzinfo | None = None, pattern: str = "EEE d MMM HH:mm") -> str:
+        """A time as the editor reads it, with names in the language ("Mon 30 Nov 07:00 CET", "lun. 30 nov.
+        07:00 CET"); in `zone` with its abbreviation, else as it is (a time without a zone is UTC)."""
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        local = aware.astimezone(zone) if zone else aware
+        shown = format_datetime(local, pattern, locale=self.locale)
+        return f"{shown} {local:%Z}" if zone else shown
 
     def week(self, year: int, number: int) -> str:
         """An ISO week as readers see it, when an issue has no date: Week 48, 2026."""

@@ -14,7 +14,7 @@ DEMO_WEEK ?= 2026-W48
 # The sample publication's folder: its own digest.toml, .env, store and outbox (var/), never a user's.
 DEMO_DIR := examples
 
-.PHONY: demo env-file test check install lock chromium systemd-analyze mjml-validator bench-baselines clean
+.PHONY: demo env-file test check install lock translations chromium systemd-analyze mjml-validator bench-baselines clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,6 +46,19 @@ lock: $(BIN)/python
 		--python-version 3.11 --quiet $(LOCK_ARGS) -o $(TOOLS_LOCK)
 	$(UV) pip compile pyproject.toml --extra postgres --generate-hashes --universal \
 		--python-version 3.11 --quiet -c $(LOCK) -o $(RUNTIME_LOCK)
+
+# Our own words in the templates and the code, in every language of digest/locale/: extract them into the
+# template digest.pot (babel.cfg says where from), bring each language's digest.po up to date with it (new
+# messages arrive untranslated, none is guessed), then compile every .po into the .mo the package ships.
+# Translate what is new in the .po files and run it again; tests/test_i18n.py fails on a stale .pot or .mo.
+# A new language: `$(BIN)/pybabel init -D digest -i $(LOCALE)/digest.pot -d $(LOCALE) -l xx`, then this.
+LOCALE := digest/locale
+EXTRACT_ARGS := -F babel.cfg -k N_ --no-location --sort-output --ignore-dirs ".* ._ node_modules var" \
+	--project digest --copyright-holder "the digest authors" --msgid-bugs-address ""
+translations: install
+	$(BIN)/pybabel -q extract $(EXTRACT_ARGS) -o $(LOCALE)/digest.pot .
+	$(BIN)/pybabel -q update -D digest -i $(LOCALE)/digest.pot -d $(LOCALE) --no-fuzzy-matching --ignore-obsolete -w 100
+	$(BIN)/pybabel compile -D digest -d $(LOCALE) --statistics
 
 # The demo: migrate, import the sample subscribers, run the weekly job once on the sample publication
 # in $(DEMO_DIR)/ (its articles are dated in $(DEMO_WEEK), so the demo works in any year). Offline,

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.locale import language
 
 NEWSLETTER_FILE = "digest.toml"
 # The overrides folder a publication has by default (`digest init` makes it), beside its digest.toml.
@@ -294,7 +295,9 @@ class IssueConfig(_Strict):
         description="Subject line template; fields: {top_headline}, {newsletter}, {date}, {count}. The From "
         f"name already says who it is from. Clipped on a word at {SUBJECT_MAX_CHARS} characters.",
     )
-    first_name_fallback: str = Field("there", description="Used when a subscriber has no name.")
+    first_name_fallback: str = Field(
+        "there", description="Used when a subscriber has no name; unset: the language's (there, à vous...)."
+    )
     window: Literal["since_last_sent", "days"] = Field(
         "since_last_sent",
         description="Without --week: articles since the end of the last sent issue's window (the last "
@@ -408,6 +411,19 @@ class NewsletterConfig(_Strict):
     email: EmailConfig = EmailConfig()
     gather: GatherConfig = GatherConfig()
     path: Path = Field(Path(NEWSLETTER_FILE), exclude=True, description="Where it was read from.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _greeting_in_the_language(cls, data: Any) -> Any:
+        """Without `[issue] first_name_fallback`, a nameless reader is greeted in the newsletter's language
+        ("Hello there", "Bonjour à vous"), not always in English."""
+        if not isinstance(data, dict) or not isinstance(data.get("language", "en"), str):
+            return data
+        issue = data.get("issue", {})
+        if not isinstance(issue, dict) or "first_name_fallback" in issue:
+            return data
+        there = language(data.get("language", "en")).pgettext("greeting a reader with no name", "there")
+        return {**data, "issue": {**issue, "first_name_fallback": there}}
 
     @model_validator(mode="before")
     @classmethod

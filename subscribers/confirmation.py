@@ -16,6 +16,7 @@ from digest.config import NewsletterConfig
 from digest.email.message import MAIL_POLICY
 from digest.email.templates import template_environment
 from digest.errors import DeliveryError, ProviderError
+from digest.locale import language
 from subscribers.models import Subscriber
 from subscribers.store import InvalidName, clean_name
 from subscribers.tokens import SignedLinks
@@ -50,7 +51,7 @@ def confirmation_message(opt_in: OptIn, subscriber: Subscriber) -> EmailMessage:
         "postal_address": config.postal_address,
         "language": config.language,
     }
-    templates = template_environment(config.template_dirs())
+    templates = template_environment(config.template_dirs(), config.language)
     text = templates.get_template("email/confirm.txt.j2").render(values)
     html = templates.get_template("email/confirm.html.j2").render(values)
     message = EmailMessage(policy=MAIL_POLICY)
@@ -60,7 +61,9 @@ def confirmation_message(opt_in: OptIn, subscriber: Subscriber) -> EmailMessage:
     message["To"] = formataddr((name, subscriber.email)) if name else subscriber.email
     if config.reply_to:
         message["Reply-To"] = config.reply_to
-    message["Subject"] = f"Confirm your subscription to {config.name}"
+    message["Subject"] = language(config.language).gettext("Confirm your subscription to %(newsletter)s") % {
+        "newsletter": config.name
+    }
     message["Date"] = format_datetime(opt_in.now())
     message["Message-ID"] = make_msgid(idstring="confirm", domain=config.from_email.rpartition("@")[2])
     # Transactional, not bulk: it goes to one person who just asked for it, and has no List-Unsubscribe.

@@ -106,3 +106,29 @@ def test_digest_installed_from_the_wheel_renders_an_issue_with_its_own_templates
     assert "rendered 30 articles" in result.stdout
     assert (out / "issue.html").read_text().startswith("<!doctype html>")
     assert "The Meridian Review" in (out / "issue.txt").read_text()
+
+
+def test_a_wheel_carries_the_message_catalogs_and_digest_installed_from_it_speaks_french(wheel, tmp_path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    catalogs = ROOT / "digest" / "locale"
+    on_disk = {
+        path.relative_to(ROOT).as_posix() for path in catalogs.rglob("*") if path.suffix in {".po", ".mo", ".pot"}
+    }
+    assert "digest/locale/fr/LC_MESSAGES/digest.mo" in on_disk and "digest/locale/ar/LC_MESSAGES/digest.mo" in on_disk
+    assert on_disk - names == set()
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") and k != "PYTHONPATH"}
+    said = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from digest.locale import language as l; print(l('fr').gettext('Keep reading'), l('ar').dir)",
+        ],
+        env={**env, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.split() == ["Lire", "la", "suite", "rtl"]

@@ -1,7 +1,8 @@
 """Each section layout (digest.config.Layout) on the 30-article sample: valid MJML, one heading outline
 (the newsletter an h1, sections h2, headlines h3), as few links per article as the layout allows, each
 with a name of its own, the section's name once, a numbered plain-text part; and in Chromium at 375,
-600 and 800 px, light and dark, no sideways scrolling. Screenshots: test-artifacts/layout-*.png."""
+600 and 800 px, light and dark, in English, French and Arabic (right to left), no sideways scrolling.
+Screenshots: test-artifacts/layout-<layout>-<language>-<width>-<scheme>.png."""
 
 from __future__ import annotations
 
@@ -21,23 +22,25 @@ from tests.test_render_mjml_validator import VALIDATOR, validate
 
 # The default layout's 30-article issue stays well under Gmail's 102 KB clip, which would hide the footer.
 DEFAULT_MAX_BYTES = 60 * 1024
+# The languages the browser checks: the source, one more left-to-right, and one right-to-left.
+LANGUAGES = ["en", "fr", "ar"]
 # An article's links: the headline, and in full also Keep reading (the bulletproof button of the top story
 # and a lead, a styled link on a card).
 MOST_LINKS = {"lead": 2, "cards": 2, "compact": 1, "headlines": 1}
 
 
-def config_with(layout: Layout) -> NewsletterConfig:
-    config = example_config()
+def config_with(layout: Layout, language: str = "en") -> NewsletterConfig:
+    config = example_config(language=language)
     return config.model_copy(update={"issue": config.issue.model_copy(update={"layout": layout})})
 
 
-_rendered: dict[str, Rendered] = {}
+_rendered: dict[tuple[str, str], Rendered] = {}
 
 
-def rendered_in(layout: Layout) -> Rendered:
-    if layout not in _rendered:
-        _rendered[layout] = render_sample(config_with(layout))
-    return _rendered[layout]
+def rendered_in(layout: Layout, language: str = "en") -> Rendered:
+    if (layout, language) not in _rendered:
+        _rendered[layout, language] = render_sample(config_with(layout, language))
+    return _rendered[layout, language]
 
 
 class Outline(HTMLParser):
@@ -195,17 +198,18 @@ def test_the_default_layouts_30_article_issue_is_under_60_kb(content):
 # --- in Chromium ----------------------------------------------------------------------------------
 
 
-def preview(layout: Layout) -> str:
-    html = rendered_in(layout).html
+def preview(layout: Layout, language: str = "en") -> str:
+    html = rendered_in(layout, language).html
     return placeholders.fill_preview(html, "https://news.example.org", "there", html_part=True)
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [375, 600, 800])
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_every_layout_fits_375_600_and_800px_in_light_and_dark(browser, layout, width, scheme):
-    page = open_issue(browser, preview(layout), width, color_scheme=scheme)
+def test_every_layout_fits_375_600_and_800px_in_light_and_dark(browser, layout, language, width, scheme):
+    page = open_issue(browser, preview(layout, language), width, color_scheme=scheme)
     widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]")
     assert max(widths[:2]) <= widths[2] == width
     overflow = page.evaluate(
@@ -228,7 +232,23 @@ def test_every_layout_fits_375_600_and_800px_in_light_and_dark(browser, layout, 
     dark = luminance(card_bg) < 0.2 and luminance(headline) > 0.8
     light = luminance(card_bg) > 0.9 and luminance(headline) < 0.2
     assert dark if scheme == "dark" else light, (card_bg, headline)
-    screenshot(page, f"layout-{layout}-{width}-{scheme}.png")
+    # Arabic reads right to left: headlines and text start on the right, and the page's mirror image
+    # keeps every row's photo on the far side of its text.
+    direction, align = page.evaluate(
+        """[getComputedStyle(document.querySelector('h3')).direction,
+            getComputedStyle(document.querySelector('h3').closest('div')).textAlign]"""
+    )
+    rtl = language == "ar"
+    assert (direction, align) == (("rtl", "right") if rtl else ("ltr", "left"))
+    mirrored = page.evaluate(
+        """[...document.querySelectorAll('img.thumb')].map(i => {
+             const text = i.nextElementSibling.querySelector('a').getBoundingClientRect();
+             const photo = i.getBoundingClientRect();
+             return photo.right <= text.left + 1 ? 'left' : photo.left >= text.right - 1 ? 'right' : 'under';
+           })"""
+    )
+    assert set(mirrored) <= {"left" if rtl else "right"}, mirrored
+    screenshot(page, f"layout-{layout}-{language}-{width}-{scheme}.png")
     page.close()
 
 

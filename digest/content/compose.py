@@ -33,6 +33,7 @@ from digest.content.summaries import ensure_summaries, summary_limits
 from digest.content.weeks import Week, default_week
 from digest.errors import NothingToSend, UsageError
 from digest.gather.normalize import MAX_IMAGE_SIDE, image_size
+from digest.locale import language
 from digest.store.models import Article, Issue
 
 # An issue's content: the JSON document stored on the issue (and given to `digest render`).
@@ -118,8 +119,9 @@ def _image_card(article: Article) -> dict[str, Any] | None:
     return image
 
 
-def _display_date(day: date) -> str:
-    return f"{day:%B} {day.day}, {day.year}"
+def _display_date(day: date, config: NewsletterConfig) -> str:
+    """The date as readers write it in the newsletter's language (November 30, 2026; 30 novembre 2026)."""
+    return language(config.language).day(day)
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def compose_content(
         "title": config.name,
         "week": str(choice.window.week),
         "date": issue_date.isoformat(),
-        "date_display": _display_date(issue_date),
+        "date_display": _display_date(issue_date, config),
         "intro": "",
         "top": article_card(choice.top),
         "sections": sections,
@@ -377,7 +379,7 @@ def content_from_document(doc: object, config: NewsletterConfig, *, source: str 
         top, first["articles"] = first["articles"][0], first["articles"][1:]
     date_text = doc.get("date") or ""
     try:
-        date_display = _display_date(date.fromisoformat(date_text)) if date_text else ""
+        date_display = _display_date(date.fromisoformat(date_text), config) if date_text else ""
     except ValueError:
         raise bad("date", f"{date_text!r} is not a date such as 2026-11-30") from None
     return {

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,6 +28,7 @@ from digest.content.compose import Content
 from digest.email import placeholders
 from digest.email.templates import template_environment
 from digest.errors import TemplateError
+from digest.locale import language
 
 MJML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
@@ -74,7 +76,7 @@ def environment(config: NewsletterConfig) -> jinja2.Environment:
             raise TemplateError(
                 f"{config.path}: templates_dir {str(folder)!r} is not a folder; create it or fix the path"
             )
-    return template_environment(dirs)
+    return template_environment(dirs, config.language)
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -143,6 +145,14 @@ def _card(card: dict[str, Any], link: Callable[[str], str]) -> dict[str, Any]:
     }
 
 
+def _issue_date(config: NewsletterConfig, content: Content) -> str:
+    """The issue's date in the newsletter's language (content made before it had one says it in English)."""
+    try:
+        return language(config.language).day(date.fromisoformat(str(content.get("date") or "")))
+    except ValueError:
+        return str(content.get("date_display") or content.get("date") or "")
+
+
 def context(
     config: NewsletterConfig, content: Content, *, subject: str, preheader: str, view_url: str, slug: str
 ) -> Context:
@@ -172,7 +182,7 @@ def context(
         "subject": placeholders.neutralize_text(subject),
         "preheader": placeholders.neutralize_text(preheader),
         "preheader_padding": max(PREHEADER_MIN_PADDING, PREHEADER_CHARS - len(preheader)),
-        "issue_date": content.get("date_display") or content.get("date", ""),
+        "issue_date": _issue_date(config, content),
         "intro": content.get("intro") or "",
         "view_url": view_url,
         "ph": placeholders.TOKENS,

@@ -33,6 +33,7 @@ from digest.delivery.providers.smtp import SMTPProvider
 from digest.delivery.sender_dns import Status, TxtLookup, sender_records
 from digest.errors import ConfigError, DigestError, ProviderError
 from digest.folder import ENV_FILE, STARTER, NoFolder, folder_settings
+from digest.locale import available, language
 from digest.store import db
 
 TOKEN_MIN_LENGTH = 24
@@ -95,6 +96,7 @@ def diagnose(
         findings.append(_folder(settings.dir, production))
     findings.append(_mode(settings, provider, production))
     config = _newsletter(settings, production, findings)
+    findings.extend(_language(config) if config else [])
     findings.append(_secret_key(settings))
     findings.append(_base_url(settings.base_url, provider, production))
     findings.append(
@@ -200,6 +202,21 @@ def _newsletter(settings: Settings, production: bool, findings: list[Finding]) -
     else:
         findings.append(Finding("newsletter", "ok", f"{config.path}: {config.name}, {len(config.sources)} sources"))
     return config
+
+
+def _language(config: NewsletterConfig) -> list[Finding]:
+    """A warning when the newsletter's language has no catalog of ours (nothing when it has one)."""
+    if language(config.language).translated:
+        return []
+    return [
+        Finding(
+            "language",
+            "warn",
+            f"{config.path}: language = {config.language!r}: the digest's own words (Keep reading, the footer, "
+            f"the web pages) stay in English; there are catalogs for {', '.join(available())}",
+            f"set language in {config.path} to one of them, or add a catalog (README, Development)",
+        )
+    ]
 
 
 def _secret_key(settings: Settings) -> Finding:

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import FormData
 
+from digest.locale import N_
 from digest.web.csrf import valid_form
 from digest.web.deps import client_ip, core_of
 from digest.web.pages import error_page
@@ -95,7 +96,7 @@ def editor_problem(request: Request) -> Response | None:
         return error_page(
             request,
             403,
-            "The preview is off",
+            N_("The preview is off"),
             "With no DIGEST_ADMIN_TOKEN set, the preview answers only this machine, at http://127.0.0.1 or "
             "http://localhost (not through a proxy or another host name). "
             "Set DIGEST_ADMIN_TOKEN to open it to editors elsewhere.",
@@ -116,7 +117,7 @@ def csrf_problem(request: Request, form: FormData) -> Response | None:
     """None when an editor's form may change something; the bearer token stands in for the CSRF token."""
     if has_bearer(request) or valid_form(request, form.get("csrf_token")):
         return None
-    return error_page(request, 400, "This form has expired", "Reload the page and try again.")
+    return error_page(request, 400, N_("This form has expired"), N_("Reload the page and try again."))
 
 
 def safe_next(value: str | None) -> str:

@@ -10,6 +10,7 @@ Only issues that are sending or sent are public; a draft answers 404 as if it di
 from __future__ import annotations
 
 import re
+from html import escape
 from xml.etree import ElementTree
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from digest.email import placeholders
 from digest.email.links import Links
 from digest.jobs.issues import count_public, find_issue, public_issues
+from digest.locale import N_, Language, language
 from digest.store.models import Issue
 from digest.web.deps import core_of
 from digest.web.pages import page
@@ -34,20 +36,23 @@ def neutral_values(links: Links, first_name: str) -> dict[str, str]:
     return {"unsubscribe_url": manage, "preferences_url": manage, "first_name": first_name}
 
 
-def public_html(issue: Issue, links: Links, first_name: str) -> str:
-    """The issue as sent, its placeholders filled with neutral values (`first_name`: the fallback)."""
+def public_html(issue: Issue, links: Links, first_name: str, lang: Language | None = None) -> str:
+    """The issue as sent, its placeholders filled with neutral values (`first_name`: the fallback), under a
+    banner of links in the newsletter's language `lang`."""
     html = placeholders.fill(issue.html or "", neutral_values(links, first_name), html_part=True)
+    say = lang.gettext if lang else str
     banner = (
         '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px;background:#f4f4f2">'
-        f'<a href="{links.url("issues")}" style="color:#1f3a5f">All issues</a> · '
-        f'<a href="{links.url("subscribe")}" style="color:#1f3a5f">Subscribe</a></div>'
+        f'<a href="{links.url("issues")}" style="color:#1f3a5f">{escape(say("All issues"))}</a> · '
+        f'<a href="{links.url("subscribe")}" style="color:#1f3a5f">{escape(say("Subscribe"))}</a></div>'
     )
     match = _BODY.search(html)
     return html[: match.end()] + banner + html[match.end() :] if match else banner + html
 
 
-def _not_found(request: Request, what: str) -> HTMLResponse:
-    return page(request, "archive_missing.html", status_code=404, what=what)
+def _not_found(request: Request, message: str, **details: object) -> HTMLResponse:
+    """`message`, marked for the catalogs (N_), is shown translated and then filled in with `details`."""
+    return page(request, "archive_missing.html", status_code=404, message=message, details=details)
 
 
 @router.get("/issues", response_class=HTMLResponse)
@@ -58,7 +63,12 @@ def archive(request: Request) -> HTMLResponse:
     pages = max(1, -(-count_public(core) // PER_PAGE))
     # Checked before the query: a page number beyond any store's integer would fail there, not here.
     if number is None or number > pages:
-        return _not_found(request, f"page {asked[:20]!r} of the archive (it has {pages})")
+        return _not_found(
+            request,
+            N_("There is no page %(page)s of the archive (it has %(pages)s)."),
+            page=repr(asked[:20]),
+            pages=pages,
+        )
     found = public_issues(core, offset=(number - 1) * PER_PAGE, limit=PER_PAGE)
     return page(request, "archive.html", issues=found.issues, number=number, pages=pages, total=found.total)
 
@@ -121,8 +131,8 @@ def issue_page(request: Request, slug: str) -> HTMLResponse:
     core = core_of(request)
     issue = find_issue(core, slug, public=True)
     if issue is None or issue.html is None:
-        return _not_found(request, f"issue {slug!r}")
-    html = public_html(issue, core.links, core.config.issue.first_name_fallback)
+        return _not_found(request, N_("There is no issue %(slug)s."), slug=repr(slug))
+    html = public_html(issue, core.links, core.config.issue.first_name_fallback, language(core.config.language))
     return HTMLResponse(html, headers={"Content-Security-Policy": email_csp("'none'")})
 
 

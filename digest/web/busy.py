@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
+from digest.locale import N_
 from digest.web.pages import error_page
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def install(app: FastAPI) -> None:
         return error_page(
             request,
             503,
-            "We are busy for a moment",
+            N_("We are busy for a moment"),
             f"Nothing was changed. Please try again in {RETRY_AFTER_SECONDS} seconds.",
             headers=headers,
         )

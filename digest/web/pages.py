@@ -16,7 +16,8 @@ from digest.web.deps import core_of
 def _environment(request: Request) -> jinja2.Environment:
     env = getattr(request.app.state, "pages", None)
     if not isinstance(env, jinja2.Environment):
-        env = request.app.state.pages = template_environment(core_of(request).config.template_dirs())
+        config = core_of(request).config
+        env = request.app.state.pages = template_environment(config.template_dirs(), config.language)
     return env
 
 

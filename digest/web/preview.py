@@ -25,6 +25,7 @@ from digest.jobs.figures import figures_of
 from digest.jobs.issues import find_issue
 from digest.jobs.local import issue_waves
 from digest.jobs.weekly import build
+from digest.locale import N_
 from digest.store.models import Issue
 from digest.web.access import COOKIE as EDITOR_COOKIE
 from digest.web.access import csrf_problem, editor_problem
@@ -35,11 +36,13 @@ from digest.web.security import email_csp
 
 router = APIRouter()
 VIEWS = {"desktop": 640, "mobile": 375, "text": None}
+# An issue's statuses, which the preview shows translated (`| translated`).
+STATUSES = (N_("draft"), N_("sending"), N_("sent"))
 SCRIPT = PACKAGED_TEMPLATES / "web" / "static" / "preview.js"
 
 
 def _not_found(request: Request, slug: str) -> HTMLResponse:
-    return editor_message(request, 404, "No such issue", f"There is no stored issue {slug!r}.", back="/preview")
+    return editor_message(request, 404, N_("No such issue"), f"There is no stored issue {slug!r}.", back="/preview")
 
 
 def _view(value: str | None) -> str:
@@ -66,9 +69,9 @@ async def build_current(request: Request) -> Response:
     try:
         issue = await run_in_threadpool(build, core_of(request), None)
     except NothingToSend as exc:
-        return editor_message(request, 200, "Nothing to build yet", str(exc), back="/preview")
+        return editor_message(request, 200, N_("Nothing to build yet"), str(exc), back="/preview")
     except DigestError as exc:
-        return editor_message(request, 400, "The draft could not be built", str(exc), back="/preview")
+        return editor_message(request, 400, N_("The draft could not be built"), str(exc), back="/preview")
     return RedirectResponse(f"/preview/{issue.slug}", 303)
 
 
@@ -122,7 +125,7 @@ def preview_email(request: Request, slug: str) -> Response:
     if issue is None:
         return _not_found(request, slug)
     if issue.html is None:
-        return editor_message(request, 409, "Not rendered", f"Issue {issue.week} is not rendered; rebuild it.")
+        return editor_message(request, 409, N_("Not rendered"), f"Issue {issue.week} is not rendered; rebuild it.")
     html = placeholders.fill_preview(
         issue.html, core.settings.base_url, core.config.issue.first_name_fallback, html_part=True
     )
@@ -152,7 +155,7 @@ async def _form(request: Request) -> FormData | Response:
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return editor_message(request, 400, "The form could not be read", str(exc), back="/preview")
+        return editor_message(request, 400, N_("The form could not be read"), str(exc), back="/preview")
     return csrf_problem(request, form) or form
 
 
@@ -216,5 +219,5 @@ async def article_action(request: Request, slug: str, article_id: int, action: s
     if problem := editor_problem(request):
         return problem
     if action not in ("leave-out", "put-back", "pin", "edit"):
-        return editor_message(request, 404, "No such change", f"{action!r} is not something the preview can do.")
+        return editor_message(request, 404, N_("No such change"), f"{action!r} is not something the preview can do.")
     return await _change(request, slug, action, article_id)

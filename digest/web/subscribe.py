@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from digest.config import PACKAGED_TEMPLATES
 from digest.errors import DeliveryError
 from digest.jobs import audience
+from digest.locale import N_
 from digest.web.csrf import valid_form, with_csrf
 from digest.web.deps import BadForm, client_ip, core_of, read_form
 from digest.web.pages import error_page, page
@@ -56,14 +57,14 @@ async def subscribe(request: Request) -> Response:
         return error_page(
             request,
             429,
-            "Too many sign-ups",
+            N_("Too many sign-ups"),
             f"Too many sign-ups from your address. Please try again in {retry_after // 60 + 1} minutes.",
             headers={"Retry-After": str(retry_after)},
         )
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return error_page(request, 400, "The form could not be read", str(exc))
+        return error_page(request, 400, N_("The form could not be read"), str(exc))
     email, name = str(form.get("email") or ""), str(form.get("name") or "")
     # Filled in by the browser (static/timezone.js); a zone it got wrong or left out is no reason to turn
     # the visitor away: the newsletter's zone applies instead.
@@ -75,7 +76,7 @@ async def subscribe(request: Request) -> Response:
         return _form(
             request,
             status_code=400,
-            error="This form has expired or came from another site. Please submit it again.",
+            error=N_("This form has expired or came from another site. Please submit it again."),
             email=email,
             name=name,
         )
@@ -94,7 +95,7 @@ async def subscribe(request: Request) -> Response:
     try:
         await run_in_threadpool(audience.sign_up, core, address, clean, consent, timezone)
     except DeliveryError as exc:
-        return error_page(request, 503, "We could not send the confirmation", str(exc))
+        return error_page(request, 503, N_("We could not send the confirmation"), str(exc))
     return _done(request, address)
 
 
@@ -128,7 +129,7 @@ def _confirm_page(request: Request, token: str, *, status_code: int = 200, error
 def confirm_form(request: Request, token: str) -> Response:
     """Reads the link (a bad one gets its reason now) and changes nothing: the button does."""
     if audience.subscriber_by_link(core_of(request), "confirm", token) is None:
-        return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
+        return error_page(request, 400, N_("This link no longer works"), N_("This address is no longer on our list."))
     return _confirm_page(request, token)
 
 
@@ -137,14 +138,14 @@ async def confirm(request: Request, token: str) -> Response:
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return error_page(request, 400, "The form could not be read", str(exc))
+        return error_page(request, 400, N_("The form could not be read"), str(exc))
     if not valid_form(request, form.get("csrf_token")):
-        expired = "This page has expired or came from another site. Press the button again."
+        expired = N_("This page has expired or came from another site. Press the button again.")
         return _confirm_page(request, token, status_code=400, error=expired)
     core = core_of(request)
     subscriber = await run_in_threadpool(audience.confirm_by_link, core, token)
     if subscriber is None:
-        return error_page(request, 400, "This link no longer works", "This address is no longer on our list.")
+        return error_page(request, 400, N_("This link no longer works"), N_("This address is no longer on our list."))
     return page(
         request,
         "confirmed.html",

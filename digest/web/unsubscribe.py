@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.jobs import audience
+from digest.locale import N_
 from digest.web.busy import retry_when_busy
 from digest.web.deps import BadForm, core_of, read_form
 from digest.web.pages import error_page, page
@@ -22,7 +23,7 @@ from subscribers import store
 from subscribers.zones import zone_choices
 
 router = APIRouter()
-GONE = ("You are not on our list", "This address is no longer on our list, so there is nothing to unsubscribe.")
+GONE = (N_("You are not on our list"), N_("This address is no longer on our list, so there is nothing to unsubscribe."))
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -40,7 +41,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return error_page(request, 400, "The request could not be read", str(exc))
+        return error_page(request, 400, N_("The request could not be read"), str(exc))
     one_click = form.get("List-Unsubscribe") == "One-Click" and form.get("source") != "page"
     cause = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page"
     subscriber = await run_in_threadpool(retry_when_busy, audience.unsubscribe_by_link, core_of(request), token, cause)
@@ -62,7 +63,7 @@ def preferences_page(request: Request, token: str) -> Response:
     core = core_of(request)
     subscriber = audience.subscriber_by_link(core, "preferences", token)
     if subscriber is None:
-        return error_page(request, 400, "This link no longer works", GONE[1])
+        return error_page(request, 400, N_("This link no longer works"), GONE[1])
     return page(
         request,
         "preferences.html",
@@ -80,23 +81,23 @@ async def save_preferences(request: Request, token: str) -> Response:
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return error_page(request, 400, "The form could not be read", str(exc))
+        return error_page(request, 400, N_("The form could not be read"), str(exc))
     action = str(form.get("action") or "save")
     if action not in ("save", "unsubscribe"):
-        return error_page(request, 400, "The form could not be read", f"unknown action {action!r}")
+        return error_page(request, 400, N_("The form could not be read"), f"unknown action {action!r}")
     chosen: Literal["save", "unsubscribe"] = "unsubscribe" if action == "unsubscribe" else "save"
     core = core_of(request)
     received = [str(v) for v in form.getlist("section")]
     unknown = [s for s in received if s not in core.config.sections]
     if unknown:
-        return error_page(request, 400, "The form could not be read", f"unknown section {unknown[0]!r}")
+        return error_page(request, 400, N_("The form could not be read"), f"unknown section {unknown[0]!r}")
     try:
         timezone = store.clean_timezone(str(form.get("timezone") or ""))
     except store.InvalidTimezone as exc:
-        return error_page(request, 400, "The form could not be read", str(exc))
+        return error_page(request, 400, N_("The form could not be read"), str(exc))
     saved = await run_in_threadpool(retry_when_busy, audience.save_preferences, core, token, received, chosen, timezone)
     if saved is None:
-        return error_page(request, 400, "This link no longer works", GONE[1])
+        return error_page(request, 400, N_("This link no longer works"), GONE[1])
     if saved.unsubscribe_token is not None:
         return page(request, "unsubscribe.html", subscriber=saved.subscriber, token=saved.unsubscribe_token, done=True)
     return page(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import json
 import re
 import time
 import unicodedata
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import DateTime, Table, Text, bindparam, delete, func, insert, or_, select, text, type_coerce, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -791,9 +793,12 @@ def export_csv(
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     s = Subscriber
+    # Times as the driver gives them (naive UTC) and preferences as their JSON text: no per-value type
+    # conversion in Python beyond what the CSV needs.
+    naive = [type_coerce(c, DateTime()) for c in (s.consent_at, s.confirmed_at, s.created_at, s.updated_at)]
     query = select(
-        s.email, s.name, s.status, s.consent_source, s.consent_at, s.consent_ip, s.confirmed_at,
-        s.preferences, s.timezone, s.created_at, s.updated_at,
+        s.email, s.name, s.status, s.consent_source, naive[0], s.consent_ip, naive[1], cast_(s.preferences, Text),
+        s.timezone, naive[2], naive[3],
     ).order_by(s.id)  # fmt: skip
     if status:
         query = query.where(s.status == status)
@@ -802,7 +807,7 @@ def export_csv(
         counted = select(func.count()).select_from(Subscriber)
         total = session.scalar(counted.where(Subscriber.status == status) if status else counted) or 0
     count = 0
-    result = session.execute(query.execution_options(stream_results=True, yield_per=EXPORT_CHUNK))
+    result = session.connection().execute(query.execution_options(stream_results=True, yield_per=EXPORT_CHUNK))
     for rows in result.partitions():
         writer.writerows(
             (
@@ -810,13 +815,13 @@ def export_csv(
                 name or "",
                 state,
                 source or "",
-                consent_at.isoformat() if consent_at else "",
+                f"{consent_at.isoformat()}+00:00" if consent_at else "",
                 ip or "",
-                confirmed_at.isoformat() if confirmed_at else "",
-                ";".join(preferences.get("exclude_sections", ())) if preferences else "",
+                f"{confirmed_at.isoformat()}+00:00" if confirmed_at else "",
+                _left_out(preferences),
                 zone or "",
-                created_at.isoformat(),
-                updated_at.isoformat(),
+                f"{created_at.isoformat()}+00:00",
+                f"{updated_at.isoformat()}+00:00",
             )
             for (
                 email,
@@ -838,6 +843,12 @@ def export_csv(
     if progress:
         progress(count, count)
     return count
+
+
+def _left_out(preferences: str | None) -> str:
+    if not preferences or preferences == "{}":
+        return ""
+    return ";".join(json.loads(preferences).get("exclude_sections", ()))
 
 
 def erase(session: Session, address: str, *, now: datetime) -> bool:

@@ -573,17 +573,25 @@ class _Merge:
         session, now, report = self.session, self.now, self.report
         hashes = self._stage(rows)
         # Locked until the commit on PostgreSQL (SQLite: the chunk holds the write lock), so a concurrent
-        # unsubscribe is never overwritten.
-        lock = " FOR UPDATE OF s" if self.postgres else ""
+        # unsubscribe is never overwritten. PostgreSQL gets the addresses as one array: the unique index finds
+        # them whatever its statistics say (a join with the fresh temporary table may scan the whole list).
+        columns = "SELECT s.id, s.email, s.status, s.name, s.timezone, s.consent_source, s.consent_at, s.confirmed_at"
+        if self.postgres:
+            sql = f"{columns} FROM subscribers s WHERE s.email = ANY(:emails) FOR UPDATE OF s"
+        else:
+            sql = f"{columns} FROM subscribers s JOIN import_rows r ON s.email = r.email"
         found = session.execute(
-            text(
-                "SELECT s.id, s.email, s.status, s.name, s.timezone, s.consent_source, s.consent_at, s.confirmed_at"  # noqa: S608 (fixed fragments)
-                f" FROM subscribers s JOIN import_rows r ON s.email = r.email{lock}"
-            ).columns(consent_at=UTCDateTime, confirmed_at=UTCDateTime)
+            text(sql).columns(consent_at=UTCDateTime, confirmed_at=UTCDateTime),
+            {"emails": [r.email for r in rows]} if self.postgres else {},
         )
         existing = {e.email: e for e in found}
-        query = "SELECT x.email_hash FROM suppressions x JOIN import_rows r ON x.email_hash = r.hash"
-        suppressed = {hashes[h] for h in session.scalars(text(query))} - existing.keys()
+        if self.postgres:
+            query = text("SELECT email_hash FROM suppressions WHERE email_hash = ANY(:hashes)")
+            found_hashes = session.scalars(query, {"hashes": list(hashes)})
+        else:
+            query = text("SELECT x.email_hash FROM suppressions x JOIN import_rows r ON x.email_hash = r.hash")
+            found_hashes = session.scalars(query)
+        suppressed = {hashes[h] for h in found_hashes} - existing.keys()
         new: list[_Row] = []
         updates: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []

@@ -117,24 +117,34 @@ def plan_issue(
     on_commit = "ON COMMIT DROP " if postgres else ""
     for table in (people, frozen):  # left by a plan that failed on this connection
         session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    session.execute(
-        text(f"CREATE TEMPORARY TABLE plan_people {on_commit}AS SELECT id, m, z FROM ({eligible.sql}) r"),
-        dict(eligible.params),
-    )
     waves: list[Wave] = []
-    wave_sql, wave_params = "0", dict[str, Any]()
-    if local is not None:
+    if local is None:
+        # One wave: the recipients are numbered within their segment as they are frozen, in one pass.
+        session.execute(
+            text(
+                f"CREATE TEMPORARY TABLE plan_recipients {on_commit}AS "
+                "SELECT id, m, 0 AS w, ROW_NUMBER() OVER (PARTITION BY m ORDER BY id) AS rn "
+                f"FROM ({eligible.sql}) r"
+            ),
+            dict(eligible.params),
+        )
+    else:
+        session.execute(
+            text(f"CREATE TEMPORARY TABLE plan_people {on_commit}AS SELECT id, m, z FROM ({eligible.sql}) r"),
+            dict(eligible.params),
+        )
         zones = session.scalars(text(f"SELECT DISTINCT z FROM {people}")).all()
         waves, wave_of = plan_waves(zones, local)
         wave_sql, wave_params = _wave_case(wave_of, local.default_zone)
-    session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE plan_recipients {on_commit}AS "
-            "SELECT id, m, w, ROW_NUMBER() OVER (PARTITION BY w, m ORDER BY id) AS rn "
-            f"FROM (SELECT id, m, {wave_sql} AS w FROM {people}) p"
-        ),
-        wave_params,
-    )
+        session.execute(
+            text(
+                f"CREATE TEMPORARY TABLE plan_recipients {on_commit}AS "
+                "SELECT id, m, w, ROW_NUMBER() OVER (PARTITION BY w, m ORDER BY id) AS rn "
+                f"FROM (SELECT id, m, {wave_sql} AS w FROM {people}) p"
+            ),
+            wave_params,
+        )
+        session.execute(text(f"DROP TABLE {people}"))
     send_at = {w.number: w.send_at for w in waves}
     counts = _by_wave_and_mask(session, frozen)
     segments, nothing = _segments(_merge_waves(counts), issue.content or {})
@@ -182,8 +192,7 @@ def plan_issue(
             ),
             {"issue_id": issue.id, "size": batch_size},
         )
-    for table in (frozen, people):
-        session.execute(text(f"DROP TABLE {table}"))
+    session.execute(text(f"DROP TABLE {frozen}"))
     if nothing:
         log.info("issue %s: %d subscribers left out every section it has; they are not mailed", issue.week, nothing)
     if local is not None:

@@ -1,0 +1,185 @@
+"""The chunked CSV import gives what `add`, row after row, gives; the export streams every row (both stores)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, text
+
+from subscribers import store
+from subscribers.models import Subscriber, SubscriberChange, Suppression
+
+MIXED = (
+    "email,name,timezone\n"
+    "new1@example.org,New One,\n"  # 2 new
+    "pending@example.org,Pending Person,\n"  # 3 pending: the operator vouches, active
+    "active@example.org,Active Renamed,Asia/Tokyo\n"  # 4 active: renamed, zone set
+    "same@example.org,Same,\n"  # 5 active as it is: unchanged
+    "left@example.org,Left,\n"  # 6 unsubscribed: kept out
+    "bounced@example.org,,\n"  # 7 bounced: kept out
+    "erased@example.org,Erased,\n"  # 8 erased (a suppression, no row): kept out
+    "not-an-address,Nobody,\n"  # 9 rejected
+    "ok@example.org,Bad Zone,Mars/Olympus\n"  # 10 rejected: the zone
+    "NEW1@example.org,New One Renamed,\n"  # 11 the same address again: updated
+    ",Empty,\n"  # 12 rejected
+    "new2@example.org,  Two   Spaces ,Europe/Lisbon\n"  # 13 new, the name cleaned
+    "new2@example.org,,\n"  # 14 again, nothing new: unchanged
+    "suppressed@example.org,Complained Once,\n"  # 15 suppressed (no row): kept out
+    "same@example.org,,\n"  # 16 unchanged
+)
+
+
+def prepare(core) -> None:
+    now = core.now()
+    with core.sessions.begin() as session:
+        store.sign_up(session, "pending@example.org", None, store.Consent("form"), now=now, double_opt_in=True)
+        for address in ("active@example.org", "same@example.org", "left@example.org", "bounced@example.org"):
+            store.add(session, address, "Same" if address.startswith("same") else None, now=now, cause="test")
+        session.flush()
+        for address, status in (("left@example.org", "unsubscribed"), ("bounced@example.org", "bounced")):
+            subscriber = store.find(session, address)
+            assert subscriber is not None
+            store.set_status(session, subscriber, status, "test", now)
+        store.add(session, "erased@example.org", None, now=now, cause="test")
+        session.flush()
+        store.erase(session, "erased@example.org", now=now)
+        store.suppress(session, "suppressed@example.org", "complained", now)
+
+
+def import_row_by_row(core, path, *, force_consent: bool = False) -> store.ImportReport:
+    """What the import did before it was chunked: `add` for each row, in the file's order."""
+    report = store.ImportReport()
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line, row in store.read_csv(handle, str(path)):
+            raw = row.get("email", "")
+            try:
+                with core.sessions.begin() as session:
+                    _, outcome = store.add(
+                        session, raw, row.get("name"), now=core.now(), force_consent=force_consent,
+                        cause=f"import {path.name}:{line}", timezone=row.get("timezone"),
+                    )  # fmt: skip
+            except store.InvalidInput as exc:
+                report.rejected.append(store.Rejected(line, raw, str(exc)))
+            else:
+                setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def state(core) -> tuple[list[tuple], list[tuple], list[str]]:
+    with core.sessions() as session:
+        people = [
+            (s.email, s.name, s.status, s.consent_source, s.confirmed_at is not None, s.timezone, len(s.link_key))
+            for s in session.scalars(select(Subscriber).order_by(Subscriber.email))
+        ]
+        history = session.execute(
+            select(Subscriber.email, SubscriberChange.from_status, SubscriberChange.to_status, SubscriberChange.cause)
+            .join(Subscriber, Subscriber.id == SubscriberChange.subscriber_id)
+            .order_by(Subscriber.email, SubscriberChange.id)
+        ).all()
+        suppressed = sorted(session.scalars(select(Suppression.email_hash)))
+    return people, [tuple(h) for h in history], suppressed
+
+
+def reset(core) -> None:
+    with core.sessions.begin() as session:
+        for table in ("subscriber_changes", "subscribers", "suppressions"):
+            session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
+
+
+@pytest.mark.parametrize("force_consent", [False, True])
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_a_mixed_file_gives_what_adding_row_after_row_gives(core, tmp_path, monkeypatch, chunk, force_consent):
+    path = tmp_path / "people.csv"
+    path.write_text(MIXED, encoding="utf-8")
+    prepare(core)
+    expected_report = import_row_by_row(core, path, force_consent=force_consent)
+    expected = state(core)
+    reset(core)
+
+    prepare(core)
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS", chunk)
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS_POSTGRESQL", chunk)
+    monkeypatch.setattr(store, "IMPORT_PAUSE_SECONDS", 0)
+    with core.sessions() as session:
+        report = store.import_csv(session, path, now=core.now(), force_consent=force_consent)
+
+    assert report == expected_report
+    assert state(core) == expected
+    assert [r.line for r in report.rejected] == [9, 10, 12]
+    if force_consent:
+        assert (report.added, report.reactivated, report.kept_out) == (4, 2, 0)
+    else:
+        assert (report.added, report.updated, report.unchanged, report.kept_out) == (2, 3, 3, 4)
+
+
+def test_an_import_run_twice_leaves_every_row_unchanged_the_second_time(core, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS", 7)
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS_POSTGRESQL", 7)
+    monkeypatch.setattr(store, "IMPORT_PAUSE_SECONDS", 0)
+    path = tmp_path / "people.csv"
+    path.write_text("email,name\n" + "".join(f"p{n}@example.org,Person {n}\n" for n in range(40)), encoding="utf-8")
+    seen: list[tuple[int, int]] = []
+    with core.sessions() as session:
+        first = store.import_csv(session, path, now=core.now(), progress=lambda done, total: seen.append((done, total)))
+        second = store.import_csv(session, path, now=core.now())
+    assert (first.added, second.added, second.unchanged) == (40, 0, 40)
+    assert seen[-1] == (40, 40) and len(seen) > 2, "progress is reported chunk by chunk"
+    people, history, _ = state(core)
+    assert len(people) == 40 and len({p[0] for p in people}) == 40
+    assert sorted(h[3] for h in history) == sorted(f"import people.csv:{line}" for line in range(2, 42))
+
+
+def test_the_export_streams_every_subscriber_and_round_trips_through_the_import(core, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "EXPORT_CHUNK", 4)
+    prepare(core)
+    with core.sessions.begin() as session:
+        for n in range(10):
+            store.add(session, f"r{n}@example.org", f"Reader {n}", now=core.now(), cause="test", timezone="Asia/Tokyo")
+        jo = store.find(session, "r3@example.org")
+        assert jo is not None
+        store.set_left_out_sections(session, jo, ["Opinion", "Books"], ["Books", "Opinion"], now=core.now())
+    buffer = io.StringIO()
+    with core.sessions() as session:
+        written = store.export_csv(session, buffer)
+        expected = [
+            (s.email, s.name or "", s.status) for s in session.scalars(select(Subscriber).order_by(Subscriber.id))
+        ]
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert written == len(rows) == len(expected) == 15
+    assert [(r["email"], r["name"], r["status"]) for r in rows] == expected
+    r3 = next(r for r in rows if r["email"] == "r3@example.org")
+    assert (r3["exclude_sections"], r3["timezone"]) == ("Books;Opinion", "Asia/Tokyo")
+    assert r3["created_at"].endswith("+00:00") and r3["consent_source"] == "import"
+
+    exported = tmp_path / "out.csv"
+    exported.write_text(buffer.getvalue(), encoding="utf-8")
+    with core.sessions() as session:
+        again = store.import_csv(session, exported, now=core.now())
+    # Everyone active stays as they are; who left stays out; the pending reader is vouched for by the operator.
+    assert (again.added, again.updated, again.unchanged, again.kept_out, again.rejected) == (0, 1, 12, 2, [])
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Ann.Lee+news@Example.ORG", "a@b.c", "-a@b.com", "_@b.com", "a@localhost", "a@x.test", "a@b..c",
+        "a@-b.com", "a@b.invalid", "a@m\u00fcnchen.de", "x@192.168.0.1", "a@[1.2.3.4]", "a@b.local", "a@example",
+        "a@b.com.", " a@B.Com ", "a" * 64 + "@example.org", "a" * 65 + "@example.org",
+        "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com", "a" * 60 + "@" + ("b" * 60 + ".") * 3 + "org",
+        "a..b@example.org", ".a@example.org", "a.@example.org", "a@b\u200e.com", "a\u00e9@example.org",
+    ],
+)  # fmt: skip
+def test_the_quick_path_for_plain_addresses_agrees_with_email_validator(address):
+    try:
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+        expected: str | None = (result.ascii_email or result.normalized).lower()
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = store.normalize_email(address)
+    except store.InvalidAddress:
+        got = None
+    assert got == expected

@@ -212,7 +212,7 @@ def _text(value: str) -> str:
 
 def _stored_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy keeps a DateTime as on SQLite, which PostgreSQL reads as a timestamp too.
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @dataclass
@@ -225,6 +225,7 @@ class _New:
     payload: EventBody
     issue_id: int | None = None
     subscriber_id: int | None = None
+    new: bool = False  # inserted by this request (not a duplicate)
 
 
 def store_events(session: Session, events: list[EventBody], *, now: datetime) -> EventReport:
@@ -232,7 +233,7 @@ def store_events(session: Session, events: list[EventBody], *, now: datetime) ->
     figures, then apply the status changes of the new events."""
     report = EventReport(received=len(events))
     batch: dict[str, _New] = {}
-    rows: list[list[object]] = []
+    rows: list[dict[str, object]] = []
     for event in events:
         key = _text(event_key(event))
         if key in batch:
@@ -241,27 +242,17 @@ def store_events(session: Session, events: list[EventBody], *, now: datetime) ->
         email = _text(email) if email else None
         kind = _text(str(event.get("event") or "unknown")[:50])
         batch[key] = _New(key, kind, email, event)
-        rows.append(
-            [
-                key,
-                kind,
-                email,
-                _row_id(event.get("issue_id")),
-                _stored_time(_occurred_at(event.get("timestamp"))),
-                event,
-            ]
-        )
+        occurred = _stored_time(_occurred_at(event.get("timestamp")))
+        rows.append({"k": key, "t": kind, "e": email, "i": _row_id(event.get("issue_id")), "o": occurred, "p": event})
     connection = session.connection()
     inserted = _insert_events(connection, rows, now)
     report.stored = len(inserted)
     report.duplicates = report.received - report.stored
 
-    new: list[_New] = []
     for key, issue_id, subscriber_id in inserted:
         row = batch[key]
-        row.issue_id, row.subscriber_id = issue_id, subscriber_id
-        new.append(row)
-    count_events(connection, [(r.issue_id, r.kind, r.email, r.subscriber_id, r.payload) for r in new if r.issue_id])
+        row.issue_id, row.subscriber_id, row.new = issue_id, subscriber_id, True
+    new = [row for row in batch.values() if row.new]  # in the batch's order, as SendGrid sent them
 
     # Only new events act: a retry of an event already acted on does nothing more.
     acting = [(row, status) for row in new if row.email is not None and (status := effect(row.payload)) is not None]
@@ -269,28 +260,47 @@ def store_events(session: Session, events: list[EventBody], *, now: datetime) ->
     if strangers:
         suppressions = sorted([store.email_hash(a), r[:50], _stored_time(now)] for a, r in strangers.items())
         _run(connection, _SUPPRESSIONS, suppressions)
-    ids = sorted({row.subscriber_id for row, _ in acting if row.subscriber_id is not None})
-    # In id order, so that two requests changing the same people at once wait for each other, never deadlock.
-    subscribers: dict[int, Subscriber] = {}
-    if ids:
-        found = session.scalars(select(Subscriber).where(Subscriber.id.in_(ids)).order_by(Subscriber.id))
-        subscribers = {s.id: s for s in found}
-    for row, new_status in sorted(acting, key=lambda pair: pair[0].subscriber_id or 0):
-        subscriber = subscribers.get(row.subscriber_id) if row.subscriber_id is not None else None
-        if subscriber is not None and _apply(session, subscriber, row, new_status, now):
-            report.status_changes += 1
+    report.status_changes = _apply_statuses(session, acting, now)
+    # Last: every request for an issue updates the same few count rows, and holds them until it commits.
+    count_events(connection, [(r.issue_id, r.kind, r.email, r.subscriber_id, r.payload) for r in new if r.issue_id])
     return report
 
 
-def _apply(session: Session, subscriber: Subscriber, row: _New, new_status: str, now: datetime) -> bool:
-    if _RANK[new_status] <= _RANK[subscriber.status]:
-        return False
+def _apply_statuses(session: Session, acting: list[tuple[_New, str]], now: datetime) -> int:
+    """Move the known subscribers the new events act on, all at once: their statuses read (and locked,
+    on PostgreSQL) in id order, each event judged in turn against the status so far, then one UPDATE
+    and one INSERT of the history. Returns the number of changes."""
+    ids = sorted({row.subscriber_id for row, _ in acting if row.subscriber_id is not None})
+    if not ids:
+        return 0
+    # In id order, so that two requests changing the same people at once wait for each other, never deadlock.
+    query = select(Subscriber.id, Subscriber.status).where(Subscriber.id.in_(ids)).order_by(Subscriber.id)
+    # FOR NO KEY UPDATE: the events just inserted hold KEY SHARE locks on their subscribers (their foreign
+    # key), which FOR UPDATE would wait on across requests.
+    status: dict[int, str] = dict(session.execute(query.with_for_update(key_share=True)).all())
+    changes: list[list[object]] = []
+    at = _stored_time(now)
+    for row, new_status in acting:
+        known = row.subscriber_id
+        if known is None or known not in status or _RANK[new_status] <= _RANK[status[known]]:
+            continue
+        changes.append([known, status[known], new_status, _text(_cause(row)), at])
+        status[known] = new_status
+    if changes:
+        moved = sorted({cast(int, change[0]) for change in changes})
+        connection = session.connection()
+        _run(connection, _STATUSES, [[id_, status[id_], at] for id_ in moved])
+        _run(connection, _CHANGES, changes)
+    return len(changes)
+
+
+def _cause(row: _New) -> str:
     event = row.payload
     detail = event.get("reason") or event.get("type") or ""
     cause = f"sendgrid {event.get('event')}" + (f": {str(detail)[:200]}" if detail else "")
     if row.key and not row.key.startswith("sha256:"):
         cause += f" (event {row.key})"
-    return store.set_status(session, subscriber, new_status, cause, now)
+    return cause
 
 
 # --- the figures' running counts ---------------------------------------------------------------------
@@ -390,21 +400,22 @@ class _Statement:
 # The subscriber and the issue are joined by the store, not looked up first; ORDER BY keeps the rows in
 # key order (see count_events) whatever join the planner picks.
 _EVENTS = _Statement(
+    # json_to_recordset reads each row once; ->> on a json value would parse the row again per column.
     postgresql="""
 INSERT INTO events (provider_event_id, type, email, issue_id, subscriber_id, payload, occurred_at, received_at)
-SELECT r.v->>0, r.v->>1, r.v->>2, i.id, s.id, r.v->5, (r.v->>4)::timestamp, %(now)s::timestamp
-FROM json_array_elements(%(rows)s::json) AS r(v)
-LEFT JOIN issues AS i ON i.id = (r.v->>3)::int
-LEFT JOIN subscribers AS s ON s.email = r.v->>2
-ORDER BY r.v->>0
+SELECT r.k, r.t, r.e, i.id, s.id, r.p, r.o, %(now)s::timestamp
+FROM json_to_recordset(%(rows)s::json) AS r(k text, t text, e text, i int, o timestamp, p json)
+LEFT JOIN issues AS i ON i.id = r.i
+LEFT JOIN subscribers AS s ON s.email = r.e
+ORDER BY r.k
 ON CONFLICT DO NOTHING RETURNING provider_event_id, issue_id, subscriber_id""",
     sqlite="""
 INSERT INTO events (provider_event_id, type, email, issue_id, subscriber_id, payload, occurred_at, received_at)
-SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'), i.id, s.id,
-       json_extract(r.value, '$[5]'), json_extract(r.value, '$[4]'), :now
+SELECT json_extract(r.value, '$.k'), json_extract(r.value, '$.t'), json_extract(r.value, '$.e'), i.id, s.id,
+       json_extract(r.value, '$.p'), json_extract(r.value, '$.o'), :now
 FROM json_each(:rows) AS r
-LEFT JOIN issues AS i ON i.id = json_extract(r.value, '$[3]')
-LEFT JOIN subscribers AS s ON s.email = json_extract(r.value, '$[2]')
+LEFT JOIN issues AS i ON i.id = json_extract(r.value, '$.i')
+LEFT JOIN subscribers AS s ON s.email = json_extract(r.value, '$.e')
 WHERE true
 ON CONFLICT DO NOTHING RETURNING provider_event_id, issue_id, subscriber_id""",
 )
@@ -448,6 +459,27 @@ SET events = event_counts.events + excluded.events, people = event_counts.people
 )
 
 
+_STATUSES = _Statement(
+    postgresql="""
+UPDATE subscribers SET status = r.v->>1, updated_at = (r.v->>2)::timestamp
+FROM json_array_elements(%(rows)s::json) AS r(v) WHERE subscribers.id = (r.v->>0)::int""",
+    sqlite="""
+UPDATE subscribers SET status = json_extract(r.value, '$[1]'), updated_at = json_extract(r.value, '$[2]')
+FROM json_each(:rows) AS r WHERE subscribers.id = json_extract(r.value, '$[0]')""",
+)
+_CHANGES = _Statement(
+    postgresql="""
+INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+SELECT (r.v->>0)::int, r.v->>1, r.v->>2, r.v->>3, (r.v->>4)::timestamp
+FROM json_array_elements(%(rows)s::json) AS r(v)""",
+    sqlite="""
+INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),
+       json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]')
+FROM json_each(:rows) AS r""",
+)
+
+
 def _run(
     connection: Connection, statement: _Statement, rows: Sequence[Sequence[object]], *, returning: bool = False
 ) -> list[Any]:
@@ -463,7 +495,7 @@ def _run(
 
 
 def _insert_events(
-    connection: Connection, rows: list[list[object]], now: datetime
+    connection: Connection, rows: list[dict[str, object]], now: datetime
 ) -> list[tuple[str, int | None, int | None]]:
     """Insert, skipping duplicate keys; returns (key, issue id, subscriber id) of the rows inserted."""
     if not rows:

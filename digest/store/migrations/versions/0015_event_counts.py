@@ -1,4 +1,5 @@
-"""event_counts and event_people: an issue's figures kept as running counts, with the events so far counted
+"""event_counts and event_people: an issue's figures kept as running counts, the events so far counted;
+an index for counting an issue's recipients
 
 The webhook adds each new event to its issue's counts in the transaction that stores it
 (`subscribers.events.count_events`); an issue's figures read those few rows instead of counting all its
@@ -8,6 +9,9 @@ once however many events they cause.
 
 The events already stored are counted here, by the same function, so earlier issues' figures stay as they
 were.
+
+deliveries gets an index on (issue_id, status), from which the figures count an issue's recipients
+without reading its delivery rows.
 
 Revision ID: 0015
 Revises: 0012
@@ -50,6 +54,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("issue_id", "kind", "link", "person", name=op.f("pk_event_people")),
     )
+    op.create_index("ix_deliveries_issue_id_status", "deliveries", ["issue_id", "status"])
     backfill(op.get_bind())
 
 
@@ -87,5 +92,6 @@ def backfill(connection: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_issue_id_status", table_name="deliveries")
     op.drop_table("event_people")
     op.drop_table("event_counts")

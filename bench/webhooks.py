@@ -135,6 +135,17 @@ class Server:
             self.process.wait(20)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children now alive, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
 def signed(key, body: bytes) -> dict[str, str]:
     timestamp = str(int(time.time()))
     signature = base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
@@ -174,10 +185,12 @@ def run(database_url: str, label: str, args, mode: str, key, public_key: str, wo
         engine = create_engine(database_url)
         with engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM events")).scalar()
+        cpu_before = sum(cpu_seconds(server.process.pid) for server in servers)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.senders) as pool:
             list(pool.map(post, posts))
         seconds = time.perf_counter() - started
+        cpu = sum(cpu_seconds(server.process.pid) for server in servers) - cpu_before
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT count(*) FROM events")).scalar() - before
         engine.dispose()
@@ -185,7 +198,8 @@ def run(database_url: str, label: str, args, mode: str, key, public_key: str, wo
             client.close()
         print(
             f"{label:<10} {mode:<12} senders={args.senders}  {stored:>6} events in {seconds:6.2f} s  "
-            f"= {stored / seconds:8,.0f} events/s  ({seconds / args.batches * 1000:.0f} ms per batch of 1,000)",
+            f"= {stored / seconds:8,.0f} events/s  ({seconds / args.batches * 1000:.0f} ms per batch of 1,000; "
+            f"digest serve used {cpu / args.batches * 1000:.0f} ms CPU per batch)",
             flush=True,
         )
     finally:

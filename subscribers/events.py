@@ -234,6 +234,7 @@ def store_events(session: Session, events: list[EventBody], *, now: datetime) ->
     report = EventReport(received=len(events))
     batch: dict[str, _New] = {}
     rows: list[dict[str, object]] = []
+    times: dict[object, str | None] = {}
     for event in events:
         key = _text(event_key(event))
         if key in batch:
@@ -242,7 +243,12 @@ def store_events(session: Session, events: list[EventBody], *, now: datetime) ->
         email = _text(email) if email else None
         kind = _text(str(event.get("event") or "unknown")[:50])
         batch[key] = _New(key, kind, email, event)
-        occurred = _stored_time(_occurred_at(event.get("timestamp")))
+        stamp = event.get("timestamp")
+        # A batch's events come from a few seconds: each second is turned into the store's text once.
+        if not isinstance(stamp, str | int | float):
+            occurred = None
+        elif (occurred := times.get(stamp, "")) == "":
+            occurred = times[stamp] = _stored_time(_occurred_at(stamp))
         rows.append({"k": key, "t": kind, "e": email, "i": _row_id(event.get("issue_id")), "o": occurred, "p": event})
     connection = session.connection()
     inserted = _insert_events(connection, rows, now)

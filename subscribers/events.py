@@ -25,32 +25,30 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NoReturn, TypedDict, cast
+from math import isfinite
+from typing import Any, NoReturn, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
-from sqlalchemy import Table, select
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
-from digest.store.models import Event, Issue
 from subscribers import store
-from subscribers.models import Subscriber, Suppression
+from subscribers.models import Subscriber
 
 MAX_AGE_SECONDS = 600
-CHUNK = 500
 _RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 # One event as SendGrid posts it: JSON, whatever its fields hold.
 EventBody = dict[str, Any]
-# Declarative tables (never a join or a select), which the insert constructs take.
-_EVENTS = cast(Table, Event.__table__)
-_SUPPRESSIONS = cast(Table, Suppression.__table__)
 
 
 class SignatureError(UsageError):
@@ -105,9 +103,15 @@ def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _number(text: str) -> float | str:
+    # 1e400 is JSON but no finite number: kept as its text, since the store's JSON takes no Infinity.
+    value = float(text)
+    return value if isfinite(value) else text
+
+
 def parse(body: bytes) -> list[EventBody]:
     try:
-        events = json.loads(body, parse_constant=_no_constants)
+        events = json.loads(body, parse_constant=_no_constants, parse_float=_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadEvents(f"the body is not JSON: {exc}") from None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
@@ -199,139 +203,313 @@ def _email(event: EventBody) -> str | None:
     return value.strip().lower()[:320] if isinstance(value, str) and value.strip() else None
 
 
-class _EventRow(TypedDict):
-    provider_event_id: str
-    type: str
+def _text(value: str) -> str:
+    """A string the store's text columns take: no NUL, no lone surrogate (JSON allows both, text does not)."""
+    if value.isascii() and "\x00" not in value:
+        return value
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _stored_time(value: datetime | None) -> str | None:
+    # The text SQLAlchemy keeps a DateTime as on SQLite, which PostgreSQL reads as a timestamp too.
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@dataclass
+class _New:
+    """An event of the batch, as stored: its key and the columns the effects and counts need."""
+
+    key: str
+    kind: str
     email: str | None
-    issue_id: int | None
-    subscriber_id: int | None
     payload: EventBody
-    occurred_at: datetime | None
-    received_at: datetime
+    issue_id: int | None = None
+    subscriber_id: int | None = None
+    new: bool = False  # inserted by this request (not a duplicate)
 
 
 def store_events(session: Session, events: list[EventBody], *, now: datetime) -> EventReport:
-    """Insert the batch (duplicates skipped), then apply the status changes of the new events."""
+    """Insert the batch in one statement (duplicates skipped), count the new events for their issue's
+    figures, then apply the status changes of the new events."""
     report = EventReport(received=len(events))
-    emails = {e for e in map(_email, events) if e}
-    subscriber_ids: dict[str, int] = {}
-    for chunk in _chunks(sorted(emails), CHUNK):
-        query = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))
-        subscriber_ids.update((email, id_) for email, id_ in session.execute(query))
-    wanted_issues = {i for i in (_row_id(e.get("issue_id")) for e in events) if i}
-    known_issues = set(session.scalars(select(Issue.id).where(Issue.id.in_(wanted_issues)))) if wanted_issues else set()
-
-    rows: list[_EventRow] = []
-    seen: set[str] = set()
+    batch: dict[str, _New] = {}
+    rows: list[dict[str, object]] = []
+    times: dict[object, str | None] = {}
     for event in events:
-        event_id = event_key(event)
-        if event_id in seen:
+        key = _text(event_key(event))
+        if key in batch:
             continue
-        seen.add(event_id)
         email = _email(event)
-        issue_id = _row_id(event.get("issue_id"))
-        rows.append(
-            {
-                "provider_event_id": event_id,
-                "type": str(event.get("event") or "unknown")[:50],
-                "email": email,
-                "issue_id": issue_id if issue_id in known_issues else None,
-                "subscriber_id": subscriber_ids.get(email) if email else None,
-                "payload": event,
-                "occurred_at": _occurred_at(event.get("timestamp")),
-                "received_at": now,
-            }
-        )
-
-    new_ids = set(_insert_events(session, rows))
-    report.stored = len(new_ids)
+        email = _text(email) if email else None
+        kind = _text(str(event.get("event") or "unknown")[:50])
+        batch[key] = _New(key, kind, email, event)
+        stamp = event.get("timestamp")
+        # A batch's events come from a few seconds: each second is turned into the store's text once.
+        if not isinstance(stamp, str | int | float):
+            occurred = None
+        elif (occurred := times.get(stamp, "")) == "":
+            occurred = times[stamp] = _stored_time(_occurred_at(stamp))
+        rows.append({"k": key, "t": kind, "e": email, "i": _row_id(event.get("issue_id")), "o": occurred, "p": event})
+    connection = session.connection()
+    inserted = _insert_events(connection, rows, now)
+    report.stored = len(inserted)
     report.duplicates = report.received - report.stored
 
-    acting = [
-        (row, status)
-        for row in rows
-        if row["email"] is not None
-        and (status := effect(row["payload"])) is not None
-        # A retry of an event already acted on does nothing more.
-        and row["provider_event_id"] in new_ids
-    ]
-    strangers = {
-        email: f"sendgrid {row['type']}"
-        for row, _ in acting
-        if row["subscriber_id"] is None and (email := row["email"]) is not None
-    }
+    for key, issue_id, subscriber_id in inserted:
+        row = batch[key]
+        row.issue_id, row.subscriber_id, row.new = issue_id, subscriber_id, True
+    new = [row for row in batch.values() if row.new]  # in the batch's order, as SendGrid sent them
+
+    # Only new events act: a retry of an event already acted on does nothing more.
+    acting = [(row, status) for row in new if row.email is not None and (status := effect(row.payload)) is not None]
+    strangers = {row.email: f"sendgrid {row.kind}" for row, _ in acting if row.subscriber_id is None and row.email}
     if strangers:
-        suppressions = [
-            {"email_hash": store.email_hash(a), "reason": r[:50], "created_at": now} for a, r in strangers.items()
-        ]
-        _insert_suppressions(session, suppressions)
-    ids = sorted({row["subscriber_id"] for row, _ in acting if row["subscriber_id"] is not None})
-    subscribers = {s.id: s for s in session.scalars(select(Subscriber).where(Subscriber.id.in_(ids)))} if ids else {}
-    for row, new_status in acting:
-        known = row["subscriber_id"]
-        subscriber = subscribers.get(known) if known is not None else None
-        if subscriber is not None and _apply(session, subscriber, row, new_status, now):
-            report.status_changes += 1
+        suppressions = sorted([store.email_hash(a), r[:50], _stored_time(now)] for a, r in strangers.items())
+        _run(connection, _SUPPRESSIONS, suppressions)
+    report.status_changes = _apply_statuses(session, acting, now)
+    # Last: every request for an issue updates the same few count rows, and holds them until it commits.
+    count_events(connection, [(r.issue_id, r.kind, r.email, r.subscriber_id, r.payload) for r in new if r.issue_id])
     return report
 
 
-def _apply(session: Session, subscriber: Subscriber, row: _EventRow, new_status: str, now: datetime) -> bool:
-    if _RANK[new_status] <= _RANK[subscriber.status]:
-        return False
-    event = row["payload"]
+def _apply_statuses(session: Session, acting: list[tuple[_New, str]], now: datetime) -> int:
+    """Move the known subscribers the new events act on, all at once: their statuses read (and locked,
+    on PostgreSQL) in id order, each event judged in turn against the status so far, then one UPDATE
+    and one INSERT of the history. Returns the number of changes."""
+    ids = sorted({row.subscriber_id for row, _ in acting if row.subscriber_id is not None})
+    if not ids:
+        return 0
+    # In id order, so that two requests changing the same people at once wait for each other, never deadlock.
+    query = select(Subscriber.id, Subscriber.status).where(Subscriber.id.in_(ids)).order_by(Subscriber.id)
+    # FOR NO KEY UPDATE: the events just inserted hold KEY SHARE locks on their subscribers (their foreign
+    # key), which FOR UPDATE would wait on across requests.
+    status: dict[int, str] = dict(session.execute(query.with_for_update(key_share=True)).all())
+    changes: list[list[object]] = []
+    at = _stored_time(now)
+    for row, new_status in acting:
+        known = row.subscriber_id
+        if known is None or known not in status or _RANK[new_status] <= _RANK[status[known]]:
+            continue
+        changes.append([known, status[known], new_status, _text(_cause(row)), at])
+        status[known] = new_status
+    if changes:
+        moved = sorted({cast(int, change[0]) for change in changes})
+        connection = session.connection()
+        _run(connection, _STATUSES, [[id_, status[id_], at] for id_ in moved])
+        _run(connection, _CHANGES, changes)
+    return len(changes)
+
+
+def _cause(row: _New) -> str:
+    event = row.payload
     detail = event.get("reason") or event.get("type") or ""
     cause = f"sendgrid {event.get('event')}" + (f": {str(detail)[:200]}" if detail else "")
-    if row["provider_event_id"] and not row["provider_event_id"].startswith("sha256:"):
-        cause += f" (event {row['provider_event_id']})"
-    return store.set_status(session, subscriber, new_status, cause, now)
+    if row.key and not row.key.startswith("sha256:"):
+        cause += f" (event {row.key})"
+    return cause
 
 
-# PostgreSQL: the whole batch as one JSON parameter, unpacked by the server. A multi-row VALUES list
-# of 8,000 placeholders, or text arrays of JSON, cost psycopg more to build than the server takes to insert.
-_PG_EVENTS = """
+# --- the figures' running counts ---------------------------------------------------------------------
+
+# Event types whose distinct people an issue's figures show (delivered, opened, clicked).
+PEOPLE_COUNTED = frozenset({"delivered", "open", "click"})
+# One event as counted: issue id, type, address, subscriber id (as stored), payload.
+CountedEvent = tuple[int, str, str | None, int | None, EventBody]
+_HASH_BITS = (1 << 62) - 1
+
+
+def _hash62(text: str) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _HASH_BITS
+
+
+def without_utm(url: str) -> str:
+    """A clicked URL as an article's link is matched: utm_* parameters, fragment and letter case of the
+    host taken off, since the issue's links carry them (`digest.email.render.with_utm`)."""
+    parts = urlsplit(url.strip())
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith("utm_")]
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(query), ""))
+
+
+def link_key(url: object) -> int:
+    """The `link` a click on `url` is counted under: a hash of the cleaned URL; 0 for no URL."""
+    cleaned = without_utm(url) if isinstance(url, str) else ""
+    return _hash62(cleaned) if cleaned else 0
+
+
+def status_kind(status: str) -> str:
+    return f"status:{status}"
+
+
+def person_key(email: str) -> int:
+    """One reader among an issue's people: a hash of the address, never the address."""
+    return _hash62(email)
+
+
+def status_person(subscriber_id: int | None, email: str) -> int:
+    """One person an event acted on: the subscriber's id when known (positive), else the address's hash
+    (negative), so that the figures can join them with the subscribers' own history."""
+    return subscriber_id if subscriber_id is not None else -1 - _hash62(email)
+
+
+def count_events(connection: Connection, events: Sequence[CountedEvent]) -> None:
+    """Add new events (each stored just now, once) to their issues' counts, in the caller's transaction.
+
+    A person is counted once per issue and kind (and link): the first-seen row in event_people is the
+    proof, so a second open adds to the events but not to the people. Clicks are counted per cleaned
+    URL too, for the articles' rows. Rows are written in key order, so concurrent webhooks wait for each
+    other on a shared row rather than deadlock."""
+    if not events:
+        return
+    counts: dict[tuple[int, str, int], list[int]] = {}
+    people: set[tuple[int, str, int, int]] = set()
+    links: dict[object, int] = {}
+    for issue_id, kind, email, subscriber_id, payload in events:
+        counts.setdefault((issue_id, kind, 0), [0, 0])[0] += 1
+        if kind in PEOPLE_COUNTED:
+            # A click without an address still is someone: the figures always counted it as one.
+            person = person_key(email or "") if (email or kind == "click") else None
+            if person is not None:
+                people.add((issue_id, kind, 0, person))
+            if kind == "click":
+                url = payload.get("url")
+                key = url if isinstance(url, str) else None
+                if (link := links.get(key)) is None:
+                    link = links[key] = link_key(url)
+                if link:
+                    counts.setdefault((issue_id, kind, link), [0, 0])[0] += 1
+                    if person is not None:
+                        people.add((issue_id, kind, link, person))
+        status = effect(payload)
+        if status and email:
+            kind_of_status = status_kind(status)
+            counts.setdefault((issue_id, kind_of_status, 0), [0, 0])[0] += 1
+            people.add((issue_id, kind_of_status, 0, status_person(subscriber_id, email)))
+    if people:
+        for issue_id, kind, link in _run(connection, _PEOPLE, sorted(people), returning=True):
+            counts[(issue_id, kind, link)][1] += 1
+    _run(connection, _COUNTS, sorted([*key, *value] for key, value in counts.items()))
+
+
+# --- the statements ----------------------------------------------------------------------------------
+# Each takes the whole batch as one JSON parameter that the store unpacks (json_array_elements on
+# PostgreSQL, json_each on SQLite): one statement and one round trip per batch, and a parameter the
+# JSON encoder builds in C. Rows are [column, ...] lists; $N / ->N pick the columns.
+
+
+@dataclass(frozen=True)
+class _Statement:
+    postgresql: str
+    sqlite: str
+
+
+# The subscriber and the issue are joined by the store, not looked up first; ORDER BY keeps the rows in
+# key order (see count_events) whatever join the planner picks.
+_EVENTS = _Statement(
+    # json_to_recordset reads each row once; ->> on a json value would parse the row again per column.
+    postgresql="""
 INSERT INTO events (provider_event_id, type, email, issue_id, subscriber_id, payload, occurred_at, received_at)
-SELECT provider_event_id, type, email, issue_id, subscriber_id, payload, occurred_at, received_at
-FROM json_to_recordset(%(rows)s::json) AS r(provider_event_id text, type text, email text, issue_id int,
-     subscriber_id int, payload json, occurred_at timestamp, received_at timestamp)
-ON CONFLICT DO NOTHING
-RETURNING provider_event_id
-"""
-_PG_SUPPRESSIONS = """
+SELECT r.k, r.t, r.e, i.id, s.id, r.p, r.o, %(now)s::timestamp
+FROM json_to_recordset(%(rows)s::json) AS r(k text, t text, e text, i int, o timestamp, p json)
+LEFT JOIN issues AS i ON i.id = r.i
+LEFT JOIN subscribers AS s ON s.email = r.e
+ORDER BY r.k
+ON CONFLICT DO NOTHING RETURNING provider_event_id, issue_id, subscriber_id""",
+    sqlite="""
+INSERT INTO events (provider_event_id, type, email, issue_id, subscriber_id, payload, occurred_at, received_at)
+SELECT json_extract(r.value, '$.k'), json_extract(r.value, '$.t'), json_extract(r.value, '$.e'), i.id, s.id,
+       json_extract(r.value, '$.p'), json_extract(r.value, '$.o'), :now
+FROM json_each(:rows) AS r
+LEFT JOIN issues AS i ON i.id = json_extract(r.value, '$.i')
+LEFT JOIN subscribers AS s ON s.email = json_extract(r.value, '$.e')
+WHERE true
+ON CONFLICT DO NOTHING RETURNING provider_event_id, issue_id, subscriber_id""",
+)
+_SUPPRESSIONS = _Statement(
+    postgresql="""
 INSERT INTO suppressions (email_hash, reason, created_at)
-SELECT email_hash, reason, created_at
-FROM json_to_recordset(%(rows)s::json) AS r(email_hash text, reason text, created_at timestamp)
-ON CONFLICT DO NOTHING
-"""
+SELECT r.v->>0, r.v->>1, (r.v->>2)::timestamp FROM json_array_elements(%(rows)s::json) AS r(v)
+ON CONFLICT DO NOTHING""",
+    sqlite="""
+INSERT INTO suppressions (email_hash, reason, created_at)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]')
+FROM json_each(:rows) AS r WHERE true
+ON CONFLICT DO NOTHING""",
+)
+_PEOPLE = _Statement(
+    postgresql="""
+INSERT INTO event_people (issue_id, kind, link, person)
+SELECT (r.v->>0)::int, r.v->>1, (r.v->>2)::bigint, (r.v->>3)::bigint FROM json_array_elements(%(rows)s::json) AS r(v)
+ON CONFLICT DO NOTHING RETURNING issue_id, kind, link""",
+    sqlite="""
+INSERT INTO event_people (issue_id, kind, link, person)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),
+       json_extract(r.value, '$[3]')
+FROM json_each(:rows) AS r WHERE true
+ON CONFLICT DO NOTHING RETURNING issue_id, kind, link""",
+)
+_COUNTS = _Statement(
+    postgresql="""
+INSERT INTO event_counts (issue_id, kind, link, events, people)
+SELECT (r.v->>0)::int, r.v->>1, (r.v->>2)::bigint, (r.v->>3)::bigint, (r.v->>4)::bigint
+FROM json_array_elements(%(rows)s::json) AS r(v)
+ON CONFLICT (issue_id, kind, link) DO UPDATE
+SET events = event_counts.events + excluded.events, people = event_counts.people + excluded.people""",
+    sqlite="""
+INSERT INTO event_counts (issue_id, kind, link, events, people)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),
+       json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]')
+FROM json_each(:rows) AS r WHERE true
+ON CONFLICT (issue_id, kind, link) DO UPDATE
+SET events = event_counts.events + excluded.events, people = event_counts.people + excluded.people""",
+)
 
 
-def _as_json_rows(rows: Sequence[Mapping[str, object]]) -> str:
-    def plain(value: object) -> object:
-        # Naive UTC, as the store keeps every time (see digest.store.models.UTCDateTime).
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat() if isinstance(value, datetime) else value
+_STATUSES = _Statement(
+    postgresql="""
+UPDATE subscribers SET status = r.v->>1, updated_at = (r.v->>2)::timestamp
+FROM json_array_elements(%(rows)s::json) AS r(v) WHERE subscribers.id = (r.v->>0)::int""",
+    sqlite="""
+UPDATE subscribers SET status = json_extract(r.value, '$[1]'), updated_at = json_extract(r.value, '$[2]')
+FROM json_each(:rows) AS r WHERE subscribers.id = json_extract(r.value, '$[0]')""",
+)
+_CHANGES = _Statement(
+    postgresql="""
+INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+SELECT (r.v->>0)::int, r.v->>1, r.v->>2, r.v->>3, (r.v->>4)::timestamp
+FROM json_array_elements(%(rows)s::json) AS r(v)""",
+    sqlite="""
+INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),
+       json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]')
+FROM json_each(:rows) AS r""",
+)
 
-    return json.dumps([{k: plain(v) for k, v in row.items()} for row in rows])
 
-
-def _insert_events(session: Session, rows: list[_EventRow]) -> list[str]:
-    """Insert, skipping duplicate sg_event_ids; returns the provider ids of the rows inserted."""
+def _run(
+    connection: Connection, statement: _Statement, rows: Sequence[Sequence[object]], *, returning: bool = False
+) -> list[Any]:
     if not rows:
         return []
-    connection = session.connection()
+    # Lists keep their order in JSON: rows go in as sorted, and the store's json functions keep it.
+    payload = json.dumps(rows, separators=(",", ":"), allow_nan=False)
     if connection.dialect.name == "postgresql":
-        return list(connection.exec_driver_sql(_PG_EVENTS, {"rows": _as_json_rows(rows)}).scalars())
-    # SQLite: an executemany, which SQLAlchemy sends as multi-row INSERTs from one cached statement.
-    statement = store.insert_ignoring_duplicates(session, _EVENTS).returning(_EVENTS.c.provider_event_id)
-    return list(connection.execute(statement, rows).scalars())
+        result = connection.exec_driver_sql(statement.postgresql, {"rows": payload})
+    else:
+        result = connection.exec_driver_sql(statement.sqlite, {"rows": payload})
+    return [tuple(row) for row in result] if returning else []
 
 
-def _insert_suppressions(session: Session, rows: list[dict[str, object]]) -> None:
-    connection = session.connection()
+def _insert_events(
+    connection: Connection, rows: list[dict[str, object]], now: datetime
+) -> list[tuple[str, int | None, int | None]]:
+    """Insert, skipping duplicate keys; returns (key, issue id, subscriber id) of the rows inserted."""
+    if not rows:
+        return []
+    payload = json.dumps(rows, separators=(",", ":"), allow_nan=False)
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_PG_SUPPRESSIONS, {"rows": _as_json_rows(rows)})
-        return
-    connection.execute(store.insert_ignoring_duplicates(session, _SUPPRESSIONS), rows)
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+        params = {"rows": payload, "now": _stored_time(now)}
+        result = connection.exec_driver_sql(_EVENTS.postgresql, params)
+    else:
+        result = connection.exec_driver_sql(_EVENTS.sqlite, {"rows": payload, "now": _stored_time(now)})
+    return [(key, issue_id, subscriber_id) for key, issue_id, subscriber_id in result]

@@ -1,7 +1,9 @@
 """An issue's figures straight from the store: clicks matched to articles, other issues' events left out."""
 
+import uuid
+
 from digest.jobs.figures import issue_figures
-from digest.store.models import Event
+from subscribers.events import store_events
 from tests.fakes.seed import NOW, address, make_issue
 
 ARTICLE = "https://meridian-review.example.org/2026/11/cafe-diplomacy"
@@ -16,8 +18,12 @@ def sent_issue(session, week: str):
 
 
 def store(session, issue, *events: tuple[str, int, dict]) -> None:
-    for kind, reader, payload in events:
-        session.add(Event(type=kind, email=address(reader), issue_id=issue.id, payload={"event": kind, **payload}))
+    """As the webhook stores them: the events, and their issue's running counts."""
+    bodies = [
+        {"event": kind, "email": address(reader), "issue_id": str(issue.id), "sg_event_id": uuid.uuid4().hex, **payload}
+        for kind, reader, payload in events
+    ]
+    store_events(session, bodies, now=NOW)
     session.flush()
 
 

@@ -1,9 +1,11 @@
 """An issue's figures from the stored provider events: recipients, delivered, opened, clicked, bounced...
 
-Counted from the store each time they are asked for, so they follow the events as the webhook stores
-them. Each figure counts people (distinct addresses), not events; clicks per article also give the
-number of clicks. A click is matched to an article by its URL with the utm_* parameters taken off,
-since the issue's links carry them (`digest.email.render.with_utm`).
+Read from the running counts that the webhook keeps in the transaction that stores the events
+(`subscribers.events.count_events`, tables event_counts and event_people), so they follow the events
+as they arrive and cost a few rows however many readers the issue had. Each figure counts people
+(distinct addresses), not events; clicks per article also give the number of clicks. A click is
+matched to an article by its URL with the utm_* parameters taken off, since the issue's links carry
+them (`subscribers.events.without_utm`).
 
 Unsubscribed counts the issue's recipients who left after it was sent and before the next issue was
 (through our one-click link or page, which the provider never sees), plus any provider unsubscribe
@@ -12,17 +14,15 @@ event for the issue.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.core import Digest
-from digest.store.models import Delivery, Event, Issue
-from subscribers.events import effect
+from digest.store.models import Delivery, EventCount, EventPerson, Issue
+from subscribers.events import link_key, status_kind, status_person, without_utm
 from subscribers.models import SubscriberChange
 
 
@@ -54,10 +54,7 @@ class Figures:
         return asdict(self)
 
 
-def without_utm(url: str) -> str:
-    parts = urlsplit(url.strip())
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith("utm_")]
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(query), ""))
+__all__ = ["ArticleClicks", "Figures", "figures_of", "issue_figures", "without_utm"]
 
 
 def _cards(content: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,34 +75,31 @@ def issue_figures(session: Session, issue: Issue) -> Figures:
         )
         or 0
     )
-    # Distinct people per simple event type, counted by the store.
-    for kind, distinct, total in session.execute(
-        select(Event.type, func.count(func.distinct(Event.email)), func.count())
-        .where(Event.issue_id == issue.id)
-        .group_by(Event.type)
-    ):
-        figures.events += total
-        if kind == "delivered":
-            figures.delivered = distinct
-        elif kind == "open":
-            figures.opened = distinct
+    # The running counts the webhook keeps (subscribers.events.count_events): a few rows per issue.
+    counts: dict[tuple[str, int], tuple[int, int]] = {
+        (kind, link): (events, people)
+        for kind, link, events, people in session.execute(
+            select(EventCount.kind, EventCount.link, EventCount.events, EventCount.people).where(
+                EventCount.issue_id == issue.id
+            )
+        )
+    }
+    figures.events = sum(n for (kind, link), (n, _) in counts.items() if link == 0 and ":" not in kind)
+    figures.delivered = counts.get(("delivered", 0), (0, 0))[1]
+    figures.opened = counts.get(("open", 0), (0, 0))[1]
+    clicks, figures.clicked = counts.get(("click", 0), (0, 0))
+    figures.bounced = counts.get((status_kind("bounced"), 0), (0, 0))[1]
+    figures.complained = counts.get((status_kind("complained"), 0), (0, 0))[1]
 
-    # The few events that act on a subscriber are judged the way the webhook judged them.
-    acted: dict[str, set[int | str]] = defaultdict(set)
-    rows = session.execute(
-        select(Event.email, Event.subscriber_id, Event.payload).where(
-            Event.issue_id == issue.id,
-            Event.type.in_(("bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe")),
+    # The people who left: those a provider event unsubscribed, and the recipients who unsubscribed
+    # through our own link or page (which the provider never sees) after this issue and before the next.
+    left: set[int] = set(
+        session.scalars(
+            select(EventPerson.person).where(
+                EventPerson.issue_id == issue.id, EventPerson.kind == status_kind("unsubscribed")
+            )
         )
     )
-    for email, subscriber_id, payload in rows:
-        status = effect(payload or {})
-        if status and email:
-            # A person is their subscriber id when known, so that the same one is not counted twice below.
-            acted[status].add(subscriber_id if subscriber_id is not None else email)
-    figures.bounced = len(acted["bounced"])
-    figures.complained = len(acted["complained"])
-    left = acted["unsubscribed"]
     since = issue.send_started_at or issue.sent_at
     if since is not None:
         later = session.scalar(select(func.min(Issue.send_started_at)).where(Issue.send_started_at > since))
@@ -121,30 +115,17 @@ def issue_figures(session: Session, issue: Issue) -> Figures:
         )
         if later is not None:
             query = query.where(SubscriberChange.at < later)
-        left |= set(session.scalars(query.distinct()))
+        # A subscriber id is how status_person names a known person, so the same one counts once.
+        left |= {status_person(subscriber_id, "") for subscriber_id in session.scalars(query.distinct())}
     figures.unsubscribed = len(left)
 
+    # Cards with one cleaned URL are one row (the last card's title), in the order they first appear.
     by_url = {without_utm(c["url"]): ArticleClicks(c["title"], c["url"]) for c in _cards(issue.content or {})}
-    people: dict[str, set[str]] = defaultdict(set)
-    clickers: set[str] = set()
-    counts: Counter[str] = Counter()
-    # Only the clicked URL is read out of each payload, and each distinct URL is cleaned once: an
-    # issue's clicks are many people on a few links.
-    keys: dict[str | None, str] = {}
-    for email, url in session.execute(
-        select(Event.email, Event.payload["url"].as_string()).where(Event.issue_id == issue.id, Event.type == "click")
-    ):
-        who = email or ""
-        clickers.add(who)
-        if (key := keys.get(url)) is None:
-            key = keys[url] = without_utm(url) if isinstance(url, str) else ""
-        if key in by_url:
-            counts[key] += 1
-            people[key].add(who)
-        else:
-            figures.other_clicks += 1
-    figures.clicked = len(clickers)
+    matched = 0
     for key, row in by_url.items():
-        row.clicks, row.people = counts[key], len(people[key])
+        if key:
+            row.clicks, row.people = counts.get(("click", link_key(key)), (0, 0))
+            matched += row.clicks
     figures.articles = list(by_url.values())
+    figures.other_clicks = clicks - matched
     return figures

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -225,7 +226,12 @@ class Delivery(Base):
     """One recipient of one issue, frozen at plan time; the unique key makes 'at most once' hold."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id"),)
+    # An issue's figures count its recipients (status sent) from the second index alone, which at a
+    # million recipients takes a few tens of ms instead of reading every delivery row (migration 0015).
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id"),
+        Index("ix_deliveries_issue_id_status", "issue_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
@@ -254,3 +260,32 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventCount(Base):
+    """An issue's running count of one kind of event, kept by the webhook in the transaction that stores
+    the events (`subscribers.events.count_events`), so that an issue's figures read a few rows instead of
+    all its events. `kind` is an event type, or `status:<status>` for the people an event bounced,
+    complained or unsubscribed; `link` is 0, or for clicks the hash of one cleaned URL (`link_key`).
+    `events` counts the events stored, `people` the distinct people among them (`EventPerson`)."""
+
+    __tablename__ = "event_counts"
+
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), primary_key=True)
+    link: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class EventPerson(Base):
+    """The first event of one kind (and link) from one person for an issue: the row whose insertion adds
+    one to `EventCount.people`, so a second open by the same reader adds nothing. A person is a 64-bit
+    hash of the address (no address is kept here), or a subscriber id for the `status:` kinds."""
+
+    __tablename__ = "event_people"
+
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), primary_key=True)
+    link: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    person: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

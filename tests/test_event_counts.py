@@ -1,6 +1,6 @@
 """An issue's figures from the running counts equal the figures counted from its events, however the
 events arrive: duplicates, replays, several opens per reader, bounces, batches of unknown fate settled,
-two webhooks at once, and events stored before the counts existed (migration 0015's backfill)."""
+two webhooks at once, and events stored before the counts existed (migration 0014's backfill)."""
 
 from __future__ import annotations
 
@@ -156,13 +156,13 @@ def test_posting_the_same_batch_again_changes_no_figure(core):
 
 def test_events_stored_before_the_counts_existed_are_counted_by_the_migration(settings):
     engine = db.make_engine(settings.database_url)
-    db.upgrade(engine, "0012")
+    db.upgrade(engine, "0013")
     sessions = db.session_factory(engine)
     with sessions.begin() as session:
         issue, other, unknown = seed(session)
         issue_id = issue.id
         events = week_of_events(issue_id, other.id, unknown)
-        # Stored as the webhook stored them before 0015: the events alone.
+        # Stored as the webhook stored them before 0014: the events alone.
         ids = dict(session.execute(select(Subscriber.email, Subscriber.id)).all())
         known = {issue_id, other.id}
         rows = [
@@ -178,7 +178,7 @@ def test_events_stored_before_the_counts_existed_are_counted_by_the_migration(se
             for e in events
         ]
         session.execute(insert(Event), rows)
-    db.upgrade(engine)  # 0015 counts what is there
+    db.upgrade(engine)  # 0014 counts what is there
     with sessions() as session:
         issue = session.get(Issue, issue_id)
         assert issue_figures(session, issue).as_dict() == scanned_figures(session, issue).as_dict()

@@ -227,7 +227,7 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     # An issue's figures count its recipients (status sent) from the second index alone, which at a
-    # million recipients takes a few tens of ms instead of reading every delivery row (migration 0015).
+    # million recipients takes a few tens of ms instead of reading every delivery row (migration 0014).
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         Index("ix_deliveries_issue_id_status", "issue_id", "status"),

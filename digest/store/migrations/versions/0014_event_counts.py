@@ -13,8 +13,8 @@ were.
 deliveries gets an index on (issue_id, status), from which the figures count an issue's recipients
 without reading its delivery rows.
 
-Revision ID: 0015
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
@@ -22,8 +22,8 @@ from alembic import op
 
 from subscribers.events import count_events
 
-revision = "0015"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

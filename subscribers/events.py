@@ -315,12 +315,6 @@ def _cause(row: _New) -> str:
 PEOPLE_COUNTED = frozenset({"delivered", "open", "click"})
 # One event as counted: issue id, type, address, subscriber id (as stored), payload.
 CountedEvent = tuple[int, str, str | None, int | None, EventBody]
-_HASH_BITS = (1 << 62) - 1
-
-
-def _hash62(text: str) -> int:
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & _HASH_BITS
 
 
 def without_utm(url: str) -> str:
@@ -334,22 +328,20 @@ def without_utm(url: str) -> str:
 def link_key(url: object) -> int:
     """The `link` a click on `url` is counted under: a hash of the cleaned URL; 0 for no URL."""
     cleaned = without_utm(url) if isinstance(url, str) else ""
-    return _hash62(cleaned) if cleaned else 0
+    return store.hash62(cleaned) if cleaned else 0
 
 
 def status_kind(status: str) -> str:
     return f"status:{status}"
 
 
-def person_key(email: str) -> int:
-    """One reader among an issue's people: a hash of the address, never the address."""
-    return _hash62(email)
+person_key = store.person_key
 
 
 def status_person(subscriber_id: int | None, email: str) -> int:
     """One person an event acted on: the subscriber's id when known (positive), else the address's hash
     (negative), so that the figures can join them with the subscribers' own history."""
-    return subscriber_id if subscriber_id is not None else -1 - _hash62(email)
+    return subscriber_id if subscriber_id is not None else -1 - store.hash62(email)
 
 
 def count_events(connection: Connection, events: Sequence[CountedEvent]) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from digest.errors import UsageError
 from digest.store.db import rowcount
-from digest.store.models import Base, Event, UTCDateTime
+from digest.store.models import Base, Event, EventPerson, UTCDateTime
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
 from subscribers.zones import known_zones
 
@@ -169,6 +169,18 @@ def clean_timezone(zone: str | None) -> str | None:
 
 def email_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+
+
+def hash62(text: str) -> int:
+    """A 62-bit hash of a text (an address, a link), positive in a BIGINT on every store."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 62) - 1)
+
+
+def person_key(address: str) -> int:
+    """One reader among an issue's people in the figures' running counts (event_people): a hash of
+    the address, never the address."""
+    return hash62(address)
 
 
 def insert_ignoring_duplicates(session: Session, model: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
@@ -863,7 +875,9 @@ def erase(session: Session, address: str, *, now: datetime) -> bool:
     """Delete the person's data and keep only a hash of the address, so no import can add it back.
 
     Their history and deliveries go with the row (ON DELETE CASCADE); provider events keep their
-    type and time for the issue's statistics but lose the address and payload.
+    type and time for the issue's statistics but lose the address and payload. The figures' counts
+    stay, but the rows that knew this person among an issue's people (a hash of the address, or their
+    id for a change of status) go: a hash of an address is as guessable as the address.
     """
     address = normalize_email(address)
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
@@ -872,6 +886,12 @@ def erase(session: Session, address: str, *, now: datetime) -> bool:
         .where(or_(Event.email == address, Event.subscriber_id == (subscriber.id if subscriber else -1)))
         .values(email=None, payload={}, subscriber_id=None)
     )
+    known_as = [person_key(address), -1 - person_key(address)]
+    session.execute(delete(EventPerson).where(EventPerson.person.in_(known_as)))
+    if subscriber is not None:
+        session.execute(
+            delete(EventPerson).where(EventPerson.person == subscriber.id, EventPerson.kind.startswith("status:"))
+        )
     suppress(session, address, "erased", now)
     if subscriber is None:
         return False

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 from digest.jobs.audience import store_provider_events
 from digest.jobs.figures import issue_figures
 from digest.store import db
-from digest.store.models import Batch, Delivery, Event, EventCount, Issue
+from digest.store.models import Batch, Delivery, Event, EventCount, EventPerson, Issue
 from subscribers import store
 from subscribers.events import event_key
 from subscribers.models import Subscriber
@@ -152,6 +152,26 @@ def test_posting_the_same_batch_again_changes_no_figure(core):
     with core.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == len(events)
     assert figures_both_ways(core, issue_id) == (once, once)
+
+
+def test_erasing_a_reader_keeps_the_counts_but_no_trace_of_them_among_the_people(core):
+    with core.sessions.begin() as session:
+        issue, other, unknown = seed(session)
+        issue_id, other_id = issue.id, other.id
+    post_in_batches(core, week_of_events(issue_id, other_id, unknown), 100)
+    before = figures_both_ways(core, issue_id)[0]
+    gone = address(10)  # delivered, opened twice, unsubscribed by a provider event
+    with core.sessions.begin() as session:
+        reader_id = session.scalar(select(Subscriber.id).where(Subscriber.email == gone))
+        people = select(func.count()).select_from(EventPerson)
+        assert session.scalar(people.where(EventPerson.person == store.person_key(gone))) > 0
+        assert store.erase(session, gone, now=NOW + timedelta(days=1))
+    with core.sessions() as session:
+        assert session.scalar(people.where(EventPerson.person == store.person_key(gone))) == 0
+        left = people.where(EventPerson.person == reader_id, EventPerson.kind.startswith("status:"))
+        assert session.scalar(left) == 0
+        after = issue_figures(session, session.get(Issue, issue_id)).as_dict()
+    assert (after["opened"], after["delivered"]) == (before["opened"], before["delivered"])
 
 
 def test_events_stored_before_the_counts_existed_are_counted_by_the_migration(settings):

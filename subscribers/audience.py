@@ -82,9 +82,10 @@ class StoredAudience:
         self.first_name_fallback = first_name_fallback
 
     def values(self, person: Person) -> dict[str, str]:
+        unsubscribe_url, preferences_url = self.links.managing(person)  # one HMAC for both
         return {
-            "unsubscribe_url": self.links.unsubscribe(person),
-            "preferences_url": self.links.preferences(person),
+            "unsubscribe_url": unsubscribe_url,
+            "preferences_url": preferences_url,
             "first_name": first_name(person.name) or self.first_name_fallback,
         }
 

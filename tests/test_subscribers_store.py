@@ -118,10 +118,11 @@ def test_a_link_shows_no_id_or_address_in_clear(core):
     for purpose in ("confirm", "unsubscribe", "preferences"):
         token = core.tokens.make(purpose, subscriber)
         payload = token.split(".")[0]
-        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        if purpose == "confirm":  # an itsdangerous token: base64 JSON
+            payload = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().strip('"')
         # The payload is readable by anyone: it must be the random key, not the id or the address.
-        assert decoded == f'"{subscriber.link_key}"'
-        assert "fay" not in decoded
+        assert payload == subscriber.link_key
+        assert "fay" not in token
         assert core.tokens.read(purpose, token) == subscriber.link_key
 
 

@@ -30,6 +30,13 @@ class Audience(Protocol):
         whose values or links could not be made, with the reason."""
         ...
 
+    def batch_recipients(
+        self, session: Session, pending: TextSelect
+    ) -> tuple[list[Recipient], list[int], dict[int, str]]:
+        """As `recipients`, for the deliveries a SELECT names (columns `delivery_id` and `subscriber_id`),
+        which the audience runs inside its own query, in delivery id order (a claimed batch's)."""
+        ...
+
     def test_recipient(self, session: Session, address: str) -> tuple[Recipient, list[str]]:
         """The recipient of a test send (delivery id 0) and the sections that person left out; raises a
         UsageError when `address` is not an address."""

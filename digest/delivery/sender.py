@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
@@ -36,7 +36,7 @@ from digest.delivery.providers.base import BatchResult, Provider
 from digest.delivery.retry import RetryPolicy
 from digest.email.message import OutgoingIssue, Recipient
 from digest.errors import DeliveryError, FailureKind, ProviderError
-from digest.store.db import rowcount
+from digest.store.db import TextSelect, rowcount
 from digest.store.models import Batch, Delivery, Issue, utcnow
 
 log = logging.getLogger(__name__)
@@ -142,23 +142,45 @@ def load_recipients(
 ) -> tuple[list[Recipient], list[int], dict[int, str]]:
     """The batch's recipients still to mail; the delivery ids of those who left since the plan; and the
     delivery ids whose values could not be made, with the reason (see `Audience.recipients`)."""
-    pending = session.execute(
-        select(Delivery.id, Delivery.subscriber_id)
-        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-        .order_by(Delivery.id)
-    ).all()
-    return audience.recipients(session, dict(pending))
+    # Plain SQL for the audience to join to its own tables: no ORM rows, no list of ids.
+    pending = TextSelect(
+        "SELECT d.id AS delivery_id, d.subscriber_id AS subscriber_id FROM deliveries d "
+        "WHERE d.batch_id = :batch_id AND d.status = 'pending'",
+        {"batch_id": batch_id},
+    )
+    return audience.batch_recipients(session, pending)
 
 
-def _record_sent(session: Session, batch_id: int, message_ids: dict[int, str | None], now: datetime) -> None:
+# Built once; the ids are one expanding parameter, not a thousand literals to coerce on every batch.
+_MARK_SENT = (
+    update(Delivery)
+    .where(
+        Delivery.batch_id == bindparam("batch"),
+        Delivery.status == "pending",
+        Delivery.id.in_(bindparam("deliveries", expanding=True)),
+    )
+    .values(status="sent", message_id=bindparam("message"), sent_at=bindparam("at"))
+)
+
+
+def _record_sent(
+    session: Session, batch_id: int, message_ids: dict[int, str | None], now: datetime, *, all_pending: bool = False
+) -> None:
+    """Mark these deliveries sent. `all_pending`: they are every delivery of the batch still pending (the
+    claim's recipients, less those settled by an earlier attempt), so no list of ids is needed."""
     if not message_ids:
         return
     ids = set(message_ids.values())
-    if len(ids) == 1:  # one request, one X-Message-Id: one statement for the whole batch
+    if len(ids) == 1 and all_pending:
         session.execute(
             update(Delivery)
-            .where(Delivery.batch_id == batch_id, Delivery.status == "pending", Delivery.id.in_(list(message_ids)))
+            .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
             .values(status="sent", message_id=ids.pop(), sent_at=now)
+        )
+        return
+    if len(ids) == 1:  # one request, one X-Message-Id: one statement for the whole batch
+        session.execute(
+            _MARK_SENT, {"batch": batch_id, "deliveries": list(message_ids), "message": ids.pop(), "at": now}
         )
         return
     session.execute(
@@ -474,7 +496,9 @@ def _send_one_batch(
         with sessions.begin() as session:
             if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
                 log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-            _record_sent(session, batch_id, result.sent, delivered_at)
+            # The claim left pending exactly its recipients; what earlier attempts settled left `remaining`.
+            everyone = not refused and result.sent.keys() == {r.delivery_id for r in remaining}
+            _record_sent(session, batch_id, result.sent, delivered_at, all_pending=everyone)
             _record_refused(session, refused)
         if refused:
             log.warning(

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -251,3 +252,18 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateLimitHit(Base):
+    """Hits on one rate limit from one client in one fixed window, shared by every web process.
+
+    Each hit is one INSERT … ON CONFLICT DO UPDATE … RETURNING (digest.store.counters); windows past
+    `expires_at` (epoch seconds) are deleted now and then by whichever process notices first.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the limit's name and the client's address
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch seconds

@@ -78,10 +78,11 @@ class RedisCounter:
     """Counts in Redis. An unreachable Redis lets the hit through (and says so in the log): a rate limit
     guards against abuse, and refusing every sign-up while Redis is down would be worse."""
 
-    def __init__(self, url: str, prefix: str = "digest:limit:") -> None:
+    def __init__(self, url: str, namespace: str) -> None:
         import redis
 
-        self.prefix = prefix
+        # Publications that share one Redis must not share counts: `namespace` names this one's store.
+        self.prefix = f"digest:{namespace}:limit:"
         self.client: redis.Redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
     def hit(self, key: str, window_seconds: int, now: float) -> tuple[int, int]:

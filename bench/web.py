@@ -251,7 +251,8 @@ def main() -> None:
         for workers in args.workers:
             rows += measure(db, workers, args.requests, args.concurrency, args.seconds)
             print(f"  done: {db}, {workers} worker(s)", file=sys.stderr)
-    print(f"{'store':<9} {'workers':>7}  {'case':<22} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    heads = ("requests", "req/s", "p50 ms", "p99 ms")
+    print(f"{'store':<9} {'workers':>7}  {'case':<22} " + " ".join(f"{h:>8}" for h in heads) + f" {'errors':>6}")
     for r in rows:
         print(
             f"{r['db']:<9} {r['workers']:>7}  {r['case']:<22} {r['requests']:>8} {r['per_second']:>8.0f} "

@@ -13,6 +13,7 @@ itself: a mail is sent at most once, and the reader who got none may sign up aga
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -177,67 +178,98 @@ class QueueRun:
 
 
 def send_due(opt_in: OptIn, limit: int = CLAIM_AT_ONCE) -> QueueRun:
-    """Send the confirmation mail that is due, up to `limit` of it; safe to run in many processes at once."""
+    """Send the confirmation mail that is due, up to `limit` of it; safe to run in many processes at once.
+
+    The outcomes are recorded together, one transaction for several mails, at most SETTLE_EVERY apart:
+    under a burst of sign-ups the sender spends its time on mail, not on commits; with a slow provider
+    each mail is recorded as it goes, long before its claim's lease runs out."""
     run = QueueRun()
     now = opt_in.now()
     with opt_in.sessions.begin() as session:
         run.abandoned = give_up_abandoned(session, now)
         claimed = claim_due(session, now, limit)
+        rows = _claimed_rows(session, claimed)
     run.claimed = len(claimed)
-    for row_id in claimed:
-        outcome = _send_one(opt_in, row_id)
-        if outcome == "sent":
-            run.sent += 1
-        elif outcome == "pending":
-            run.retrying += 1
-        else:
-            run.failed += 1
+    outcomes: list[_Outcome] = []
+    last_settled = time.monotonic()
+    for row, subscriber in rows:
+        outcome = _send_one(opt_in, row, subscriber)
+        outcomes.append(outcome)
+        setattr(run, outcome.counted_as, getattr(run, outcome.counted_as) + 1)
+        if time.monotonic() - last_settled >= SETTLE_EVERY:
+            _record(opt_in, outcomes)
+            outcomes, last_settled = [], time.monotonic()
+    _record(opt_in, outcomes)
     return run
 
 
-def _send_one(opt_in: OptIn, row_id: int) -> str:
-    with opt_in.sessions() as session:
-        row = session.get_one(ConfirmationMail, row_id)
-        subscriber = session.get(Subscriber, row.subscriber_id)
-        attempts = row.attempts
+SETTLE_EVERY = 1.0  # seconds
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row_id: int
+    values: dict[str, object]
+    sent_to: int | None = None  # the subscriber whose resend throttle starts now
+
+    @property
+    def counted_as(self) -> str:
+        status = self.values["status"]
+        return "sent" if status == "sent" else "retrying" if status == "pending" else "failed"
+
+
+def _claimed_rows(session: Session, ids: list[int]) -> list[tuple[ConfirmationMail, Subscriber | None]]:
+    if not ids:
+        return []
+    found = session.execute(
+        select(ConfirmationMail, Subscriber)
+        .outerjoin(Subscriber, Subscriber.id == ConfirmationMail.subscriber_id)
+        .where(ConfirmationMail.id.in_(ids))
+        .order_by(ConfirmationMail.id)
+    ).all()
+    return [(row, subscriber) for row, subscriber in found]
+
+
+def _record(opt_in: OptIn, outcomes: list[_Outcome]) -> None:
+    if not outcomes:
+        return
+    with opt_in.sessions.begin() as session:
+        for outcome in outcomes:
+            _settle(session, outcome.row_id, **outcome.values)
+            if outcome.sent_to is not None:
+                mark_confirmation_sent(session, outcome.sent_to, outcome.values["sent_at"])  # type: ignore[arg-type]
+
+
+def _send_one(opt_in: OptIn, row: ConfirmationMail, subscriber: Subscriber | None) -> _Outcome:
     if subscriber is None or subscriber.status != "pending":
         # Confirmed by an earlier mail, unsubscribed or erased since: nothing to confirm any more.
-        with opt_in.sessions.begin() as session:
-            _settle(session, row_id, status="skipped")
-        return "skipped"
+        return _Outcome(row.id, {"status": "skipped"})
     try:
         opt_in.provider.send_transactional(confirmation_message(opt_in, subscriber))
     except ProviderError as exc:
-        return _failed(opt_in, row_id, subscriber.id, attempts, exc)
+        return _failed(opt_in, row, exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a broken template: the row must not stay claimed
         log.exception("confirmation mail to subscriber %s could not be made or sent", subscriber.id)
-        return _failed(opt_in, row_id, subscriber.id, attempts, ProviderError(str(exc), kind=FailureKind.TRANSIENT))
-    now = opt_in.now()
-    with opt_in.sessions.begin() as session:
-        _settle(session, row_id, status="sent", sent_at=now, error=None)
-        mark_confirmation_sent(session, subscriber.id, now)
-    return "sent"
+        return _failed(opt_in, row, ProviderError(str(exc), kind=FailureKind.TRANSIENT))
+    return _Outcome(row.id, {"status": "sent", "sent_at": opt_in.now(), "error": None}, sent_to=subscriber.id)
 
 
-def _failed(opt_in: OptIn, row_id: int, subscriber_id: int, attempts: int, exc: ProviderError) -> str:
-    now = opt_in.now()
+def _failed(opt_in: OptIn, row: ConfirmationMail, exc: ProviderError) -> _Outcome:
     error = str(exc)[:1000]
     if exc.kind is FailureKind.UNKNOWN:
         status = "unknown"
-    elif exc.kind is FailureKind.REFUSED or attempts >= MAX_ATTEMPTS:
+    elif exc.kind is FailureKind.REFUSED or row.attempts >= MAX_ATTEMPTS:
         status = "failed"
     else:
         status = "pending"
-    with opt_in.sessions.begin() as session:
-        if status == "pending":
-            _settle(session, row_id, status="pending", due_at=now + retry_delay(attempts, exc.retry_after), error=error)
-        else:
-            _settle(session, row_id, status=status, error=error)
     log.warning(
         "confirmation mail to subscriber %s (attempt %d) failed: %s; %s",
-        subscriber_id,
-        attempts,
+        row.subscriber_id,
+        row.attempts,
         exc,
         "trying again later" if status == "pending" else f"not trying again ({status})",
     )
-    return status
+    if status == "pending":
+        due = opt_in.now() + retry_delay(row.attempts, exc.retry_after)
+        return _Outcome(row.id, {"status": "pending", "due_at": due, "error": error})
+    return _Outcome(row.id, {"status": status, "error": error})

@@ -107,7 +107,11 @@ class Settings(BaseSettings):
     )
     double_opt_in: bool = Field(True, description="Sign-ups stay pending until the confirm link is opened.")
     subscribe_per_ip_per_hour: int = Field(
-        10, ge=1, description="Sign-up form posts accepted per client IP per hour (in-process count)."
+        10, ge=1, description="Sign-up form posts accepted per client IP per hour (counted across every web process)."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis to count rate limits in (redis://host:6379/0); unset: they are counted in the store.",
     )
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body for forms and the JSON API.")
     webhook_max_body_bytes: int = Field(

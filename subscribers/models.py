@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digest.store.models import Base, utcnow
@@ -78,4 +78,31 @@ class Suppression(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)
     reason: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+CONFIRMATION_STATES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
+
+
+class ConfirmationMail(Base):
+    """One confirmation mail to send: the queue between a sign-up and the provider (subscribers.confirmation).
+
+    pending (due at `due_at`) -> sending (claimed by one sender) -> sent | pending again (a provider
+    error, with a later `due_at`) | failed (out of attempts) | skipped (confirmed, left or erased
+    before it went). A row left in `sending` by a sender that died is of unknown fate: marked `unknown`
+    and never sent again by itself (the reader may sign up again).
+    """
+
+    __tablename__ = "confirmation_queue"
+    # The senders look for due rows by status and time; nothing else reads this table in bulk.
+    __table_args__ = (Index("ix_confirmation_queue_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from sqlalchemy import and_, func, or_, select
 
 from digest.config import NewsletterConfig, Settings, load_newsletter
 from digest.core import Digest, build_core
+from digest.jobs.audience import send_confirmations
 from digest.web.app import create_app
+from subscribers.models import ConfirmationMail
 from tests.conftest import EXAMPLE_CONFIG
 
 
@@ -49,9 +52,10 @@ def running_site(
     # Links in mail must point at this very server, so the base URL is known before the core is built.
     site_settings = Settings(_env_file=None, **{**settings.model_dump(), "base_url": url, **overrides})
     core = build_core(site_settings, newsletter or load_newsletter(EXAMPLE_CONFIG), clock=clock, migrate=migrate)
+    # With its lifespan, as `digest serve` runs it: the confirmation sender starts and stops with it.
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(core), log_level="info" if access_log else "warning", access_log=access_log, lifespan="off"
+            create_app(core), log_level="info" if access_log else "warning", access_log=access_log, lifespan="on"
         )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -61,17 +65,52 @@ def running_site(
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
+    _running[Path(site_settings.outbox_dir)] = core
     try:
         with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
             yield Site(core, url, client)
     finally:
+        _running.pop(Path(site_settings.outbox_dir), None)
         server.should_exit = True
         thread.join(10)
         sock.close()
         core.close()
 
 
+# The running sites by outbox, so that reading an outbox first lets the queued confirmation mail go out.
+_running: dict[Path, Digest] = {}
+
+
+def settle_confirmations(outbox: Path) -> None:
+    """Wait until no confirmation mail is due or being sent (the site's sender and this call share the
+    queue's claims), so that the outbox holds every mail queued so far. Mail waiting for a retry later
+    is not waited for."""
+    core = _running.get(Path(outbox))
+    if core is None:
+        return
+    deadline = time.monotonic() + 15
+    while True:
+        send_confirmations(core)
+        with core.sessions() as session:
+            busy = session.scalar(
+                select(func.count())
+                .select_from(ConfirmationMail)
+                .where(
+                    or_(
+                        ConfirmationMail.status == "sending",
+                        and_(ConfirmationMail.status == "pending", ConfirmationMail.due_at <= core.now()),
+                    )
+                )
+            )
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{busy} confirmation mail(s) still queued or being sent")
+        time.sleep(0.02)
+
+
 def transactional_mail(outbox: Path) -> list[str]:
+    settle_confirmations(outbox)
     folder = outbox / "transactional"
     return [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.eml"))] if folder.exists() else []
 
@@ -82,6 +121,7 @@ def confirm_links(outbox: Path) -> list[str]:
     import re
     from email import policy
 
+    settle_confirmations(outbox)
     links = []
     folder = outbox / "transactional"
     for path in sorted(folder.glob("*.eml")) if folder.exists() else []:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from digest.core import Digest
 from digest.delivery.sender import settle_from_events
 from digest.errors import UsageError
-from subscribers import events, signup, store
+from subscribers import confirmation, events, signup, store
 from subscribers.models import Subscriber, SubscriberChange
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ LinkPurpose = Literal["confirm", "unsubscribe", "preferences"]
 @dataclass(frozen=True)
 class Resubscribed:
     subscriber: Subscriber
-    status: str  # active, or pending when the address must be confirmed again (the mail is sent)
+    status: str  # active, or pending when the address must be confirmed again (the mail is queued)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _by_link(session: Session, core: Digest, purpose: LinkPurpose, token: str) -
 def sign_up(
     core: Digest, address: str, name: str | None, consent: store.Consent, timezone: str | None = None
 ) -> store.SignUpResult:
-    """Store the consent, then mail the confirm link (double opt-in)."""
+    """Store the consent and queue the confirm mail (double opt-in); the mail goes from the queue."""
     return signup.sign_up(core.opt_in(), address, name, consent, timezone=timezone)
 
 
@@ -90,17 +90,20 @@ def unsubscribe_by_link(core: Digest, token: str, cause: str) -> Subscriber | No
 
 
 def resubscribe_by_link(core: Digest, token: str) -> Resubscribed | None:
-    """Back on the list; an address that must be confirmed again gets the confirm mail now."""
+    """Back on the list; an address that must be confirmed again gets the confirm mail queued."""
     with core.sessions.begin() as session:
         subscriber = _by_link(session, core, "unsubscribe", token)
         if subscriber is None:
             return None
         status = store.resubscribe(session, subscriber, now=core.now())
-    if status == "pending":
-        from subscribers.confirmation import send_confirmation
-
-        send_confirmation(core.opt_in(), subscriber)
+        if status == "pending":
+            confirmation.queue_confirmation(session, subscriber.id, core.now())
     return Resubscribed(subscriber, status)
+
+
+def send_confirmations(core: Digest, limit: int = confirmation.CLAIM_AT_ONCE) -> confirmation.QueueRun:
+    """Send the confirmation mail that is due (up to `limit`); every serve process runs this in the background."""
+    return confirmation.send_due(core.opt_in(), limit)
 
 
 def save_preferences(

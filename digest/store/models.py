@@ -289,3 +289,18 @@ class EventPerson(Base):
     kind: Mapped[str] = mapped_column(String(60), primary_key=True)
     link: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     person: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class RateLimitHit(Base):
+    """Hits on one rate limit from one client in one fixed window, shared by every web process.
+
+    Each hit is one INSERT … ON CONFLICT DO UPDATE … RETURNING (digest.store.counters); windows past
+    `expires_at` (epoch seconds) are deleted now and then by whichever process notices first.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the limit's name and the client's address
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch seconds

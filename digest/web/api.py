@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from digest.errors import DeliveryError
 from digest.jobs import audience
 from digest.web.busy import retry_when_busy
 from digest.web.deps import bearer_problem, client_ip, core_of
@@ -69,10 +68,11 @@ async def create_subscriber(request: Request) -> JSONResponse:
     if errors:
         return JSONResponse({"errors": errors}, 422)
     consent = store.Consent("api", client_ip(request), request.headers.get("user-agent"))
-    try:
-        result = await run_in_threadpool(audience.sign_up, core_of(request), address, name, consent, timezone)
-    except DeliveryError as exc:
-        return JSONResponse({"error": str(exc)}, 503)
+    result = await run_in_threadpool(
+        retry_when_busy, audience.sign_up, core_of(request), address, name, consent, timezone
+    )
+    if result.send_confirmation:
+        request.app.state.confirmation_sender.wake()
     subscriber = result.subscriber
     return JSONResponse(
         {

@@ -6,13 +6,17 @@ Each group of routes lives in its own module and is mounted here; add new ones t
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from digest.core import Digest
 from digest.errors import DigestError
+from digest.jobs.limits import limit_counter
 from digest.web import api, archive, busy, editor, health, home, metrics, preview, subscribe, unsubscribe, webhooks
+from digest.web.confirmations import ConfirmationSender
 from digest.web.csrf import Csrf
 from digest.web.limits import BodyLimit
 from digest.web.pages import error_page
@@ -32,11 +36,25 @@ def create_app(core: Digest) -> FastAPI:
         load_public_key(settings.sendgrid_webhook_public_key)
 
     redact_tokens_in_logs()
-    app = FastAPI(title=core.config.name, docs_url=None, redoc_url=None, openapi_url=None)
+    sender = ConfirmationSender(core)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The queued confirmation mail goes from every serving process (digest.web.confirmations).
+        sender.start()
+        try:
+            yield
+        finally:
+            sender.stop()
+
+    app = FastAPI(title=core.config.name, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.core = core
     app.state.csrf = Csrf(keys)
-    app.state.subscribe_limiter = RateLimiter(settings.subscribe_per_ip_per_hour, 3600)
-    app.state.login_limiter = RateLimiter(10, 900)
+    app.state.confirmation_sender = sender
+    # Counted in the store or Redis, so that every process and machine serving this publication shares them.
+    counter = limit_counter(core)
+    app.state.subscribe_limiter = RateLimiter(counter, "subscribe", settings.subscribe_per_ip_per_hour, 3600)
+    app.state.login_limiter = RateLimiter(counter, "login", 10, 900)
     app.state.metrics = metrics.registry_for(core)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(metrics.WebhookAnswers, registry=app.state.metrics)

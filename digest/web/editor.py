@@ -9,6 +9,7 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from digest.locale import N_
 from digest.web.access import COOKIE, MAX_AGE, admin_token, csrf_problem, login_cookie, safe_next
@@ -47,7 +48,9 @@ async def login(request: Request) -> Response:
     expected = admin_token(request)
     if expected is None:
         return error_page(request, 404, N_("No login here"), N_("Set DIGEST_ADMIN_TOKEN to let editors log in."))
-    allowed, retry_after = request.app.state.login_limiter.allow(client_ip(request) or "unknown")
+    allowed, retry_after = await run_in_threadpool(
+        request.app.state.login_limiter.allow, client_ip(request) or "unknown"
+    )
     if not allowed:
         return error_page(
             request,

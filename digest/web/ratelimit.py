@@ -1,41 +1,29 @@
-"""A per-client sliding-window counter, held in this process.
+"""Rate limits per client (sign-up, the editor's login), counted in fixed windows shared by every process.
 
-With several `digest serve` instances behind a proxy, each counts on its own, so a client may get up
-to N × instances sign-ups an hour through; a shared limit would need a shared counter (Redis, or the
-proxy's own limit).
+`digest serve --workers N` and several machines behind one proxy all count in the same place: the store
+(`rate_limits`), or Redis when DIGEST_REDIS_URL is set (digest.store.counters). A fixed window lets a
+client make at most twice the limit across the boundary of two windows, never N times it.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
-from collections import deque
 from collections.abc import Callable
+
+from digest.store.counters import Counter
 
 
 class RateLimiter:
-    def __init__(self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window_seconds, clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-        self._last_sweep = clock()
+    def __init__(
+        self, counter: Counter, name: str, limit: int, window_seconds: int, clock: Callable[[], float] = time.time
+    ):
+        self.counter, self.name, self.limit, self.window, self.clock = counter, name, limit, window_seconds, clock
 
     def allow(self, key: str) -> tuple[bool, int]:
-        """(allowed, seconds until the next attempt would be allowed)."""
+        """(allowed, seconds until the next attempt would be allowed). One round trip to the counter."""
         now = self.clock()
-        with self._lock:
-            if now - self._last_sweep > self.window:
-                self._sweep(now)
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False, max(1, int(hits[0] + self.window - now) + 1)
-            hits.append(now)
+        hits, start = self.counter.hit(f"{self.name}:{key}", self.window, now)
+        if hits <= self.limit:
             return True, 0
-
-    def _sweep(self, now: float) -> None:
-        # Forget clients quiet for a whole window, so the table does not grow without end.
-        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
-            del self._hits[key]
-        self._last_sweep = now
+        return False, max(1, math.ceil(start + self.window - now))

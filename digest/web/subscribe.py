@@ -12,9 +12,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.config import PACKAGED_TEMPLATES
-from digest.errors import DeliveryError
 from digest.jobs import audience
 from digest.locale import N_
+from digest.web.busy import retry_when_busy
 from digest.web.csrf import valid_form, with_csrf
 from digest.web.deps import BadForm, client_ip, core_of, read_form
 from digest.web.pages import error_page, page
@@ -52,7 +52,9 @@ def subscribe_form(request: Request) -> Response:
 @router.post("/subscribe", response_class=HTMLResponse)
 async def subscribe(request: Request) -> Response:
     core = core_of(request)
-    allowed, retry_after = request.app.state.subscribe_limiter.allow(client_ip(request) or "unknown")
+    allowed, retry_after = await run_in_threadpool(
+        request.app.state.subscribe_limiter.allow, client_ip(request) or "unknown"
+    )
     if not allowed:
         return error_page(
             request,
@@ -92,10 +94,9 @@ async def subscribe(request: Request) -> Response:
     except store.InvalidName as exc:
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
-    try:
-        await run_in_threadpool(audience.sign_up, core, address, clean, consent, timezone)
-    except DeliveryError as exc:
-        return error_page(request, 503, N_("We could not send the confirmation"), str(exc))
+    result = await run_in_threadpool(retry_when_busy, audience.sign_up, core, address, clean, consent, timezone)
+    if result.send_confirmation:
+        request.app.state.confirmation_sender.wake()
     return _done(request, address)
 
 

@@ -55,6 +55,8 @@ def resubscribe(request: Request, token: str) -> Response:
     done = audience.resubscribe_by_link(core_of(request), token)
     if done is None:
         return error_page(request, 400, *GONE)
+    if done.status == "pending":
+        request.app.state.confirmation_sender.wake()
     return page(request, "resubscribed.html", subscriber=done.subscriber, status=done.status)
 
 

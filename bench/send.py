@@ -113,6 +113,7 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
     from digest.config import load_newsletter, load_settings
     from digest.core import build_core
     from digest.store.models import Issue, utcnow
+    from subscribers.store import email_hash
 
     core = build_core(load_settings(database_url=database_url), load_newsletter(ROOT / "examples" / "digest.toml"))
     now = utcnow().replace(tzinfo=None)
@@ -125,15 +126,19 @@ def seed(database_url: str, count: int, segmented: bool = False) -> None:
     with core.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             series = "SELECT generate_series(1, :n) AS i"
+            hashed = "encode(sha256(convert_to('reader' || g.i || '@example.org', 'UTF8')), 'hex')"
             if segmented:  # a CASE over text literals is text, and PostgreSQL does not turn it into json itself
                 preferences = f"CAST({preferences} AS json)"
         else:
             series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) SELECT i FROM s"
+            conn.connection.driver_connection.create_function("bench_email_hash", 1, email_hash, deterministic=True)  # type: ignore[union-attr]
+            hashed = "bench_email_hash('reader' || g.i || '@example.org')"
         conn.execute(
             text(
-                "INSERT INTO subscribers (email, name, status, consent_source, consent_at, confirmed_at, "
+                "INSERT INTO subscribers (email, email_hash, name, status, consent_source, consent_at, confirmed_at, "
                 "preferences, link_key, created_at, updated_at) "
-                f"SELECT 'reader' || g.i || '@example.org', 'Reader ' || g.i, 'active', 'import', :now, :now, "
+                f"SELECT 'reader' || g.i || '@example.org', {hashed}, 'Reader ' || g.i, 'active', 'import', "
+                ":now, :now, "
                 f"{preferences}, 'bench-key-' || g.i, :now, :now FROM ({series}) g"
             ),
             {"n": count, "now": now},

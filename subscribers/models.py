@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digest.store.models import Base, utcnow
@@ -22,6 +24,18 @@ def first_name(name: str | None) -> str | None:
     return name.split()[0] if name and name.strip() else None
 
 
+def email_hash(address: str) -> str:
+    """SHA-256 of the trimmed, lower-cased address: how suppressions name an address, and what
+    `Subscriber.email_hash` stores so that the suppression filter joins on an index, not a hash per row."""
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _hash_of_email(context: DefaultExecutionContext) -> str:
+    # Every ORM or Core insert that gives `email` gets its hash; SQL written by hand must set it itself.
+    parameters: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return email_hash(parameters["email"])
+
+
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Statuses a person (or their mailbox) chose; an import must never turn them back into active.
 FINAL_STATUSES = frozenset({"unsubscribed", "bounced", "complained"})
@@ -32,6 +46,8 @@ class Subscriber(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)  # normalized, lower-cased
+    # email_hash(email), kept with the address (addresses never change; an erase deletes the row).
+    email_hash: Mapped[str] = mapped_column(String(64), index=True, default=_hash_of_email)
     name: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     consent_source: Mapped[str | None] = mapped_column(String(20))  # form, api, import

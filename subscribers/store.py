@@ -31,6 +31,7 @@ from digest.errors import UsageError
 from digest.store.db import rowcount
 from digest.store.models import Base, Event, EventPerson, UTCDateTime
 from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
+from subscribers.models import email_hash as email_hash  # where the rest of the project finds it
 from subscribers.zones import known_zones
 
 CONSENT_SOURCES = ("form", "api", "import")
@@ -165,10 +166,6 @@ def clean_timezone(zone: str | None) -> str | None:
             f"{shown!r} is not a timezone of the zoneinfo database; use an IANA name such as Europe/Lisbon"
         )
     return zone
-
-
-def email_hash(address: str) -> str:
-    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
 
 
 def hash62(text: str) -> int:
@@ -697,9 +694,9 @@ class _Merge:
         now = bindparam("now", self.now, type_=UTCDateTime)
         cause = {"cause": f"import {self.file}:"}
         insert_new = (  # fixed fragments only; every value is a bound parameter
-            "INSERT INTO subscribers (email, name, status, consent_source, consent_at, confirmed_at,"
+            "INSERT INTO subscribers (email, email_hash, name, status, consent_source, consent_at, confirmed_at,"
             " preferences, link_key, timezone, created_at, updated_at)"
-            " SELECT email, name, 'active', 'import', :now, :now, {empty}, link_key, timezone, :now, :now"
+            " SELECT email, hash, name, 'active', 'import', :now, :now, {empty}, link_key, timezone, :now, :now"
             " FROM import_rows r"
             " WHERE NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = r.hash) ORDER BY line"
             " ON CONFLICT (email) DO NOTHING RETURNING {returned}"

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from digest.delivery.providers.base import BatchResult
+from digest.delivery.providers.estimate import estimated_payload
 from digest.email.message import OutgoingIssue, Prepared, Recipient, ensure_message_id, prepare, unbuildable
 from digest.errors import ConfigError, FailureKind, ProviderError
 from digest.store.models import utcnow
@@ -241,13 +242,8 @@ class SMTPProvider:
         return None
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:
-        total = 0
-        for recipient in recipients:
-            try:
-                total += len(prepare(issue, recipient, now=utcnow()).data("\r\n"))
-            except Exception:  # noqa: S112 -- such a recipient would be refused alone and sends nothing
-                continue
-        return total
+        now = utcnow()
+        return estimated_payload(recipients, lambda recipient: len(prepare(issue, recipient, now=now).data("\r\n")))
 
     def send_transactional(self, message: EmailMessage) -> str | None:
         message_id = ensure_message_id(message)

@@ -9,10 +9,9 @@ from collections import Counter, defaultdict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.jobs.figures import ArticleClicks, Figures, _cards
+from digest.jobs.figures import ArticleClicks, Figures, _cards, left_through_us
 from digest.store.models import Delivery, Event, Issue
 from subscribers.events import effect, without_utm
-from subscribers.models import SubscriberChange
 
 
 def scanned_figures(session: Session, issue: Issue) -> Figures:
@@ -52,22 +51,7 @@ def scanned_figures(session: Session, issue: Issue) -> Figures:
     figures.bounced = len(acted["bounced"])
     figures.complained = len(acted["complained"])
     left = acted["unsubscribed"]
-    since = issue.send_started_at or issue.sent_at
-    if since is not None:
-        later = session.scalar(select(func.min(Issue.send_started_at)).where(Issue.send_started_at > since))
-        query = (
-            select(SubscriberChange.subscriber_id)
-            .join(Delivery, Delivery.subscriber_id == SubscriberChange.subscriber_id)
-            .where(
-                Delivery.issue_id == issue.id,
-                Delivery.status == "sent",
-                SubscriberChange.to_status == "unsubscribed",
-                SubscriberChange.at >= since,
-            )
-        )
-        if later is not None:
-            query = query.where(SubscriberChange.at < later)
-        left |= set(session.scalars(query.distinct()))
+    left |= left_through_us(session, issue)
     figures.unsubscribed = len(left)
 
     by_url = {without_utm(c["url"]): ArticleClicks(c["title"], c["url"]) for c in _cards(issue.content or {})}

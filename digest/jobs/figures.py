@@ -100,23 +100,8 @@ def issue_figures(session: Session, issue: Issue) -> Figures:
             )
         )
     )
-    since = issue.send_started_at or issue.sent_at
-    if since is not None:
-        later = session.scalar(select(func.min(Issue.send_started_at)).where(Issue.send_started_at > since))
-        query = (
-            select(SubscriberChange.subscriber_id)
-            .join(Delivery, Delivery.subscriber_id == SubscriberChange.subscriber_id)
-            .where(
-                Delivery.issue_id == issue.id,
-                Delivery.status == "sent",
-                SubscriberChange.to_status == "unsubscribed",
-                SubscriberChange.at >= since,
-            )
-        )
-        if later is not None:
-            query = query.where(SubscriberChange.at < later)
-        # A subscriber id is how status_person names a known person, so the same one counts once.
-        left |= {status_person(subscriber_id, "") for subscriber_id in session.scalars(query.distinct())}
+    # A subscriber id is how status_person names a known person, so the same one counts once.
+    left |= {status_person(subscriber_id, "") for subscriber_id in left_through_us(session, issue)}
     figures.unsubscribed = len(left)
 
     # Cards with one cleaned URL are one row (the last card's title), in the order they first appear.
@@ -129,3 +114,25 @@ def issue_figures(session: Session, issue: Issue) -> Figures:
     figures.articles = list(by_url.values())
     figures.other_clicks = clicks - matched
     return figures
+
+
+def left_through_us(session: Session, issue: Issue) -> set[int]:
+    """The readers sent this issue who unsubscribed through our own link or page (which the provider
+    never sees) after it went out and before the next issue did."""
+    since = issue.send_started_at or issue.sent_at
+    if since is None:
+        return set()
+    later = session.scalar(select(func.min(Issue.send_started_at)).where(Issue.send_started_at > since))
+    query = (
+        select(SubscriberChange.subscriber_id)
+        .join(Delivery, Delivery.subscriber_id == SubscriberChange.subscriber_id)
+        .where(
+            Delivery.issue_id == issue.id,
+            Delivery.status == "sent",
+            SubscriberChange.to_status == "unsubscribed",
+            SubscriberChange.at >= since,
+        )
+    )
+    if later is not None:
+        query = query.where(SubscriberChange.at < later)
+    return set(session.scalars(query.distinct()))

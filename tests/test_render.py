@@ -112,6 +112,17 @@ def test_inline_css_ignores_every_style_block_but_the_ones_named():
     assert "color:red" not in out.split("</head>")[1]
 
 
+def test_inline_css_kept_between_renders_gives_each_style_block_its_own_rules():
+    def page(css: str) -> str:
+        return f'<html><head><style>{css}</style></head><body><p class="x">a</p></body></html>'
+
+    blue, green = ".x { color: blue; }", ".x { color: green; font-weight: bold; }"
+    # In turn, so that a block parsed before is read from the kept rules and must not answer for another.
+    for _ in range(2):
+        assert 'style="color:blue"' in inline_css(page(blue), [blue])
+        assert 'style="color:green; font-weight:bold"' in inline_css(page(green), [green])
+
+
 def test_inline_styles_are_found_in_the_mjml(rendered):
     blocks = inline_styles(rendered.mjml)
     assert len(blocks) == 1 and ".excerpt" in blocks[0]

@@ -67,12 +67,20 @@ def seed(engine, sessions, recipients: int) -> int:
         obj, suffix = "json_build_object", "g.i::text"
     else:
         obj, suffix = "json_object", "g.i"
+    # subscribers.email_hash: NOT NULL on PostgreSQL, computed there as the store does; SQLite's column
+    # defaults to '' (no figure reads it).
+    hash_column, hash_value = (
+        (", email_hash", f", encode(sha256(convert_to({concat}, 'UTF8')), 'hex')")
+        if dialect == "postgresql"
+        else ("", "")
+    )
     # Clicks: recipient i clicks articles (i + k) % 12 for k = 0, 1, 2 when i % 25 < 2.
     articles = " UNION ALL ".join(f"SELECT {n} AS n, '{u}' AS url" for n, u in enumerate(ARTICLES))
     statements = [
         f"""INSERT INTO subscribers (id, email, status, consent_source, consent_at, confirmed_at, preferences,
-            link_key, created_at, updated_at)
+            link_key, created_at, updated_at{hash_column})
             SELECT g.i, {concat}, 'active', 'import', '{TIME}', '{TIME}', '{{}}', 'k' || {suffix}, '{TIME}', '{TIME}'
+                {hash_value}
             FROM {series(dialect, recipients)}""",
         f"""INSERT INTO deliveries (issue_id, batch_id, subscriber_id, status)
             SELECT {issue_id}, {batch_id}, g.i, 'sent' FROM {series(dialect, recipients)}""",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digest.email.message import Recipient, unbuildable
 from digest.store.db import TextSelect
 from subscribers.models import Subscriber, Suppression, first_name, new_link_key
-from subscribers.store import email_hash, normalize_email
+from subscribers.store import normalize_email
 from subscribers.tokens import SignedLinks
 
 _ELIGIBLE = "FROM subscribers s WHERE s.status = 'active' AND s.confirmed_at IS NOT NULL"
@@ -103,12 +103,17 @@ class StoredAudience:
         those who left (unsubscribed, bounced, complained, suppressed, erased) since the plan; and the
         delivery ids whose values could not be made, with the reason."""
         rows = session.execute(
-            select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.link_key).where(
-                Subscriber.id.in_(set(deliveries.values()))
-            )
+            select(
+                Subscriber.id,
+                Subscriber.email,
+                Subscriber.name,
+                Subscriber.status,
+                Subscriber.link_key,
+                Subscriber.email_hash,
+            ).where(Subscriber.id.in_(set(deliveries.values())))
         ).all()
-        people = {row.id: row for row in rows}
-        hashes = {email_hash(row.email): row.id for row in rows}
+        people = {row.id: row[:5] for row in rows}
+        hashes = {row.email_hash: row.id for row in rows}  # stored beside the address, as the plan's filter joins it
         suppressed: set[int] = set()
         if hashes:
             found = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))

@@ -40,7 +40,7 @@ class Language:
     translations: NullTranslations
     translated: bool  # False: our words stay in English (no catalog for this language)
 
-    @property
+    @functools.cached_property  # read for every article of every render; Babel looks it up each time
     def dir(self) -> str:
         """`rtl` or `ltr`, the writing direction of the language (Babel's CLDR data)."""
         return "rtl" if self.locale.text_direction == "rtl" else "ltr"

@@ -59,46 +59,51 @@ def _compounds(selector: str) -> list[Compound] | None:
 
 
 class _Index:
-    """The page's elements by class and by tag, in document order, and each element's classes."""
+    """The page's elements by class (and, when a selector asks, by tag), in document order."""
 
     def __init__(self, page: Any) -> None:
+        self.page = page
         self.by_class: dict[str, list[Any]] = {}
         self.by_tag: dict[str, list[Any]] = {}
         self.classes: dict[Any, frozenset[str]] = {}
-        for element in page.iter():
-            tag = element.tag
-            if not isinstance(tag, str):  # comments and processing instructions
-                continue
-            self.by_tag.setdefault(tag, []).append(element)
-            names = frozenset(n for n in (element.get("class") or "").translate(_XML_SPACE).split(" ") if n)
+        self.matching: dict[Compound, list[Any]] = {}
+        for element in page.xpath("descendant-or-self::*[@class]"):
+            names = frozenset(n for n in element.get("class").translate(_XML_SPACE).split(" ") if n)
             self.classes[element] = names
             for name in names:
                 self.by_class.setdefault(name, []).append(element)
 
-    def _is(self, element: Any, compound: Compound) -> bool:
-        tag, classes = compound
-        return (not tag or element.tag == tag) and classes <= self.classes.get(element, frozenset())
+    def _matching(self, compound: Compound) -> list[Any]:
+        found = self.matching.get(compound)
+        if found is None:
+            tag, classes = compound
+            if classes:
+                found = [
+                    element
+                    for element in self.by_class.get(min(classes), [])
+                    if (not tag or element.tag == tag) and classes <= self.classes[element]
+                ]
+            else:
+                found = list(self.page.iter(tag))  # iter() gives comments too, iter(tag) elements only
+            self.matching[compound] = found
+        return found
 
     def select(self, compounds: Sequence[Compound]) -> list[Any]:
         """The elements matching `compounds`, in document order, as cssselect's XPath finds them."""
-        tag, classes = compounds[-1]
-        if classes:
-            candidates: Iterable[Any] = self.by_class.get(min(classes), [])
-        else:
-            candidates = self.by_tag.get(tag, [])
-        ancestors = compounds[:-1]
+        candidates = self._matching(compounds[-1])
+        if len(compounds) == 1:
+            return candidates
+        ancestors = [set(self._matching(compound)) for compound in compounds[:-1]]
         found = []
         for element in candidates:
-            if not self._is(element, compounds[-1]):
-                continue
             # Descendant combinators only: the nearest ancestor matching each compound, right to left.
-            wanted, node = len(ancestors) - 1, element.getparent()
-            while wanted >= 0 and node is not None:
-                if self._is(node, ancestors[wanted]):
+            wanted = len(ancestors) - 1
+            for node in element.iterancestors():
+                if node in ancestors[wanted]:
                     wanted -= 1
-                node = node.getparent()
-            if wanted < 0:
-                found.append(element)
+                    if wanted < 0:
+                        found.append(element)
+                        break
         return found
 
 

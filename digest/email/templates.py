@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 from digest.locale import Language, language
 
@@ -82,6 +84,28 @@ def _wrap_line(line: str, width: int) -> str:
     return "\n".join(lines)
 
 
+def _install_direct_gettext(env: jinja2.Environment, translations: Any) -> None:
+    """`_`, `gettext` and `ngettext` as Jinja2's new-style ones (translated, made Markup when the template
+    autoescapes, always formatted with `%`), calling the catalogue directly.
+
+    An issue calls them about 75 times, and Jinja2's own pass each call through its context three times
+    (`_` looks `gettext` up in the context at every call, so a template could be given another; no
+    template of ours is, and the language is the environment's)."""
+
+    @jinja2.pass_eval_context
+    def gettext(eval_ctx: EvalContext, string: str, /, **variables: Any) -> str:
+        made = translations.gettext(string)
+        return (Markup(made) if eval_ctx.autoescape else made) % variables  # noqa: S704 (our catalogue, as Jinja2 trusts it)
+
+    @jinja2.pass_eval_context
+    def ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int, /, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        made = translations.ngettext(singular, plural, num)
+        return (Markup(made) if eval_ctx.autoescape else made) % variables  # noqa: S704 (our catalogue, as Jinja2 trusts it)
+
+    env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext)
+
+
 def issue_date(lang: Language, issue: Any) -> str:
     """A stored issue's date in the language: its content's date, else its ISO week (Week 48, 2026)."""
     content = getattr(issue, "content", None) or {}
@@ -119,6 +143,7 @@ def _environment(dirs: tuple[str, ...], language_tag: str) -> jinja2.Environment
     env.policies["ext.i18n.trimmed"] = True
     lang = language(language_tag)
     env.install_gettext_translations(lang.translations, newstyle=True)  # type: ignore[attr-defined]
+    _install_direct_gettext(env, lang.translations)
     env.globals["i18n"] = lang
     env.filters["wrap"] = wrap_text
     # A message made in Python (marked with digest.locale.N_), translated as plain text: autoescaped like any

@@ -39,9 +39,6 @@ def is_html(name: str | None) -> bool:
     return not (name or "").endswith(TEXT_SUFFIX)
 
 
-# textwrap's white space: each of these is a space once a line is wrapped; a tab first expands to the next
-# multiple of 8 columns.
-_WRAP_SPACE = str.maketrans("\n\x0b\x0c\r", "    ")
 _SPACE_RUN = re.compile(r"( +)")
 
 
@@ -57,9 +54,10 @@ def wrap_text(text: str, width: int = 72) -> str:
 
 
 def _wrap_line(line: str, width: int) -> str:
+    """textwrap.wrap's lines of one line of str.splitlines: of textwrap's white space only tabs and spaces
+    are left in it, and a tab expands to the next multiple of 8 columns as textwrap expands it."""
     if "\t" in line:
         line = line.expandtabs()
-    line = line.translate(_WRAP_SPACE)
     if len(line) <= width and not line[-1].isspace():
         return line  # one line, and no white space at its end to drop
     chunks = [chunk for chunk in _SPACE_RUN.split(line) if chunk]

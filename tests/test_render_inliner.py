@@ -108,3 +108,12 @@ def test_the_kept_merges_are_bounded(monkeypatch):
         page = f'<html><head><style>.x {{ width: {n}px; }}</style></head><body><p class="x">a</p></body></html>'
         assert f'width="{n}"' in inliner.Inliner(page, **OPTIONS).transform()
         assert len(inliner._MERGED) <= 2
+
+
+def test_options_that_change_a_merge_are_not_answered_from_another_s_kept_merge():
+    page = '<html><head><style>.x { color: unset; width: 3px; }</style></head><body><p class="x">a</p></body></html>'
+    for remove_unset in (True, False, True):
+        options = {**OPTIONS, "remove_unset_properties": remove_unset}
+        expected = Premailer(page, **options).transform()
+        assert inliner.Inliner(page, **options).transform() == expected
+        assert ("color:unset" in expected) is not remove_unset

@@ -33,8 +33,9 @@ from premailer.premailer import FILTER_PSEUDOSELECTORS, _create_cssselector, get
 _PARSED_RULES: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}
 _PARSED_RULES_MAX = 64
 # Final style and HTML attributes, by (the element's own style, the matched rules' declarations and
-# pseudo-classes): bounded, since a newsletter's own CSS and content decide how many there are.
-_MERGED: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, tuple[tuple[str, str], ...]]] = {}
+# pseudo-classes, and the two options that change a merge): bounded, since a newsletter's own CSS and
+# content decide how many there are.
+_MERGED: dict[tuple[str, tuple[tuple[str, str], ...], bool, bool], tuple[str, tuple[tuple[str, str], ...]]] = {}
 _MERGED_MAX = 4096
 
 # CSS identifiers as cssselect reads them unescaped; anything else (ids, attributes, combinators other
@@ -157,8 +158,9 @@ class Inliner(Premailer):  # type: ignore[misc]  # premailer has no type hints
 
         elements = self._matches(page, rules)
         scratch = etree.Element("scratch")
+        options = (bool(self.disable_validation), bool(self.remove_unset_properties))
         for element, matched in elements.items():
-            key = (element.get("style", ""), tuple(matched))
+            key = (element.get("style", ""), tuple(matched), *options)
             merged = _MERGED.get(key)
             if merged is None:
                 final = merge_styles(

@@ -6,7 +6,8 @@ placeholders (see `digest.email.placeholders`). A template error names the file 
 Size: Gmail clips messages over 102 KB (`GMAIL_CLIP_BYTES`), so premailer inlines only the rules of the templates'
 `<mj-style inline="inline">` blocks (as the official MJML does); every other `<style>` (MJML's own
 resets, media queries, dark mode) is marked `data-premailer="ignore"` and stays in <head> only.
-Left alone, premailer would copy MJML's reset rules onto every table and cell.
+Left alone, premailer would copy MJML's reset rules onto every table and cell. premailer runs through
+`digest.email.inliner`, which gives its output with the work that is the same at every render done once.
 """
 
 from __future__ import annotations

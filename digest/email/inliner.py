@@ -47,6 +47,20 @@ _XML_SPACE = str.maketrans("\t\n\r", "   ")
 
 Compound = tuple[str, frozenset[str]]
 
+# The names in each distinct class attribute: a page repeats a few dozen of them over a few hundred elements.
+_CLASS_NAMES: dict[str, frozenset[str]] = {}
+_CLASS_NAMES_MAX = 4096
+
+
+def _class_names(value: str) -> frozenset[str]:
+    names = _CLASS_NAMES.get(value)
+    if names is None:
+        names = frozenset(name for name in value.translate(_XML_SPACE).split(" ") if name)
+        if len(_CLASS_NAMES) >= _CLASS_NAMES_MAX:
+            _CLASS_NAMES.clear()
+        _CLASS_NAMES[value] = names
+    return names
+
 
 def _compounds(selector: str) -> list[Compound] | None:
     """`td.thumb .title a` as [(tag, classes), ...], or None when it is not tags and classes only."""
@@ -65,13 +79,9 @@ class _Index:
     def __init__(self, page: Any) -> None:
         self.page = page
         self.by_class: dict[str, list[Any]] = {}
-        self.by_tag: dict[str, list[Any]] = {}
-        self.classes: dict[Any, frozenset[str]] = {}
         self.matching: dict[Compound, list[Any]] = {}
         for element in page.xpath("descendant-or-self::*[@class]"):
-            names = frozenset(n for n in element.get("class").translate(_XML_SPACE).split(" ") if n)
-            self.classes[element] = names
-            for name in names:
+            for name in _class_names(element.get("class")):
                 self.by_class.setdefault(name, []).append(element)
 
     def _matching(self, compound: Compound) -> list[Any]:
@@ -82,7 +92,8 @@ class _Index:
                 found = [
                     element
                     for element in self.by_class.get(min(classes), [])
-                    if (not tag or element.tag == tag) and classes <= self.classes[element]
+                    if (not tag or element.tag == tag)
+                    and (len(classes) == 1 or classes <= _class_names(element.get("class")))
                 ]
             else:
                 found = list(self.page.iter(tag))  # iter() gives comments too, iter(tag) elements only

@@ -32,6 +32,16 @@ def test_wrap_text_gives_textwrap_s_lines(width):
         assert wrap_text(text, width) == textwrap_fill(text, width), repr(text)
 
 
+@pytest.mark.parametrize("width", [1, 4, 10, 30, 68, 72])
+def test_words_parted_by_single_spaces_wrap_as_textwrap_wraps_them(width):
+    # The common case (prose), which the filter wraps without splitting the line into chunks.
+    rng = random.Random(width)
+    words = ["a", "bb", "word", "Jean-Baptiste", URL, "é", "[3]", "\xa0[12]", "x" * 9, "y" * 30, "\u2003z"]
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 40)))
+        assert wrap_text(text, width) == textwrap_fill(text, width), repr(text)
+
+
 def test_the_sample_issue_s_paragraphs_wrap_as_textwrap_wraps_them():
     from tests.render_sample import all_articles, sample_content
 

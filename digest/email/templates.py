@@ -40,6 +40,9 @@ def is_html(name: str | None) -> bool:
 
 
 _SPACE_RUN = re.compile(r"( +)")
+# A word made only of white space other than the space (a lone no-break space): textwrap drops it at a
+# line's ends, as it does spaces.
+_BLANK_WORD = re.compile(r"(?:^| )[^\S ]+(?= |$)")
 
 
 def wrap_text(text: str, width: int = 72) -> str:
@@ -60,6 +63,8 @@ def _wrap_line(line: str, width: int) -> str:
         line = line.expandtabs()
     if len(line) <= width and not line[-1].isspace():
         return line  # one line, and no white space at its end to drop
+    if line[0] != " " and line[-1] != " " and "  " not in line and not _BLANK_WORD.search(line):
+        return _wrap_words(line, width)
     chunks = [chunk for chunk in _SPACE_RUN.split(line) if chunk]
     lines: list[str] = []
     at, count = 0, len(chunks)
@@ -102,6 +107,22 @@ def _install_direct_gettext(env: jinja2.Environment, translations: Any) -> None:
         return (Markup(made) if eval_ctx.autoescape else made) % variables  # noqa: S704 (our catalogue, as Jinja2 trusts it)
 
     env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext)
+
+
+def _wrap_words(line: str, width: int) -> str:
+    """_wrap_line of words parted by single spaces: each line ends at the last space that leaves it at most
+    `width` long (that space dropped), or after its first word when that word alone is longer."""
+    lines, start, end = [], 0, len(line)
+    while end - start > width:
+        cut = line.rfind(" ", start, start + width + 1)
+        if cut < 0:
+            cut = line.find(" ", start)
+            if cut < 0:
+                break
+        lines.append(line[start:cut])
+        start = cut + 1
+    lines.append(line[start:])
+    return "\n".join(lines)
 
 
 def issue_date(lang: Language, issue: Any) -> str:

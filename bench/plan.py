@@ -154,7 +154,15 @@ def plan(url: str, folder: Path, week: str, local: bool) -> tuple[float, int, in
             counts = plan_issue(session, core.audience, issue, batch_size=1000, now=NOW, local=waves)
         seconds = time.monotonic() - started
         with core.sessions() as session:
-            planned = session.scalar(text("SELECT count(*) FROM deliveries WHERE issue_id = :i"), {"i": issue.id})
+            # Frozen on the batches (their deliveries rows are made at each claim), with any rows already made.
+            planned = session.scalar(
+                text(
+                    "SELECT (SELECT coalesce(sum(recipients), 0) FROM batches"
+                    " WHERE issue_id = :i AND members IS NOT NULL)"
+                    " + (SELECT count(*) FROM deliveries WHERE issue_id = :i)"
+                ),
+                {"i": issue.id},
+            )
         return seconds, counts.batches, int(planned or 0)
     finally:
         core.close()
@@ -178,10 +186,10 @@ def main() -> None:
             seconds, would = dry_run(url, folder)
             print(f"  digest send --dry-run: {seconds:.1f} s ({would})", flush=True)
             seconds, batches, planned = plan(url, folder, "2026-W47", local=False)
-            print(f"  plan at once: {seconds:.1f} s ({planned} deliveries in {batches} batches)", flush=True)
+            print(f"  plan at once: {seconds:.1f} s ({planned} recipients in {batches} batches)", flush=True)
             seconds, batches, planned = plan(url, folder, "2026-W46", local=True)
             print(
-                f"  plan in local-time waves: {seconds:.1f} s ({planned} deliveries in {batches} batches)", flush=True
+                f"  plan in local-time waves: {seconds:.1f} s ({planned} recipients in {batches} batches)", flush=True
             )
 
 

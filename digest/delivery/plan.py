@@ -121,53 +121,50 @@ def plan_issue(
         return PlanCounts(existing, [], 0)
     postgres = session.connection().dialect.name == "postgresql"
     eligible: TextSelect = audience.eligible(session, issue_sections(issue.content or {}))
-    params: dict[str, Any] = {**eligible.params, "size": batch_size}
-    waves: list[Wave] = []
-    wave_sql = "0"
-    if local is not None:
-        # The zones first (a few distinct values), so that the one statement below can give each reader
-        # their wave. A reader whose zone changes in between to one not seen here goes with the default
-        # zone's wave, as an unknown zone does.
-        zones = session.scalars(text(f"SELECT DISTINCT z FROM ({eligible.sql}) r"), dict(eligible.params)).all()
-        waves, wave_of = plan_waves(zones, local)
-        wave_sql, wave_params = _wave_case(wave_of, local.default_zone)
-        params.update(wave_params)
-    # One statement freezes everyone: numbered by id within their wave and segment, cut into batches of
-    # `size`, each batch's subscriber ids gathered into one JSON array. A thousand rows come back, not a
-    # million, and a thousand rows are written: the deliveries rows are made batch by batch at each claim
-    # (digest.delivery.sender), which is what lets a plan of a million take seconds.
-    # As text: the array is stored as it comes, never parsed into a million Python ints.
+    # As text: a batch's array is stored as the database made it, never parsed into Python ints.
     members = "CAST(json_agg(id ORDER BY id) AS text)" if postgres else "json_group_array(id)"
-    rows = session.execute(
-        text(
-            f"SELECT w, m, (rn - 1) / :size AS k, count(*) AS n, {members} AS ids FROM ("
-            "SELECT id, m, w, ROW_NUMBER() OVER (PARTITION BY w, m ORDER BY id) AS rn "
-            f"FROM (SELECT id, m, {wave_sql} AS w FROM ({eligible.sql}) r) p) q "
-            "GROUP BY w, m, k ORDER BY w, m, k"
-        ),
-        params,
-    ).all()
+    size = int(batch_size)  # a literal in the SQL below: GROUP BY and ORDER BY must name one expression
+    waves: list[Wave] = []
+    rows: list[tuple[int, int, int, str]]  # (wave, mask, recipients, their ids as a JSON array): one per batch
+    if local is None:
+        # One statement freezes everyone: numbered by id within their segment, cut into batches of `size`,
+        # each batch's subscriber ids gathered into one JSON array. A thousand rows come back, not a
+        # million, and a thousand rows are written: the deliveries rows are made batch by batch at each
+        # claim (digest.delivery.sender), which is what lets a plan of a million take seconds.
+        rows = [
+            (0, int(m), int(n), ids)
+            for m, n, ids in session.execute(
+                text(
+                    f"SELECT m, count(*) AS n, {members} AS ids FROM ("
+                    "SELECT id, m, ROW_NUMBER() OVER (PARTITION BY m ORDER BY id) AS rn "
+                    f"FROM ({eligible.sql}) r) q GROUP BY m, (rn - 1) / {size} ORDER BY m, (rn - 1) / {size}"
+                ),
+                dict(eligible.params),
+            )
+        ]
+    else:
+        waves, rows = _wave_batches(session, eligible, members, local, size)
     send_at = {w.number: w.send_at for w in waves}
     counts: dict[tuple[int, int], int] = {}
-    for w, m, _, n, _ in rows:
-        counts[(int(w), int(m))] = counts.get((int(w), int(m)), 0) + int(n)
+    for w, m, n, _ in rows:
+        counts[(w, m)] = counts.get((w, m), 0) + n
     segments, nothing = _segments(_merge_waves(counts), issue.content or {})
     keys = {s.mask: s.key for s in segments}
     batch_rows: list[dict[str, Any]] = []
-    for w, m, _, n, ids in rows:
-        if int(m) not in keys:
+    for w, m, n, ids in rows:
+        if m not in keys:
             continue
         batch_rows.append(
             {
                 "issue_id": issue.id,
                 "number": len(batch_rows) + 1,
-                "segment": keys[int(m)],
+                "segment": keys[m],
                 "status": "pending",
                 "attempts": 0,
-                "wave": int(w) if local is not None else None,
-                "send_at": send_at.get(int(w)),
-                "recipients": int(n),
-                "members": ids if isinstance(ids, str) else json.dumps(ids),
+                "wave": w if local is not None else None,
+                "send_at": send_at.get(w),
+                "recipients": n,
+                "members": ids,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -192,15 +189,27 @@ def plan_issue(
     return PlanCounts(len(batch_rows), segments, nothing)
 
 
-def _wave_case(wave_of: dict[str, int], default_zone: str) -> tuple[str, dict[str, Any]]:
-    """SQL giving each frozen recipient their wave number from their zone `z` (NULL: the default zone)."""
-    params: dict[str, Any] = {}
-    whens = []
-    for i, (zone, number) in enumerate(sorted(wave_of.items())):
-        params[f"zone_{i}"] = zone
-        whens.append(f"WHEN :zone_{i} THEN {int(number)}")
-    params["default_zone"] = default_zone
-    return f"CASE COALESCE(z, :default_zone) {' '.join(whens)} ELSE {int(wave_of[default_zone])} END", params
+def _wave_batches(
+    session: Session, eligible: TextSelect, members: str, local: LocalDelivery, size: int
+) -> tuple[list[Wave], list[tuple[int, int, int, str]]]:
+    """The waves and the batches of a local-time plan, from one statement: the readers' ids grouped by
+    zone and segment (a few dozen groups), then put together per wave (zones that reach the local time at
+    one instant) and cut into batches here. One pass over the audience, not one for the zones and another
+    for the plan, and no zone can be seen by one and missed by the other."""
+    found = session.execute(
+        text(f"SELECT z, m, {members} AS ids FROM ({eligible.sql}) r GROUP BY z, m"), dict(eligible.params)
+    ).all()
+    waves, wave_of = plan_waves([z for z, _, _ in found], local)
+    grouped: dict[tuple[int, int], list[int]] = {}
+    for zone, mask, ids in found:
+        grouped.setdefault((wave_of[zone or local.default_zone], int(mask)), []).extend(json.loads(ids))
+    rows: list[tuple[int, int, int, str]] = []
+    for (wave, mask), people in sorted(grouped.items()):
+        people.sort()  # by subscriber id within the wave and segment, as at once
+        for start in range(0, len(people), size):
+            chunk = people[start : start + size]
+            rows.append((wave, mask, len(chunk), json.dumps(chunk, separators=(",", ":"))))
+    return waves, rows
 
 
 def _merge_waves(counts: dict[tuple[int, int], int]) -> list[tuple[int, int]]:

@@ -399,7 +399,8 @@ def _claim(
 ) -> _Claimed | None:
     """Claim the next due batch, lowest number first: lock the first row no other sender is claiming now
     (`FOR UPDATE SKIP LOCKED`; SQLite, one sender, has no such clause and needs none), mark it ours in
-    flight, and move it to `submitting` by compare-and-set, in one transaction with the recipients'
+    flight, and move it to `submitting` by compare-and-set, in one transaction with the making of its
+    deliveries rows from its frozen members (its first claim; `make_deliveries`) and the recipients'
     check. The compare-and-set stays the truth: a claim that loses a race moves nothing. None: nothing
     is left to claim now (what others are claiming at this instant is theirs)."""
     passed: list[int] = []  # `submitting` batches another live sender has in flight (--retry-unknown)

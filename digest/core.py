@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from digest.config import NewsletterConfig, Settings, load_newsletter
-from digest.content.summaries import summary_limits
 from digest.delivery.providers import Provider, make_provider
 from digest.delivery.run import Addresses, Mailer
 from digest.email.links import Links
@@ -26,13 +26,15 @@ from digest.email.segments import SegmentRendering, render_segment
 from digest.folder import folder_settings
 from digest.store import db
 from digest.store.models import Issue, utcnow
-from digest.summarize import SummaryLimits
 from subscribers.audience import StoredAudience
 from subscribers.confirmation import OptIn
 
 # Importing the audience's models also registers its tables in the store's `Base.metadata`.
 from subscribers.models import Subscriber
 from subscribers.tokens import SignedLinks, Tokens
+
+if TYPE_CHECKING:
+    from digest.summarize import SummaryLimits
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Digest:
 
     @property
     def summary_limits(self) -> SummaryLimits:
+        # Imported here: the summarizer (numpy among others) is for gathering, not for every command.
+        from digest.content.summaries import summary_limits
+
         return summary_limits(self.config)
 
     @property

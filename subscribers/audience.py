@@ -96,6 +96,13 @@ class StoredAudience:
         where = f"{_ELIGIBLE}{_suppression_filter(session)}"
         return TextSelect(f"SELECT s.id AS id, {mask} AS m, s.timezone AS z {where}", params)  # noqa: S608
 
+    def present(self, people: TextSelect) -> TextSelect:
+        """The rows of `people` (column `id`) whose subscriber row is still there (not erased)."""
+        return TextSelect(
+            f"SELECT p.* FROM ({people.sql}) p WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = p.id)",  # noqa: S608
+            dict(people.params),
+        )
+
     def recipients(
         self, session: Session, deliveries: Mapping[int, int]
     ) -> tuple[list[Recipient], list[int], dict[int, str]]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from digest.content.weeks import Week
-from digest.core import Digest, build_core
 from digest.logs import LogFormat
+
+if TYPE_CHECKING:
+    from digest.core import Digest
 
 WeekOption = Annotated[
     str | None,
@@ -47,6 +49,9 @@ _opened: list[Digest] = []
 def open_core(*, migrate: bool = True) -> Digest:
     """The core for the running command; its engine is disposed of when the command ends, so that
     commands run one after another in one process (the tests) leave no connections behind."""
+    # Imported here, so that `digest --help` and the commands that need no store start without it.
+    from digest.core import build_core
+
     core = build_core(migrate=migrate)
     _opened.append(core)
     if core.new_store is not None:

@@ -22,6 +22,11 @@ class Audience(Protocol):
         (NULL: the newsletter's). The plan runs it inside its own INSERT ... SELECT."""
         ...
 
+    def present(self, people: TextSelect) -> TextSelect:
+        """The rows of `people` (a SELECT with a column `id`, a person id) whose person is still in the store:
+        a claim makes deliveries rows only for them (someone erased since the plan has no row to refer to)."""
+        ...
+
     def recipients(
         self, session: Session, deliveries: Mapping[int, int]
     ) -> tuple[list[Recipient], list[int], dict[int, str]]:

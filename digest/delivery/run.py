@@ -133,7 +133,16 @@ def plan_state(sessions: sessionmaker[Session], issue_id: int) -> PlanState:
             ).all()
         )
         recipients = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue_id))
-    return PlanState(by_status, recipients or 0)
+    return PlanState(by_status, (recipients or 0) + _frozen(sessions, issue_id))
+
+
+def _frozen(sessions: sessionmaker[Session], issue_id: int) -> int:
+    """Recipients of the issue's batches not claimed yet (frozen on the batch, no deliveries rows yet)."""
+    with sessions() as session:
+        found = session.scalar(
+            select(func.sum(Batch.recipients)).where(Batch.issue_id == issue_id, Batch.members.is_not(None))
+        )
+    return int(found or 0)
 
 
 @dataclass(frozen=True)
@@ -152,13 +161,25 @@ class IssueFigures:
 
 def issue_figures(sessions: sessionmaker[Session], issue_id: int) -> IssueFigures:
     with sessions() as session:
-        rows = session.execute(
-            select(Batch.status, Delivery.status, func.count())
-            .join(Delivery, Delivery.batch_id == Batch.id)
-            .where(Batch.issue_id == issue_id)
-            .group_by(Batch.status, Delivery.status)
-        ).all()
+        rows: list[tuple[str, str, int | None]] = [
+            (batch_status, delivery_status, n)
+            for batch_status, delivery_status, n in session.execute(
+                select(Batch.status, Delivery.status, func.count())
+                .join(Delivery, Delivery.batch_id == Batch.id)
+                .where(Batch.issue_id == issue_id)
+                .group_by(Batch.status, Delivery.status)
+            )
+        ]
         batches = session.scalar(select(func.count()).select_from(Batch).where(Batch.issue_id == issue_id)) or 0
+        # Batches never claimed have no rows yet: their frozen recipients are all still pending.
+        rows += [
+            (batch_status, "pending", n)
+            for batch_status, n in session.execute(
+                select(Batch.status, func.sum(Batch.recipients))
+                .where(Batch.issue_id == issue_id, Batch.members.is_not(None))
+                .group_by(Batch.status)
+            )
+        ]
     counts = {"sent": 0, "failed": 0, "skipped": 0, "unknown": 0, "cancelled": 0, "not_sent": 0}
     for batch_status, delivery_status, n in rows:
         if delivery_status != "pending":
@@ -171,7 +192,7 @@ def issue_figures(sessions: sessionmaker[Session], issue_id: int) -> IssueFigure
             key = "sent"  # settled as a whole (--mark-sent, events) before its rows were
         else:
             key = "not_sent"
-        counts[key] += n
+        counts[key] += int(n or 0)
     return IssueFigures(batches=batches, recipients=sum(counts.values()), **counts)
 
 
@@ -338,13 +359,30 @@ def _segment_names(session: Session, issue: Issue) -> dict[str, list[str]]:
 def _stored_segments(session: Session, issue: Issue) -> list[SegmentPlan]:
     names = _segment_names(session, issue)
     rows = session.execute(
-        select(Batch.segment, func.count(func.distinct(Batch.id)), func.count(Delivery.id))
-        .join(Delivery, Delivery.batch_id == Batch.id)
+        select(Batch.segment, func.count(), func.min(Batch.number))
         .where(Batch.issue_id == issue.id)
         .group_by(Batch.segment)
         .order_by(func.min(Batch.number))
     ).all()
-    return [SegmentPlan(list(names.get(key) or []), recipients, batches) for key, batches, recipients in rows]
+    made = dict(
+        session.execute(
+            select(Batch.segment, func.count(Delivery.id))
+            .join(Delivery, Delivery.batch_id == Batch.id)
+            .where(Batch.issue_id == issue.id)
+            .group_by(Batch.segment)
+        ).all()
+    )
+    frozen = dict(
+        session.execute(
+            select(Batch.segment, func.sum(Batch.recipients))
+            .where(Batch.issue_id == issue.id, Batch.members.is_not(None))
+            .group_by(Batch.segment)
+        ).all()
+    )
+    return [
+        SegmentPlan(list(names.get(key) or []), int(made.get(key) or 0) + int(frozen.get(key) or 0), batches)
+        for key, batches, _ in rows
+    ]
 
 
 def _first_eligible(session: Session, audience: Audience, count: int) -> list[Recipient]:
@@ -391,8 +429,17 @@ def planned_waves(session: Session, issue: Issue) -> list[WaveFigures]:
         .where(Batch.issue_id == issue.id)
         .group_by(Batch.wave, Delivery.status)
     )
+    frozen = session.execute(
+        select(Batch.wave, Batch.status, func.sum(Batch.recipients))
+        .where(Batch.issue_id == issue.id, Batch.members.is_not(None))
+        .group_by(Batch.wave, Batch.status)
+    )
     for wave, status, n in rows:
         counts.setdefault(wave or 0, {})[status] = n
+    for wave, batch_status, n in frozen:  # never claimed: pending, or cancelled with their batch
+        status = "cancelled" if batch_status == "cancelled" else "pending"
+        by_status = counts.setdefault(wave or 0, {})
+        by_status[status] = by_status.get(status, 0) + int(n or 0)
     events: dict[int, dict[str, int]] = {}
     for wave, kind, n in session.execute(
         select(Batch.wave, Event.type, func.count(func.distinct(Event.subscriber_id)))
@@ -459,13 +506,13 @@ def dry_run(mailer: Mailer, issue: Issue, *, local: LocalDelivery | None = None)
     with mailer.sessions() as session:
         if state.planned:
             first = session.execute(
-                select(Batch.id, Batch.segment)
+                select(Batch.id, Batch.segment, Batch.members.is_not(None).label("frozen"))
                 .where(Batch.issue_id == issue.id, Batch.status == "pending")
                 .order_by(Batch.number)
             ).first()
             first_left_out: list[str] = []
             if first is not None:
-                recipients, _, _ = load_recipients(session, mailer.audience, first.id)
+                recipients, _, _ = load_recipients(session, mailer.audience, first.id, frozen=first.frozen)
                 first_id = first.id
                 first_left_out = _segment_names(session, issue).get(first.segment, [])
             total, batches = state.recipients, sum(state.batches.values())
@@ -572,7 +619,11 @@ def cancel(mailer: Mailer, issue: Issue) -> Cancelled:
                     .where(Delivery.batch_id.in_(moved), Delivery.status.in_(("pending", "sent")))
                     .values(status="cancelled")
                 )
-                recipients = rowcount(result)
+                # A batch never claimed keeps its frozen members and no rows: it counts as cancelled whole.
+                frozen = session.scalar(
+                    select(func.sum(Batch.recipients)).where(Batch.id.in_(moved), Batch.members.is_not(None))
+                )
+                recipients = rowcount(result) + int(frozen or 0)
             finish_issue(session, issue.id)
     return Cancelled(len(moved), recipients, at_provider, too_late)
 

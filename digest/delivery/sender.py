@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import DeliveryConfig
@@ -126,28 +126,72 @@ def move_batch(
 def pending_count(sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...]) -> int:
     """Recipients still to mail in batches of these statuses (the progress bar's total)."""
     with sessions() as session:
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .join(Batch, Batch.id == Delivery.batch_id)
-                .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
-            )
-            or 0
+        made = session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .join(Batch, Batch.id == Delivery.batch_id)
+            .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
         )
+        # A batch not claimed yet has no rows: all its frozen recipients are pending.
+        frozen = session.scalar(
+            select(func.sum(Batch.recipients)).where(
+                Batch.issue_id == issue_id, Batch.status.in_(statuses), Batch.members.is_not(None)
+            )
+        )
+        return (made or 0) + (frozen or 0)
+
+
+def _members(dialect: str) -> tuple[str, str]:
+    """SQL over a batch `b`'s frozen members: (a FROM item with one row `j` per member, the person id)."""
+    if dialect == "postgresql":
+        return "json_array_elements_text(CAST(b.members AS json)) AS j(value)", "CAST(j.value AS integer)"
+    return "json_each(b.members) j", "j.value"
+
+
+def make_deliveries(session: Session, audience: Audience, batch_id: int) -> None:
+    """Turn a frozen batch's members into its deliveries rows (pending), in subscriber id order, and clear
+    `members`: from then on the rows are the batch's truth. Done by the claim, in its transaction, so a
+    batch is claimed with its rows or not at all. Someone erased since the plan gets no row (their delivery
+    rows would be gone too); the unique key (issue, subscriber) still holds at most one row per reader."""
+    source, person = _members(session.connection().dialect.name)
+    members = TextSelect(
+        f"SELECT {person} AS id, b.issue_id AS issue_id, b.id AS batch_id FROM batches b CROSS JOIN {source} "  # noqa: S608
+        "WHERE b.id = :frozen_batch AND b.members IS NOT NULL",
+        {"frozen_batch": batch_id},
+    )
+    present = audience.present(members)
+    session.execute(
+        text(
+            "INSERT INTO deliveries (issue_id, batch_id, subscriber_id, status) "  # noqa: S608 (the audience's SQL)
+            f"SELECT r.issue_id, r.batch_id, r.id, 'pending' FROM ({present.sql}) r ORDER BY r.id"
+        ),
+        dict(present.params),
+    )
+    session.execute(update(Batch).where(Batch.id == batch_id).values(members=None))
 
 
 def load_recipients(
-    session: Session, audience: Audience, batch_id: int
+    session: Session, audience: Audience, batch_id: int, *, frozen: bool = False
 ) -> tuple[list[Recipient], list[int], dict[int, str]]:
     """The batch's recipients still to mail; the delivery ids of those who left since the plan; and the
-    delivery ids whose values could not be made, with the reason (see `Audience.recipients`)."""
+    delivery ids whose values could not be made, with the reason (see `Audience.recipients`).
+
+    `frozen`: the batch is not claimed yet (no deliveries rows); its members are read as they are, numbered
+    from 1 in their place of delivery ids, without storing anything (the dry run's payload estimate)."""
     # Plain SQL for the audience to join to its own tables: no ORM rows, no list of ids.
-    pending = TextSelect(
-        "SELECT d.id AS delivery_id, d.subscriber_id AS subscriber_id FROM deliveries d "
-        "WHERE d.batch_id = :batch_id AND d.status = 'pending'",
-        {"batch_id": batch_id},
-    )
+    if frozen:
+        source, person = _members(session.connection().dialect.name)
+        pending = TextSelect(
+            f"SELECT ROW_NUMBER() OVER (ORDER BY {person}) AS delivery_id, {person} AS subscriber_id "  # noqa: S608
+            f"FROM batches b CROSS JOIN {source} WHERE b.id = :batch_id",
+            {"batch_id": batch_id},
+        )
+    else:
+        pending = TextSelect(
+            "SELECT d.id AS delivery_id, d.subscriber_id AS subscriber_id FROM deliveries d "
+            "WHERE d.batch_id = :batch_id AND d.status = 'pending'",
+            {"batch_id": batch_id},
+        )
     return audience.batch_recipients(session, pending)
 
 
@@ -355,7 +399,8 @@ def _claim(
 ) -> _Claimed | None:
     """Claim the next due batch, lowest number first: lock the first row no other sender is claiming now
     (`FOR UPDATE SKIP LOCKED`; SQLite, one sender, has no such clause and needs none), mark it ours in
-    flight, and move it to `submitting` by compare-and-set, in one transaction with the recipients'
+    flight, and move it to `submitting` by compare-and-set, in one transaction with the making of its
+    deliveries rows from its frozen members (its first claim; `make_deliveries`) and the recipients'
     check. The compare-and-set stays the truth: a claim that loses a race moves nothing. None: nothing
     is left to claim now (what others are claiming at this instant is theirs)."""
     passed: list[int] = []  # `submitting` batches another live sender has in flight (--retry-unknown)
@@ -364,14 +409,16 @@ def _claim(
             # One row at a time: a claim that locked several would hide them all from the other senders.
             row = session.execute(
                 _open_batches(issue_id, statuses, tried + passed, due)
-                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
+                .with_only_columns(
+                    Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at, Batch.members.is_not(None)
+                )
                 .order_by(Batch.number)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
             if row is None:
                 return None
-            batch_id, number, status, segment, send_at = row
+            batch_id, number, status, segment, send_at, frozen = row
             if not in_flight.hold(batch_id):
                 passed.append(batch_id)
                 continue
@@ -379,6 +426,8 @@ def _claim(
                 in_flight.release(batch_id)
                 passed.append(batch_id)
                 continue
+            if frozen:  # its first claim: its deliveries rows are made now, with the claim
+                make_deliveries(session, audience, batch_id)
             recipients, left, unbuilt = load_recipients(session, audience, batch_id)
             if left:
                 session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
@@ -400,11 +449,20 @@ def _tally(
     is neither: it is theirs."""
     with sessions() as session:
         rows = session.execute(
-            select(Batch.id, Batch.number, Batch.status, Batch.updated_at, Batch.send_at, Batch.error)
+            select(
+                Batch.id,
+                Batch.number,
+                Batch.status,
+                Batch.updated_at,
+                Batch.send_at,
+                Batch.error,
+                Batch.recipients,
+                Batch.members.is_not(None),
+            )
             .where(Batch.issue_id == issue_id)
             .order_by(Batch.number)
         ).all()
-        for batch_id, number, status, updated_at, send_at, error in rows:
+        for batch_id, number, status, updated_at, send_at, error, planned, frozen in rows:
             if batch_id in tried:
                 continue
             if status == "submitted":
@@ -415,7 +473,7 @@ def _tally(
             elif status == "failed" and not options.retry_failed:
                 report.left_failed += 1
             elif status == "pending" and send_at is not None and send_at > due.until:
-                report.waiting_recipients += _pending_in(session, batch_id)
+                report.waiting_recipients += planned if frozen else _pending_in(session, batch_id)
                 report.waiting += 1
                 report.next_wave = min(send_at, report.next_wave or send_at)
             elif status == "pending" and send_at is not None and due.stale_before and send_at < due.stale_before:

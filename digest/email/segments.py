@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import NewsletterConfig
 from digest.content.subject import subject_for
-from digest.email.render import render_issue
 from digest.store.models import Issue, IssueRendering, utcnow
 
 FULL = ""  # the segment of subscribers who left nothing out (of this issue): the issue's own rendering
@@ -103,6 +102,9 @@ def render_segment(
     same_top = (content.get("top") or {}).get("url") == ((issue.content or {}).get("top") or {}).get("url")
     subject = issue.subject if same_top else subject_for(config, content)
     preheader = issue.preheader if same_top else (content["top"] or {}).get("teaser") or ""
+    # Imported here: MJML, premailer and Jinja2 are needed to render, not to plan or count segments.
+    from digest.email.render import render_issue
+
     rendered = render_issue(config, content, subject=subject, preheader=preheader, view_url=view_url, slug=issue.slug)
     return SegmentRendering(subject, preheader, rendered.html, rendered.text)
 

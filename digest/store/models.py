@@ -196,6 +196,11 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
+    # The frozen plan (migration 0017): how many readers the plan put in this batch, and until its claim
+    # their subscriber ids in order (a JSON array), from which the claim makes its deliveries rows.
+    # None once claimed: the deliveries rows are then the truth.
+    recipients: Mapped[int] = mapped_column(default=0, server_default="0")
+    members: Mapped[str | None] = mapped_column(Text)
 
     issue: Mapped[Issue] = relationship(back_populates="batches")
 

@@ -1,0 +1,32 @@
+"""What a stored plan holds, whether its batches were claimed (deliveries rows) or not yet (frozen members)."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.delivery.audience import Audience
+from digest.delivery.sender import make_deliveries
+from digest.store.models import Batch, Delivery
+
+
+def planned(session: Session, issue_id: int | None = None) -> list[tuple[int, int]]:
+    """(batch number, subscriber id) of every planned recipient, by batch number then subscriber id."""
+    where = [] if issue_id is None else [Batch.issue_id == issue_id]
+    found: list[tuple[int, int]] = []
+    for number, members in session.execute(select(Batch.number, Batch.members).where(*where)):
+        found += [(number, person) for person in json.loads(members or "[]")]
+    for number, person in session.execute(
+        select(Batch.number, Delivery.subscriber_id).join(Delivery, Delivery.batch_id == Batch.id).where(*where)
+    ).all():
+        found.append((number, person))
+    return sorted(found)
+
+
+def make_all_deliveries(session: Session, audience: Audience) -> None:
+    """Every frozen batch gets its deliveries rows as its claim would make them: for a test that moves
+    batches by hand (a crash in the middle of a batch, an answer lost) as if they had been claimed."""
+    for batch_id in session.scalars(select(Batch.id).where(Batch.members.is_not(None))).all():
+        make_deliveries(session, audience, batch_id)

@@ -485,9 +485,25 @@ def _json(rows: object) -> str:
     beyond 64 bits) goes through the standard library as before. The payloads hold no NaN or infinity
     (`parse` refuses the one and keeps the other as text), which orjson would write as null."""
     try:
-        return orjson.dumps(rows).decode()
+        written = orjson.dumps(rows)
+        if b"\\u0000" not in written:
+            return written.decode()
     except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(rows, separators=(",", ":"), allow_nan=False)
+        pass
+    # A lone surrogate (JSON lets "\ud800" through) or a NUL is no text PostgreSQL takes: it would refuse
+    # the whole post, and SendGrid would retry it for a day. Such strings are stored without the NUL and
+    # with "?" for the surrogate, as the event's own columns are (`_text`).
+    return json.dumps(_valid_text(rows), separators=(",", ":"), allow_nan=False)
+
+
+def _valid_text(value: object) -> object:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 def _run(

@@ -4,10 +4,10 @@ Seeds, with INSERT ... SELECT over a series the store generates (generate_series
 recursive CTE on SQLite), an issue sent to N subscribers with events like a real week's (every recipient
 delivered, 40% opening twice, 8% clicking three times, a few bounces, complaints and unsubscribes), and
 the running counts the webhook keeps for them (event_counts, event_people), as an aggregate of the same
-events. Then prints the median time of `issue_figures`, which the preview page and figures.json run on
-every view (target: 200 ms at 1,000,000 recipients), beside the time of the old computation, which
-counted the issue's events on every view (tests/figures_by_scan.py), and whether both give the same
-figures.
+events; the store's triggers count the deliveries per batch (delivery_counts) as they are inserted. Then
+prints the median time of `issue_figures`, which the preview page and figures.json run on every view
+(target: 200 ms at 1,000,000 recipients), beside the time of the old computation, which counted the
+issue's events on every view (tests/figures_by_scan.py), and whether both give the same figures.
 
     PYTHONPATH=$PWD .venv/bin/python bench/figures.py [--recipients 1000000] [--db sqlite postgres] [--no-baseline]
 """

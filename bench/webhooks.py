@@ -6,6 +6,11 @@ holds, to readers it holds, and prints events stored per second, counted in the 
 issue's figures are counted as the events arrive, so their cost is in the figure. Target: 25,000
 events per second with 2 workers on PostgreSQL.
 
+Each run also prints the CPU per batch of `digest serve`, of its PostgreSQL backends and of the load
+generator (this process, which shares the machine): the generator's ceiling (events/s it could drive on a
+core of its own) shows it is not what limits the figure, and the rate the three would reach on two cores of
+their own says what the work costs when the machine is shared and the wall-clock figure is not.
+
 Two workers are `digest serve --workers 2` when the command has that option; otherwise (or with
 --two-processes) two `digest serve` processes on two ports, the batches spread across them.
 
@@ -28,7 +33,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import httpx  # the health check only
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine, insert, text
@@ -146,6 +151,48 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
+def backend_pids(database_url: str, name: str) -> list[int]:
+    """The PostgreSQL backends serving `digest serve` (they connect with application_name=`name`)."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :n")
+        pids = list(conn.execute(query, {"n": name}).scalars())
+    engine.dispose()
+    return pids
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends requests built beforehand. The load generator shares
+    the machine with the server: httpx spent about as much CPU per post as the server's own Python, so
+    the requests are plain bytes written to a socket and the answers read just far enough to check them."""
+
+    def __init__(self, url: str):
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=120)
+        self.file = self.sock.makefile("rb")
+
+    @staticmethod
+    def request(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+        host = url.removeprefix("http://")
+        lines = ["POST /webhooks/sendgrid HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    def send(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        status = int(self.file.readline().split()[1])
+        length = 0
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, self.file.read(length)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
 def signed(key, body: bytes) -> dict[str, str]:
     timestamp = str(int(time.time()))
     signature = base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
@@ -159,47 +206,77 @@ def signed(key, body: bytes) -> dict[str, str]:
 def run(database_url: str, label: str, args, mode: str, key, public_key: str, workdir: Path) -> None:
     """One timed run: `mode` is "1 process", "--workers 2" or "2 processes"."""
     issue_id = seed(database_url)
+    postgres = database_url.startswith("postgresql")
+    # The servers' store connections carry a name of their own, so that their backends' CPU can be read.
+    app_name = f"digest-bench-{uuid.uuid4().hex[:8]}"
+    server_url = database_url
+    if postgres:
+        server_url += f"{'&' if '?' in database_url else '?'}application_name={app_name}"
     servers: list[Server] = []
     try:
         if mode == "--workers 2":
-            servers.append(Server(database_url, public_key, workdir, workers=2))
+            servers.append(Server(server_url, public_key, workdir, workers=2))
         else:
             for n in range(2 if mode == "2 processes" else 1):
                 (workdir / str(n)).mkdir()
-                servers.append(Server(database_url, public_key, workdir / str(n)))
+                servers.append(Server(server_url, public_key, workdir / str(n)))
         bodies = make_batches(args.batches, 1000, uuid.uuid4().hex[:8], issue_id)
         # Signed before the clock starts: the server's work is timed, not the sender's.
-        posts = [(servers[n % len(servers)].url, body, signed(key, body)) for n, body in enumerate(bodies)]
-        clients = {}
+        posts = []
+        for n, body in enumerate(bodies):
+            url = servers[n % len(servers)].url
+            posts.append((url, Connection.request(url, body, signed(key, body))))
+        clients: dict[tuple[int, str], Connection] = {}
 
-        def post(item: tuple[str, bytes, dict[str, str]]) -> None:
-            url, body, headers = item
-            client = clients.setdefault(threading.get_ident(), httpx.Client(timeout=120))
-            answer = client.post(f"{url}/webhooks/sendgrid", content=body, headers=headers)
-            if answer.status_code != 200:
-                raise SystemExit(f"batch refused: {answer.status_code} {answer.text[:200]}")
+        def post(item: tuple[str, bytes]) -> None:
+            url, request = item
+            key_ = (threading.get_ident(), url)
+            if key_ not in clients:
+                clients[key_] = Connection(url)
+            status, answer = clients[key_].send(request)
+            if status != 200:
+                raise SystemExit(f"batch refused: {status} {answer[:200]!r}")
 
         for server in servers:  # a first request pays for imports and connections, in each worker
             for warm in make_batches(4, 10, uuid.uuid4().hex[:8], issue_id):
-                post((server.url, warm, signed(key, warm)))
+                post((server.url, Connection.request(server.url, warm, signed(key, warm))))
         engine = create_engine(database_url)
         with engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM events")).scalar()
+        pids = backend_pids(database_url, app_name) if postgres else []
+        db_before = {pid: cpu_seconds(pid) for pid in pids}
         cpu_before = sum(cpu_seconds(server.process.pid) for server in servers)
+        load = os.getloadavg()[0]
+        own_before = time.process_time()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.senders) as pool:
             list(pool.map(post, posts))
         seconds = time.perf_counter() - started
+        # The load generator's own CPU (this process: its sending threads; signing was done before).
+        generator = time.process_time() - own_before
         cpu = sum(cpu_seconds(server.process.pid) for server in servers) - cpu_before
+        # Backends opened during the run count from zero.
+        pids = backend_pids(database_url, app_name) if postgres else []
+        db_cpu = sum(cpu_seconds(pid) - db_before.get(pid, 0.0) for pid in pids)
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT count(*) FROM events")).scalar() - before
         engine.dispose()
         for client in clients.values():
             client.close()
+        per_batch = 1000 / args.batches  # seconds -> ms per batch
         print(
             f"{label:<10} {mode:<12} senders={args.senders}  {stored:>6} events in {seconds:6.2f} s  "
-            f"= {stored / seconds:8,.0f} events/s  ({seconds / args.batches * 1000:.0f} ms per batch of 1,000; "
-            f"digest serve used {cpu / args.batches * 1000:.0f} ms CPU per batch)",
+            f"= {stored / seconds:8,.0f} events/s  ({seconds * per_batch:.0f} ms per batch of 1,000; load {load:.1f})",
+            flush=True,
+        )
+        # CPU per batch of each party: on a shared machine the wall-clock rate says how busy it was; these
+        # say what the work costs. The generator's ceiling is the rate it could drive with a core to itself.
+        total = cpu + db_cpu + generator
+        print(
+            f"{'':<23} CPU per batch: digest serve {cpu * per_batch:.1f} ms, PostgreSQL backends "
+            f"{db_cpu * per_batch:.1f} ms, load generator {generator * per_batch:.1f} ms (its ceiling "
+            f"{args.batches * 1000 / max(generator, 1e-9):,.0f} events/s per core); all three on 2 cores of their "
+            f"own: {2 * stored / max(total, 1e-9):,.0f} events/s",
             flush=True,
         )
     finally:

@@ -33,6 +33,7 @@ from math import isfinite
 from typing import Any, NoReturn, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -478,18 +479,46 @@ FROM json_each(:rows) AS r""",
 )
 
 
+def _json(rows: object) -> str:
+    """The batch as the one JSON parameter of a statement. orjson writes a batch of 1,000 events in a tenth
+    of the standard library's time; what it refuses (a lone surrogate the parse let through, an integer
+    beyond 64 bits) goes through the standard library as before. The payloads hold no NaN or infinity
+    (`parse` refuses the one and keeps the other as text), which orjson would write as null."""
+    try:
+        written = orjson.dumps(rows)
+        if b"\\u0000" not in written:
+            return written.decode()
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    # A lone surrogate (JSON lets "\ud800" through) or a NUL is no text PostgreSQL takes: it would refuse
+    # the whole post, and SendGrid would retry it for a day. Such strings are stored without the NUL and
+    # with "?" for the surrogate, as the event's own columns are (`_text`).
+    return json.dumps(_valid_text(rows), separators=(",", ":"), allow_nan=False)
+
+
+def _valid_text(value: object) -> object:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    return value
+
+
 def _run(
     connection: Connection, statement: _Statement, rows: Sequence[Sequence[object]], *, returning: bool = False
 ) -> list[Any]:
     if not rows:
         return []
     # Lists keep their order in JSON: rows go in as sorted, and the store's json functions keep it.
-    payload = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    payload = _json(rows)
     if connection.dialect.name == "postgresql":
         result = connection.exec_driver_sql(statement.postgresql, {"rows": payload})
     else:
         result = connection.exec_driver_sql(statement.sqlite, {"rows": payload})
-    return [tuple(row) for row in result] if returning else []
+    # fetchall: one call into the driver for the rows, not one per row through the result's iterator.
+    return [tuple(row) for row in result.fetchall()] if returning else []
 
 
 def _insert_events(
@@ -498,10 +527,10 @@ def _insert_events(
     """Insert, skipping duplicate keys; returns (key, issue id, subscriber id) of the rows inserted."""
     if not rows:
         return []
-    payload = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    payload = _json(rows)
     if connection.dialect.name == "postgresql":
         params = {"rows": payload, "now": _stored_time(now)}
         result = connection.exec_driver_sql(_EVENTS.postgresql, params)
     else:
         result = connection.exec_driver_sql(_EVENTS.sqlite, {"rows": payload, "now": _stored_time(now)})
-    return [(key, issue_id, subscriber_id) for key, issue_id, subscriber_id in result]
+    return [(key, issue_id, subscriber_id) for key, issue_id, subscriber_id in result.fetchall()]

@@ -1,6 +1,7 @@
 """An issue's figures from the stored provider events: recipients, delivered, opened, clicked, bounced...
 
-Read from the running counts that the webhook keeps in the transaction that stores the events
+The recipients are read from the per-batch delivery counts the store keeps (delivery_counts), the rest
+from the running counts that the webhook keeps in the transaction that stores the events
 (`subscribers.events.count_events`, tables event_counts and event_people), so they follow the events
 as they arrive and cost a few rows however many readers the issue had. Each figure counts people
 (distinct addresses), not events; clicks per article also give the number of clicks. A click is
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.core import Digest
-from digest.store.models import Delivery, EventCount, EventPerson, Issue
+from digest.store.models import Delivery, DeliveryCount, EventCount, EventPerson, Issue
 from subscribers.events import link_key, status_kind, status_person, without_utm
 from subscribers.models import SubscriberChange
 
@@ -69,9 +70,13 @@ def figures_of(core: Digest, issue: Issue) -> Figures:
 
 def issue_figures(session: Session, issue: Issue) -> Figures:
     figures = Figures()
-    figures.recipients = (
+    # Kept per batch by the store's triggers on deliveries (migration 0018): a row per batch, not a
+    # count of every delivery row.
+    figures.recipients = int(
         session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue.id, Delivery.status == "sent")
+            select(func.coalesce(func.sum(DeliveryCount.deliveries), 0)).where(
+                DeliveryCount.issue_id == issue.id, DeliveryCount.status == "sent"
+            )
         )
         or 0
     )

@@ -16,14 +16,14 @@ A migration that rebuilds `deliveries` on SQLite (`batch_alter_table`, which cop
 these triggers: it must create them again (`create_sqlite_triggers`).
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

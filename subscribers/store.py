@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import DateTime, Table, Text, bindparam, delete, func, insert, or_, select, text, type_coerce, update
-from sqlalchemy import cast as cast_
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -539,7 +538,12 @@ IMPORT_PAUSE_SECONDS = 0.12
 #   writes each page once for several chunks instead of once per chunk; the log file is cut back to 64 MB;
 # - the log synced at checkpoints only (safe in WAL mode: a power cut can lose the last chunks, never the
 #   store's consistency; the last chunk syncs everything, so what the report says is on disk).
-_SQLITE_IMPORT_PRAGMAS = {"cache_size": -131_072, "wal_autocheckpoint": 0, "journal_size_limit": 1 << 26, "synchronous": 1}
+_SQLITE_IMPORT_PRAGMAS = {
+    "cache_size": -131_072,  # KiB
+    "wal_autocheckpoint": 0,
+    "journal_size_limit": 1 << 26,
+    "synchronous": 1,  # NORMAL
+}
 IMPORT_CHECKPOINT_CHUNKS = 8
 
 
@@ -561,7 +565,7 @@ class _Row(NamedTuple):
     timezone: str | None
 
 
-def _columns(handle: IO[str], name: str) -> tuple[csv._reader, int, int | None, int | None]:
+def _columns(handle: IO[str], name: str) -> tuple[Any, int, int | None, int | None]:
     """A csv reader past the header, and the positions of the email, name and timezone columns, as
     read_csv names them (stripped, lower-cased; a name given twice means its last column)."""
     reader = csv.reader(handle)
@@ -576,9 +580,7 @@ def _columns(handle: IO[str], name: str) -> tuple[csv._reader, int, int | None, 
     return reader, where["email"], where.get("name"), where.get("timezone")
 
 
-def _checked_rows(
-    handle: IO[str], name: str, report: ImportReport, counted: list[int]
-) -> Iterator[_Row]:
+def _checked_rows(handle: IO[str], name: str, report: ImportReport, counted: list[int]) -> Iterator[_Row]:
     """Every row as read_csv and `add` would see it, checked; a bad row goes to `report.rejected`.
     `counted[0]` is the number of rows read so far (rejected ones included).
 
@@ -616,13 +618,14 @@ def _checked_rows(
                     email = f"{local}@{checked}".lower()
             if email is None:
                 email = normalize_email(raw)
+            cleaned: str | None
             if person.isascii() and person.isprintable():
-                person = " ".join(person.split())
-                if len(person) > NAME_MAX:
-                    person = clean_name(person)  # raises InvalidName with its message
+                cleaned = " ".join(person.split())
+                if len(cleaned) > NAME_MAX:
+                    cleaned = clean_name(cleaned)  # raises InvalidName with its message
             else:
-                person = clean_name(person)
-            yield _Row(reader.line_num, email, person or None, clean_timezone(zone) if zone else None)
+                cleaned = clean_name(person)
+            yield _Row(reader.line_num, email, cleaned or None, clean_timezone(zone) if zone else None)
         except InvalidInput as exc:
             report.rejected.append(Rejected(reader.line_num, raw, str(exc)))
 
@@ -714,7 +717,8 @@ class _Merge:
             sql = f"{columns} FROM subscribers s JOIN import_rows r ON s.email = r.email"
         found = session.execute(
             text(sql).columns(consent_at=UTCDateTime, confirmed_at=UTCDateTime),
-            {"emails": "\n".join(r.email for r in rows)} if self.postgres else {},  # one text: no address holds a line break
+            # One text: no address holds a line break.
+            {"emails": "\n".join(r.email for r in rows)} if self.postgres else {},
         )
         existing = {e.email: e for e in found}
         if self.postgres:
@@ -954,17 +958,18 @@ def _export_sqlite(
     # SQLAlchemy stores a time as "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC); datetime.isoformat() leaves
     # out a zero fraction. json_each lists the left-out sections in their stored order.
     def iso(column: str) -> str:
-        return f"replace(CASE WHEN substr({column}, 20) = '.000000' THEN substr({column}, 1, 19) ELSE {column} END, ' ', 'T') || '+00:00'"
+        whole = f"CASE WHEN substr({column}, 20) = '.000000' THEN substr({column}, 1, 19) ELSE {column} END"
+        return f"replace({whole}, ' ', 'T') || '+00:00'"
 
     left_out = (
         "CASE WHEN preferences = '{}' THEN NULL"
         " ELSE (SELECT group_concat(value, ';') FROM json_each(preferences, '$.exclude_sections')) END"
     )
-    sql = (  # fixed fragments only; the status is a bound parameter
-        f"SELECT email, name, status, consent_source, {iso('consent_at')}, consent_ip, {iso('confirmed_at')},"
-        f" {left_out}, timezone, {iso('created_at')}, {iso('updated_at')} FROM subscribers"
-        f"{' WHERE status = ?' if status else ''} ORDER BY id"
-    )
+    # Fixed fragments only; the status is a bound parameter.
+    fields = f"email, name, status, consent_source, {iso('consent_at')}, consent_ip, {iso('confirmed_at')}, {left_out}"
+    fields += f", timezone, {iso('created_at')}, {iso('updated_at')}"
+    where = " WHERE status = ?" if status else ""
+    sql = f"SELECT {fields} FROM subscribers{where} ORDER BY id"  # noqa: S608
     cursor = driver.execute(sql, (status,) if status else ())
     count = 0
     try:

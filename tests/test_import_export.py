@@ -346,3 +346,27 @@ def test_the_import_checks_addresses_as_email_validator_does_on_many_tricky_addr
         assert (line in refused) == (expected is None), row["email"]
         accepted += expected is not None
     assert 200 < accepted < len(addresses) - 200, "both kept and refused addresses are covered"
+
+
+def test_the_import_gives_its_connection_back_as_it_found_it(core, tmp_path):
+    """SQLite: the import's pragmas (page cache, checkpoints, syncs) are its own; the pooled connection the web
+    or a later command gets has the store's usual ones, and the log was checkpointed at the end."""
+    if core.sessions.kw["bind"].dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas")
+    engine = core.sessions.kw["bind"]
+    names = ("cache_size", "wal_autocheckpoint", "journal_size_limit", "synchronous")
+
+    def pragmas():
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            return {name: driver.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+
+    before = pragmas()
+    path = tmp_path / "people.csv"
+    path.write_text("email\n" + "".join(f"p{n}@example.org\n" for n in range(30)), encoding="utf-8")
+    with core.sessions() as session:
+        assert store.import_csv(session, path, now=core.now()).added == 30
+    assert pragmas() == before
+    with engine.connect() as connection:
+        busy, log, done = connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and log == done

@@ -13,8 +13,10 @@ import csv
 import functools
 import hashlib
 import json
+import queue
 import re
 import secrets
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -884,30 +886,85 @@ def import_csv(
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     report = ImportReport()
-    counted = [0]  # rows read so far, rejected ones included
     # One connection for the whole import: the staged chunk (a temporary table) and the SQLite pragmas are
     # the connection's, and a pool may hand out another one after each commit.
     engine = session.get_bind().engine
     with handle, engine.connect() as connection, Session(connection, expire_on_commit=False) as session:
         merge = _Merge(session, now=now, force_consent=force_consent, file=path.name, report=report)
-        chunk: dict[str, _Row] = {}
+        done = 0
         try:
-            for checked in _checked_rows(handle, str(path), report, counted):
-                # An address twice in a chunk: the first is written before the second is compared with it.
-                if checked.email in chunk or len(chunk) >= merge.rows:
-                    merge.write(list(chunk.values()))
-                    chunk = {}
-                    if progress:
-                        progress(counted[0] - 1, max(total, counted[0] - 1))
-                chunk[checked.email] = checked
-            merge.write(list(chunk.values()), last=True)
+            with _ReadAhead(_chunks(handle, str(path), report, merge.rows)) as chunks:
+                for rows, done, last in chunks:
+                    merge.write(rows, last=last)
+                    if progress and not last:
+                        progress(done, max(total, done))
         except UnicodeDecodeError as exc:
             raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
         finally:
             merge.close()
         if progress:
-            progress(counted[0], max(total, counted[0]))
+            progress(done, max(total, done))
     return report
+
+
+def _chunks(handle: IO[str], name: str, report: ImportReport, size: int) -> Iterator[tuple[list[_Row], int, bool]]:
+    """The checked rows in chunks of at most `size`, each with the number of rows read before the row that
+    follows it, and whether it is the last. A chunk never holds one address twice: the first is written
+    before the second is compared with it."""
+    counted = [0]
+    chunk: dict[str, _Row] = {}
+    for checked in _checked_rows(handle, name, report, counted):
+        if checked.email in chunk or len(chunk) >= size:
+            yield list(chunk.values()), counted[0] - 1, False
+            chunk = {}
+        chunk[checked.email] = checked
+    yield list(chunk.values()), counted[0], True
+
+
+class _ReadAhead:
+    """Items of an iterator made on a thread of their own, a few ahead of their use: the next chunk is read
+    and checked in Python while the store merges this one (the drivers let go of the GIL while they wait).
+    Whatever the iterator raises is raised where its items are used."""
+
+    def __init__(self, items: Iterator[Any], depth: int = 2):
+        self.items, self.queue = items, queue.Queue[tuple[str, Any]](maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._make, name="import-read-ahead", daemon=True)
+
+    def _put(self, kind: str, value: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _make(self) -> None:
+        try:
+            for item in self.items:
+                if not self._put("item", item):
+                    return
+            self._put("end", None)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the reader
+            self._put("error", exc)
+
+    def __enter__(self) -> Iterator[Any]:
+        self.thread.start()
+        return self._read()
+
+    def _read(self) -> Iterator[Any]:
+        while True:
+            kind, value = self.queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 EXPORT_CHUNK = 5_000

@@ -370,3 +370,30 @@ def test_the_import_gives_its_connection_back_as_it_found_it(core, tmp_path):
     with engine.connect() as connection:
         busy, log, done = connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and log == done
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"bad\xff@example.org\n", r"not UTF-8 text \(invalid start byte"),
+        (b"x" * 200_000 + b"\n", r"line 2002: not CSV: field larger"),
+    ],
+)
+def test_a_file_that_breaks_halfway_keeps_the_chunks_before_and_says_where(core, tmp_path, monkeypatch, tail, message):
+    """The rows are read ahead on a thread of their own: what stops the reading still stops the import, with
+    its message, after the chunks already written (a second run finishes the file)."""
+    from digest.errors import UsageError
+
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS", 100)
+    monkeypatch.setattr(store, "IMPORT_BATCH_ROWS_POSTGRESQL", 100)
+    monkeypatch.setattr(store, "IMPORT_PAUSE_SECONDS", 0)
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"email\n" + b"".join(b"p%d@example.org\n" % n for n in range(2000)) + tail)
+    with core.sessions() as session, pytest.raises(UsageError, match=message):
+        store.import_csv(session, path, now=core.now())
+    people, _, _ = state(core)
+    written = len(people)
+    assert written and written % 100 == 0, "whole chunks, the first ones"
+    assert sorted(p[0] for p in people) == sorted(f"p{n}@example.org" for n in range(written))
+    if tail.startswith(b"x"):
+        assert written == 1900  # the chunk in the making when the error came is not written

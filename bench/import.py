@@ -7,7 +7,14 @@ up through the real app on loopback (the import's time under load, and the worst
 a web write). Targets (issue 20): 1,000,000 rows imported in ≤ 60 s on PostgreSQL and ≤ 90 s on
 SQLite; export ≥ 100,000 rows/s with flat memory; no web write waits more than about 1 s, no 500.
 Baseline on main before the chunked import (measured in issue 20): 10,000 rows in 41 s on SQLite and
-56 s on PostgreSQL (about 200 rows/s), in one transaction.
+56 s on PostgreSQL (about 200 rows/s), in one transaction. The chunked import before its per-row work was cut
+(load 6-10): 1,000,000 rows in 214 s (SQLite) and 248 s (PostgreSQL); export 12,471 and 22,545 rows/s.
+After (rows checked inline and read ahead on a thread, hashes and link keys per chunk, SQLite staging outside
+the write lock with rarer checkpoints, PostgreSQL's staging table truncated; export formatted by the store,
+COPY on PostgreSQL), load 5-6: import 79 s (SQLite) and 58 s (PostgreSQL); export 111,711 and 99,645 rows/s,
+start-up included, 143 MiB flat; web writes during the 20,000-row import wait 238 ms and 472 ms at worst.
+Before and after run one after the other (load 3-4): import 94.3 s -> 58.0 s (SQLite), 66.3 s -> 42.7 s
+(PostgreSQL); export 59,056 -> 80,228 rows/s (SQLite), 65,945 -> 103,065 rows/s (PostgreSQL).
 
     PYTHONPATH=$PWD .venv/bin/python bench/import.py [--big 1000000] [--rows 20000] [--db sqlite postgres]
 """

@@ -348,11 +348,10 @@ def test_the_import_checks_addresses_as_email_validator_does_on_many_tricky_addr
     assert 200 < accepted < len(addresses) - 200, "both kept and refused addresses are covered"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_import_gives_its_connection_back_as_it_found_it(core, tmp_path):
     """SQLite: the import's pragmas (page cache, checkpoints, syncs) are its own; the pooled connection the web
     or a later command gets has the store's usual ones, and the log was checkpointed at the end."""
-    if core.sessions.kw["bind"].dialect.name != "sqlite":
-        pytest.skip("SQLite pragmas")
     engine = core.sessions.kw["bind"]
     names = ("cache_size", "wal_autocheckpoint", "journal_size_limit", "synchronous")
 

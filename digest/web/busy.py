@@ -47,10 +47,15 @@ def retry_when_busy(work: Callable[..., T], *args: object) -> T:
         try:
             return work(*args)
         except OperationalError as exc:
-            if attempt == ATTEMPTS or not is_busy(exc) or time.monotonic() - started > RETRY_WITHIN_SECONDS:
+            # A pooled connection the store closed (a restart, an idle timeout on the way): the web's
+            # pool does not ping before each use (digest.web.app), so the first use finds it dead; the
+            # pool has dropped it and its elders by then, and the next attempt gets a fresh one.
+            dead = exc.connection_invalidated
+            if attempt == ATTEMPTS or not (dead or is_busy(exc)) or time.monotonic() - started > RETRY_WITHIN_SECONDS:
                 raise
             log.info("store busy (%s); trying again (%d of %d)", _short(exc), attempt + 1, ATTEMPTS)
-            time.sleep(0.05 * attempt)
+            if not dead:
+                time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
 
 

@@ -9,11 +9,14 @@ SendGrid's webhook and well-behaved API clients retry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -57,6 +60,20 @@ def retry_when_busy(work: Callable[..., T], *args: object) -> T:
             if not dead:
                 time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+async def in_store(request: Request, work: Callable[..., T], *args: object) -> T:
+    """`retry_when_busy(work, *args)` in a thread, with no more threads in the store at once than the pool
+    has connections (`store_threads`): more would wait for a connection anyway, and would meanwhile
+    make the pool open and close connections beyond its size (a new PostgreSQL process each) and fight
+    the event loop for the GIL."""
+    limiter: CapacityLimiter = request.app.state.store_threads
+    return await anyio.to_thread.run_sync(functools.partial(retry_when_busy, work, *args), limiter=limiter)
+
+
+def store_threads(pool_size: int | None) -> CapacityLimiter:
+    """One thread fewer than the pool's connections: the confirmation sender keeps one (digest.web.app)."""
+    return CapacityLimiter(max(2, (pool_size or 5) - 1))
 
 
 def install(app: FastAPI) -> None:

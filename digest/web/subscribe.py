@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from digest.config import PACKAGED_TEMPLATES
 from digest.jobs import audience
 from digest.locale import N_
-from digest.web.busy import retry_when_busy
+from digest.web.busy import in_store
 from digest.web.csrf import valid_form, with_csrf
 from digest.web.deps import BadForm, client_ip, core_of, read_form
 from digest.web.pages import error_page, page
@@ -52,8 +52,8 @@ def subscribe_form(request: Request) -> Response:
 @router.post("/subscribe", response_class=HTMLResponse)
 async def subscribe(request: Request) -> Response:
     core = core_of(request)
-    allowed, retry_after = await run_in_threadpool(
-        request.app.state.subscribe_limiter.allow, client_ip(request) or "unknown"
+    allowed, retry_after = await in_store(
+        request, request.app.state.subscribe_limiter.allow, client_ip(request) or "unknown"
     )
     if not allowed:
         return error_page(
@@ -94,7 +94,7 @@ async def subscribe(request: Request) -> Response:
     except store.InvalidName as exc:
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
     consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
-    result = await run_in_threadpool(retry_when_busy, audience.sign_up, core, address, clean, consent, timezone)
+    result = await in_store(request, audience.sign_up, core, address, clean, consent, timezone)
     if result.send_confirmation:
         request.app.state.confirmation_sender.wake()
     return _done(request, address)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from digest.core import Digest
 from digest.jobs import audience
 from digest.locale import N_
-from digest.web.busy import retry_when_busy
+from digest.web.busy import in_store, retry_when_busy
 from digest.web.deps import BadForm, core_of, read_form
 from digest.web.pages import error_page, page
 from subscribers import store
@@ -47,7 +47,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     cause = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page"
     core = core_of(request)
     link_key = core.tokens.read("unsubscribe", token)  # a bad link is refused before the store is asked
-    done = await run_in_threadpool(retry_when_busy, unsubscribe_link_key, core, link_key, cause)
+    done = await in_store(request, unsubscribe_link_key, core, link_key, cause)
     if done is None:
         return error_page(request, 200, *GONE)
     return page(request, "unsubscribe.html", subscriber=done, token=token, done=True)

@@ -3,16 +3,23 @@ form POSTs against the real `digest serve --workers N`, on SQLite and on Postgre
 with 1 worker and with 2 in the same run.
 
     PYTHONPATH=$PWD .venv/bin/python bench/web.py [--db sqlite postgres] [--workers 1 2]
-        [--requests 3000] [--concurrency 32] [--seconds 60]
+        [--requests 3000] [--concurrency 32] [--seconds 60] [--generators 2]
 
 For each store and worker count: a fresh store with `--requests` active readers, `digest serve` started
 as a subprocess (outbox provider, so each sign-up's confirmation mail is written by the serve workers'
-own senders), then a load generator in a process of its own (asyncio, keep-alive HTTP/1.1 connections,
-`--concurrency` at once) posts one one-click unsubscribe per reader (each a real change: status,
-history row) and then `--requests` sign-ups of new addresses (each with the form's CSRF cookie and
-token, as a browser sends them; the per-client limit is raised out of the way, but still counted in
-the store on every post). It prints requests/s, p50 and p99 latency and errors (any answer but 200)
-per case; the load average is printed beside them. Each phase stops after `--seconds` at most.
+own senders), then the load: `--generators` processes (asyncio Protocols on uvloop, keep-alive
+HTTP/1.1, `--concurrency` connections in all, one request in flight on each) post `GET /healthz` (the
+app's floor: every middleware, no store), one one-click unsubscribe per reader (each a real change:
+status, history row), then `--requests` sign-ups of new addresses (each with the form's CSRF cookie
+and token, as a browser sends them; the per-client limit is raised out of the way, but still counted
+in the store on every post). Each phase stops after `--seconds` at most.
+
+It prints requests/s, p50 and p99 latency, errors (any answer but 200, by status), the CPU time the
+serve processes spent per request (user and system; a sign-up's includes what the confirmation
+senders did meanwhile; PostgreSQL's own time is not in it), and the load average. First comes the
+generators' ceiling: the same kind of posts against a server that answers at once and does nothing
+else; on a machine whose cores the server shares, figures near it are the generators' limit, not
+the app's.
 """
 
 from __future__ import annotations
@@ -323,6 +330,23 @@ def store_for(db: str, workdir: Path) -> contextlib.AbstractContextManager[str]:
     return contextlib.nullcontext(f"sqlite:///{workdir / 'digest.db'}")
 
 
+def cpu_seconds(root: int) -> float:
+    """CPU time (user and system) used so far by process `root` and its children (the serve workers):
+    what a request costs the server, a figure that a loaded machine's noise does not change as much
+    as it changes requests/s."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if root in (pid, ppid):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _post(path: str, body: str, cookie: str | None = None) -> bytes:
     data = body.encode()
     head = (
@@ -344,17 +368,24 @@ def measure(db: str, workers: int, readers: int, concurrency: int, seconds: floa
         port = free_port()
         env = settings_env(database_url, workdir, port)
         links = seed_and_links(env, readers)
-        with serving(env, workdir, port, workers):
+        with serving(env, workdir, port, workers) as server:
+
+            def phase(requests: list[bytes]) -> dict:
+                before = cpu_seconds(server.pid)
+                result = run_client(port, requests, concurrency, seconds, generators)
+                spent = cpu_seconds(server.pid) - before
+                return {**result, "cpu_ms": 1000 * spent / result["requests"] if result["requests"] else 0.0}
+
             # The app's own floor: a route that touches no store, through the same middleware.
-            health = run_client(port, [_get("/healthz")] * readers, concurrency, seconds, generators)
-            unsubscribes = [_post(path, "List-Unsubscribe=One-Click") for path in links]
-            unsub = run_client(port, unsubscribes, concurrency, seconds, generators)
+            health = phase([_get("/healthz")] * readers)
+            unsub = phase([_post(path, "List-Unsubscribe=One-Click") for path in links])
             cookie, token = form_cookie_and_token(port)
-            sign_ups = [
-                _post("/subscribe", urlencode({"email": f"new{n}@example.org", "csrf_token": token}), cookie)
-                for n in range(readers)
-            ]
-            signup = run_client(port, sign_ups, concurrency, seconds, generators)
+            signup = phase(
+                [
+                    _post("/subscribe", urlencode({"email": f"new{n}@example.org", "csrf_token": token}), cookie)
+                    for n in range(readers)
+                ]
+            )
     return [
         {"db": db, "workers": workers, "case": "GET /healthz (no store)", **health},
         {"db": db, "workers": workers, "case": "one-click unsubscribe", **unsub},
@@ -381,19 +412,19 @@ def main() -> None:
         noop_main(args.noop)
         return
     top = ceiling(max(args.requests, 50_000), args.concurrency, args.seconds, args.generators)
-    top.update(db="-", workers=0, case="generator ceiling")
+    top.update(db="-", workers=0, case="generator ceiling", cpu_ms=0.0)
     rows = [top]
     for db in args.db:
         for workers in args.workers:
             rows += measure(db, workers, args.requests, args.concurrency, args.seconds, args.generators)
             print(f"  done: {db}, {workers} worker(s)", file=sys.stderr)
-    heads = ("requests", "req/s", "p50 ms", "p99 ms", "errors")
+    heads = ("requests", "req/s", "p50 ms", "p99 ms", "errors", "cpu ms")
     print(f"{'store':<9} {'workers':>7}  {'case':<24} " + " ".join(f"{h:>8}" for h in heads) + "  load  statuses")
     for r in rows:
         other = " ".join(f"{k}x{v}" for k, v in sorted(r["statuses"].items()))
         print(
             f"{r['db']:<9} {r['workers']:>7}  {r['case']:<24} {r['requests']:>8} {r['per_second']:>8.0f} "
-            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>8} {r['load']:>5.1f}  {other}"
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>8} {r['cpu_ms']:>8.2f} {r['load']:>5.1f}  {other}"
         )
     print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

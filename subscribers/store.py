@@ -43,6 +43,8 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import BindParameter
 
 from digest.errors import UsageError
 from digest.store.db import rowcount
@@ -350,6 +352,71 @@ def sign_up(
     return SignUpResult(subscriber, created=False, send_confirmation=claim_confirmation(session, subscriber, now))
 
 
+_NEW_SUBSCRIBER_COLUMNS = (
+    "email",
+    "email_hash",
+    "name",
+    "status",
+    "consent_source",
+    "consent_at",
+    "consent_ip",
+    "consent_user_agent",
+    "confirmed_at",
+    "confirmation_sent_at",
+    "preferences",
+    "link_key",
+    "timezone",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _sign_up_statements(dialect_name: str, double_opt_in: bool) -> tuple[Executable, ...]:
+    """sign_up_new's statements, built once per process with every value bound by name (`new_<column>`,
+    `change_status`, `change_cause`, `now`, and on SQLite `new_id`): a statement object used again keeps its cache key,
+    which SQLAlchemy would otherwise work out anew, over every value, at each sign-up.
+
+    PostgreSQL: one statement, the insert a CTE that the history row and the queued mail (or the lifted
+    suppression) read their id from. SQLite: the insert, then the others with the id it returned.
+    ON CONFLICT DO NOTHING: of two racing sign-ups of one address, the loser inserts nothing, and so
+    neither history nor mail."""
+    table = cast(Table, Subscriber.__table__)
+    # The columns sign_up_new gives values for; any other takes its server default (or NULL).
+    columns = list(_NEW_SUBSCRIBER_COLUMNS)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    inserted = (
+        dialect.insert(table)
+        .values({c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    status, cause = bindparam("change_status", type_=Text()), bindparam("change_cause", type_=Text())
+    history_columns = ["subscriber_id", "from_status", "to_status", "cause", "at"]
+    queue_columns = ["subscriber_id", "status", "attempts", "due_at", "created_at"]
+    address_hash = bindparam("new_email_hash", type_=table.c.email_hash.type)
+    if dialect_name != "postgresql":
+        new_id: BindParameter[int] = bindparam("new_id")
+        history = insert(SubscriberChange).values(
+            dict(zip(history_columns, (new_id, None, status, cause, now), strict=True))
+        )
+        follow_up: Executable = (
+            insert(ConfirmationMail).values(dict(zip(queue_columns, (new_id, "pending", 0, now, now), strict=True)))
+            if double_opt_in
+            else delete(Suppression).where(Suppression.email_hash == address_hash)
+        )
+        return inserted, history, follow_up
+    new = inserted.cte("new")
+    history_rows = insert(SubscriberChange).from_select(history_columns, select(new.c.id, null(), status, cause, now))
+    follow_up = (
+        insert(ConfirmationMail).from_select(queue_columns, select(new.c.id, literal("pending"), literal(0), now, now))
+        if double_opt_in
+        else delete(Suppression).where(Suppression.email_hash == address_hash, exists(select(new.c.id)))
+    )
+    return (select(new.c.id).add_cte(history_rows.cte("history"), follow_up.cte("follow_up")),)
+
+
 def sign_up_new(
     connection: Connection,
     address: str,
@@ -390,37 +457,14 @@ def sign_up_new(
         "created_at": now,
         "updated_at": now,
     }
-    moment = literal(now, UTCDateTime())
-    # ON CONFLICT DO NOTHING: of two racing sign-ups of one address, the loser inserts nothing, and
-    # so neither history nor mail.
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    inserted = dialect.insert(Subscriber).values(row).on_conflict_do_nothing().returning(Subscriber.id)
-    history_columns = ["subscriber_id", "from_status", "to_status", "cause", "at"]
-    queue_columns = ["subscriber_id", "status", "attempts", "due_at", "created_at"]
-    if connection.dialect.name == "postgresql":
-        new = inserted.cte("new")
-        history = insert(SubscriberChange).from_select(
-            history_columns, select(new.c.id, null(), literal(status), literal(cause), moment)
-        )
-        follow_up = (
-            insert(ConfirmationMail).from_select(
-                queue_columns, select(new.c.id, literal("pending"), literal(0), moment, moment)
-            )
-            if double_opt_in
-            else delete(Suppression).where(Suppression.email_hash == row["email_hash"], exists(select(new.c.id)))
-        )
-        statement = select(new.c.id).add_cte(history.cte("history"), follow_up.cte("follow_up"))
-        subscriber_id = connection.execute(statement).scalar()
-    else:
-        subscriber_id = connection.execute(inserted).scalar()
-        if subscriber_id is not None:
-            history_row = dict(zip(history_columns, (subscriber_id, None, status, cause, now), strict=True))
-            connection.execute(insert(SubscriberChange).values(history_row))
-            if double_opt_in:
-                queue_row = dict(zip(queue_columns, (subscriber_id, "pending", 0, now, now), strict=True))
-                connection.execute(insert(ConfirmationMail).values(queue_row))
-            else:
-                connection.execute(delete(Suppression).where(Suppression.email_hash == row["email_hash"]))
+    statements = _sign_up_statements(connection.dialect.name, double_opt_in)
+    values = {f"new_{key}": row[key] for key in _NEW_SUBSCRIBER_COLUMNS}
+    values.update(change_status=status, change_cause=cause, now=now)
+    subscriber_id = connection.execute(statements[0], values).scalar()
+    if subscriber_id is not None and len(statements) > 1:  # SQLite: the rows that go with it
+        values["new_id"] = subscriber_id
+        for statement in statements[1:]:
+            connection.execute(statement, values)
     if subscriber_id is None:
         return None
     # Not attached to any session: what the caller reads of it (the API's answer) is all here.

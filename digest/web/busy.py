@@ -62,13 +62,14 @@ def retry_when_busy(work: Callable[..., T], *args: object) -> T:
     raise AssertionError("unreachable")
 
 
-async def in_store(request: Request, work: Callable[..., T], *args: object) -> T:
-    """`retry_when_busy(work, *args)` in a thread, with no more threads in the store at once than the pool
-    has connections (`store_threads`): more would wait for a connection anyway, and would meanwhile
-    make the pool open and close connections beyond its size (a new PostgreSQL process each) and fight
-    the event loop for the GIL."""
+async def in_store(request: Request, work: Callable[..., T], *args: object, retry: bool = True) -> T:
+    """`retry_when_busy(work, *args)` (`work(*args)` with retry=False) in a thread, with no more threads in
+    the store at once than the pool has connections (`store_threads`): more would wait for a connection
+    anyway, and would meanwhile make the pool open and close connections beyond its size (a new
+    PostgreSQL process each) and fight the event loop for the GIL."""
     limiter: CapacityLimiter = request.app.state.store_threads
-    return await anyio.to_thread.run_sync(functools.partial(retry_when_busy, work, *args), limiter=limiter)
+    call = functools.partial(retry_when_busy, work, *args) if retry else functools.partial(work, *args)
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
 def store_threads(pool_size: int | None) -> CapacityLimiter:

@@ -7,6 +7,8 @@ loses neither the consent nor the mail.
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from subscribers import store
 from subscribers.confirmation import OptIn, queue_confirmation
 
@@ -17,6 +19,22 @@ def sign_up(
     """Raises store.InvalidInput for a bad address, name or timezone. `send_confirmation` on the result says
     a confirm mail was queued (the throttle of store.CONFIRMATION_RESEND_AFTER starts at once)."""
     now = opt_in.now()
+    # Most sign-ups are of new addresses: one statement on PostgreSQL, in autocommit (no BEGIN and
+    # COMMIT round trips), one short transaction on SQLite. An address already there (pending, back
+    # after leaving, active) takes the general path below.
+    engine: Engine = opt_in.sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            created = store.sign_up_new(
+                connection, address, name, consent, now=now, double_opt_in=opt_in.double_opt_in, timezone=timezone
+            )
+    else:
+        with engine.begin() as connection:
+            created = store.sign_up_new(
+                connection, address, name, consent, now=now, double_opt_in=opt_in.double_opt_in, timezone=timezone
+            )
+    if created is not None:
+        return created
     with opt_in.sessions.begin() as session:
         result = store.sign_up(
             session, address, name, consent, now=now, double_opt_in=opt_in.double_opt_in, timezone=timezone

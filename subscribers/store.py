@@ -26,14 +26,39 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    Text,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import BindParameter
 
 from digest.errors import UsageError
 from digest.store.db import rowcount
 from digest.store.models import Base, Event, EventPerson, UTCDateTime
-from subscribers.models import FINAL_STATUSES, STATUSES, Subscriber, SubscriberChange, Suppression, new_link_key
+from subscribers.models import (
+    FINAL_STATUSES,
+    STATUSES,
+    ConfirmationMail,
+    Subscriber,
+    SubscriberChange,
+    Suppression,
+    new_link_key,
+)
 from subscribers.models import email_hash as email_hash  # where the rest of the project finds it
 from subscribers.zones import known_zones
 
@@ -328,6 +353,125 @@ def sign_up(
     return SignUpResult(subscriber, created=False, send_confirmation=claim_confirmation(session, subscriber, now))
 
 
+_NEW_SUBSCRIBER_COLUMNS = (
+    "email",
+    "email_hash",
+    "name",
+    "status",
+    "consent_source",
+    "consent_at",
+    "consent_ip",
+    "consent_user_agent",
+    "confirmed_at",
+    "confirmation_sent_at",
+    "preferences",
+    "link_key",
+    "timezone",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _sign_up_statements(dialect_name: str, double_opt_in: bool) -> tuple[Executable, ...]:
+    """sign_up_new's statements, built once per process with every value bound by name (`new_<column>`,
+    `change_status`, `change_cause`, `now`, and on SQLite `new_id`): a statement object used again keeps its cache key,
+    which SQLAlchemy would otherwise work out anew, over every value, at each sign-up.
+
+    PostgreSQL: one statement, the insert a CTE that the history row and the queued mail (or the lifted
+    suppression) read their id from. SQLite: the insert, then the others with the id it returned.
+    ON CONFLICT DO NOTHING: of two racing sign-ups of one address, the loser inserts nothing, and so
+    neither history nor mail."""
+    table = cast(Table, Subscriber.__table__)
+    # The columns sign_up_new gives values for; any other takes its server default (or NULL).
+    columns = list(_NEW_SUBSCRIBER_COLUMNS)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    inserted = (
+        dialect.insert(table)
+        .values({c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    status, cause = bindparam("change_status", type_=Text()), bindparam("change_cause", type_=Text())
+    history_columns = ["subscriber_id", "from_status", "to_status", "cause", "at"]
+    queue_columns = ["subscriber_id", "status", "attempts", "due_at", "created_at"]
+    address_hash = bindparam("new_email_hash", type_=table.c.email_hash.type)
+    if dialect_name != "postgresql":
+        new_id: BindParameter[int] = bindparam("new_id")
+        history = insert(SubscriberChange).values(
+            dict(zip(history_columns, (new_id, None, status, cause, now), strict=True))
+        )
+        follow_up: Executable = (
+            insert(ConfirmationMail).values(dict(zip(queue_columns, (new_id, "pending", 0, now, now), strict=True)))
+            if double_opt_in
+            else delete(Suppression).where(Suppression.email_hash == address_hash)
+        )
+        return inserted, history, follow_up
+    new = inserted.cte("new")
+    history_rows = insert(SubscriberChange).from_select(history_columns, select(new.c.id, null(), status, cause, now))
+    follow_up = (
+        insert(ConfirmationMail).from_select(queue_columns, select(new.c.id, literal("pending"), literal(0), now, now))
+        if double_opt_in
+        else delete(Suppression).where(Suppression.email_hash == address_hash, exists(select(new.c.id)))
+    )
+    return (select(new.c.id).add_cte(history_rows.cte("history"), follow_up.cte("follow_up")),)
+
+
+def sign_up_new(
+    connection: Connection,
+    address: str,
+    name: str | None,
+    consent: Consent,
+    *,
+    now: datetime,
+    double_opt_in: bool,
+    timezone: str | None = None,
+) -> SignUpResult | None:
+    """`sign_up` of an address the store does not hold yet, in as few statements as the store allows
+    (what a busy sign-up form costs); None, with nothing changed, when the address is there already:
+    the caller then runs `sign_up`, which renews the consent of a known address.
+
+    The new subscriber, its history row and, with double opt-in, its confirmation mail in the queue
+    (subscribers.confirmation) marked as sent now (the throttle starts at once), or, with single
+    opt-in, the lifting of a suppression of the address. On PostgreSQL that is one statement, atomic
+    by itself: run it in autocommit (one round trip). On SQLite, call it inside a transaction."""
+    address = normalize_email(address)
+    name = clean_name(name)
+    timezone = clean_timezone(timezone)
+    status = "pending" if double_opt_in else "active"
+    cause = f"sign-up via {consent.source}"
+    row: dict[str, Any] = {
+        "email": address,
+        "email_hash": email_hash(address),
+        "name": name,
+        "status": status,
+        "consent_source": consent.source,
+        "consent_at": now,
+        "consent_ip": consent.ip,
+        "consent_user_agent": (consent.user_agent or "")[:1000] or None,
+        "confirmed_at": None if double_opt_in else now,
+        "confirmation_sent_at": now if double_opt_in else None,
+        "preferences": {},
+        "link_key": new_link_key(),
+        "timezone": timezone,
+        "created_at": now,
+        "updated_at": now,
+    }
+    statements = _sign_up_statements(connection.dialect.name, double_opt_in)
+    values = {f"new_{key}": row[key] for key in _NEW_SUBSCRIBER_COLUMNS}
+    values.update(change_status=status, change_cause=cause, now=now)
+    subscriber_id = connection.execute(statements[0], values).scalar()
+    if subscriber_id is not None and len(statements) > 1:  # SQLite: the rows that go with it
+        values["new_id"] = subscriber_id
+        for statement in statements[1:]:
+            connection.execute(statement, values)
+    if subscriber_id is None:
+        return None
+    # Not attached to any session: what the caller reads of it (the API's answer) is all here.
+    return SignUpResult(Subscriber(id=subscriber_id, **row), created=True, send_confirmation=double_opt_in)
+
+
 def _claim_stamp(now: datetime) -> datetime:
     # Backdated so that the claim lapses CONFIRMATION_CLAIM from now unless mark_confirmation_sent
     # moves it to the time the mail went out: one column serves as both claim and throttle.
@@ -385,6 +529,69 @@ def unsubscribe(session: Session, subscriber: Subscriber, cause: str, *, now: da
     if subscriber.status in ("unsubscribed", "bounced", "complained"):
         return False
     return set_status(session, subscriber, "unsubscribed", cause, now)
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What the page after an unsubscribe shows: the address and its status now."""
+
+    email: str
+    status: str
+    changed: bool  # False: it was out already (unsubscribed, bounced or complained)
+
+
+# PostgreSQL: the lock, the change and its history row in one statement, so one round trip in
+# autocommit. FOR UPDATE makes a second click that raced this one wait and then see "unsubscribed".
+_UNSUBSCRIBE_PG = text(
+    """
+    WITH target AS (
+        SELECT id, email, status FROM subscribers WHERE link_key = :link_key FOR UPDATE
+    ), changed AS (
+        UPDATE subscribers SET status = 'unsubscribed', updated_at = :now
+        FROM target WHERE subscribers.id = target.id AND target.status NOT IN ('unsubscribed', 'bounced', 'complained')
+        RETURNING subscribers.id, target.status AS from_status
+    ), logged AS (
+        INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+        SELECT id, from_status, 'unsubscribed', :cause, :now FROM changed
+    )
+    SELECT target.email, target.status, changed.id IS NOT NULL FROM target LEFT JOIN changed ON changed.id = target.id
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# SQLite has no data-changing CTE: the history row is written first, from the row as it is, which
+# takes the write lock at once (no reader can turn writer halfway), then the change, then the row.
+_UNSUBSCRIBE_SQLITE_LOG = text(
+    """
+    INSERT INTO subscriber_changes (subscriber_id, from_status, to_status, cause, at)
+    SELECT id, status, 'unsubscribed', :cause, :now FROM subscribers
+    WHERE link_key = :link_key AND status NOT IN ('unsubscribed', 'bounced', 'complained')
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_UNSUBSCRIBE_SQLITE_SET = text(
+    "UPDATE subscribers SET status = 'unsubscribed', updated_at = :now "
+    "WHERE link_key = :link_key AND status NOT IN ('unsubscribed', 'bounced', 'complained')"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_BY_LINK_KEY = text("SELECT email, status FROM subscribers WHERE link_key = :link_key")
+
+
+def unsubscribe_by_link_key(connection: Connection, link_key: str, cause: str, *, now: datetime) -> Unsubscribed | None:
+    """`unsubscribe` for the holder of a signed link, in as few statements as the store allows: what one
+    click from a mail client costs. The same rules: bounced and complained stay as they are, a second
+    click changes nothing, and the change gets its history row. None when no subscriber has the key.
+
+    On PostgreSQL it is one statement, atomic by itself: run it in autocommit (one round trip). On
+    SQLite, call it inside a transaction (three statements, one commit)."""
+    values = {"link_key": link_key, "cause": cause, "now": now}
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_UNSUBSCRIBE_PG, values).first()
+        if row is None:
+            return None
+        email, status, changed = row
+        return Unsubscribed(email, "unsubscribed" if changed else status, bool(changed))
+    changed = rowcount(connection.execute(_UNSUBSCRIBE_SQLITE_LOG, values)) > 0
+    if changed:
+        connection.execute(_UNSUBSCRIBE_SQLITE_SET, values)
+    row = connection.execute(_BY_LINK_KEY, {"link_key": link_key}).first()
+    return Unsubscribed(row[0], row[1], changed) if row is not None else None
 
 
 def resubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> str:

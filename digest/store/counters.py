@@ -4,8 +4,8 @@ What rate limits count with (digest.web.ratelimit): each hit is one atomic opera
 returns the window's count, so two processes counting the same client never both see room for one more.
 
 - `StoreCounter`: a row per key and window in `rate_limits`, one INSERT … ON CONFLICT DO UPDATE …
-  RETURNING per hit (SQLite 3.35+ and PostgreSQL alike); windows that ended are deleted at most once a
-  minute per process, by one indexed DELETE.
+  RETURNING per hit (SQLite 3.35+ and PostgreSQL alike; on PostgreSQL one round trip, in autocommit);
+  windows that ended are deleted at most once a minute per process, by one indexed DELETE.
 - `RedisCounter`: INCR and EXPIRE in one MULTI per hit; Redis forgets the window by itself.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Engine, delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, bindparam, delete, text
+from sqlalchemy.dialects import sqlite
 
 from digest.store.models import RateLimitHit
 
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 60.0
+_HIT_PG = text(
+    """
+    INSERT INTO rate_limits (key, window_start, hits, expires_at)
+    SELECT :key, :window_start, 1, :expires_at FROM (SELECT set_config('synchronous_commit', 'off', true)) AS local
+    ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+    RETURNING hits
+    """
+)
 
 
 class Counter(Protocol):
@@ -42,25 +50,30 @@ class StoreCounter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._postgresql = engine.dialect.name == "postgresql"
-        self._insert: Any = postgresql.insert if self._postgresql else sqlite.insert
+        self._hit_sqlite = (
+            sqlite.insert(RateLimitHit)
+            .values(
+                key=bindparam("key"), window_start=bindparam("window_start"), hits=1, expires_at=bindparam("expires_at")
+            )
+            .on_conflict_do_update(index_elements=["key", "window_start"], set_={"hits": RateLimitHit.hits + 1})
+            .returning(RateLimitHit.hits)
+        )
         self._purge_lock = threading.Lock()
         self._last_purge = 0.0
 
     def hit(self, key: str, window_seconds: int, now: float) -> tuple[int, int]:
         start = window_start(now, window_seconds)
-        table = RateLimitHit.__table__
-        statement = (
-            self._insert(table)
-            .values(key=key, window_start=start, hits=1, expires_at=start + window_seconds)
-            .on_conflict_do_update(index_elements=["key", "window_start"], set_={"hits": table.c.hits + 1})
-            .returning(table.c.hits)
-        )
-        with self.engine.begin() as connection:
-            if self._postgresql:
-                # A count lost to a crash of the database costs nothing worth a disk flush per hit; the
-                # flush of the sign-up or unsubscribe the hit guards is not affected (LOCAL: this one only).
-                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            hits = int(connection.execute(statement).scalar_one())
+        values = {"key": key, "window_start": start, "expires_at": start + window_seconds}
+        if self._postgresql:
+            # One statement in autocommit: one round trip, no BEGIN or COMMIT of its own. A count lost
+            # to a crash of the database costs nothing worth a disk flush per hit, so the statement
+            # turns synchronous_commit off for its own transaction (set_config's `true`: LOCAL); the
+            # flush of the sign-up the hit guards is not affected.
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                hits = int(connection.execute(_HIT_PG, values).scalar_one())
+        else:
+            with self.engine.begin() as connection:
+                hits = int(connection.execute(self._hit_sqlite, values).scalar_one())
         self._purge_now_and_then(now)
         return hits, start
 

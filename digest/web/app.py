@@ -56,6 +56,8 @@ def create_app(core: Digest) -> FastAPI:
     app.state.subscribe_limiter = RateLimiter(counter, "subscribe", settings.subscribe_per_ip_per_hour, 3600)
     app.state.login_limiter = RateLimiter(counter, "login", 10, 900)
     app.state.metrics = metrics.registry_for(core)
+    size = getattr(core.engine.pool, "size", None)
+    app.state.store_threads = busy.store_threads(size() if callable(size) else None)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(metrics.WebhookAnswers, registry=app.state.metrics)
     app.add_middleware(

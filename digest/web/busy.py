@@ -9,11 +9,14 @@ SendGrid's webhook and well-behaved API clients retry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -47,11 +50,31 @@ def retry_when_busy(work: Callable[..., T], *args: object) -> T:
         try:
             return work(*args)
         except OperationalError as exc:
-            if attempt == ATTEMPTS or not is_busy(exc) or time.monotonic() - started > RETRY_WITHIN_SECONDS:
+            # A pooled connection the store closed (a restart, an idle timeout on the way): the web's
+            # pool does not ping before each use (digest.web.app), so the first use finds it dead; the
+            # pool has dropped it and its elders by then, and the next attempt gets a fresh one.
+            dead = exc.connection_invalidated
+            if attempt == ATTEMPTS or not (dead or is_busy(exc)) or time.monotonic() - started > RETRY_WITHIN_SECONDS:
                 raise
             log.info("store busy (%s); trying again (%d of %d)", _short(exc), attempt + 1, ATTEMPTS)
-            time.sleep(0.05 * attempt)
+            if not dead:
+                time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+async def in_store(request: Request, work: Callable[..., T], *args: object, retry: bool = True) -> T:
+    """`retry_when_busy(work, *args)` (`work(*args)` with retry=False) in a thread, with no more threads in
+    the store at once than the pool has connections (`store_threads`): more would wait for a connection
+    anyway, and would meanwhile make the pool open and close connections beyond its size (a new
+    PostgreSQL process each) and fight the event loop for the GIL."""
+    limiter: CapacityLimiter = request.app.state.store_threads
+    call = functools.partial(retry_when_busy, work, *args) if retry else functools.partial(work, *args)
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+
+def store_threads(pool_size: int | None) -> CapacityLimiter:
+    """One thread fewer than the pool's connections: the confirmation sender keeps one (digest.web.app)."""
+    return CapacityLimiter(max(2, (pool_size or 5) - 1))
 
 
 def install(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from digest.config import PACKAGED_TEMPLATES
 from digest.jobs import audience
 from digest.locale import N_
-from digest.web.busy import retry_when_busy
+from digest.web.busy import in_store, retry_when_busy
 from digest.web.csrf import valid_form, with_csrf
 from digest.web.deps import BadForm, client_ip, core_of, read_form
 from digest.web.pages import error_page, page
@@ -52,9 +52,19 @@ def subscribe_form(request: Request) -> Response:
 @router.post("/subscribe", response_class=HTMLResponse)
 async def subscribe(request: Request) -> Response:
     core = core_of(request)
-    allowed, retry_after = await run_in_threadpool(
-        request.app.state.subscribe_limiter.allow, client_ip(request) or "unknown"
-    )
+    checked = await _read_sign_up(request)
+    limiter = request.app.state.subscribe_limiter
+    ip = client_ip(request) or "unknown"
+
+    def count_and_sign_up() -> tuple[bool, int, store.SignUpResult | None]:
+        # Every post is counted, a refused form or a bot's too; the count and the sign-up share one
+        # trip to a worker thread, each retried on its own when the store is busy.
+        allowed, retry_after = retry_when_busy(limiter.allow, ip)
+        if not allowed or isinstance(checked, Response):
+            return allowed, retry_after, None
+        return allowed, retry_after, retry_when_busy(audience.sign_up, core, *checked)
+
+    allowed, retry_after, result = await in_store(request, count_and_sign_up, retry=False)
     if not allowed:
         return error_page(
             request,
@@ -63,6 +73,15 @@ async def subscribe(request: Request) -> Response:
             f"Too many sign-ups from your address. Please try again in {retry_after // 60 + 1} minutes.",
             headers={"Retry-After": str(retry_after)},
         )
+    if isinstance(checked, Response):
+        return checked
+    if result is not None and result.send_confirmation:
+        request.app.state.confirmation_sender.wake()
+    return _done(request, checked[0])
+
+
+async def _read_sign_up(request: Request) -> Response | tuple[str, str | None, store.Consent, str | None]:
+    """The sign-up the form asks for (address, name, consent, timezone), or the page that refuses it."""
     try:
         form = await read_form(request)
     except BadForm as exc:
@@ -93,11 +112,7 @@ async def subscribe(request: Request) -> Response:
         clean = store.clean_name(name)
     except store.InvalidName as exc:
         return _form(request, status_code=400, error=f"Please check the name: {exc}.", email=email)
-    consent = store.Consent("form", client_ip(request), request.headers.get("user-agent"))
-    result = await run_in_threadpool(retry_when_busy, audience.sign_up, core, address, clean, consent, timezone)
-    if result.send_confirmation:
-        request.app.state.confirmation_sender.wake()
-    return _done(request, address)
+    return address, clean, store.Consent("form", client_ip(request), request.headers.get("user-agent")), timezone
 
 
 @router.get("/static/timezone.js")

@@ -7,6 +7,10 @@ and it is never re-sent by itself (only with `retry_unknown`, an operator's deci
 that timed out or lost its connection after it was sent (`FailureKind.UNKNOWN`). Such a batch is settled
 by the provider's own events naming it (`settle_from_events`) or by the operator (`mark_sent`).
 
+The store's work overlaps the provider's: a batch's outcome is recorded while the next request is made
+(it goes once that outcome is committed), and on PostgreSQL the batch after it is claimed, uncommitted,
+while a request is in flight (`_Request`, `_ClaimAhead`; digest/delivery/README.md).
+
 Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
 suppressed since the plan was made is marked skipped instead of mailed.
 

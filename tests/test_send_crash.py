@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from digest.config import load_newsletter
 from digest.core import build_core
@@ -59,6 +59,20 @@ def batch_statuses(settings) -> dict[int, str]:
         rows = dict(session.execute(select(Batch.number, Batch.status)).all())
     core.close()
     return rows
+
+
+def row_free(settings, number: int) -> bool:
+    """True when no transaction holds batch `number`'s row (PostgreSQL)."""
+    core = build_core(settings, load_newsletter(EXAMPLE_CONFIG), migrate=False)
+    try:
+        with core.engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT id FROM batches WHERE number = :n FOR UPDATE SKIP LOCKED"), {"n": number}
+            ).first()
+            conn.rollback()
+    finally:
+        core.close()
+    return found is not None
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:
@@ -139,6 +153,10 @@ def test_a_second_send_while_one_runs_is_refused_on_sqlite_and_works_beside_it_o
     fake.set_schedule(lambda n: ("delay", 120.0) if n == 1 else "accept")
     first = start_send(env, tmp_path)
     assert fake.wait_for_requests(1)
+    if not settings.database_url.startswith("sqlite"):
+        # The first claims batch 2 while its request is in flight, and lets it go when the answer is
+        # slow (sender._HOLD_AHEAD_SECONDS): from then on only batch 1 is its own.
+        wait_until(lambda: row_free(settings, 2), timeout=30)
     second = run_send(env, tmp_path, "--resume")
     fake.release()
     if settings.database_url.startswith("sqlite"):

@@ -7,6 +7,10 @@ and it is never re-sent by itself (only with `retry_unknown`, an operator's deci
 that timed out or lost its connection after it was sent (`FailureKind.UNKNOWN`). Such a batch is settled
 by the provider's own events naming it (`settle_from_events`) or by the operator (`mark_sent`).
 
+The store's work overlaps the provider's: a batch's outcome is recorded while the next request is made
+(it goes once that outcome is committed), and on PostgreSQL the batch after it is claimed, uncommitted,
+while a request is in flight (`_Request`, `_ClaimAhead`; digest/delivery/README.md).
+
 Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
 suppressed since the plan was made is marked skipped instead of mailed.
 
@@ -17,11 +21,14 @@ name the message cannot carry) or is refused alone by the provider is marked fai
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -299,26 +306,67 @@ def send_issue(
     # Only a failed or unknown batch can be claimable again, and only with --resume: without it the
     # claim's query needs no list of this run's batches (a thousand ids at a million recipients).
     exclude = tried if len(claimable) > 1 else []
+
+    def claim_next(begin: Callable[[], AbstractContextManager[Session]] | None = None) -> _Claimed | None:
+        due = _due(now(), provider.schedules_ahead, stale_after)
+        if begin is None and stop.is_set():
+            report.stopped = _next_claimable(sessions, outgoing.issue_id, claimable, exclude, due) is not None
+            return None
+        return _claim(sessions, audience, outgoing.issue_id, claimable, exclude, due, in_flight, begin)
+
+    # The pipeline (see `_Request`): one thread makes and posts the requests, one at a time; this one
+    # records the last batch's outcome while the next request is made, and on PostgreSQL claims the
+    # batch after it while the request is in flight (`_ClaimAhead`).
+    claims_ahead = _dialect(sessions) == "postgresql"
+    poster = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-send")
+    request: _Request | None = None
+    ahead: _ClaimAhead | None = None
+    accepted: _Accepted | None = None  # sent, its outcome not yet recorded
     try:
-        while True:
-            due = _due(now(), provider.schedules_ahead, stale_after)
-            if stop.is_set():
-                report.stopped = _next_claimable(sessions, outgoing.issue_id, claimable, exclude, due) is not None
-                break
-            claim = _claim(sessions, audience, outgoing.issue_id, claimable, exclude, due, in_flight)
-            if claim is None:
-                break
+        claim = claim_next()
+        while claim is not None:
             tried.append(claim.batch_id)
+            rendering = renderings[claim.segment]
+            if claim.send_at is not None and claim.send_at > now():  # handed over ahead: the provider holds it
+                rendering = dataclasses.replace(rendering, send_at=claim.send_at, schedule_id=schedule_id)
+            report.batches += 1
+            report.skipped += len(claim.left)
+            report.failed += len(claim.unbuilt)
+            request = _Request(poster, provider, rendering, claim)
+            if accepted is not None:
+                # Recorded before the next request goes: a crash leaves one batch of unknown fate, not two.
+                _record_accepted(sessions, accepted, report, in_flight, on_batch, now)
+                accepted = None
+            request.go()
+            if claims_ahead and not stop.is_set():
+                ahead = _ClaimAhead(sessions, in_flight)
+                ahead.claimed = claim_next(ahead.begin)
+                if ahead.claimed is None:
+                    ahead.rollback()
+                    ahead = None
+            if ahead is not None and not request.answered(_HOLD_AHEAD_SECONDS):
+                # A slow answer: the batch claimed ahead goes back to the other senders meanwhile.
+                ahead.rollback()
+                ahead = None
+            failure = request.failure()
+            if failure is None:
+                accepted = _Accepted(claim, rendering, request.result())
+                request = None
+                if stop.is_set() and ahead is not None:
+                    ahead.rollback()
+                    ahead = None
+                claim = ahead.commit() if ahead is not None else claim_next()
+                ahead = None
+                continue
+            if ahead is not None:  # the batch in hand goes on alone (retries, backoff): the one ahead waits
+                ahead.rollback()
+                ahead = None
+            first, request = request, None
             try:
-                rendering = renderings[claim.segment]
-                if claim.send_at is not None and claim.send_at > now():  # handed over ahead: the provider holds it
-                    rendering = dataclasses.replace(rendering, send_at=claim.send_at, schedule_id=schedule_id)
-                report.batches += 1
-                report.skipped += len(claim.left)
-                report.failed += len(claim.unbuilt)
                 outcome = _send_one_batch(
-                    sessions, provider, rendering, claim.batch_id, claim.recipients, options, stop, wait, report, now
-                )
+                    sessions, provider, rendering, claim.batch_id, claim.recipients, options, stop, wait, report, now,
+                    first=first.result,
+                )  # fmt: skip
             finally:
                 in_flight.release(claim.batch_id)
             if on_batch:
@@ -327,7 +375,17 @@ def send_issue(
             if len(report.failed_batches) + report.new_unknown > options.max_failed_batches:
                 report.paused = True
                 break
+            claim = claim_next()
+        if accepted is not None:
+            _record_accepted(sessions, accepted, report, in_flight, on_batch, now)
+            accepted = None
     finally:
+        if request is not None:
+            request.cancel()  # not sent yet: it never will be
+        poster.shutdown(wait=True)
+        if ahead is not None:
+            ahead.rollback()
+        _unwind(sessions, request, accepted, in_flight)
         report.seconds = time.monotonic() - started
     _tally(
         sessions,
@@ -341,6 +399,121 @@ def send_issue(
     with sessions.begin() as session:
         finish_issue(session, outgoing.issue_id)
     return report
+
+
+# How long a batch claimed ahead may wait for the answer to the request before it (`_ClaimAhead`).
+_HOLD_AHEAD_SECONDS = 1.0
+
+
+def _dialect(sessions: sessionmaker[Session]) -> str:
+    bind = sessions.kw.get("bind")
+    return str(bind.dialect.name) if bind is not None else ""
+
+
+class _NotSent(Exception):
+    """A request given up before anything was sent (the send stopped on an error)."""
+
+
+class _Request:
+    """One batch's request on the poster thread: made at once (`Preparing.prepare_batch`), sent on `go`.
+
+    So the request is made while this thread records the previous batch's outcome, and only goes once
+    that outcome is committed: whatever happens, at most the batch in flight is of unknown fate."""
+
+    def __init__(
+        self,
+        poster: concurrent.futures.Executor,
+        provider: Provider,
+        outgoing: OutgoingIssue,
+        claim: _Claimed,
+    ) -> None:
+        self.claim = claim
+        self.outgoing = outgoing
+        self._go = threading.Event()
+        self._cancelled = False
+        self._future = poster.submit(self._run, provider, outgoing, claim.batch_id, claim.recipients)
+
+    def _run(
+        self, provider: Provider, outgoing: OutgoingIssue, batch_id: int, recipients: list[Recipient]
+    ) -> BatchResult:
+        prepare = getattr(provider, "prepare_batch", None)
+        send: Callable[[], BatchResult]
+        if not recipients:
+            send = BatchResult
+        elif prepare is not None:
+            send = prepare(outgoing, recipients, batch_id=batch_id)
+        else:
+            send = lambda: provider.send_batch(outgoing, recipients, batch_id=batch_id)  # noqa: E731
+        self._go.wait()
+        if self._cancelled:
+            raise _NotSent
+        return send()
+
+    def go(self) -> None:
+        self._go.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._go.set()
+
+    def answered(self, timeout: float) -> bool:
+        done, _ = concurrent.futures.wait([self._future], timeout=timeout)
+        return bool(done)
+
+    def failure(self) -> BaseException | None:
+        return self._future.exception()
+
+    def result(self) -> BatchResult:
+        return self._future.result()
+
+
+class _ClaimAhead:
+    """A claim made while the previous batch's request is in flight (PostgreSQL), in a transaction left
+    open until that request is answered: committed then, and the batch's request goes; rolled back when
+    the send stops, the request failed, or its answer is slow (`_HOLD_AHEAD_SECONDS`: meanwhile the row
+    stays locked, and the other senders pass it by). A crash before the commit leaves the batch pending,
+    as if never claimed: `submitting` still means a request may have gone. Its recipients are checked when
+    it is claimed, at most that long before its request is made.
+
+    Not on SQLite: its one writer would keep the database locked for the length of every request."""
+
+    def __init__(self, sessions: sessionmaker[Session], in_flight: InFlight) -> None:
+        self._session = sessions()
+        self._in_flight = in_flight
+        self.claimed: _Claimed | None = None
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        self._session.begin()
+        try:
+            yield self._session
+        except BaseException:
+            self._session.rollback()
+            self._session.close()
+            raise
+
+    def commit(self) -> _Claimed | None:
+        try:
+            self._session.commit()
+        finally:
+            self._session.close()
+        return self.claimed
+
+    def rollback(self) -> None:
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+            if self.claimed is not None:
+                self._in_flight.release(self.claimed.batch_id)
+                self.claimed = None
+
+
+@dataclass
+class _Accepted:
+    claim: _Claimed
+    outgoing: OutgoingIssue
+    result: BatchResult
 
 
 @dataclass(frozen=True)
@@ -396,15 +569,17 @@ def _claim(
     tried: list[int],
     due: _Due,
     in_flight: InFlight,
+    begin: Callable[[], AbstractContextManager[Session]] | None = None,
 ) -> _Claimed | None:
     """Claim the next due batch, lowest number first: lock the first row no other sender is claiming now
     (`FOR UPDATE SKIP LOCKED`; SQLite, one sender, has no such clause and needs none), mark it ours in
     flight, and move it to `submitting` by compare-and-set, in one transaction with the making of its
     deliveries rows from its frozen members (its first claim; `make_deliveries`) and the recipients'
     check. The compare-and-set stays the truth: a claim that loses a race moves nothing. None: nothing
-    is left to claim now (what others are claiming at this instant is theirs)."""
+    is left to claim now (what others are claiming at this instant is theirs). `begin`: the transaction
+    to claim in, when it is not to commit at once (`_ClaimAhead`)."""
     passed: list[int] = []  # `submitting` batches another live sender has in flight (--retry-unknown)
-    with sessions.begin() as session:
+    with (begin or sessions.begin)() as session:
         while True:
             # One row at a time: a claim that locked several would hide them all from the other senders.
             row = session.execute(
@@ -493,15 +668,21 @@ def _send_one_batch(
     wait: Callable[[float], object],
     report: SendReport,
     now: Callable[[], datetime] = utcnow,
+    first: Callable[[], BatchResult] | None = None,
 ) -> tuple[int, int]:
-    """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome."""
+    """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome.
+    `first`: the first attempt, made already (`_Request.result`: its answer, or its failure raised)."""
     policy = options.policy
     remaining = recipients
     sent_total = refused_total = 0
     retries = rate_waits = 0
     while True:
         try:
-            result = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else BatchResult()
+            if first is not None:
+                attempt, first = first, None  # the next attempt, if any, is a new request
+                result = attempt()
+            else:
+                result = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else BatchResult()
         except ProviderError as exc:
             if exc.sent or exc.refused:  # what was settled before the failure is recorded now, never sent again
                 with sessions.begin() as session:
@@ -544,29 +725,122 @@ def _send_one_batch(
             report.failed += len(remaining) + refused_total
             report.sent += sent_total
             return sent_total, len(remaining) + refused_total
-        accepted_at = now()
-        # A batch handed over ahead is recorded sent at the time the provider is to deliver it.
-        delivered_at = outgoing.send_at or accepted_at
-        refused = dict(result.refused)
-        for r in remaining:
-            if r.delivery_id not in result.sent and r.delivery_id not in refused:
-                refused[r.delivery_id] = "the provider did not accept this recipient"
-        with sessions.begin() as session:
-            if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
-                log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-            # The claim left pending exactly its recipients; what earlier attempts settled left `remaining`.
-            everyone = not refused and result.sent.keys() == {r.delivery_id for r in remaining}
-            _record_sent(session, batch_id, result.sent, delivered_at, all_pending=everyone)
-            _record_refused(session, refused)
-        if refused:
-            log.warning(
-                "batch %s: %d recipient(s) not sent; the reasons are in deliveries.error", batch_id, len(refused)
-            )
-        sent_total += len(result.sent)
-        refused_total += len(refused)
+        sent, refused = _record_success(sessions, outgoing, batch_id, remaining, result, now())
+        sent_total += sent
+        refused_total += refused
         report.sent += sent_total
         report.failed += refused_total
         return sent_total, refused_total
+
+
+@contextmanager
+def _outcome_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """The transaction that records a batch the provider took, committed without waiting for the disk
+    (PostgreSQL: `synchronous_commit` off; SQLite: `synchronous` NORMAL for it alone). The claim before
+    the request is still flushed: losing it could send a batch twice. Losing this record (only the
+    server's or the machine's crash can, not ours) leaves the batch `submitting`, of unknown fate, as a
+    crash during its request would: settled by the provider's events, never re-sent by itself."""
+    with sessions() as session:
+        connection = session.connection()
+        level = None
+        if connection.dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        elif connection.dialect.name == "sqlite":
+            # Taken only outside a transaction: before the first write (the driver's BEGIN comes with
+            # it), and put back before the connection returns to the pool.
+            level = int(connection.exec_driver_sql("PRAGMA synchronous").scalar() or 2)
+            connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        try:
+            yield session
+            session.commit()
+        finally:
+            if level is not None:
+                session.rollback()  # nothing after a commit; what failed, otherwise
+                try:
+                    session.connection().exec_driver_sql(f"PRAGMA synchronous={level}")
+                except Exception:
+                    log.exception("cannot put PRAGMA synchronous back: the connection is dropped")
+                    with contextlib.suppress(Exception):
+                        session.connection().invalidate()  # never hand a relaxed connection to a claim
+
+
+def _record_success(
+    sessions: sessionmaker[Session],
+    outgoing: OutgoingIssue,
+    batch_id: int,
+    remaining: list[Recipient],
+    result: BatchResult,
+    accepted_at: datetime,
+) -> tuple[int, int]:
+    """The provider took the batch: it is submitted, each of `remaining` sent or refused (those it named
+    in neither are refused). Returns (sent, refused)."""
+    # A batch handed over ahead is recorded sent at the time the provider is to deliver it.
+    delivered_at = outgoing.send_at or accepted_at
+    refused = dict(result.refused)
+    for r in remaining:
+        if r.delivery_id not in result.sent and r.delivery_id not in refused:
+            refused[r.delivery_id] = "the provider did not accept this recipient"
+    with _outcome_transaction(sessions) as session:
+        if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
+            log.warning("batch %s was moved by someone else while it was being sent", batch_id)
+        # The claim left pending exactly its recipients; what earlier attempts settled left `remaining`.
+        everyone = not refused and result.sent.keys() == {r.delivery_id for r in remaining}
+        _record_sent(session, batch_id, result.sent, delivered_at, all_pending=everyone)
+        _record_refused(session, refused)
+    if refused:
+        log.warning("batch %s: %d recipient(s) not sent; the reasons are in deliveries.error", batch_id, len(refused))
+    return len(result.sent), len(refused)
+
+
+def _record_accepted(
+    sessions: sessionmaker[Session],
+    accepted: _Accepted,
+    report: SendReport,
+    in_flight: InFlight,
+    on_batch: Callable[[Progress], None] | None,
+    now: Callable[[], datetime],
+) -> None:
+    """The outcome of a batch taken at the first attempt, recorded while the next request is made."""
+    claim = accepted.claim
+    try:
+        sent, refused = _record_success(
+            sessions, accepted.outgoing, claim.batch_id, claim.recipients, accepted.result, now()
+        )
+    finally:
+        in_flight.release(claim.batch_id)
+    report.sent += sent
+    report.failed += refused
+    if on_batch:
+        on_batch(Progress(claim.number, sent, refused + len(claim.unbuilt), len(claim.left)))
+
+
+def _unwind(
+    sessions: sessionmaker[Session], request: _Request | None, accepted: _Accepted | None, in_flight: InFlight
+) -> None:
+    """After an error stopped the send: a batch claimed whose request never went goes back to pending; a
+    request the provider took is recorded if the store lets us; anything else is left of unknown fate."""
+    if accepted is not None:
+        try:
+            _record_accepted(sessions, accepted, SendReport(), in_flight, None, utcnow)
+        except Exception:
+            log.exception("batch %s was sent, but its outcome could not be recorded", accepted.claim.number)
+    if request is None:
+        return
+    claim = request.claim
+    try:
+        failure = request.failure()
+        if isinstance(failure, _NotSent):
+            with sessions.begin() as session:
+                move_batch(session, claim.batch_id, ("submitting",), "pending")
+        elif failure is None:
+            done = _record_success(
+                sessions, request.outgoing, claim.batch_id, claim.recipients, request.result(), utcnow()
+            )
+            log.info("batch %s: sent %d, refused %d, recorded after the send stopped", claim.number, *done)
+    except Exception:
+        log.exception("batch %s: its state could not be put right after the send stopped", claim.number)
+    finally:
+        in_flight.release(claim.batch_id)
 
 
 def _pending_in(session: Session, batch_id: int) -> int:

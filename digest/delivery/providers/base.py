@@ -7,6 +7,7 @@ A provider never retries by itself and never touches the store: it makes one att
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
@@ -55,4 +56,17 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Let go of connections held between batches."""
+        ...
+
+
+class Preparing(Protocol):
+    """A provider whose batch is made before anything is sent (SendGrid's request body), so that the
+    sender can make the next batch's request while it records the last one's outcome. Optional: the
+    sender calls `send_batch` of a provider without it."""
+
+    def prepare_batch(
+        self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int
+    ) -> Callable[[], BatchResult]:
+        """Everything `send_batch` does before anything leaves this process; the call it returns sends
+        (once), with the result and the failures of `send_batch`."""
         ...

@@ -136,10 +136,10 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     # writer commits in short transactions (an import in batches), so a lock held longer than this is
     # an outage: the web answers 503 with Retry-After then rather than keep a mail client waiting.
     cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL, NORMAL syncs at checkpoints, not at every commit: a commit is never corrupted or torn,
-    # and only a power cut (not a crash of the process) can lose the last commits before it. FULL
-    # made every sign-up, unsubscribe and rate-limit hit wait for an fsync of its own.
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # synchronous stays FULL (SQLite's default): a commit that returned is on disk. NORMAL would let a
+    # power cut undo a batch's claim (and the batch go out again) or an unsubscribe already answered.
+    # Only writes whose loss is harmless relax it for themselves: a send's outcome record (lost, the
+    # batch stays of unknown fate, never re-sent) and an import's chunks (running the file again is safe).
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 

@@ -54,6 +54,20 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 # processes split the connections; the ceiling case measures them against a server that does nothing.
 
 
+def complete_message(buffer: bytearray) -> tuple[bytes, int] | None:
+    """The first whole HTTP/1.1 message in `buffer` (its head, lower-cased, and its size with the body),
+    or None while it is still arriving."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"\r\ncontent-length:")
+    length = int(head[at + 17 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+    if len(buffer) < end + 4 + length:
+        return None
+    return head, end + 4 + length
+
+
 class _Answers(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection: one request in flight, its answer read by Content-Length."""
 
@@ -67,16 +81,12 @@ class _Answers(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
+        message = complete_message(self.buffer)
+        if message is None or self.waiter is None:
             return
-        head = bytes(self.buffer[:end]).lower()
-        at = head.find(b"\r\ncontent-length:")
-        length = int(head[at + 17 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
-        if len(self.buffer) < end + 4 + length:
-            return
+        head, size = message
         status = int(head[9:12])
-        del self.buffer[: end + 4 + length]
+        del self.buffer[:size]
         waiter, self.waiter = self.waiter, None
         if not waiter.done():
             waiter.set_result(status)
@@ -159,16 +169,8 @@ class _NoOp(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buffer[:end]).lower()
-            at = head.find(b"\r\ncontent-length:")
-            length = int(head[at + 17 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
-            if len(self.buffer) < end + 4 + length:
-                return
-            del self.buffer[: end + 4 + length]
+        while (message := complete_message(self.buffer)) is not None:
+            del self.buffer[: message[1]]
             self.transport.write(NOOP_ANSWER)  # type: ignore[attr-defined]
 
 

@@ -13,6 +13,7 @@ from digest.web.busy import retry_when_busy
 from digest.web.unsubscribe import unsubscribe_link_key
 from subscribers import signup, store
 from subscribers.models import ConfirmationMail, Subscriber, SubscriberChange, Suppression
+from tests.test_subscribers_store import changes
 
 FORM = store.Consent("form", "203.0.113.7", "Mozilla/5.0 test")
 
@@ -28,16 +29,6 @@ def add(core, address: str, status: str = "active") -> Subscriber:
 def row(core, address: str) -> Subscriber:
     with core.sessions() as session:
         return session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
-
-
-def changes(core, subscriber_id: int) -> list[tuple]:
-    with core.sessions() as session:
-        rows = session.scalars(
-            select(SubscriberChange)
-            .where(SubscriberChange.subscriber_id == subscriber_id)
-            .order_by(SubscriberChange.id)
-        )
-        return [(c.from_status, c.to_status, c.cause) for c in rows]
 
 
 def test_one_click_unsubscribe_changes_once_keeps_bounced_and_knows_no_stranger(core):

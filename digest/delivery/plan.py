@@ -1,7 +1,9 @@
 """Freeze an issue's recipients into stored batches before the first request is made.
 
-The plan is made inside the database by one SELECT: a million recipients never pass through Python, and
-it takes seconds, not an ORM object per delivery. Recipients are whoever the audience's SQL names
+The plan is read by one SELECT that the store sorts into the order batches are numbered, streamed to
+Python a few thousand rows at a time and cut into batches as it goes: it takes seconds, not an ORM object
+per delivery, and its memory is a few batches, not the audience (holding every id at once was 40 MB at a
+million readers and grows with them). Recipients are whoever the audience's SQL names
 (`Audience.eligible`: active, confirmed, not suppressed), numbered by id into batches of `batch_size`,
 grouped by wave and segment (the set of the issue's sections they left out, see digest.email.segments)
 so that every batch carries one rendering and goes at one instant.
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -108,10 +111,9 @@ def plan_issue(
     """Create the batches once, grouped by wave and segment so that each batch carries one rendering and
     goes at one instant.
 
-    The recipients, their segments and their zones are read by one statement, which returns each batch's
-    members; batches are numbered wave after wave (earliest first; one wave when `local` is None: at
-    once), segment after segment within a wave (the full issue first), recipients by subscriber id within
-    their segment.
+    The recipients, their segments and their waves are read by one statement in the order they are
+    numbered: wave after wave (earliest first; one wave when `local` is None: at once), segment after
+    segment within a wave (the full issue first), recipients by subscriber id within their segment.
     With `local`, each reader's wave is computed from their zone on `local.day` (see digest.delivery.waves)
     and stored on their batch (`wave`, `send_at`); a zone changed later does not move them this issue.
     Callers hold the send lock, so only one process plans an issue; the unique key on (issue, batch
@@ -120,35 +122,64 @@ def plan_issue(
     existing = session.scalar(select(func.count()).select_from(Batch).where(Batch.issue_id == issue.id))
     if existing:
         return PlanCounts(existing, [], 0)
-    eligible: TextSelect = audience.eligible(session, issue_sections(issue.content or {}))
-    waves, rows = _batches(session, eligible, local, int(batch_size))
+    content = issue.content or {}
+    sections = issue_sections(content)
+    eligible: TextSelect = audience.eligible(session, sections)
+    readers, waves = _readers(session, eligible, local)
     send_at = {w.number: w.send_at for w in waves}
+    kept: dict[int, str | None] = {}  # mask -> its segment's key, None: nothing to read in it
+
+    def key_of(mask: int) -> str | None:
+        if mask not in kept:
+            left_out = [n for i, n in enumerate(sections) if mask & (1 << i)]
+            kept[mask] = None if mask and segment_content(content, left_out) is None else segment_key(left_out)
+        return kept[mask]
+
     counts: dict[tuple[int, int], int] = {}
-    for w, m, n, _ in rows:
-        counts[(w, m)] = counts.get((w, m), 0) + n
-    segments, nothing = _segments(_merge_waves(counts), issue.content or {})
-    keys = {s.mask: s.key for s in segments}
-    batch_rows: list[dict[str, Any]] = []
-    for w, m, n, ids in rows:
-        if m not in keys:
-            continue
-        batch_rows.append(
+    pending: list[dict[str, Any]] = []
+    numbered = 0
+
+    def cut(wave: int, mask: int, people: list[int]) -> None:
+        nonlocal numbered
+        counts[(wave, mask)] = counts.get((wave, mask), 0) + len(people)
+        segment = key_of(mask)
+        if segment is None:
+            return
+        numbered += 1
+        pending.append(
             {
                 "issue_id": issue.id,
-                "number": len(batch_rows) + 1,
-                "segment": keys[m],
+                "number": numbered,
+                "segment": segment,
                 "status": "pending",
                 "attempts": 0,
-                "wave": w if local is not None else None,
-                "send_at": send_at.get(w),
-                "recipients": n,
-                "members": ids,
+                "wave": wave if local is not None else None,
+                "send_at": send_at.get(wave),
+                "recipients": len(people),
+                "members": json.dumps(people, separators=(",", ":")),
                 "created_at": now,
                 "updated_at": now,
             }
         )
-    if batch_rows:
-        session.execute(insert(Batch), batch_rows)
+        if len(pending) >= _INSERT_CHUNK:
+            session.execute(insert(Batch), pending)
+            pending.clear()
+
+    size = int(batch_size)
+    group: tuple[int, int] | None = None
+    people: list[int] = []
+    for row in readers:
+        if (row[0], row[1]) != group or len(people) >= size:
+            if people and group is not None:
+                cut(*group, people)
+            group, people = (int(row[0]), int(row[1])), []
+        people.append(row[2])
+    if people and group is not None:
+        cut(*group, people)
+    if pending:
+        session.execute(insert(Batch), pending)
+    segments, nothing = _segments(_merge_waves(counts), content)
+    if numbered:
         renderings = [
             {"issue_id": issue.id, "segment": s.key, "left_out_sections": s.left_out, "created_at": now}
             for s in segments
@@ -159,51 +190,74 @@ def plan_issue(
     if nothing:
         log.info("issue %s: %d subscribers left out every section it has; they are not mailed", issue.week, nothing)
     if local is not None:
+        keys = {s.mask for s in segments}
         for each in waves:
             each.recipients = sum(n for (w, m), n in counts.items() if w == each.number and m in keys)
         issue.waves = [w.as_dict() for w in waves if w.recipients]
     issue.status = "sending"
     issue.send_started_at = now
-    return PlanCounts(len(batch_rows), segments, nothing)
+    return PlanCounts(numbered, segments, nothing)
 
 
-def _batches(
-    session: Session, eligible: TextSelect, local: LocalDelivery | None, size: int
-) -> tuple[list[Wave], list[tuple[int, int, int, str]]]:
-    """The waves ([] at once) and the batches of a plan: (wave, mask, recipients, their ids as a JSON
-    array), one per batch, in the order they are numbered.
+# Batch rows written per INSERT and reader rows fetched per round trip: what the plan holds at once is a
+# few of these, not the audience (a million readers' ids as Python ints are about 40 MB).
+_INSERT_CHUNK = 100
+_FETCH = 10_000
 
-    One statement freezes everyone: the readers' ids grouped by segment (and zone, for waves), a few
-    groups, not a million rows. Zones that reach the local time at one instant are put together as one
-    wave; each wave and segment is cut into batches of `size` by subscriber id here. A thousand batch rows
-    are then written, not a million deliveries rows: those are made batch by batch at each claim
-    (digest.delivery.sender.make_deliveries), which is what lets a plan of a million take seconds. Cutting
-    in Python (1,000,000 ids: about a second) is faster on both stores than numbering rows in SQL with a
-    window function, and one pass reads the zones with the readers, so no zone is missed in between."""
-    postgres = session.connection().dialect.name == "postgresql"
-    ids = "CAST(json_agg(id) AS text)" if postgres else "json_group_array(id)"
-    by = "z, m" if local is not None else "m"
-    found = [
-        (row.z if local is not None else None, row.m, row.ids)
-        for row in session.execute(
-            text(f"SELECT {by}, {ids} AS ids FROM ({eligible.sql}) r GROUP BY {by}"), dict(eligible.params)
+
+def _readers(session: Session, eligible: TextSelect, local: LocalDelivery | None) -> tuple[Iterator[Any], list[Wave]]:
+    """(wave, mask, reader id) of every reader, in the order batches are numbered, streamed from the
+    store a few thousand rows at a time; and the waves ([] at once: every reader is in wave 0).
+
+    The store sorts and Python cuts: a batch's readers are consecutive rows. For waves, the zones are read
+    first and mapped to their wave in the SQL; the readers' statement is a later snapshot on PostgreSQL
+    (READ COMMITTED), so a zone first seen there (a reader who moved in between) maps to 0, sorts first,
+    and the zones are read again with it: no reader is dropped or put into another zone's wave."""
+    if local is None:
+        sql = f"SELECT 0 AS w, m, id FROM ({eligible.sql}) r ORDER BY m, id"
+        return _stream(session, sql, dict(eligible.params)), []
+    zones: set[str | None] = {
+        z for (z,) in session.execute(text(f"SELECT DISTINCT z FROM ({eligible.sql}) r"), dict(eligible.params))
+    }
+    while True:
+        waves, wave_of = plan_waves(zones, local)
+        params: dict[str, Any] = dict(eligible.params)
+        params["plan_default_wave"] = wave_of[local.default_zone]
+        whens = ["WHEN z IS NULL THEN :plan_default_wave"]
+        for i, zone in enumerate(sorted(z for z in zones if z is not None)):
+            params[f"plan_z{i}"] = zone
+            params[f"plan_w{i}"] = wave_of[zone or local.default_zone]
+            whens.append(f"WHEN z = :plan_z{i} THEN :plan_w{i}")
+        sql = (
+            "SELECT w, m, id, CASE WHEN w = 0 THEN z END AS z FROM "
+            f"(SELECT CASE {' '.join(whens)} ELSE 0 END AS w, m, id, z FROM ({eligible.sql}) r) q "
+            "ORDER BY w, m, id"
         )
-    ]
-    waves: list[Wave] = []
-    wave_of: dict[str, int] = {}
-    if local is not None:
-        waves, wave_of = plan_waves([z for z, _, _ in found], local)
-    grouped: dict[tuple[int, int], list[int]] = {}
-    for z, mask, people in found:
-        wave = wave_of[z or local.default_zone] if local is not None else 0
-        grouped.setdefault((wave, int(mask)), []).extend(json.loads(people))
-    rows: list[tuple[int, int, int, str]] = []
-    for (wave, mask), people in sorted(grouped.items()):
-        people.sort()  # by subscriber id within the wave and segment
-        for start in range(0, len(people), size):
-            chunk = people[start : start + size]
-            rows.append((wave, mask, len(chunk), json.dumps(chunk, separators=(",", ":"))))
-    return waves, rows
+        rows = _stream(session, sql, params)
+        first = next(rows, None)
+        if first is None or first[0] != 0:
+            return (chain([first], rows) if first is not None else iter(())), waves
+        # zones first seen by this statement: all of them are in the rows before the first mapped one
+        zones.add(first[3])
+        for row in rows:
+            if row[0] != 0:
+                break
+            zones.add(row[3])
+        rows.close()
+
+
+def _stream(session: Session, sql: str, params: dict[str, Any]) -> Generator[Any, None, None]:
+    """The rows of a SELECT, fetched `_FETCH` at a time (a server-side cursor on PostgreSQL).
+
+    stream_results and fetchmany, not yield_per: with yield_per (SQLAlchemy 2.1, psycopg) a million rows
+    grew the process by 240 MB although the cursor was a server-side one."""
+    options = {"stream_results": True, "max_row_buffer": _FETCH}
+    result = session.execute(text(sql), params, execution_options=options)
+    try:
+        while rows := result.fetchmany(_FETCH):
+            yield from rows
+    finally:
+        result.close()
 
 
 def _merge_waves(counts: dict[tuple[int, int], int]) -> list[tuple[int, int]]:

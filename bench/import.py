@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -34,29 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from digest.config import Settings  # noqa: E402
+from bench.stores import environment, store  # noqa: E402
+from bench.stores import settings as bench_settings  # noqa: E402
 from tests.import_load import load_while_importing, readers_who_will_leave, start_import, write_people  # noqa: E402
-from tests.pgschema import throwaway_schema  # noqa: E402
 from tests.web_site import running_site  # noqa: E402
-
-EXAMPLE = ROOT / "examples" / "digest.toml"
-KEY = "bench-secret-key-" + "x" * 32
-
-
-@contextlib.contextmanager
-def store(kind: str, folder: Path, name: str):
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / name}.db"
-    else:
-        with throwaway_schema("bench") as url:
-            yield url
-
-
-def environment(url: str, folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update(DIGEST_DIR=str(folder), DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
-               DIGEST_PROVIDER="outbox", DIGEST_OUTBOX_DIR=str(folder / "outbox"))  # fmt: skip
-    return env
 
 
 def import_alone(kind: str, folder: Path, people: Path) -> tuple[float, float, int, int]:
@@ -97,8 +77,7 @@ def _peak_kib(pid: int) -> int:
 
 def import_under_load(kind: str, folder: Path, rows: int) -> None:
     with store(kind, folder, "loaded") as url:
-        settings = Settings(_env_file=None, database_url=url, config=EXAMPLE, secret_key=KEY,
-                            provider="outbox", outbox_dir=folder / "outbox")  # fmt: skip
+        settings = bench_settings(url, folder)
         with running_site(settings, subscribe_per_ip_per_hour=1_000_000) as site:
             leavers = readers_who_will_leave(site.core, 300)
             people = write_people(folder / "loaded.csv", rows, also=[(a, "Renamed") for a in leavers])

@@ -17,13 +17,10 @@ before this work (stated in the issue): plan of 1,000,000 on PostgreSQL 32 s; dr
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -32,17 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from digest.config import Settings, load_newsletter  # noqa: E402
+from bench.stores import EXAMPLE, environment, store  # noqa: E402
+from bench.stores import settings as bench_settings  # noqa: E402
+from digest.config import load_newsletter  # noqa: E402
 from digest.core import build_core  # noqa: E402
 from digest.delivery.plan import plan_issue  # noqa: E402
 from digest.delivery.waves import LocalDelivery  # noqa: E402
 from digest.store.db import make_engine, upgrade  # noqa: E402
 from subscribers.store import email_hash  # noqa: E402
 from tests.fakes.seed import NOW, make_issue  # noqa: E402
-from tests.pgschema import throwaway_schema  # noqa: E402
 
-EXAMPLE = ROOT / "examples" / "digest.toml"
-KEY = "bench-secret-key-" + "x" * 32
 WEEK = "2026-W48"
 SECTIONS = ["World", "Opinion", "Books"]
 CONTENT = {
@@ -85,24 +81,6 @@ def seed_sql(dialect: str, readers: int) -> str:
         f" SELECT 'reader' || n || '@example.org', {hashed}, 'Reader ' || n, 'active', 'import', {at}, {at}, {prefs},"
         f" {key}, {zone}, {at}, {at} FROM {numbers}"
     )
-
-
-@contextlib.contextmanager
-def store(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'plan.db'}"
-    else:
-        with throwaway_schema("bench") as url:
-            yield url
-
-
-def environment(url: str, folder: Path) -> dict[str, str]:
-    # Bytecode may be written and read: an installed `digest` runs from compiled modules (pip compiles them),
-    # and an environment with PYTHONDONTWRITEBYTECODE would time recompiling the whole program at each run.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(DIGEST_DIR=str(folder), DIGEST_DATABASE_URL=url, DIGEST_CONFIG=str(EXAMPLE), DIGEST_SECRET_KEY=KEY,
-               DIGEST_PROVIDER="outbox", DIGEST_OUTBOX_DIR=str(folder / "outbox"), PYTHONPATH=str(ROOT))  # fmt: skip
-    return env
 
 
 def seed(url: str, readers: int) -> float:
@@ -148,8 +126,7 @@ def dry_run(url: str, folder: Path) -> tuple[float, str]:
 
 
 def plan(url: str, folder: Path, week: str, local: bool) -> tuple[float, int, int]:
-    settings = Settings(_env_file=None, database_url=url, config=EXAMPLE, secret_key=KEY, provider="outbox",
-                        outbox_dir=folder / "outbox")  # fmt: skip
+    settings = bench_settings(url, folder)
     core = build_core(settings, load_newsletter(EXAMPLE))
     try:
         with core.sessions.begin() as session:
@@ -185,8 +162,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as name, store(kind, Path(name)) as url:
             folder = Path(name)
             print(f"{kind}: {args.readers} readers (seeded in {seed(url, args.readers):.1f} s)", flush=True)
-            settings = Settings(_env_file=None, database_url=url, config=EXAMPLE, secret_key=KEY, provider="outbox",
-                                outbox_dir=folder / "outbox")  # fmt: skip
+            settings = bench_settings(url, folder)
             core = build_core(settings, load_newsletter(EXAMPLE))
             with core.sessions.begin() as session:
                 make_issue(session, WEEK).content = CONTENT

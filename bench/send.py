@@ -14,8 +14,9 @@ Analysis and Opinion: the plan then groups recipients into three segments and th
 more versions of the issue (with the real templates) before the first batch.
 
 Each measured part runs in a fresh child process so that its peak RSS (ru_maxrss) is its own; the
-fake server runs in a process of its own too (it keeps only counts). Subscribers are seeded with one
-INSERT ... SELECT over a generated series.
+fake server runs in a process of its own too (it keeps only counts). Ours makes and posts its requests
+in a process of its own (digest/delivery/posting.py), whose peak RSS is printed apart. Subscribers are
+seeded with one INSERT ... SELECT over a generated series.
 
 --hostile runs instead the whole bad day of issue 14, with the real commands, and checks that every
 reader got the issue exactly once:
@@ -467,14 +468,16 @@ def main() -> None:
                 )
                 print(
                     f"  bare before and after ours: {bare['rates'][0]:,.0f}/s and {bare['rates'][1]:,.0f}/s; "
-                    f"ours sending alone (plan left out): {count / ours['send_s']:,.0f}/s",
+                    f"ours sending alone (plan left out): {count / ours['send_s']:,.0f}/s; ours' request "
+                    f"process: {ours['process_mb']:.0f} MB peak RSS",
                     flush=True,
                 )
                 if r["fake"]["violations"]:
                     print("  fake SendGrid saw violations:", r["fake"]["violations"][:3])
     print("rate = recipients per second (ours: plan + send, from the store; bare: build + POST only, its runs")
     print("before and after ours taken together);")
-    print("ratio = ours / bare (target >= 0.8); MB = peak RSS of the process (target <= 150 at 1,000,000);")
+    print("ratio = ours / bare (target >= 0.8); MB = peak RSS of the process (target <= 150 at 1,000,000;")
+    print("a send of 4 batches or more also runs a request process, its peak printed below the line);")
     print("accepted = recipients the fake SendGrid took from the three runs (3 x subscribers)")
 
 
@@ -483,6 +486,11 @@ def main() -> None:
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def peak_children_mb() -> float:
+    """The largest peak RSS of this process's children that ended: the send's request process."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def child_send(count: int) -> dict:
@@ -511,6 +519,7 @@ def child_send(count: int) -> dict:
         "send_s": done - planned,
         "rate": count / (done - started),
         "peak_mb": peak_mb(),
+        "process_mb": peak_children_mb(),
     }
 
 
@@ -534,7 +543,7 @@ def child_bare(count: int) -> dict:
         recipients = []
         for i in range(first, min(first + size, count + 1)):
             person = Person(i, f"bare{i}@example.org", f"Reader {i}", f"bench-key-{i}")
-            recipients.append(core.audience.recipient(i, person))
+            recipients.append(core.audience.recipient(person))
         provider.send_batch(outgoing, recipients, batch_id=first // size + 1)
     seconds = time.perf_counter() - started
     return {"send_s": seconds, "rate": count / seconds, "peak_mb": peak_mb()}

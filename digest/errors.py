@@ -77,7 +77,7 @@ class FailureKind(Enum):
 
 
 class ProviderError(DigestError):
-    """One attempt at the provider failed. `sent` holds the recipients (delivery ids) that did go out
+    """One attempt at the provider failed. `sent` holds the recipients (person ids) that did go out
     before the failure (SMTP, outbox), `refused` those refused one by one before it (with the reason).
 
     It lives here, not with the providers, because the audience's confirmation mail meets it too."""

@@ -8,7 +8,8 @@ time, their `Recipient`s, with whoever left or was suppressed since the plan set
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +86,9 @@ class StoredAudience:
             "first_name": first_name(person.name) or self.first_name_fallback,
         }
 
-    def recipient(self, delivery_id: int, person: Person) -> Recipient:
+    def recipient(self, person: Person) -> Recipient:
         values = self.values(person)
-        return Recipient(delivery_id, person.email, person.name, values, values["unsubscribe_url"])
+        return Recipient(person.id, person.email, person.name, values, values["unsubscribe_url"])
 
     def eligible(self, session: Session, sections: Sequence[str]) -> TextSelect:
         """Active, confirmed subscribers whose address is not suppressed: `id`, the mask `m` of the
@@ -103,12 +104,10 @@ class StoredAudience:
             dict(people.params),
         )
 
-    def recipients(
-        self, session: Session, deliveries: Mapping[int, int]
-    ) -> tuple[list[Recipient], list[int], dict[int, str]]:
-        """For delivery id -> subscriber id, in that order: the recipients to mail now; the delivery ids of
-        those who left (unsubscribed, bounced, complained, suppressed, erased) since the plan; and the
-        delivery ids whose values could not be made, with the reason."""
+    def recipients(self, session: Session, people: Sequence[int]) -> tuple[list[Recipient], list[int], dict[int, str]]:
+        """For these subscriber ids, in that order: the recipients to mail now; the ids of those who left
+        (unsubscribed, bounced, complained, suppressed) since the plan; and the ids whose values could not
+        be made, with the reason (see `_sort_out`)."""
         rows = session.execute(
             select(
                 Subscriber.id,
@@ -117,51 +116,63 @@ class StoredAudience:
                 Subscriber.status,
                 Subscriber.link_key,
                 Subscriber.email_hash,
-            ).where(Subscriber.id.in_(set(deliveries.values())))
+            ).where(Subscriber.id.in_(set(people)))
         ).all()
-        people = {row.id: row[:5] for row in rows}
+        found = {row.id: row[:5] for row in rows}
         hashes = {row.email_hash: row.id for row in rows}  # stored beside the address, as the plan's filter joins it
         suppressed: set[int] = set()
         if hashes:
-            found = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
-            suppressed = {hashes[h] for h in found}
-        return self._sort_out(
-            (delivery_id, *people.get(sid, (None,) * 5), sid in suppressed) for delivery_id, sid in deliveries.items()
+            listed = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+            suppressed = {hashes[h] for h in listed}
+        staying, left = self._sort_out(
+            (person, *found.get(person, (None,) * 5), person in suppressed) for person in people
         )
+        recipients, unbuilt = self.recipients_of(staying)
+        return recipients, left, unbuilt
 
-    def batch_recipients(
-        self, session: Session, pending: TextSelect
-    ) -> tuple[list[Recipient], list[int], dict[int, str]]:
-        """As `recipients`, for the deliveries that delivery's SQL names (`delivery_id`, `subscriber_id`):
-        one plain query joins them to their subscribers and suppressions, in delivery id order, with no
-        list of ids going back and forth and no ORM object made (a send asks a thousand times a million)."""
+    def batch_people(self, session: Session, people: TextSelect) -> tuple[list[Person], list[int]]:
+        """The people a SELECT names (column `id`: a batch's frozen members) who are to be mailed now, and
+        the ids of those who left since the plan, in id order. The audience runs the SELECT inside its own
+        query: one plain query joins them to their subscribers and suppressions, with no list of ids going
+        back and forth and no ORM object made (a send asks a thousand times a million)."""
         suppressed = _suppressed_sql(session) or "0"
         rows = session.execute(
             text(
-                f"SELECT p.delivery_id, s.id, s.email, s.name, s.status, s.link_key, {suppressed} AS x "  # noqa: S608
-                f"FROM ({pending.sql}) p LEFT JOIN subscribers s ON s.id = p.subscriber_id ORDER BY p.delivery_id"
+                f"SELECT p.id, s.id, s.email, s.name, s.status, s.link_key, {suppressed} AS x "  # noqa: S608
+                f"FROM ({people.sql}) p LEFT JOIN subscribers s ON s.id = p.id ORDER BY p.id"
             ),
-            dict(pending.params),
+            dict(people.params),
         )
         return self._sort_out(rows)
 
-    def _sort_out(self, rows: Iterable[Sequence[Any]]) -> tuple[list[Recipient], list[int], dict[int, str]]:
-        """(delivery id, subscriber id, email, name, status, link key, suppressed) rows, the subscriber's
-        columns None when they were erased: the recipients, the deliveries of those who left, the unbuilt."""
+    def recipients_of(self, people: Sequence[Person]) -> tuple[list[Recipient], dict[int, str]]:
+        """Their recipients, and the ids of those whose values or links could not be made, with the reason.
+        Needs no store: the sender's request process calls it (the audience goes there pickled)."""
         recipients: list[Recipient] = []
-        left: list[int] = []
         unbuilt: dict[int, str] = {}
         recipient = self.recipient
-        for delivery_id, subscriber_id, email, name, status, link_key, suppressed in rows:
-            # Unsubscribes win: someone who left after the plan was made is not mailed.
-            if subscriber_id is None or status != "active" or suppressed:
-                left.append(delivery_id)
-                continue
+        for person in people:
             try:
-                recipients.append(recipient(delivery_id, Person(subscriber_id, email or "", name, link_key or "")))
+                recipients.append(recipient(person))
             except Exception as exc:  # one subscriber's stored data never stops the batch
-                unbuilt[delivery_id] = unbuildable(exc)
-        return recipients, left, unbuilt
+                unbuilt[person.id] = unbuildable(exc)
+        return recipients, unbuilt
+
+    def _sort_out(self, rows: Iterable[Sequence[Any]]) -> tuple[list[Person], list[int]]:
+        """(person id, subscriber id, email, name, status, link key, suppressed) rows, the subscriber's
+        columns None when they were erased: the people to mail and the ids of those who left. Someone
+        erased is in neither: nothing may be written of them."""
+        staying: list[Person] = []
+        left: list[int] = []
+        for person, subscriber_id, email, name, status, link_key, suppressed in rows:
+            if subscriber_id is None:
+                continue
+            # Unsubscribes win: someone who left after the plan was made is not mailed.
+            if status != "active" or suppressed:
+                left.append(person)
+            else:
+                staying.append(Person(subscriber_id, email or "", name, link_key or ""))
+        return staying, left
 
     def test_recipient(self, session: Session, address: str) -> tuple[Recipient, list[str]]:
         """The recipient of a test send to `address`, and the sections they left out (none for someone not
@@ -170,8 +181,10 @@ class StoredAudience:
         email = normalize_email(address)
         known = session.scalars(select(Subscriber).where(Subscriber.email == email)).first()
         if known is None:
-            return self.recipient(0, Person(0, email, None, new_link_key())), []
-        return self.recipient(0, Person(known.id, email, known.name, known.link_key)), known.left_out_sections
+            return self.recipient(Person(0, email, None, new_link_key())), []
+        # Numbered 0 as any test send: it is no delivery of the issue.
+        tested = dataclasses.replace(self.recipient(Person(known.id, email, known.name, known.link_key)), person_id=0)
+        return tested, known.left_out_sections
 
     def addresses(self, session: Session, ids: Collection[int]) -> dict[int, str]:
         """Subscriber id -> address, for those still in the store."""

@@ -49,7 +49,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from digest.errors import UsageError
 from digest.store.db import rowcount
-from digest.store.models import Base, Event, EventPerson, UTCDateTime
+from digest.store.models import Base, Delivery, Event, EventPerson, UTCDateTime
 from subscribers.models import (
     FINAL_STATUSES,
     STATUSES,
@@ -1304,8 +1304,8 @@ def _left_out(preferences: str | None) -> str:
 def erase(session: Session, address: str, *, now: datetime) -> bool:
     """Delete the person's data and keep only a hash of the address, so no import can add it back.
 
-    Their history and deliveries go with the row (ON DELETE CASCADE); provider events keep their
-    type and time for the issue's statistics but lose the address and payload. The figures' counts
+    Their deliveries are deleted, and their history goes with the row (ON DELETE CASCADE); provider events
+    keep their type and time for the issue's statistics but lose the address and payload. The figures' counts
     stay, but the rows that knew this person among an issue's people (a hash of the address, or their
     id for a change of status) go: a hash of an address is as guessable as the address.
     """
@@ -1325,6 +1325,8 @@ def erase(session: Session, address: str, *, now: datetime) -> bool:
     suppress(session, address, "erased", now)
     if subscriber is None:
         return False
+    # Deliveries keep no foreign key to the person (migration 0020): their rows go here.
+    session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
     session.delete(subscriber)
     return True
 

@@ -102,6 +102,11 @@ class Tokens:
             link_key = _LinkKey(key)
             self._reading.setdefault(link_key.key_id, []).append(link_key)
 
+    def __reduce__(self) -> tuple[type[Tokens], tuple[str, list[str]]]:
+        # Made again from the keys: the started hashes of `_LinkKey` do not pickle (the sender's request
+        # process gets the audience this way).
+        return Tokens, (self._keys[-1], self._keys[:-1])
+
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         if purpose not in PURPOSES:
             raise ValueError(f"unknown token purpose {purpose!r}")

@@ -1,4 +1,4 @@
-"""What a stored plan holds, whether its batches were claimed (deliveries rows) or not yet (frozen members)."""
+"""What a stored plan holds, its readers settled (deliveries rows) or not yet (their batch's frozen members)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.delivery.audience import Audience
-from digest.delivery.sender import make_deliveries
 from digest.store.models import Batch, Delivery
 
 
@@ -23,10 +21,3 @@ def planned(session: Session, issue_id: int | None = None) -> list[tuple[int, in
     ).all():
         found.append((number, person))
     return sorted(found)
-
-
-def make_all_deliveries(session: Session, audience: Audience) -> None:
-    """Every frozen batch gets its deliveries rows as its claim would make them: for a test that moves
-    batches by hand (a crash in the middle of a batch, an answer lost) as if they had been claimed."""
-    for batch_id in session.scalars(select(Batch.id).where(Batch.members.is_not(None))).all():
-        make_deliveries(session, audience, batch_id)

@@ -82,7 +82,7 @@ def test_two_spellings_of_one_idn_address_go_as_one_recipient_not_a_refused_requ
     body, refused = SendGridRequestBuilder(ISSUE).build([unicode_form, ascii_form, recipient(3)], batch_id=1)
     assert validate(body) == []
     assert [p["to"][0]["email"] for p in body["personalizations"]] == ["jose@xn--exmple-cua.org", "r3@example.org"]
-    assert list(refused) == [2] and "delivery 1" in refused[2]
+    assert list(refused) == [2] and "subscriber 1" in refused[2]
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,11 @@ twice on a resume."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from digest.config import load_newsletter
 from digest.core import build_core
@@ -123,7 +124,9 @@ def test_an_outbox_write_failure_mid_batch_records_what_went_and_resume_sends_on
     # Recorded before the failure: the three written (Mallory, José, Ada) and the CR/LF address refused
     # alone; the rest of the batch stays to be sent.
     found = outcomes(core)
-    assert sorted(s for s, _ in found.values()) == ["failed"] + ["pending"] * 7 + ["sent"] * 3
+    assert sorted(s for s, _ in found.values()) == ["failed"] + ["sent"] * 3
+    with core.sessions() as session:  # the other seven are still the batch's members
+        assert session.scalars(select(Batch.recipients).where(Batch.members.is_not(None))).all() == [7]
     sent_before = written(folder)
     assert len(sent_before) == 3
 
@@ -157,11 +160,14 @@ def test_smtp_send_completes_and_an_internationalized_address_goes_only_where_th
         if not smtputf8:
             assert "SMTPUTF8" in outcomes(core)[UTF8_LOCAL[0]][1]
 
-        # A batch an older version left in `submitting`: --retry-unknown re-sends it (the operator's
-        # choice) without stopping on the bad rows, and a second resume mails nobody.
+        # A batch of unknown fate (its readers still its members): --retry-unknown re-sends it (the
+        # operator's choice) without stopping on the bad rows, and a second resume mails nobody.
         with core.sessions.begin() as session:
-            session.execute(update(Batch).values(status="submitting"))
-            session.execute(update(Delivery).values(status="pending", error=None))
+            readers = session.scalars(select(Delivery.subscriber_id).order_by(Delivery.subscriber_id)).all()
+            session.execute(delete(Delivery))
+            session.execute(
+                update(Batch).values(status="submitting", members=json.dumps(readers), recipients=len(readers))
+            )
         mailbox.messages.clear()
         retried = run_cli(["send", "--week", WEEK, "--resume", "--retry-unknown"], smtp_env, tmp_path)
         assert retried.returncode == 1, retried.stderr

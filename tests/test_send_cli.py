@@ -17,7 +17,7 @@ from digest.store.models import Batch, Delivery, Issue, utcnow
 from tests.cli_helpers import run_cli
 from tests.conftest import SAMPLE_WEEK
 from tests.fakes.seed import address, make_issue, seed_subscribers
-from tests.planned import make_all_deliveries
+from tests.planned import planned
 
 
 @pytest.fixture
@@ -126,15 +126,9 @@ def test_the_send_summary_is_one_line_whose_numbers_add_up_and_match_the_store(s
         issue = session.scalars(select(Issue)).one()
         plan_batches(session, store.audience, issue, batch_size=1000, now=utcnow())
         # Batch 1's answer was lost in an earlier send; five readers of batch 2 left since the plan.
-        make_all_deliveries(session, store.audience)
         session.execute(update(Batch).where(Batch.number == 1).values(status="submitting"))
-        leaving = session.scalars(
-            select(Subscriber)
-            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-            .join(Batch, Batch.id == Delivery.batch_id)
-            .where(Batch.number == 2)
-            .limit(5)
-        ).all()
+        second = [person for number, person in planned(session) if number == 2]
+        leaving = session.scalars(select(Subscriber).where(Subscriber.id.in_(second[:5]))).all()
         for subscriber in leaving:
             audience_store.unsubscribe(session, subscriber, "test", now=utcnow())
     result = send("--resume")
@@ -154,7 +148,9 @@ def test_the_send_summary_is_one_line_whose_numbers_add_up_and_match_the_store(s
     assert sum(figures[p] for p in parts) == figures["planned"]
     with store.sessions() as session:
         by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-    assert by_status == {"sent": 495, "skipped": 5, "pending": 1000}
+        unknown = session.scalars(select(Batch.recipients).where(Batch.number == 1, Batch.members.is_not(None))).one()
+    # Batch 1's readers are still its members, not rows: nobody knows yet whether they were mailed.
+    assert by_status == {"sent": 495, "skipped": 5} and unknown == 1000
 
 
 def test_a_first_send_says_the_same_numbers_for_the_send_and_the_issue(store, send):

@@ -24,7 +24,7 @@ from digest.delivery.sender import (
     SendReport,
     UnknownBatch,
     finish_issue,
-    load_recipients,
+    load_people,
     pending_count,
     send_issue,
     settle_batch,
@@ -392,7 +392,7 @@ def _first_eligible(session: Session, audience: Audience, count: int) -> list[Re
         text(f"SELECT id FROM ({eligible.sql}) r ORDER BY id LIMIT :first_count"),  # noqa: S608 (the audience's SQL)
         {**eligible.params, "first_count": count},
     ).all()
-    recipients, _, _ = audience.recipients(session, dict(enumerate(ids, 1)))
+    recipients, _, _ = audience.recipients(session, ids)
     return recipients
 
 
@@ -506,13 +506,14 @@ def dry_run(mailer: Mailer, issue: Issue, *, local: LocalDelivery | None = None)
     with mailer.sessions() as session:
         if state.planned:
             first = session.execute(
-                select(Batch.id, Batch.segment, Batch.members.is_not(None).label("frozen"))
+                select(Batch.id, Batch.segment)
                 .where(Batch.issue_id == issue.id, Batch.status == "pending")
                 .order_by(Batch.number)
             ).first()
             first_left_out: list[str] = []
             if first is not None:
-                recipients, _, _ = load_recipients(session, mailer.audience, first.id, frozen=first.frozen)
+                people, _ = load_people(session, mailer.audience, first.id)
+                recipients, _ = mailer.audience.recipients_of(people)
                 first_id = first.id
                 first_left_out = _segment_names(session, issue).get(first.segment, [])
             total, batches = state.recipients, sum(state.batches.values())
@@ -668,10 +669,8 @@ def mark_sent(mailer: Mailer, issue: Issue, number: int) -> int:
                 f"batch {number} of issue {issue.week} is {row.status}, not of unknown fate; "
                 "only a batch left in `submitting` can be marked sent"
             )
-        pending = session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.batch_id == row.id, Delivery.status == "pending")
-        )
-        settle_batch(session, row.id, mailer.now())
+        pending = session.scalar(select(Batch.recipients).where(Batch.id == row.id, Batch.members.is_not(None)))
+        settle_batch(session, mailer.audience, row.id, mailer.now())
     return pending or 0
 
 

@@ -11,6 +11,14 @@ The store's work overlaps the provider's: a batch's outcome is recorded while th
 (it goes once that outcome is committed), and on PostgreSQL the batch after it is claimed, uncommitted,
 while a request is in flight (`_Request`, `_ClaimAhead`; digest/delivery/README.md).
 
+A batch keeps the people it has not settled as its frozen members (`batches.members`, from the plan), and
+each person gets one `deliveries` row once settled, with the final status: at the claim for whoever left
+since the plan (skipped) or whose message cannot be made (failed), and for the rest with the outcome of
+the request, in the statement that records it (sent, or refused). A batch's rows and its members never
+name the same person, so an issue's figures add the rows to the members of its open batches. The claim
+writes nothing per recipient when nobody left, and the outcome one INSERT for a thousand: a send does
+not write every row twice (pending, then sent), as it did before migration 0020.
+
 Recipients are loaded one batch at a time; someone who unsubscribed, bounced, complained or was
 suppressed since the plan was made is marked skipped instead of mailed.
 
@@ -21,30 +29,50 @@ name the message cannot carry) or is refused alone by the provider is marked fai
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from digest.config import DeliveryConfig
 from digest.delivery.audience import Audience
 from digest.delivery.lock import InFlight
+from digest.delivery.posting import NotSent, Request, make_request, start_poster
 from digest.delivery.providers.base import BatchResult, Provider
 from digest.delivery.retry import RetryPolicy
-from digest.email.message import OutgoingIssue, Recipient
+from digest.email.message import OutgoingIssue
 from digest.errors import DeliveryError, FailureKind, ProviderError
 from digest.store.db import TextSelect, rowcount
-from digest.store.models import Batch, Delivery, Issue, utcnow
+from digest.store.models import Batch, Delivery, Issue, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +129,18 @@ class SendOptions:
     policy: RetryPolicy
     retry_failed: bool = False  # --resume: batches a previous run failed go again
     retry_unknown: bool = False  # --retry-unknown: batches left in `submitting` go again
+    request_process_batches: int = 0  # from this many batches to send, the requests are made in a process
 
     @classmethod
     def from_config(cls, delivery: DeliveryConfig, *, resume: bool = False, retry_unknown: bool = False) -> SendOptions:
         """The newsletter file's `[delivery]` values (their defaults live there, and only there)."""
-        return cls(delivery.max_failed_batches, RetryPolicy.from_config(delivery), resume, retry_unknown)
+        return cls(
+            delivery.max_failed_batches,
+            RetryPolicy.from_config(delivery),
+            resume,
+            retry_unknown,
+            delivery.request_process_batches,
+        )
 
 
 @dataclass
@@ -133,123 +168,136 @@ def move_batch(
 def pending_count(sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...]) -> int:
     """Recipients still to mail in batches of these statuses (the progress bar's total)."""
     with sessions() as session:
-        made = session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .join(Batch, Batch.id == Delivery.batch_id)
-            .where(Batch.issue_id == issue_id, Batch.status.in_(statuses), Delivery.status == "pending")
-        )
-        # A batch not claimed yet has no rows: all its frozen recipients are pending.
         frozen = session.scalar(
             select(func.sum(Batch.recipients)).where(
                 Batch.issue_id == issue_id, Batch.status.in_(statuses), Batch.members.is_not(None)
             )
         )
-        return (made or 0) + (frozen or 0)
+        return int(frozen or 0)
 
 
-def _members(dialect: str) -> tuple[str, str]:
-    """SQL over a batch `b`'s frozen members: (a FROM item with one row `j` per member, the person id)."""
+def _members(dialect: str, array: str = "b.members") -> tuple[str, str]:
+    """SQL over a JSON array of person ids (a batch `b`'s frozen members, or a parameter): (a FROM item with
+    one row `j` per person, the person id)."""
     if dialect == "postgresql":
-        return "json_array_elements_text(CAST(b.members AS json)) AS j(value)", "CAST(j.value AS integer)"
-    return "json_each(b.members) j", "j.value"
+        return f"json_array_elements_text(CAST({array} AS json)) AS j(value)", "CAST(j.value AS integer)"
+    return f"json_each({array}) j", "CAST(j.value AS INTEGER)"
 
 
-def make_deliveries(session: Session, audience: Audience, batch_id: int) -> None:
-    """Turn a frozen batch's members into its deliveries rows (pending), in subscriber id order, and clear
-    `members`: from then on the rows are the batch's truth. Done by the claim, in its transaction, so a
-    batch is claimed with its rows or not at all. Someone erased since the plan gets no row (their delivery
-    rows would be gone too); the unique key (issue, subscriber) still holds at most one row per reader."""
+def _people_of(session: Session, batch_id: int) -> TextSelect:
+    """The batch's members, the people it has not settled yet: columns `id` and the batch's `issue_id`."""
     source, person = _members(session.connection().dialect.name)
-    members = TextSelect(
-        f"SELECT {person} AS id, b.issue_id AS issue_id, b.id AS batch_id FROM batches b CROSS JOIN {source} "  # noqa: S608
-        "WHERE b.id = :frozen_batch AND b.members IS NOT NULL",
-        {"frozen_batch": batch_id},
+    return TextSelect(
+        f"SELECT {person} AS id, b.issue_id AS issue_id FROM batches b CROSS JOIN {source} "  # noqa: S608
+        "WHERE b.id = :members_of AND b.members IS NOT NULL",
+        {"members_of": batch_id},
     )
-    present = audience.present(members)
-    session.execute(
-        text(
-            "INSERT INTO deliveries (issue_id, batch_id, subscriber_id, status) "  # noqa: S608 (the audience's SQL)
-            f"SELECT r.issue_id, r.batch_id, r.id, 'pending' FROM ({present.sql}) r ORDER BY r.id"
-        ),
-        dict(present.params),
+
+
+def _listed(session: Session, issue_id: int, people: Sequence[int]) -> TextSelect:
+    """These people of the issue, their ids sent as one JSON array: columns `id` and `issue_id`."""
+    source, person = _members(session.connection().dialect.name, ":listed")
+    return TextSelect(
+        f"SELECT {person} AS id, CAST(:listed_issue AS INTEGER) AS issue_id FROM {source}",  # noqa: S608
+        {"listed": json.dumps(list(people)), "listed_issue": issue_id},
     )
-    session.execute(update(Batch).where(Batch.id == batch_id).values(members=None))
 
 
-def load_recipients(
-    session: Session, audience: Audience, batch_id: int, *, frozen: bool = False
-) -> tuple[list[Recipient], list[int], dict[int, str]]:
-    """The batch's recipients still to mail; the delivery ids of those who left since the plan; and the
-    delivery ids whose values could not be made, with the reason (see `Audience.recipients`).
+def _one_person(batch_id: int) -> TextSelect:
+    """One person of the batch, named by the parameter `person` (rows written one by one, `executemany`)."""
+    return TextSelect(
+        "SELECT CAST(:person AS INTEGER) AS id, b.issue_id AS issue_id FROM batches b WHERE b.id = :members_of",
+        {"members_of": batch_id},
+    )
 
-    `frozen`: the batch is not claimed yet (no deliveries rows); its members are read as they are, numbered
-    from 1 in their place of delivery ids, without storing anything (the dry run's payload estimate)."""
+
+def load_people(session: Session, audience: Audience, batch_id: int) -> tuple[list[Any], list[int]]:
+    """The batch's members still to mail (the audience's people, `Audience.batch_people`), and the ids of
+    those who left since the plan."""
     # Plain SQL for the audience to join to its own tables: no ORM rows, no list of ids.
-    if frozen:
-        source, person = _members(session.connection().dialect.name)
-        pending = TextSelect(
-            f"SELECT ROW_NUMBER() OVER (ORDER BY {person}) AS delivery_id, {person} AS subscriber_id "  # noqa: S608
-            f"FROM batches b CROSS JOIN {source} WHERE b.id = :batch_id",
-            {"batch_id": batch_id},
-        )
-    else:
-        pending = TextSelect(
-            "SELECT d.id AS delivery_id, d.subscriber_id AS subscriber_id FROM deliveries d "
-            "WHERE d.batch_id = :batch_id AND d.status = 'pending'",
-            {"batch_id": batch_id},
-        )
-    return audience.batch_recipients(session, pending)
+    return audience.batch_people(session, _people_of(session, batch_id))
 
 
-# Built once; the ids are one expanding parameter, not a thousand literals to coerce on every batch.
-_MARK_SENT = (
-    update(Delivery)
-    .where(
-        Delivery.batch_id == bindparam("batch"),
-        Delivery.status == "pending",
-        Delivery.id.in_(bindparam("deliveries", expanding=True)),
-    )
-    .values(status="sent", message_id=bindparam("message"), sent_at=bindparam("at"))
-)
-
-
-def _record_sent(
-    session: Session, batch_id: int, message_ids: dict[int, str | None], now: datetime, *, all_pending: bool = False
+def _write_deliveries(
+    session: Session,
+    audience: Audience,
+    batch_id: int,
+    people: TextSelect,
+    *,
+    rows: Sequence[Mapping[str, Any]] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> None:
-    """Mark these deliveries sent. `all_pending`: they are every delivery of the batch still pending (the
-    claim's recipients, less those settled by an earlier attempt), so no list of ids is needed."""
-    if not message_ids:
+    """Write a deliveries row, with its final status, for each person `people` names (`_people_of`, or
+    `_one_person` once per item of `rows`) who is still in the store. `values` or each item of `rows`
+    gives `status`, and as it applies `message_id`, `sent_at` and `error`. A person who has a row for the
+    issue already keeps it: at most one row a reader, and writing an outcome twice changes nothing."""
+    present = audience.present(people)
+    found = text(present.sql).columns(column("id", Integer), column("issue_id", Integer)).subquery("r")
+    fields: dict[str, TypeEngine[Any]] = {
+        "status": String(),
+        "message_id": String(),
+        "sent_at": UTCDateTime(),
+        "error": Text(),
+    }
+    chosen = [
+        (bindparam(name, type_=kind) if values is None else literal(values[name], kind)).label(name)
+        for name, kind in fields.items()
+        if values is None or name in values
+    ]
+    source = select(found.c.issue_id, literal(batch_id).label("batch_id"), found.c.id, *chosen).order_by(found.c.id)
+    insert = postgresql.insert if session.connection().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(cast(Table, Delivery.__table__))
+        .from_select(["issue_id", "batch_id", "subscriber_id", *(c.name for c in chosen)], source)
+        .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
+    )
+    params = dict(present.params)
+    # On the connection: the session would take a list of rows for an ORM bulk insert of objects.
+    if values is not None:
+        session.connection().execute(statement, params)
+    elif rows:
+        session.connection().execute(statement, [{**params, **row} for row in rows])
+
+
+def _settle_some(
+    session: Session,
+    audience: Audience,
+    batch_id: int,
+    settled: Sequence[Mapping[str, Any]],
+    still: Sequence[int],
+) -> None:
+    """Some of a batch's members are settled while the batch stays open (those who left or whose message
+    could not be made, at the claim; those the provider took or refused before a failure): their rows are
+    written and the batch's members become `still`, so that a batch's rows and its members never name
+    the same person, and `recipients` counts the members."""
+    if not settled:
         return
-    ids = set(message_ids.values())
-    if len(ids) == 1 and all_pending:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-            .values(status="sent", message_id=ids.pop(), sent_at=now)
-        )
-        return
-    if len(ids) == 1:  # one request, one X-Message-Id: one statement for the whole batch
-        session.execute(
-            _MARK_SENT, {"batch": batch_id, "deliveries": list(message_ids), "message": ids.pop(), "at": now}
-        )
-        return
+    _write_deliveries(session, audience, batch_id, _one_person(batch_id), rows=settled)
     session.execute(
-        update(Delivery),
-        [{"id": d, "status": "sent", "message_id": m, "sent_at": now} for d, m in message_ids.items()],
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.members.is_not(None))
+        .values(members=json.dumps(list(still)), recipients=len(still))
     )
 
 
-def _record_refused(session: Session, reasons: Mapping[int, str]) -> None:
-    """Recipients failed one by one, each with the reason (a pending one only: never undo a sent)."""
-    if not reasons:
-        return
-    for delivery_id, reason in reasons.items():
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == "pending")
-            .values(status="failed", error=reason[:1000])
-        )
+def _outcomes(
+    at: datetime,
+    *,
+    sent: Mapping[int, str | None] | None = None,
+    refused: Mapping[int, str] | None = None,
+    skipped: Sequence[int] = (),
+) -> list[dict[str, Any]]:
+    """`rows` for `_write_deliveries`: each person sent (with the message id), refused (with the reason),
+    or skipped (left since the plan)."""
+    rows = [
+        {"person": p, "status": "sent", "message_id": m, "sent_at": at, "error": None} for p, m in (sent or {}).items()
+    ]
+    rows += [
+        {"person": p, "status": "failed", "message_id": None, "sent_at": None, "error": reason[:1000]}
+        for p, reason in (refused or {}).items()
+    ]
+    rows += [{"person": p, "status": "skipped", "message_id": None, "sent_at": None, "error": None} for p in skipped]
+    return rows
 
 
 def send_issue(
@@ -314,36 +362,56 @@ def send_issue(
             return None
         return _claim(sessions, audience, outgoing.issue_id, claimable, exclude, due, in_flight, begin)
 
-    # The pipeline (see `_Request`): one thread makes and posts the requests, one at a time; this one
-    # records the last batch's outcome while the next request is made, and on PostgreSQL claims the
-    # batch after it while the request is in flight (`_ClaimAhead`).
+    # The pipeline (see `_Request`): the poster (a process of its own for a large send, else a thread)
+    # makes and posts the requests, one at a time; this thread records the last batch's outcome while
+    # the next request is made, and on PostgreSQL claims the batch after it while the request is in
+    # flight (`_ClaimAhead`).
     claims_ahead = _dialect(sessions) == "postgresql"
-    poster = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-send")
+    own_process = options.request_process_batches > 0 and (
+        _open_batch_count(sessions, outgoing.issue_id, claimable) >= options.request_process_batches
+    )
+    poster = start_poster(provider, audience.recipients_of, renderings, own_process=own_process)
+    writer = _RowsWriter(sessions, audience, own_thread=claims_ahead)
     request: _Request | None = None
     ahead: _ClaimAhead | None = None
     accepted: _Accepted | None = None  # sent, its outcome not yet recorded
+    unwritten: _SentRows | None = None  # recorded, its rows not yet written
+    _write_missing_rows(sessions, audience, outgoing.issue_id)
+
+    def submit(claimed: _Claimed | None) -> _Request | None:
+        """The claimed batch's request, made on the poster now (sent on `go`)."""
+        if claimed is None:
+            return None
+        rendering = renderings[claimed.segment]
+        if claimed.send_at is not None and claimed.send_at > now():  # handed over ahead: the provider holds it
+            rendering = dataclasses.replace(rendering, send_at=claimed.send_at, schedule_id=schedule_id)
+        made = poster.submit(claimed.segment, rendering, claimed.batch_id, claimed.people)
+        return _Request(claimed, rendering, made)
+
     try:
         claim = claim_next()
-        while claim is not None:
+        request = submit(claim)
+        while claim is not None and request is not None:
             tried.append(claim.batch_id)
-            rendering = renderings[claim.segment]
-            if claim.send_at is not None and claim.send_at > now():  # handed over ahead: the provider holds it
-                rendering = dataclasses.replace(rendering, send_at=claim.send_at, schedule_id=schedule_id)
+            rendering = request.outgoing
             report.batches += 1
             report.skipped += len(claim.left)
-            report.failed += len(claim.unbuilt)
-            request = _Request(poster, provider, rendering, claim)
             if accepted is not None:
                 # Recorded before the next request goes: a crash leaves one batch of unknown fate, not two.
-                _record_accepted(sessions, accepted, report, in_flight, on_batch, now)
+                unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
                 accepted = None
             request.go()
+            if unwritten is not None:  # its rows, while this request is on its way
+                writer.write(unwritten)
+                unwritten = None
             if claims_ahead and not stop.is_set():
                 ahead = _ClaimAhead(sessions, in_flight)
                 ahead.claimed = claim_next(ahead.begin)
                 if ahead.claimed is None:
                     ahead.rollback()
                     ahead = None
+                else:  # its request is made while this one is on its way
+                    ahead.request = submit(ahead.claimed)
             if ahead is not None and not request.answered(_HOLD_AHEAD_SECONDS):
                 # A slow answer: the batch claimed ahead goes back to the other senders meanwhile.
                 ahead.rollback()
@@ -355,7 +423,11 @@ def send_issue(
                 if stop.is_set() and ahead is not None:
                     ahead.rollback()
                     ahead = None
-                claim = ahead.commit() if ahead is not None else claim_next()
+                if ahead is not None:
+                    request, claim = ahead.request, ahead.commit()
+                else:
+                    claim = claim_next()
+                    request = submit(claim)
                 ahead = None
                 continue
             if ahead is not None:  # the batch in hand goes on alone (retries, backoff): the one ahead waits
@@ -364,28 +436,32 @@ def send_issue(
             first, request = request, None
             try:
                 outcome = _send_one_batch(
-                    sessions, provider, rendering, claim.batch_id, claim.recipients, options, stop, wait, report, now,
-                    first=first.result,
+                    sessions, audience, provider, rendering, claim.batch_id, claim.people, options, stop, wait,
+                    report, now, first=first.result,
                 )  # fmt: skip
             finally:
                 in_flight.release(claim.batch_id)
             if on_batch:
-                on_batch(Progress(claim.number, outcome[0], outcome[1] + len(claim.unbuilt), len(claim.left)))
+                on_batch(Progress(claim.number, outcome[0], outcome[1], len(claim.left)))
             # A provider that stops answering leaves one unknown batch after another: pause as for failures.
             if len(report.failed_batches) + report.new_unknown > options.max_failed_batches:
                 report.paused = True
                 break
             claim = claim_next()
+            request = submit(claim)
         if accepted is not None:
-            _record_accepted(sessions, accepted, report, in_flight, on_batch, now)
+            unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
             accepted = None
     finally:
         if request is not None:
             request.cancel()  # not sent yet: it never will be
-        poster.shutdown(wait=True)
+        poster.close()
+        if unwritten is not None:
+            writer.write(unwritten)
+        writer.close()
         if ahead is not None:
             ahead.rollback()
-        _unwind(sessions, request, accepted, in_flight)
+        _unwind(sessions, audience, request, accepted, in_flight)
         report.seconds = time.monotonic() - started
     _tally(
         sessions,
@@ -405,66 +481,43 @@ def send_issue(
 _HOLD_AHEAD_SECONDS = 1.0
 
 
+def _open_batch_count(sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...]) -> int:
+    with sessions() as session:
+        found = session.scalar(
+            select(func.count()).select_from(Batch).where(Batch.issue_id == issue_id, Batch.status.in_(statuses))
+        )
+    return int(found or 0)
+
+
 def _dialect(sessions: sessionmaker[Session]) -> str:
     bind = sessions.kw.get("bind")
     return str(bind.dialect.name) if bind is not None else ""
 
 
-class _NotSent(Exception):
-    """A request given up before anything was sent (the send stopped on an error)."""
-
-
+@dataclass
 class _Request:
-    """One batch's request on the poster thread: made at once (`Preparing.prepare_batch`), sent on `go`.
+    """One batch's request (`digest.delivery.posting`): made at once, on the poster, while this thread records
+    the previous batch's outcome, and sent on `go` once that outcome is committed: whatever happens, at most
+    the batch in flight is of unknown fate."""
 
-    So the request is made while this thread records the previous batch's outcome, and only goes once
-    that outcome is committed: whatever happens, at most the batch in flight is of unknown fate."""
-
-    def __init__(
-        self,
-        poster: concurrent.futures.Executor,
-        provider: Provider,
-        outgoing: OutgoingIssue,
-        claim: _Claimed,
-    ) -> None:
-        self.claim = claim
-        self.outgoing = outgoing
-        self._go = threading.Event()
-        self._cancelled = False
-        self._future = poster.submit(self._run, provider, outgoing, claim.batch_id, claim.recipients)
-
-    def _run(
-        self, provider: Provider, outgoing: OutgoingIssue, batch_id: int, recipients: list[Recipient]
-    ) -> BatchResult:
-        prepare = getattr(provider, "prepare_batch", None)
-        send: Callable[[], BatchResult]
-        if not recipients:
-            send = BatchResult
-        elif prepare is not None:
-            send = prepare(outgoing, recipients, batch_id=batch_id)
-        else:
-            send = lambda: provider.send_batch(outgoing, recipients, batch_id=batch_id)  # noqa: E731
-        self._go.wait()
-        if self._cancelled:
-            raise _NotSent
-        return send()
+    claim: _Claimed
+    outgoing: OutgoingIssue
+    handle: Request
 
     def go(self) -> None:
-        self._go.set()
+        self.handle.go()
 
     def cancel(self) -> None:
-        self._cancelled = True
-        self._go.set()
+        self.handle.cancel()
 
     def answered(self, timeout: float) -> bool:
-        done, _ = concurrent.futures.wait([self._future], timeout=timeout)
-        return bool(done)
+        return self.handle.answered(timeout)
 
     def failure(self) -> BaseException | None:
-        return self._future.exception()
+        return self.handle.failure()
 
     def result(self) -> BatchResult:
-        return self._future.result()
+        return self.handle.result()
 
 
 class _ClaimAhead:
@@ -481,6 +534,7 @@ class _ClaimAhead:
         self._session = sessions()
         self._in_flight = in_flight
         self.claimed: _Claimed | None = None
+        self.request: _Request | None = None  # its request, made, not sent
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
@@ -500,6 +554,9 @@ class _ClaimAhead:
         return self.claimed
 
     def rollback(self) -> None:
+        if self.request is not None:
+            self.request.cancel()  # never sent
+            self.request = None
         try:
             self._session.rollback()
         finally:
@@ -541,9 +598,8 @@ class _Claimed:
     number: int
     segment: str
     send_at: datetime | None
-    recipients: list[Recipient]
+    people: list[Any]  # the audience's, to mail (`Audience.batch_people`)
     left: list[int]
-    unbuilt: dict[int, str]
 
 
 def _open_batches(issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due) -> Select[Any]:
@@ -573,27 +629,25 @@ def _claim(
 ) -> _Claimed | None:
     """Claim the next due batch, lowest number first: lock the first row no other sender is claiming now
     (`FOR UPDATE SKIP LOCKED`; SQLite, one sender, has no such clause and needs none), mark it ours in
-    flight, and move it to `submitting` by compare-and-set, in one transaction with the making of its
-    deliveries rows from its frozen members (its first claim; `make_deliveries`) and the recipients'
-    check. The compare-and-set stays the truth: a claim that loses a race moves nothing. None: nothing
-    is left to claim now (what others are claiming at this instant is theirs). `begin`: the transaction
-    to claim in, when it is not to commit at once (`_ClaimAhead`)."""
+    flight, and move it to `submitting` by compare-and-set, in one transaction with the recipients' check
+    (whoever left or cannot be mailed is settled now, `_settle_some`). The compare-and-set stays the
+    truth: a claim that loses a race moves nothing. None: nothing is left to claim now (what others are
+    claiming at this instant is theirs). `begin`: the transaction to claim in, when it is not to commit
+    at once (`_ClaimAhead`)."""
     passed: list[int] = []  # `submitting` batches another live sender has in flight (--retry-unknown)
     with (begin or sessions.begin)() as session:
         while True:
             # One row at a time: a claim that locked several would hide them all from the other senders.
             row = session.execute(
                 _open_batches(issue_id, statuses, tried + passed, due)
-                .with_only_columns(
-                    Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at, Batch.members.is_not(None)
-                )
+                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
                 .order_by(Batch.number)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
             if row is None:
                 return None
-            batch_id, number, status, segment, send_at, frozen = row
+            batch_id, number, status, segment, send_at = row
             if not in_flight.hold(batch_id):
                 passed.append(batch_id)
                 continue
@@ -601,13 +655,10 @@ def _claim(
                 in_flight.release(batch_id)
                 passed.append(batch_id)
                 continue
-            if frozen:  # its first claim: its deliveries rows are made now, with the claim
-                make_deliveries(session, audience, batch_id)
-            recipients, left, unbuilt = load_recipients(session, audience, batch_id)
-            if left:
-                session.execute(update(Delivery).where(Delivery.id.in_(left)).values(status="skipped"))
-            _record_refused(session, unbuilt)
-            return _Claimed(batch_id, number, segment, send_at, recipients, left, unbuilt)
+            people, left = load_people(session, audience, batch_id)
+            if left:  # settled now: the members left are the people the request carries
+                _settle_some(session, audience, batch_id, _outcomes(utcnow(), skipped=left), [p.id for p in people])
+            return _Claimed(batch_id, number, segment, send_at, people, left)
 
 
 def _tally(
@@ -637,18 +688,19 @@ def _tally(
             .where(Batch.issue_id == issue_id)
             .order_by(Batch.number)
         ).all()
-        for batch_id, number, status, updated_at, send_at, error, planned, frozen in rows:
+        for batch_id, number, status, updated_at, send_at, error, members, frozen in rows:
+            open_recipients = members if frozen else 0
             if batch_id in tried:
                 continue
             if status == "submitted":
                 report.already_submitted += 1
             elif status == "submitting" and not in_flight.elsewhere(batch_id):
                 report.unknown_batches.append(number)
-                report.unknown.append(UnknownBatch(number, _pending_in(session, batch_id), updated_at, error))
+                report.unknown.append(UnknownBatch(number, open_recipients, updated_at, error))
             elif status == "failed" and not options.retry_failed:
                 report.left_failed += 1
             elif status == "pending" and send_at is not None and send_at > due.until:
-                report.waiting_recipients += planned if frozen else _pending_in(session, batch_id)
+                report.waiting_recipients += open_recipients
                 report.waiting += 1
                 report.next_wave = min(send_at, report.next_wave or send_at)
             elif status == "pending" and send_at is not None and due.stale_before and send_at < due.stale_before:
@@ -659,10 +711,11 @@ def _tally(
 
 def _send_one_batch(
     sessions: sessionmaker[Session],
+    audience: Audience,
     provider: Provider,
     outgoing: OutgoingIssue,
     batch_id: int,
-    recipients: list[Recipient],
+    people: list[Any],
     options: SendOptions,
     stop: threading.Event,
     wait: Callable[[float], object],
@@ -673,7 +726,7 @@ def _send_one_batch(
     """Send a claimed batch with retries; returns (sent, failed) recipients and records the outcome.
     `first`: the first attempt, made already (`_Request.result`: its answer, or its failure raised)."""
     policy = options.policy
-    remaining = recipients
+    remaining = people
     sent_total = refused_total = 0
     retries = rate_waits = 0
     while True:
@@ -682,15 +735,15 @@ def _send_one_batch(
                 attempt, first = first, None  # the next attempt, if any, is a new request
                 result = attempt()
             else:
-                result = provider.send_batch(outgoing, remaining, batch_id=batch_id) if remaining else BatchResult()
+                result = make_request(audience.recipients_of, provider, outgoing, batch_id, remaining)()
         except ProviderError as exc:
             if exc.sent or exc.refused:  # what was settled before the failure is recorded now, never sent again
+                remaining = [p for p in remaining if p.id not in exc.sent and p.id not in exc.refused]
                 with sessions.begin() as session:
-                    _record_sent(session, batch_id, exc.sent, now())
-                    _record_refused(session, exc.refused)
+                    settled = _outcomes(now(), sent=exc.sent, refused=exc.refused)
+                    _settle_some(session, audience, batch_id, settled, [p.id for p in remaining])
                 sent_total += len(exc.sent)
                 refused_total += len(exc.refused)
-                remaining = [r for r in remaining if r.delivery_id not in exc.sent and r.delivery_id not in exc.refused]
             if exc.kind is FailureKind.UNKNOWN:
                 report.sent += sent_total
                 report.failed += refused_total
@@ -725,7 +778,8 @@ def _send_one_batch(
             report.failed += len(remaining) + refused_total
             report.sent += sent_total
             return sent_total, len(remaining) + refused_total
-        sent, refused = _record_success(sessions, outgoing, batch_id, remaining, result, now())
+        ids = [p.id for p in remaining]
+        sent, refused = _record_success(sessions, audience, outgoing, batch_id, ids, result, now())
         sent_total += sent
         refused_total += refused
         report.sent += sent_total
@@ -764,64 +818,187 @@ def _outcome_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
                         session.connection().invalidate()  # never hand a relaxed connection to a claim
 
 
-def _record_success(
+@dataclass(frozen=True)
+class _SentRows:
+    """The rows of a batch accepted whole that are still to write (`_accept`'s second half)."""
+
+    batch_id: int
+    issue_id: int
+    people: list[int]
+    message_id: str | None
+    sent_at: datetime
+
+    def write(self, sessions: sessionmaker[Session], audience: Audience) -> None:
+        """The batch's members become its rows (sent), unless it was moved on meanwhile (a cancel)."""
+        with _outcome_transaction(sessions) as session:
+            # Locks the batch first, as every writer of its rows does.
+            cleared = session.execute(
+                update(Batch)
+                .where(Batch.id == self.batch_id, Batch.status == "submitted", Batch.members.is_not(None))
+                .values(members=None)
+            )
+            if rowcount(cleared) == 1:
+                values = {"status": "sent", "message_id": self.message_id, "sent_at": self.sent_at}
+                people = _listed(session, self.issue_id, self.people)
+                _write_deliveries(session, audience, self.batch_id, people, values=values)
+
+
+def _accept(
     sessions: sessionmaker[Session],
+    audience: Audience,
     outgoing: OutgoingIssue,
     batch_id: int,
-    remaining: list[Recipient],
+    remaining: list[int],
     result: BatchResult,
     accepted_at: datetime,
-) -> tuple[int, int]:
-    """The provider took the batch: it is submitted, each of `remaining` sent or refused (those it named
-    in neither are refused). Returns (sent, refused)."""
+) -> tuple[int, int, _SentRows | None]:
+    """The provider took the batch: it is submitted, each of `remaining` (person ids) sent or refused
+    (those it named in neither are refused). Returns (sent, refused, the rows still to write).
+
+    A batch sent to everyone with one message id (SendGrid's) is recorded in two steps: now only its
+    move to `submitted`, then, once the next request is on its way, its members as rows (`_SentRows`).
+    So the next request waits for one small statement, not for a thousand rows. Until they are written
+    (or if the sender dies first), a submitted batch's members count as sent, and the next send of the
+    issue writes them (`_write_missing_rows`). Any other outcome is written whole at once."""
     # A batch handed over ahead is recorded sent at the time the provider is to deliver it.
     delivered_at = outgoing.send_at or accepted_at
     refused = dict(result.refused)
-    for r in remaining:
-        if r.delivery_id not in result.sent and r.delivery_id not in refused:
-            refused[r.delivery_id] = "the provider did not accept this recipient"
+    for person in remaining:
+        if person not in result.sent and person not in refused:
+            refused[person] = "the provider did not accept this recipient"
+    message_ids = set(result.sent.values())
+    whole = not refused and len(message_ids) == 1
     with _outcome_transaction(sessions) as session:
-        if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=accepted_at, error=None):
-            log.warning("batch %s was moved by someone else while it was being sent", batch_id)
-        # The claim left pending exactly its recipients; what earlier attempts settled left `remaining`.
-        everyone = not refused and result.sent.keys() == {r.delivery_id for r in remaining}
-        _record_sent(session, batch_id, result.sent, delivered_at, all_pending=everyone)
-        _record_refused(session, refused)
+        # The compare-and-set first: it locks the batch, so that a settle by its events cannot write the
+        # same rows at the same time.
+        done = {"submitted_at": accepted_at, "error": None, **({} if whole else {"members": None})}
+        if not move_batch(session, batch_id, ("submitting",), "submitted", **done):
+            log.warning("batch %s was settled by someone else while it was being sent", batch_id)
+            return len(result.sent), len(refused), None
+        if not whole:
+            rows = _outcomes(delivered_at, sent=result.sent, refused=refused)
+            _write_deliveries(session, audience, batch_id, _one_person(batch_id), rows=rows)
     if refused:
         log.warning("batch %s: %d recipient(s) not sent; the reasons are in deliveries.error", batch_id, len(refused))
-    return len(result.sent), len(refused)
+    if not whole:
+        return len(result.sent), len(refused), None
+    rows_left = _SentRows(batch_id, outgoing.issue_id, list(result.sent), message_ids.pop(), delivered_at)
+    return len(result.sent), 0, rows_left
 
 
-def _record_accepted(
+def _record_success(
     sessions: sessionmaker[Session],
+    audience: Audience,
+    outgoing: OutgoingIssue,
+    batch_id: int,
+    remaining: list[int],
+    result: BatchResult,
+    accepted_at: datetime,
+) -> tuple[int, int]:
+    """`_accept` and its rows written at once. Returns (sent, refused)."""
+    sent, refused, rows = _accept(sessions, audience, outgoing, batch_id, remaining, result, accepted_at)
+    if rows is not None:
+        rows.write(sessions, audience)
+    return sent, refused
+
+
+class _RowsWriter:
+    """Writes the rows of the batches accepted whole (`_SentRows`): on PostgreSQL on a thread of its own,
+    with its own connection, while this one claims the next batch; on SQLite (one writer) at once. A
+    failure is logged and left to the next send (`_write_missing_rows`); meanwhile the batch's members
+    count as sent."""
+
+    def __init__(self, sessions: sessionmaker[Session], audience: Audience, *, own_thread: bool):
+        self._sessions = sessions
+        self._audience = audience
+        self._queue: queue.SimpleQueue[_SentRows | None] | None = None
+        self._thread: threading.Thread | None = None
+        if own_thread:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="digest-send-rows", daemon=True)
+            self._thread.start()
+
+    def write(self, rows: _SentRows) -> None:
+        if self._queue is None:
+            self._write(rows)
+        else:
+            self._queue.put(rows)
+
+    def close(self) -> None:
+        """Waits for the rows given so far."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        if self._queue is None:
+            return
+        while (rows := self._queue.get()) is not None:
+            self._write(rows)
+
+    def _write(self, rows: _SentRows) -> None:
+        try:
+            rows.write(self._sessions, self._audience)
+        except Exception:  # counted as sent meanwhile; the next send writes them
+            log.exception("batch %s: the rows of its recipients could not be written", rows.batch_id)
+
+
+def _write_missing_rows(sessions: sessionmaker[Session], audience: Audience, issue_id: int) -> None:
+    """Batches accepted whole whose rows a sender that died did not write (`_accept`): written now, sent
+    (without the message id, which was in that sender's memory only)."""
+    with sessions() as session:
+        found = session.scalars(
+            select(Batch.id).where(Batch.issue_id == issue_id, Batch.status == "submitted", Batch.members.is_not(None))
+        ).all()
+    for batch_id in found:
+        with sessions.begin() as session:
+            submitted_at = session.scalar(select(Batch.submitted_at).where(Batch.id == batch_id))
+            values = {"status": "sent", "message_id": None, "sent_at": submitted_at or utcnow()}
+            _write_deliveries(session, audience, batch_id, _people_of(session, batch_id), values=values)
+            session.execute(update(Batch).where(Batch.id == batch_id).values(members=None))
+        log.info("batch %s: the rows of its recipients, sent by an earlier run, are written now", batch_id)
+
+
+def _accepted_now(
+    sessions: sessionmaker[Session],
+    audience: Audience,
     accepted: _Accepted,
     report: SendReport,
     in_flight: InFlight,
     on_batch: Callable[[Progress], None] | None,
     now: Callable[[], datetime],
-) -> None:
-    """The outcome of a batch taken at the first attempt, recorded while the next request is made."""
+) -> _SentRows | None:
+    """The outcome of a batch taken at the first attempt, recorded while the next request is made;
+    returns the rows to write once that request has gone."""
     claim = accepted.claim
     try:
-        sent, refused = _record_success(
-            sessions, accepted.outgoing, claim.batch_id, claim.recipients, accepted.result, now()
+        people = [p.id for p in claim.people]
+        sent, refused, rows = _accept(
+            sessions, audience, accepted.outgoing, claim.batch_id, people, accepted.result, now()
         )
     finally:
         in_flight.release(claim.batch_id)
     report.sent += sent
     report.failed += refused
     if on_batch:
-        on_batch(Progress(claim.number, sent, refused + len(claim.unbuilt), len(claim.left)))
+        on_batch(Progress(claim.number, sent, refused, len(claim.left)))
+    return rows
 
 
 def _unwind(
-    sessions: sessionmaker[Session], request: _Request | None, accepted: _Accepted | None, in_flight: InFlight
+    sessions: sessionmaker[Session],
+    audience: Audience,
+    request: _Request | None,
+    accepted: _Accepted | None,
+    in_flight: InFlight,
 ) -> None:
     """After an error stopped the send: a batch claimed whose request never went goes back to pending; a
     request the provider took is recorded if the store lets us; anything else is left of unknown fate."""
     if accepted is not None:
         try:
-            _record_accepted(sessions, accepted, SendReport(), in_flight, None, utcnow)
+            rows = _accepted_now(sessions, audience, accepted, SendReport(), in_flight, None, utcnow)
+            if rows is not None:
+                rows.write(sessions, audience)
         except Exception:
             log.exception("batch %s was sent, but its outcome could not be recorded", accepted.claim.number)
     if request is None:
@@ -829,12 +1006,18 @@ def _unwind(
     claim = request.claim
     try:
         failure = request.failure()
-        if isinstance(failure, _NotSent):
+        if isinstance(failure, NotSent):
             with sessions.begin() as session:
                 move_batch(session, claim.batch_id, ("submitting",), "pending")
         elif failure is None:
             done = _record_success(
-                sessions, request.outgoing, claim.batch_id, claim.recipients, request.result(), utcnow()
+                sessions,
+                audience,
+                request.outgoing,
+                claim.batch_id,
+                [p.id for p in claim.people],
+                request.result(),
+                utcnow(),
             )
             log.info("batch %s: sent %d, refused %d, recorded after the send stopped", claim.number, *done)
     except Exception:
@@ -844,14 +1027,9 @@ def _unwind(
 
 
 def _pending_in(session: Session, batch_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-        )
-        or 0
-    )
+    """The batch's members not settled yet (those of a batch sent are all settled)."""
+    frozen = session.scalar(select(Batch.recipients).where(Batch.id == batch_id, Batch.members.is_not(None)))
+    return int(frozen or 0)
 
 
 def _leave_unknown(
@@ -873,16 +1051,17 @@ def _leave_unknown(
     return 0
 
 
-def settle_batch(session: Session, batch_id: int, now: datetime, *, message_id: str | None = None) -> bool:
-    """A batch of unknown fate (`submitting`) was accepted: mark it submitted and its recipients sent.
-    False when it is not in `submitting` (already settled, or never sent)."""
+def settle_batch(
+    session: Session, audience: Audience, batch_id: int, now: datetime, *, message_id: str | None = None
+) -> bool:
+    """A batch of unknown fate (`submitting`) was accepted: its members are recorded sent and it is
+    submitted. False when it is not in `submitting` (already settled, or never sent)."""
+    # The compare-and-set first: it locks the batch against the sender recording the same batch.
     if not move_batch(session, batch_id, ("submitting",), "submitted", submitted_at=now, error=None):
         return False
-    session.execute(
-        update(Delivery)
-        .where(Delivery.batch_id == batch_id, Delivery.status == "pending")
-        .values(status="sent", message_id=message_id, sent_at=now)
-    )
+    written = {"status": "sent", "message_id": message_id, "sent_at": now}
+    _write_deliveries(session, audience, batch_id, _people_of(session, batch_id), values=written)
+    session.execute(update(Batch).where(Batch.id == batch_id).values(members=None))
     finish_issue(session, session.scalars(select(Batch.issue_id).where(Batch.id == batch_id)).one())
     return True
 
@@ -912,7 +1091,9 @@ class Claim(Protocol):
     def message_id(self) -> str | None: ...
 
 
-def settle_from_events(session: Session, claims: Mapping[int, Claim], *, now: datetime) -> list[tuple[int, int]]:
+def settle_from_events(
+    session: Session, audience: Audience, claims: Mapping[int, Claim], *, now: datetime
+) -> list[tuple[int, int]]:
     """Settle the batches that the provider's (signed) events prove accepted. `claims` maps a batch id,
     as our custom_args carried it, to what the events say (`issue_id`, `message_id`). Only a batch that
     is in `submitting` and belongs to the issue the events name is settled. Returns (issue id, number)s."""
@@ -924,7 +1105,7 @@ def settle_from_events(session: Session, claims: Mapping[int, Claim], *, now: da
     settled: list[tuple[int, int]] = []
     for batch_id, issue_id, number in rows:
         claim = claims[batch_id]
-        if claim.issue_id == issue_id and settle_batch(session, batch_id, now, message_id=claim.message_id):
+        if claim.issue_id == issue_id and settle_batch(session, audience, batch_id, now, message_id=claim.message_id):
             settled.append((issue_id, number))
     return settled
 

@@ -55,7 +55,9 @@ class OutgoingIssue:
 class Recipient:
     """One person a message goes to, with the values of their placeholders (made by the audience)."""
 
-    delivery_id: int
+    # The subscriber's id. A person is mailed at most once an issue, so it keys the provider's answer for
+    # them (`BatchResult`) and makes their Message-ID unique; a test send uses 0.
+    person_id: int
     email: str
     name: str | None
     values: dict[str, str]  # placeholder name -> this recipient's value
@@ -186,7 +188,7 @@ def prepare(issue: OutgoingIssue, recipient: Recipient, *, now: datetime) -> Pre
     # The subject may be made from a headline: content, never a header break.
     message["Subject"] = safe_display_name(placeholders.neutralize_text(issue.subject))
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(idstring=f"{issue.slug}.{recipient.delivery_id}", domain=sender.domain)
+    message["Message-ID"] = make_msgid(idstring=f"{issue.slug}.{recipient.person_id}", domain=sender.domain)
     # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
     message["List-Unsubscribe"] = list_unsubscribe(issue, recipient)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

@@ -147,7 +147,7 @@ def store_provider_events(core: Digest, batch: list[dict[str, Any]]) -> Provider
     """Store the events and act on them, in one transaction: one event naming a batch proves all of it went out."""
     with core.sessions.begin() as session:
         report = events.store_events(session, batch, now=core.now())
-        settled = settle_from_events(session, events.batch_claims(batch), now=core.now())
+        settled = settle_from_events(session, core.audience, events.batch_claims(batch), now=core.now())
     for number in settled:
         log.warning("batch %s of unknown fate settled as submitted by SendGrid's events", number)
     return ProviderEvents(report, list(settled))

@@ -196,9 +196,10 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
-    # The frozen plan (migration 0017): how many readers the plan put in this batch, and until its claim
-    # their subscriber ids in order (a JSON array), from which the claim makes its deliveries rows.
-    # None once claimed: the deliveries rows are then the truth.
+    # The frozen plan (migrations 0017, 0020): the readers of this batch not settled yet, their subscriber
+    # ids in order (a JSON array), and how many. Each settled reader has a deliveries row instead (those
+    # who left, at the claim; everyone else with the request's outcome); None once the batch is settled
+    # whole (`recipients` then keeps its last count).
     recipients: Mapped[int] = mapped_column(default=0, server_default="0")
     members: Mapped[str | None] = mapped_column(Text)
 
@@ -228,7 +229,9 @@ class IssueRendering(Base):
 
 
 class Delivery(Base):
-    """One recipient of one issue, frozen at plan time; the unique key makes 'at most once' hold."""
+    """One recipient of one issue once settled (sent, skipped, failed, cancelled), written with that
+    status; until then the reader is one of their batch's members. The unique key makes 'at most once'
+    hold."""
 
     __tablename__ = "deliveries"
     # No index holds `status`, so marking a row sent updates it in place (PostgreSQL's HOT update; the
@@ -240,8 +243,10 @@ class Delivery(Base):
     # No foreign key (0016): the batch's issue is this issue, and deleting the issue deletes the batch and so this.
     issue_id: Mapped[int]
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, sent, skipped, failed
+    # No foreign key (0020): a check per row written cost a send more than the row; erasing a person
+    # deletes their rows itself (`subscribers.store.erase`), and rows are written only for people present.
+    subscriber_id: Mapped[int] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(20), default="sent")  # sent, skipped, failed, cancelled
     message_id: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)  # why this recipient failed, when they did

@@ -3,20 +3,29 @@ else the outbox, unless DIGEST_PROVIDER names one."""
 
 from __future__ import annotations
 
-from digest.config import DeliveryConfig, Settings
+from typing import TYPE_CHECKING
+
 from digest.delivery.providers.base import Provider
-from digest.delivery.providers.outbox import OutboxProvider
 from digest.errors import ConfigError
 
-__all__ = ["OutboxProvider", "Provider", "make_provider"]
+if TYPE_CHECKING:
+    from digest.config import DeliveryConfig, Settings
+
+__all__ = ["Provider", "make_provider"]
 
 
+# Each provider is imported when it is made: the sender's request process (digest.delivery.posting) imports
+# this package and needs neither the settings nor the store the others bring.
 def make_provider(settings: Settings, delivery: DeliveryConfig | None = None) -> Provider:
+    from digest.config import DeliveryConfig
+
     delivery = delivery or DeliveryConfig()
     choice = settings.provider
     if choice == "auto":
         choice = "sendgrid" if settings.sendgrid_api_key else "outbox"
     if choice == "outbox":
+        from digest.delivery.providers.outbox import OutboxProvider
+
         return OutboxProvider(settings.outbox_dir)
     if choice == "sendgrid":
         key = settings.sendgrid_api_key.get_secret_value().strip() if settings.sendgrid_api_key else ""

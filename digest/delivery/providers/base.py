@@ -20,8 +20,8 @@ from digest.email.message import OutgoingIssue, Recipient
 class BatchResult:
     """What became of a batch that was not refused as a whole: each recipient is in one of the two."""
 
-    sent: dict[int, str | None] = field(default_factory=dict)  # delivery id -> the provider's message id
-    refused: dict[int, str] = field(default_factory=dict)  # delivery id -> why this one recipient was not sent
+    sent: dict[int, str | None] = field(default_factory=dict)  # person id -> the provider's message id
+    refused: dict[int, str] = field(default_factory=dict)  # person id -> why this one recipient was not sent
 
 
 class Provider(Protocol):
@@ -69,4 +69,13 @@ class Preparing(Protocol):
     ) -> Callable[[], BatchResult]:
         """Everything `send_batch` does before anything leaves this process; the call it returns sends
         (once), with the result and the failures of `send_batch`."""
+        ...
+
+
+class Portable(Protocol):
+    """A provider that can be made again in another process, where a large send makes and posts its
+    requests (`digest.delivery.posting`). Optional: the others post from a thread of the sender."""
+
+    def portable(self) -> Callable[[], Provider]:
+        """A picklable call that makes an equivalent provider (its settings, none of its connections)."""
         ...

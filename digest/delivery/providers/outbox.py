@@ -57,9 +57,9 @@ class OutboxProvider:
                 prepared = prepare(issue, recipient, now=utcnow())
                 data = prepared.data()
             except Exception as exc:  # whatever one recipient's data does, the others still go
-                result.refused[recipient.delivery_id] = unbuildable(exc)
+                result.refused[recipient.person_id] = unbuildable(exc)
                 continue
-            path = folder / f"{recipient.delivery_id:08d}.eml"
+            path = folder / f"{recipient.person_id:08d}.eml"
             try:
                 write_atomically(path, data)
             except OSError as exc:
@@ -69,7 +69,7 @@ class OutboxProvider:
                     sent=result.sent,
                     refused=result.refused,
                 ) from None
-            result.sent[recipient.delivery_id] = prepared.message["Message-ID"]
+            result.sent[recipient.person_id] = prepared.message["Message-ID"]
         return result
 
     def payload_size(self, issue: OutgoingIssue, recipients: list[Recipient], *, batch_id: int) -> int:

@@ -13,6 +13,7 @@ with bytes; SendGrid sends the parts as UTF-8.
 
 from __future__ import annotations
 
+import functools
 import html
 import http.client
 import json
@@ -175,15 +176,15 @@ class SendGridRequestBuilder:
             try:
                 personalization = self.personalization(recipient, custom_args)
             except Exception as exc:  # whatever one recipient's data does, the others still go
-                refused[recipient.delivery_id] = unbuildable(exc)
+                refused[recipient.person_id] = unbuildable(exc)
                 continue
             # SendGrid refuses a whole request that names an address twice (two stored spellings of one
             # IDN address, say): the second is left out, and that reader still gets one copy.
             address = personalization["to"][0]["email"].lower()
             if address in seen:
-                refused[recipient.delivery_id] = f"the same address as delivery {seen[address]} in this batch"
+                refused[recipient.person_id] = f"the same address as subscriber {seen[address]} in this batch"
                 continue
-            seen[address] = recipient.delivery_id
+            seen[address] = recipient.person_id
             personalizations.append(personalization)
         if not personalizations:
             return None, refused
@@ -270,11 +271,23 @@ class SendGridProvider:
         asm_group_id: int | None = None,
     ):
         self.client = SendGridAPIClient(api_key, host=host.rstrip("/"))
+        self._api_key = api_key
         self.host = host
         self.timeout = timeout
         self.categories = tuple(categories)
         self.asm_group_id = asm_group_id
         self._builder: SendGridRequestBuilder | None = None
+
+    def portable(self) -> Callable[[], SendGridProvider]:
+        """How to make this provider again in the request process (`digest.delivery.posting`)."""
+        return functools.partial(
+            SendGridProvider,
+            self._api_key,
+            host=self.host,
+            timeout=self.timeout,
+            categories=self.categories,
+            asm_group_id=self.asm_group_id,
+        )
 
     def builder(self, issue: OutgoingIssue) -> SendGridRequestBuilder:
         # One builder per rendering: the batches of one segment share it whatever their wave (send_at).
@@ -379,7 +392,7 @@ class SendGridProvider:
                 exc.refused = {**refused, **exc.refused}
                 raise
             refused_ids = set(refused)
-            sent = {r.delivery_id: message_id for r in recipients if r.delivery_id not in refused_ids}
+            sent = {r.person_id: message_id for r in recipients if r.person_id not in refused_ids}
             return BatchResult(sent, refused)
 
         return send

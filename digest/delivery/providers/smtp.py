@@ -180,13 +180,13 @@ class SMTPProvider:
                     prepared = prepare(issue, recipient, now=utcnow())
                     data = prepared.data("\r\n")
                 except Exception as exc:  # whatever one recipient's data does, the others still go
-                    result.refused[recipient.delivery_id] = unbuildable(exc)
+                    result.refused[recipient.person_id] = unbuildable(exc)
                     continue
-                reason = self._send_one(conn, prepared, data, result, recipient.delivery_id)
+                reason = self._send_one(conn, prepared, data, result, recipient.person_id)
                 if reason is None:
-                    result.sent[recipient.delivery_id] = prepared.message["Message-ID"]
+                    result.sent[recipient.person_id] = prepared.message["Message-ID"]
                 else:
-                    result.refused[recipient.delivery_id] = reason
+                    result.refused[recipient.person_id] = reason
         finally:
             try:
                 conn.quit()
@@ -195,7 +195,7 @@ class SMTPProvider:
         return result
 
     def _send_one(
-        self, conn: smtplib.SMTP, prepared: Prepared, data: bytes, result: BatchResult, delivery_id: int
+        self, conn: smtplib.SMTP, prepared: Prepared, data: bytes, result: BatchResult, person_id: int
     ) -> str | None:
         """None when the server took the message; the reason when it refused this one recipient.
         Anything that concerns the connection raises ProviderError, carrying what went out before."""
@@ -222,7 +222,7 @@ class SMTPProvider:
         except _AnswerLost as exc:
             # At most once: the server may have taken this message, so it is not sent again; the rest
             # of the batch goes on a new connection.
-            result.refused[delivery_id] = (
+            result.refused[person_id] = (
                 f"the connection broke after the whole message was sent, before the server answered ({exc}): "
                 "it may have been delivered, so it is not sent again"
             )

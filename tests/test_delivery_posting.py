@@ -168,3 +168,27 @@ def test_rows_a_sender_did_not_write_before_it_died_are_written_by_the_next_send
     assert rows_by_status(core, issue) == {"sent": 250}
     figures = run.issue_figures(core.sessions, issue.id)
     assert (figures.sent, figures.not_sent) == (250, 0)
+
+
+def test_a_batch_that_moves_while_its_request_is_made_ahead_is_never_sent(settings, fake):
+    # Batch 3 is read (SQLite) or claimed (PostgreSQL) ahead while batch 2's request is in flight, and
+    # cancelled by the operator right then: its request, made already, is cancelled too.
+    core = sendgrid_core(settings, fake, request_process_batches=0)
+    issue = prepare(core, 500)
+    moved: list[int] = []
+
+    def schedule(number: int):
+        if number == 2 and not moved:
+            with core.sessions.begin() as session:
+                session.execute(
+                    update(Batch).where(Batch.issue_id == issue.id, Batch.number == 3).values(status="cancelled")
+                )
+            moved.append(3)
+        return "accept"
+
+    fake.set_schedule(schedule)
+    _, report = deliver(core.mailer(), issue)
+    core.close()
+    assert moved == [3] and report.sent == 400
+    assert fake.duplicates == {} and sorted(fake.emails) == [address(i) for i in [*range(1, 201), *range(301, 501)]]
+    assert statuses(core, issue) == {"submitted": 4, "cancelled": 1}

@@ -373,7 +373,7 @@ def send_issue(
     poster = start_poster(provider, audience.recipients_of, renderings, own_process=own_process)
     writer = _RowsWriter(sessions, audience, own_thread=claims_ahead)
     request: _Request | None = None
-    ahead: _ClaimAhead | None = None
+    ahead: _ClaimAhead | _PeekAhead | None = None
     accepted: _Accepted | None = None  # sent, its outcome not yet recorded
     unwritten: _SentRows | None = None  # recorded, its rows not yet written
     _write_missing_rows(sessions, audience, outgoing.issue_id)
@@ -401,9 +401,6 @@ def send_issue(
                 unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
                 accepted = None
             request.go()
-            if unwritten is not None:  # its rows, while this request is on its way
-                writer.write(unwritten)
-                unwritten = None
             if claims_ahead and not stop.is_set():
                 ahead = _ClaimAhead(sessions, in_flight)
                 ahead.claimed = claim_next(ahead.begin)
@@ -412,6 +409,17 @@ def send_issue(
                     ahead = None
                 else:  # its request is made while this one is on its way
                     ahead.request = submit(ahead.claimed)
+            elif not stop.is_set():
+                peek = _PeekAhead(sessions, audience, in_flight)
+                peek.claimed = peek.read(
+                    outgoing.issue_id, claimable, exclude, _due(now(), provider.schedules_ahead, stale_after)
+                )
+                if peek.claimed is not None:
+                    peek.request = submit(peek.claimed)
+                    ahead = peek
+            if unwritten is not None:  # its rows, while this request is on its way
+                writer.write(unwritten)
+                unwritten = None
             if ahead is not None and not request.answered(_HOLD_AHEAD_SECONDS):
                 # A slow answer: the batch claimed ahead goes back to the other senders meanwhile.
                 ahead.rollback()
@@ -423,9 +431,10 @@ def send_issue(
                 if stop.is_set() and ahead is not None:
                     ahead.rollback()
                     ahead = None
-                if ahead is not None:
-                    request, claim = ahead.request, ahead.commit()
-                else:
+                taken = ahead.commit() if ahead is not None else None
+                if ahead is not None and taken is not None and ahead.request is not None:
+                    claim, request = taken, ahead.request
+                else:  # none ahead, or the one peeked at moved meanwhile
                     claim = claim_next()
                     request = submit(claim)
                 ahead = None
@@ -518,6 +527,61 @@ class _Request:
 
     def result(self) -> BatchResult:
         return self.handle.result()
+
+
+class _PeekAhead:
+    """SQLite's claim ahead. Its one writer cannot be held for the length of a request (`_ClaimAhead`), so
+    the next batch is only read (its people, who left) while the request before is in flight, and its
+    request made; once that request is answered, the claim (the compare-and-set, the leavers' rows)
+    takes a moment (`commit`). If the batch moved meanwhile, its request is cancelled, never sent, and
+    the sender claims afresh. As on PostgreSQL, its recipients are checked up to one request earlier."""
+
+    def __init__(self, sessions: sessionmaker[Session], audience: Audience, in_flight: InFlight) -> None:
+        self._sessions = sessions
+        self._audience = audience
+        self._in_flight = in_flight
+        self._status = "pending"
+        self.claimed: _Claimed | None = None
+        self.request: _Request | None = None  # its request, made, not sent
+
+    def read(self, issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due) -> _Claimed | None:
+        with self._sessions() as session:
+            row = session.execute(
+                _open_batches(issue_id, statuses, tried, due)
+                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
+                .order_by(Batch.number)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            batch_id, number, self._status, segment, send_at = row
+            people, left = load_people(session, self._audience, batch_id)
+        return _Claimed(batch_id, number, segment, send_at, people, left)
+
+    def commit(self) -> _Claimed | None:
+        claimed = self.claimed
+        if claimed is None:
+            return None
+        with self._sessions.begin() as session:
+            taken = self._in_flight.hold(claimed.batch_id)
+            if taken and not move_batch(
+                session, claimed.batch_id, (self._status,), "submitting", attempts=Batch.attempts + 1
+            ):
+                self._in_flight.release(claimed.batch_id)
+                taken = False
+            if taken and claimed.left:
+                settled = _outcomes(utcnow(), skipped=claimed.left)
+                _settle_some(session, self._audience, claimed.batch_id, settled, [p.id for p in claimed.people])
+        if not taken:
+            self.rollback()
+            return None
+        return claimed
+
+    def rollback(self) -> None:
+        if self.request is not None:
+            self.request.cancel()  # never sent
+            self.request = None
+        self.claimed = None
 
 
 class _ClaimAhead:

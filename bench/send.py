@@ -7,7 +7,7 @@ The bare loop runs just before and just after ours, and the ratio takes the two 
 shared machine changes from minute to minute); each bare rate is printed below the line.
 
     PYTHONPATH=$PWD .venv/bin/python bench/send.py [--sizes 100000 1000000] [--databases sqlite postgres]
-        [--segments]
+        [--segments] [--request-process 4]
 
 --segments gives the issue three sections and has one subscriber in 5 leave out Opinion and one in 7
 Analysis and Opinion: the plan then groups recipients into three segments and the send renders two
@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -183,7 +184,18 @@ def fake_stats(url: str) -> dict:
         return json.loads(response.read())
 
 
-def measure(database: str, count: int, workdir: Path, segmented: bool = False) -> dict:
+def request_process_config(workdir: Path, batches: int) -> Path:
+    """The example newsletter with `delivery.request_process_batches` set."""
+    text = (ROOT / "examples" / "digest.toml").read_text(encoding="utf-8")
+    text, found = re.subn(r"(?m)^request_process_batches = \d+", f"request_process_batches = {batches}", text)
+    if not found:
+        raise SystemExit("examples/digest.toml has no request_process_batches line")
+    path = workdir / "request-process.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def measure(database: str, count: int, workdir: Path, segmented: bool = False, config: Path | None = None) -> dict:
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.sendgrid", "--api-key", API_KEY, "--count-only"],
         cwd=ROOT,
@@ -203,6 +215,8 @@ def measure(database: str, count: int, workdir: Path, segmented: bool = False) -
         seed(database_url, count, segmented)
         seeded = time.perf_counter() - started
         env = settings_env(database_url, url, workdir)
+        if config is not None:
+            env["DIGEST_CONFIG"] = str(config)
         # The bare loop runs before and after ours, and ours is compared with the two together: on a
         # shared machine the load changes from one minute to the next, and one bare run alone measured
         # the minute it ran in as much as the code.
@@ -438,6 +452,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--segments", action="store_true", help="three segments (see the module's docstring)")
+    parser.add_argument(
+        "--request-process",
+        type=int,
+        default=None,
+        help="delivery.request_process_batches for ours (default: the example newsletter's, 0: a thread posts)",
+    )
     parser.add_argument("--hostile", action="store_true", help="the bad-day run of issue 14 (see the docstring)")
     parser.add_argument("--readers", type=int, default=20_000, help="readers of the --hostile run")
     parser.add_argument("--child")
@@ -455,9 +475,10 @@ def main() -> None:
     print(f"{'store':9} {'subscribers':>11} {'seed s':>7} {'plan s':>7} {'send s':>7} {'ours/s':>8} "
           f"{'bare/s':>8} {'ratio':>6} {'ours MB':>8} {'bare MB':>8} {'accepted':>9}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
+        config = None if args.request_process is None else request_process_config(Path(tmp), args.request_process)
         for database in args.databases:
             for count in args.sizes:
-                r = measure(database, count, Path(tmp), args.segments)
+                r = measure(database, count, Path(tmp), args.segments, config)
                 label = database + ("+seg" if args.segments else "")
                 ours, bare = r["ours"], r["bare"]
                 print(
@@ -477,7 +498,7 @@ def main() -> None:
     print("rate = recipients per second (ours: plan + send, from the store; bare: build + POST only, its runs")
     print("before and after ours taken together);")
     print("ratio = ours / bare (target >= 0.8); MB = peak RSS of the process (target <= 150 at 1,000,000;")
-    print("a send of 4 batches or more also runs a request process, its peak printed below the line);")
+    print("with --request-process, ours also runs a request process, its peak printed below the line);")
     print("accepted = recipients the fake SendGrid took from the three runs (3 x subscribers)")
 
 

@@ -1,16 +1,19 @@
-"""A process of its own that makes and posts a send's requests, while the sender's process works the store.
+"""Where a send's requests are made and posted (the poster), beside the sender's work in the store: a thread
+of the sender (`ThreadPoster`), or a process of its own (`RequestProcess`).
 
 Python runs one thread of a process at a time. Made on a thread beside the store's work, a request (a
 thousand personalizations, then half a megabyte of JSON, each in one long call that nothing interrupts)
-kept the sender's thread from its database answers, and the two waited on each other: at a million
-recipients the send ran at half the rate of the bare request loop. In a process of its own, on a core of
-its own, each goes at its own pace.
+keeps the sender's thread from its database answers, and the two wait on each other. In a process of
+its own, on a core of its own, each goes at its own pace.
 
-The sender hands it one batch at a time (`RequestProcess.submit`): the segment's rendering by key (the
-renderings go over once, when it starts), the wave's time, the batch id and the recipients, made by the
-sender. The request is made at once and goes only on `go`, as on the thread (`digest.delivery.sender`).
+The sender hands the process one batch at a time (`RequestProcess.submit`): the segment's rendering by
+key (the renderings go over once, when it starts), the wave's time, the batch id and the people, whose
+recipients are made there (`Audience.recipients_of`). The request is made at once and goes only on
+`go`, as on the thread (`digest.delivery.sender`).
 A provider takes part only if it can be made again in another process (`Provider.portable`, SendGrid's);
-the others (SMTP, the outbox) post from the thread.
+the others (SMTP, the outbox) post from the thread. The process is asked for by
+`delivery.request_process_batches` (off by default: it costs a second process of about 100 MB, for a
+tenth more speed on PostgreSQL on a two-core machine; see digest/delivery/README.md).
 
 The process ignores SIGINT and SIGTERM: the sender stops it when the send stops, after the request in
 flight is answered. If the sender dies, the process reads the end of the pipe and exits; a request it

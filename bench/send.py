@@ -487,10 +487,10 @@ def main() -> None:
                     f"{ours['peak_mb']:>8.0f} {bare['peak_mb']:>8.0f} {r['fake']['accepted_recipients']:>9,}",
                     flush=True,
                 )
+                process = f"; ours' request process: {ours['process_mb']:.0f} MB peak RSS" if ours["process_mb"] else ""
                 print(
                     f"  bare before and after ours: {bare['rates'][0]:,.0f}/s and {bare['rates'][1]:,.0f}/s; "
-                    f"ours sending alone (plan left out): {count / ours['send_s']:,.0f}/s; ours' request "
-                    f"process: {ours['process_mb']:.0f} MB peak RSS",
+                    f"ours sending alone (plan left out): {count / ours['send_s']:,.0f}/s{process}",
                     flush=True,
                 )
                 if r["fake"]["violations"]:

@@ -9,11 +9,11 @@ grouped by wave and segment (the set of the issue's sections they left out, see 
 so that every batch carries one rendering and goes at one instant.
 
 The plan is frozen on the batches themselves: each stores its readers' ids (`batches.members`, a JSON
-array) and their number (`batches.recipients`). A batch's `deliveries` rows (one per reader, unique per
-issue and reader, where each outcome is recorded) are made from its members when it is claimed
-(`digest.delivery.sender.make_deliveries`), in the claim's transaction. Writing a million rows into five
-indexes, each checked against two foreign keys, was most of a plan's time (30 s on PostgreSQL); a
-thousand batch rows take a fraction of a second, and the claim's thousand rows cost a few milliseconds.
+array) and their number (`batches.recipients`). A reader's `deliveries` row (unique per issue and reader)
+is written by the send once they are settled, with the outcome (`digest.delivery.sender`); until then
+they are one of their batch's members. Writing a million rows into five indexes, each checked against
+two foreign keys, was most of a plan's time (30 s on PostgreSQL); a thousand batch rows take a fraction
+of a second.
 """
 
 from __future__ import annotations

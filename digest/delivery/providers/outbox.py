@@ -1,6 +1,6 @@
 """The outbox provider: one .eml file per recipient in a folder, for the demo, tests and staging.
 
-Issues go to DIGEST_OUTBOX_DIR/<issue slug>/<delivery id>.eml; transactional mail (confirmations) to
+Issues go to DIGEST_OUTBOX_DIR/<issue slug>/<subscriber id>.eml; transactional mail (confirmations) to
 DIGEST_OUTBOX_DIR/transactional/.
 """
 

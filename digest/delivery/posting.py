@@ -227,7 +227,10 @@ class HandoffPoster:
 
     def submit(self, segment: str, outgoing: OutgoingIssue, batch_id: int, people: Sequence[Any]) -> Request:
         if self._process.alive() and self._process.ready():
-            return self._process.submit(segment, outgoing, batch_id, people)
+            try:
+                return self._process.submit(segment, outgoing, batch_id, people)
+            except OSError as exc:  # it died since it was asked: nothing of this request reached it
+                log.warning("the request process is gone (%s); a thread posts from now on", exc)
         return self._thread.submit(segment, outgoing, batch_id, people)
 
     def close(self) -> None:

@@ -546,12 +546,7 @@ class _PeekAhead:
 
     def read(self, issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due) -> _Claimed | None:
         with self._sessions() as session:
-            row = session.execute(
-                _open_batches(issue_id, statuses, tried, due)
-                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
-                .order_by(Batch.number)
-                .limit(1)
-            ).first()
+            row = session.execute(_first_open(issue_id, statuses, tried, due)).first()
             if row is None:
                 return None
             batch_id, number, self._status, segment, send_at = row
@@ -673,6 +668,18 @@ def _open_batches(issue_id: int, statuses: tuple[str, ...], tried: list[int], du
     return query
 
 
+def _first_open(
+    issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due
+) -> Select[int, int, str, str, datetime | None]:
+    """The open batch to claim next, lowest number first: its id, number, status, segment and wave time."""
+    return (
+        _open_batches(issue_id, statuses, tried, due)
+        .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
+        .order_by(Batch.number)
+        .limit(1)
+    )
+
+
 def _next_claimable(
     sessions: sessionmaker[Session], issue_id: int, statuses: tuple[str, ...], tried: list[int], due: _Due
 ) -> int | None:
@@ -703,11 +710,7 @@ def _claim(
         while True:
             # One row at a time: a claim that locked several would hide them all from the other senders.
             row = session.execute(
-                _open_batches(issue_id, statuses, tried + passed, due)
-                .with_only_columns(Batch.id, Batch.number, Batch.status, Batch.segment, Batch.send_at)
-                .order_by(Batch.number)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                _first_open(issue_id, statuses, tried + passed, due).with_for_update(skip_locked=True)
             ).first()
             if row is None:
                 return None

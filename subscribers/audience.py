@@ -48,7 +48,10 @@ def _suppressed_sql(session: Session) -> str | None:
     (indexed on both), so the filter is a join on the hash, not a hash computed per row."""
     if session.scalar(select(Suppression.id).limit(1)) is None:
         return None
-    return "EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)"
+    return _SUPPRESSED
+
+
+_SUPPRESSED = "EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)"
 
 
 def _mask_sql(dialect: str, sections: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -135,7 +138,9 @@ class StoredAudience:
         the ids of those who left since the plan, in id order. The audience runs the SELECT inside its own
         query: one plain query joins them to their subscribers and suppressions, with no list of ids going
         back and forth and no ORM object made (a send asks a thousand times a million)."""
-        suppressed = _suppressed_sql(session) or "0"
+        # The suppressions are joined even when there are none: one probe of their index per person costs
+        # the server less than asking first costs a round trip, a thousand times a send.
+        suppressed = _SUPPRESSED
         rows = session.execute(
             text(
                 f"SELECT p.id, s.id, s.email, s.name, s.status, s.link_key, {suppressed} AS x "  # noqa: S608

@@ -149,6 +149,48 @@ def test_the_claim_writes_no_row_for_a_batch_nobody_left_and_one_per_leaver(core
     assert json.loads(members) == second[1:] and count == 2
 
 
+def test_a_batch_accepted_whole_gets_sent_rows_for_the_people_still_there_unless_it_moved_on(core):
+    # The rows writer as a send uses it: on PostgreSQL a thread with one statement a batch, on SQLite at once.
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from digest.delivery.plan import plan_batches
+    from digest.delivery.sender import _RowsWriter, _SentRows
+    from subscribers.models import Subscriber
+    from tests.fakes.seed import NOW, make_issue, seed_subscribers
+
+    with core.sessions.begin() as session:
+        seed_subscribers(session, 6)
+        issue = make_issue(session)
+        plan_batches(session, core.audience, issue, batch_size=3, now=NOW)
+        members = dict(_members_by_batch(session))
+        ids = dict(session.execute(select(Batch.number, Batch.id)).all())
+        session.execute(update(Batch).values(status="submitted", submitted_at=NOW))
+        session.execute(update(Batch).where(Batch.number == 2).values(status="cancelled"))
+        erased = members[1][1]
+        session.execute(delete(Subscriber).where(Subscriber.id == erased))
+    at = NOW + timedelta(minutes=1)
+    writer = _RowsWriter(core.sessions, core.audience, own_thread=core.engine.dialect.name == "postgresql")
+    writer.write(_SentRows(ids[1], issue.id, members[1], "msg-1", at))
+    writer.write(_SentRows(ids[2], issue.id, members[2], "msg-2", at))  # cancelled meanwhile: no rows
+    writer.close()
+
+    with core.sessions() as session:
+        rows = session.execute(
+            select(Delivery.subscriber_id, Delivery.status, Delivery.message_id, Delivery.sent_at)
+        ).all()
+        left = dict(session.execute(select(Batch.number, Batch.members)).all())
+    kept = [p for p in members[1] if p != erased]
+    assert sorted(rows) == [(p, "sent", "msg-1", at) for p in kept]  # nothing of the erased person
+    assert left[1] is None and json.loads(left[2]) == members[2]
+
+
+def _members_by_batch(session):
+    for number, members in session.execute(select(Batch.number, Batch.members).order_by(Batch.number)):
+        yield number, json.loads(members)
+
+
 def test_rows_a_sender_did_not_write_before_it_died_are_written_by_the_next_send(settings, fake):
     core = sendgrid_core(settings, fake, request_process_batches=0)
     issue = prepare(core, 250)

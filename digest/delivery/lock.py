@@ -142,7 +142,9 @@ def plan_lock(engine: Engine, issue_id: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _advisory_lock(engine: Engine, issue_id: int, label: str, *, shared: bool) -> Iterator[InFlight]:
-    conn = engine.connect()
+    # Autocommit: a batch's lock is taken and let go twice a batch, in one statement each (a transaction
+    # would add two round trips to each); the pool puts the level back when the connection returns.
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         issue_class, batch_class, _ = _lock_classes(conn)
         mode = "_shared" if shared else ""

@@ -113,7 +113,7 @@ class ThreadPoster:
     def __init__(self, provider: Provider, make: MakeRecipients):
         self._provider = provider
         self._make = make
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-send")
+        self._executor = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="digest-send")
 
     def submit(self, segment: str, outgoing: OutgoingIssue, batch_id: int, people: Sequence[Any]) -> ThreadRequest:
         send = functools.partial(make_request, self._make, self._provider, outgoing, batch_id, people)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import queue
@@ -44,6 +45,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Integer,
     Select,
     String,
@@ -65,6 +67,7 @@ from sqlalchemy.types import TypeEngine
 
 from digest.config import DeliveryConfig
 from digest.delivery.audience import Audience
+from digest.delivery.heap import long_lived_frozen
 from digest.delivery.lock import InFlight
 from digest.delivery.posting import NotSent, Request, make_request, start_poster
 from digest.delivery.providers.base import BatchResult, Provider
@@ -196,7 +199,11 @@ def _people_of(session: Session, batch_id: int) -> TextSelect:
 
 def _listed(session: Session, issue_id: int, people: Sequence[int]) -> TextSelect:
     """These people of the issue, their ids sent as one JSON array: columns `id` and `issue_id`."""
-    source, person = _members(session.connection().dialect.name, ":listed")
+    return _listed_in(session.connection().dialect.name, issue_id, people)
+
+
+def _listed_in(dialect: str, issue_id: int, people: Sequence[int]) -> TextSelect:
+    source, person = _members(dialect, ":listed")
     return TextSelect(
         f"SELECT {person} AS id, CAST(:listed_issue AS INTEGER) AS issue_id FROM {source}",  # noqa: S608
         {"listed": json.dumps(list(people)), "listed_issue": issue_id},
@@ -300,6 +307,7 @@ def _outcomes(
     return rows
 
 
+@long_lived_frozen()
 def send_issue(
     sessions: sessionmaker[Session],
     provider: Provider,
@@ -396,11 +404,14 @@ def send_issue(
             rendering = request.outgoing
             report.batches += 1
             report.skipped += len(claim.left)
-            if accepted is not None:
+            if accepted is not None and accepted.recorded is None:
                 # Recorded before the next request goes: a crash leaves one batch of unknown fate, not two.
                 unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
                 accepted = None
             request.go()
+            if accepted is not None:  # recorded with this batch's claim, counted now that its request went
+                unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
+                accepted = None
             if claims_ahead and not stop.is_set():
                 ahead = _ClaimAhead(sessions, in_flight)
                 ahead.claimed = claim_next(ahead.begin)
@@ -431,7 +442,16 @@ def send_issue(
                 if stop.is_set() and ahead is not None:
                     ahead.rollback()
                     ahead = None
-                taken = ahead.commit() if ahead is not None else None
+                taken = None
+                if ahead is not None:
+                    # The batch just accepted is recorded in the transaction that claims the next one: one
+                    # commit between an answer and the next request, not two.
+                    done = accepted
+                    try:
+                        taken = ahead.commit(functools.partial(done.record, sessions, audience, now()))
+                    except BaseException:
+                        done.recorded = None  # rolled back with the claim: `_unwind` records it
+                        raise
                 if ahead is not None and taken is not None and ahead.request is not None:
                     claim, request = taken, ahead.request
                 else:  # none ahead, or the one peeked at moved meanwhile
@@ -485,6 +505,9 @@ def send_issue(
         finish_issue(session, outgoing.issue_id)
     return report
 
+
+# A claim's `attempts` (built once: an SQL expression costs a claim as much as a small query).
+_ONE_MORE_ATTEMPT = Batch.attempts + 1
 
 # How long a batch claimed ahead may wait for the answer to the request before it (`_ClaimAhead`).
 _HOLD_AHEAD_SECONDS = 1.0
@@ -553,14 +576,19 @@ class _PeekAhead:
             people, left = load_people(session, self._audience, batch_id)
         return _Claimed(batch_id, number, segment, send_at, people, left)
 
-    def commit(self) -> _Claimed | None:
+    def commit(self, record: Callable[[Session], object]) -> _Claimed | None:
+        """Claim the batch read ahead, and `record` (the outcome of the batch before) in the same
+        transaction, whether the claim holds or not."""
         claimed = self.claimed
         if claimed is None:
+            with self._sessions.begin() as session:
+                record(session)
             return None
         with self._sessions.begin() as session:
+            record(session)
             taken = self._in_flight.hold(claimed.batch_id)
             if taken and not move_batch(
-                session, claimed.batch_id, (self._status,), "submitting", attempts=Batch.attempts + 1
+                session, claimed.batch_id, (self._status,), "submitting", attempts=_ONE_MORE_ATTEMPT
             ):
                 self._in_flight.release(claimed.batch_id)
                 taken = False
@@ -605,8 +633,10 @@ class _ClaimAhead:
             self._session.close()
             raise
 
-    def commit(self) -> _Claimed | None:
+    def commit(self, record: Callable[[Session], object]) -> _Claimed | None:
+        """Commit the claim, with `record` (the outcome of the batch before) in the same transaction."""
         try:
+            record(self._session)
             self._session.commit()
         finally:
             self._session.close()
@@ -630,6 +660,13 @@ class _Accepted:
     claim: _Claimed
     outgoing: OutgoingIssue
     result: BatchResult
+    recorded: tuple[int, int, _SentRows | None] | None = None  # `_accept`'s (sent, refused, rows to write)
+
+    def record(
+        self, sessions: sessionmaker[Session], audience: Audience, at: datetime, within: Session | None = None
+    ) -> None:
+        people = [p.id for p in self.claim.people]
+        self.recorded = _accept(sessions, audience, self.outgoing, self.claim.batch_id, people, self.result, at, within)
 
 
 @dataclass(frozen=True)
@@ -718,7 +755,7 @@ def _claim(
             if not in_flight.hold(batch_id):
                 passed.append(batch_id)
                 continue
-            if not move_batch(session, batch_id, (status,), "submitting", attempts=Batch.attempts + 1):
+            if not move_batch(session, batch_id, (status,), "submitting", attempts=_ONE_MORE_ATTEMPT):
                 in_flight.release(batch_id)
                 passed.append(batch_id)
                 continue
@@ -909,6 +946,22 @@ class _SentRows:
                 people = _listed(session, self.issue_id, self.people)
                 _write_deliveries(session, audience, self.batch_id, people, values=values)
 
+    def write_at_once(self, connection: Connection, audience: Audience) -> None:
+        """`write` as one statement, committed as it runs (PostgreSQL, `_RowsWriter`'s connection: in
+        autocommit, `synchronous_commit` off). The batch is cleared first (its row locked) in a CTE, and the
+        rows are written only if it was."""
+        present = audience.present(_listed_in("postgresql", self.issue_id, self.people))
+        statement = text(
+            "WITH cleared AS (UPDATE batches SET members = NULL WHERE id = :rows_batch "  # noqa: S608
+            "AND status = 'submitted' AND members IS NOT NULL RETURNING id) "
+            "INSERT INTO deliveries (issue_id, batch_id, subscriber_id, status, message_id, sent_at) "
+            f"SELECT r.issue_id, :rows_batch, r.id, 'sent', :rows_message, :rows_at FROM ({present.sql}) r "
+            "WHERE EXISTS (SELECT 1 FROM cleared) ORDER BY r.id "
+            "ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
+        ).bindparams(bindparam("rows_at", type_=UTCDateTime()))
+        params = {**present.params, "rows_batch": self.batch_id, "rows_message": self.message_id}
+        connection.execute(statement, {**params, "rows_at": self.sent_at})
+
 
 def _accept(
     sessions: sessionmaker[Session],
@@ -918,9 +971,11 @@ def _accept(
     remaining: list[int],
     result: BatchResult,
     accepted_at: datetime,
+    within: Session | None = None,
 ) -> tuple[int, int, _SentRows | None]:
     """The provider took the batch: it is submitted, each of `remaining` (person ids) sent or refused
-    (those it named in neither are refused). Returns (sent, refused, the rows still to write).
+    (those it named in neither are refused). Returns (sent, refused, the rows still to write). Recorded
+    in a transaction of its own (`_outcome_transaction`), or in `within`, left for its owner to commit.
 
     A batch sent to everyone with one message id (SendGrid's) is recorded in two steps: now only its
     move to `submitted`, then, once the next request is on its way, its members as rows (`_SentRows`).
@@ -935,7 +990,7 @@ def _accept(
             refused[person] = "the provider did not accept this recipient"
     message_ids = set(result.sent.values())
     whole = not refused and len(message_ids) == 1
-    with _outcome_transaction(sessions) as session:
+    with _outcome_transaction(sessions) if within is None else contextlib.nullcontext(within) as session:
         # The compare-and-set first: it locks the batch, so that a settle by its events cannot write the
         # same rows at the same time.
         done = {"submitted_at": accepted_at, "error": None, **({} if whole else {"members": None})}
@@ -971,9 +1026,9 @@ def _record_success(
 
 class _RowsWriter:
     """Writes the rows of the batches accepted whole (`_SentRows`): on PostgreSQL on a thread of its own,
-    with its own connection, while this one claims the next batch; on SQLite (one writer) at once. A
-    failure is logged and left to the next send (`_write_missing_rows`); meanwhile the batch's members
-    count as sent."""
+    with a connection of its own, one statement a batch (`_SentRows.write_at_once`), while this thread
+    claims the next batch; on SQLite (one writer) at once. A failure is logged and left to the next send
+    (`_write_missing_rows`); meanwhile the batch's members count as sent."""
 
     def __init__(self, sessions: sessionmaker[Session], audience: Audience, *, own_thread: bool):
         self._sessions = sessions
@@ -1000,8 +1055,42 @@ class _RowsWriter:
     def _run(self) -> None:
         if self._queue is None:
             return
-        while (rows := self._queue.get()) is not None:
-            self._write(rows)
+        connection: Connection | None = None
+        try:
+            while (rows := self._queue.get()) is not None:
+                try:
+                    if connection is None:
+                        connection = self._connect()
+                    rows.write_at_once(connection, self._audience)
+                except Exception:  # counted as sent meanwhile; the next send writes them
+                    log.exception("batch %s: the rows of its recipients could not be written", rows.batch_id)
+                    if connection is not None:
+                        with contextlib.suppress(Exception):
+                            connection.invalidate()  # a new one for the next batch
+                            connection.close()
+                        connection = None
+        finally:
+            if connection is not None:
+                self._disconnect(connection)
+
+    def _connect(self) -> Connection:
+        """Autocommit, with the commit not waiting for the disk (as `_outcome_transaction`, for the whole
+        session): only the server's crash can lose a row, and the batch's members then stay to be
+        written by the next send."""
+        bind = self._sessions.kw["bind"]
+        connection: Connection = bind.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql("SET synchronous_commit TO OFF")
+        return connection
+
+    @staticmethod
+    def _disconnect(connection: Connection) -> None:
+        try:
+            connection.exec_driver_sql("RESET synchronous_commit")
+        except Exception:
+            log.exception("cannot put synchronous_commit back: the connection is dropped")
+            with contextlib.suppress(Exception):
+                connection.invalidate()  # never hand a relaxed connection to a claim
+        connection.close()
 
     def _write(self, rows: _SentRows) -> None:
         try:
@@ -1035,16 +1124,16 @@ def _accepted_now(
     on_batch: Callable[[Progress], None] | None,
     now: Callable[[], datetime],
 ) -> _SentRows | None:
-    """The outcome of a batch taken at the first attempt, recorded while the next request is made;
-    returns the rows to write once that request has gone."""
+    """The outcome of a batch taken at the first attempt, recorded before the next request goes (unless
+    it was, in the transaction of the next batch's claim), and counted; returns the rows to write once
+    that request has gone."""
     claim = accepted.claim
     try:
-        people = [p.id for p in claim.people]
-        sent, refused, rows = _accept(
-            sessions, audience, accepted.outgoing, claim.batch_id, people, accepted.result, now()
-        )
+        if accepted.recorded is None:
+            accepted.record(sessions, audience, now())
     finally:
         in_flight.release(claim.batch_id)
+    sent, refused, rows = cast(tuple[int, int, _SentRows | None], accepted.recorded)
     report.sent += sent
     report.failed += refused
     if on_batch:

@@ -108,7 +108,8 @@ def start_poster(
 
 
 class ThreadPoster:
-    """A thread of the sender's process (providers that cannot be made again elsewhere, small sends)."""
+    """Threads of the sender's process (providers that cannot be made again elsewhere, small sends): two,
+    so that the next request is made while the one before waits for its answer."""
 
     def __init__(self, provider: Provider, make: MakeRecipients):
         self._provider = provider

@@ -49,7 +49,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from digest.errors import UsageError
 from digest.store.db import rowcount
-from digest.store.models import Base, Delivery, Event, EventPerson, UTCDateTime
+from digest.store.models import Base, Delivery, Event, EventPerson, Issue, UTCDateTime
 from subscribers.models import (
     FINAL_STATUSES,
     STATUSES,
@@ -1325,8 +1325,11 @@ def erase(session: Session, address: str, *, now: datetime) -> bool:
     suppress(session, address, "erased", now)
     if subscriber is None:
         return False
-    # Deliveries keep no foreign key to the person (migration 0020): their rows go here.
-    session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
+    # Deliveries keep no foreign key to the person (migration 0020): their rows go here, found issue by
+    # issue through the unique (issue_id, subscriber_id) key, the only index that holds the person (0021).
+    issues = session.scalars(select(Issue.id)).all()
+    if issues:
+        session.execute(delete(Delivery).where(Delivery.issue_id.in_(issues), Delivery.subscriber_id == subscriber.id))
     session.delete(subscriber)
     return True
 

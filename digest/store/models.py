@@ -234,9 +234,8 @@ class Delivery(Base):
     hold."""
 
     __tablename__ = "deliveries"
-    # No index holds `status`, so marking a row sent updates it in place (PostgreSQL's HOT update; the
-    # table keeps a quarter of each page free for it): migration 0019. Counts by status come from
-    # delivery_counts (0018).
+    # Each row is written once, with its outcome (0020); no index holds `status` (0019). Counts by status
+    # come from delivery_counts (0018).
     __table_args__ = (UniqueConstraint("issue_id", "subscriber_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -245,7 +244,8 @@ class Delivery(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     # No foreign key (0020): a check per row written cost a send more than the row; erasing a person
     # deletes their rows itself (`subscribers.store.erase`), and rows are written only for people present.
-    subscriber_id: Mapped[int] = mapped_column(index=True)
+    # No index of its own (0021): erasing finds a person's rows through the unique key, issue by issue.
+    subscriber_id: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), default="sent")  # sent, skipped, failed, cancelled
     message_id: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ import pytest
 
 from digest.delivery.providers.sendgrid_api import SendGridProvider, SendGridRequestBuilder, retry_after_seconds
 from digest.email.message import OutgoingIssue, Recipient
-from digest.errors import FailureKind, ProviderError
+from digest.errors import ConfigError, FailureKind, ProviderError
 from tests.fakes.sendgrid import FakeSendGrid, validate
 
 ISSUE = OutgoingIssue(
@@ -141,3 +141,20 @@ def test_a_transactional_message_is_one_personalization():
     ]
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     assert body["subject"] == "Confirm your subscription" and fake.violations == []
+
+
+def test_a_sendgrid_host_that_is_no_http_url_is_refused_with_the_setting_named():
+    with pytest.raises(ConfigError, match=r"DIGEST_SENDGRID_API_HOST: an http\(s\) URL is needed, not 'file:///etc'"):
+        SendGridProvider("SG.key", host="file:///etc")
+
+
+def test_a_batch_is_posted_with_the_api_key_and_the_json_made_before_its_turn():
+    with FakeSendGrid(keep_bodies=True) as fake:
+        provider = SendGridProvider(fake.api_key, host=fake.url)
+        send = provider.prepare_batch(ISSUE, [recipient(1), recipient(2)], batch_id=7)
+        result = send()
+        with pytest.raises(ProviderError, match="refused the API key"):
+            SendGridProvider("SG.wrong", host=fake.url).send_batch(ISSUE, [recipient(3)], batch_id=8)
+    [accepted] = fake.accepted
+    assert set(result.sent) == {1, 2} and set(result.sent.values()) == {accepted.message_id}
+    assert [p["custom_args"]["batch_id"] for p in accepted.body["personalizations"]] == ["7", "7"]

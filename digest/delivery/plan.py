@@ -30,7 +30,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from digest.delivery.audience import Audience
-from digest.delivery.heap import long_lived_frozen
+from digest.delivery.interpreter import bulk_work
 from digest.delivery.waves import LocalDelivery, Wave, plan_waves
 from digest.email.segments import FULL, issue_sections, segment_content, segment_key
 from digest.store.db import TextSelect
@@ -100,7 +100,7 @@ def plan_batches(
     return plan_issue(session, audience, issue, batch_size=batch_size, now=now, local=local).batches
 
 
-@long_lived_frozen()
+@bulk_work()
 def plan_issue(
     session: Session,
     audience: Audience,

@@ -68,7 +68,7 @@ from sqlalchemy.types import TypeEngine
 
 from digest.config import DeliveryConfig
 from digest.delivery.audience import Audience
-from digest.delivery.heap import long_lived_frozen
+from digest.delivery.interpreter import bulk_work
 from digest.delivery.lock import InFlight
 from digest.delivery.posting import NotSent, Request, make_request, start_poster
 from digest.delivery.providers.base import BatchResult, Provider
@@ -319,7 +319,7 @@ def _outcomes(
     return rows
 
 
-@long_lived_frozen()
+@bulk_work()
 def send_issue(
     sessions: sessionmaker[Session],
     provider: Provider,

@@ -278,8 +278,10 @@ class Event(Base):
     provider_event_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     type: Mapped[str] = mapped_column(String(50))
     email: Mapped[str | None] = mapped_column(String(320))
-    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
-    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"), index=True)
+    # No foreign keys (0022): the webhook's INSERT joins each event to its issue and subscriber, and erasing
+    # a person clears their events itself.
+    issue_id: Mapped[int | None]
+    subscriber_id: Mapped[int | None] = mapped_column(index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

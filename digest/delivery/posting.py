@@ -12,8 +12,8 @@ recipients are made there (`Audience.recipients_of`). The request is made at onc
 `go`, as on the thread (`digest.delivery.sender`).
 A provider takes part only if it can be made again in another process (`Provider.portable`, SendGrid's);
 the others (SMTP, the outbox) post from the thread. The process is asked for by
-`delivery.request_process_batches` (off by default: it costs a second process of about 100 MB, for a
-tenth more speed on PostgreSQL on a two-core machine; see digest/delivery/README.md).
+`delivery.request_process_batches` (off by default: it costs a second process of about 100 MB; see
+digest/delivery/README.md).
 
 The process ignores SIGINT and SIGTERM: the sender stops it when the send stops, after the request in
 flight is answered. If the sender dies, the process reads the end of the pipe and exits; a request it

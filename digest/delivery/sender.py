@@ -418,10 +418,9 @@ def send_issue(
             report.skipped += len(claim.left)
             if accepted is not None and accepted.recorded is None:
                 # Recorded before the next request goes: a crash leaves one batch of unknown fate, not two.
-                unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
-                accepted = None
+                accepted.record(sessions, audience, now())
             request.go()
-            if accepted is not None:  # recorded with this batch's claim, counted now that its request went
+            if accepted is not None:  # counted once the next request went
                 unwritten = _accepted_now(sessions, audience, accepted, report, in_flight, on_batch, now)
                 accepted = None
             if claims_ahead and not stop.is_set():
@@ -598,12 +597,7 @@ class _PeekAhead:
             return None
         with self._sessions.begin() as session:
             record(session)
-            taken = self._in_flight.hold(claimed.batch_id)
-            if taken and not _move_on(
-                session.connection(), claimed.batch_id, (self._status,), "submitting", attempts=_ONE_MORE_ATTEMPT
-            ):
-                self._in_flight.release(claimed.batch_id)
-                taken = False
+            taken = _take(session.connection(), self._in_flight, claimed.batch_id, self._status)
             if taken and claimed.left:
                 settled = _outcomes(utcnow(), skipped=claimed.left)
                 _settle_some(session, self._audience, claimed.batch_id, settled, [p.id for p in claimed.people])
@@ -765,17 +759,24 @@ def _claim(
             if row is None:
                 return None
             batch_id, number, status, segment, send_at = row
-            if not in_flight.hold(batch_id):
-                passed.append(batch_id)
-                continue
-            if not _move_on(connection, batch_id, (status,), "submitting", attempts=_ONE_MORE_ATTEMPT):
-                in_flight.release(batch_id)
+            if not _take(connection, in_flight, batch_id, status):
                 passed.append(batch_id)
                 continue
             people, left = load_people(session, audience, batch_id)
             if left:  # settled now: the members left are the people the request carries
                 _settle_some(session, audience, batch_id, _outcomes(utcnow(), skipped=left), [p.id for p in people])
             return _Claimed(batch_id, number, segment, send_at, people, left)
+
+
+def _take(connection: Connection, in_flight: InFlight, batch_id: int, status: str) -> bool:
+    """Mark the batch ours in flight and move it from `status` to `submitting` by compare-and-set; False,
+    and not ours, when another sender has it in flight or moved it first."""
+    if not in_flight.hold(batch_id):
+        return False
+    if _move_on(connection, batch_id, (status,), "submitting", attempts=_ONE_MORE_ATTEMPT):
+        return True
+    in_flight.release(batch_id)
+    return False
 
 
 def _tally(
